@@ -1,0 +1,71 @@
+"""Errors the CLI maps to exit codes and one-paragraph messages.
+
+Every foreseeable failure is raised as one of these, carrying the cause (message),
+the fix (hint) and the documented exit code; the CLI formats them in one place.
+"""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    """The documented exit codes (README, design)."""
+
+    OK = 0
+    FAILED = 1  # deployment failed; diff: changes present; doctor: a required check failed
+    USAGE = 2  # usage or configuration error, safety refusals
+    IMAGE = 3  # build or push failed, Docker or registry unreachable
+    CLUSTER = 4  # cluster unreachable or not authorised
+    LOCKED = 5  # another deploy holds the namespace lock
+    INTERRUPTED = 130
+
+
+class PalessError(Exception):
+    """Base error: a message for the user, a hint naming the fix, an exit code."""
+
+    exit_code: int = ExitCode.FAILED
+    code: str = "error"
+
+    def __init__(self, message: str, hint: str = "", *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}".strip() if self.hint else self.message
+
+
+class ConfigError(PalessError):
+    """Bad configuration, bad usage, or a refusal for safety (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+    code = "config"
+
+
+class BuildError(PalessError):
+    """An image build or push failed, or Docker / the registry is unreachable (exit 3)."""
+
+    exit_code = ExitCode.IMAGE
+    code = "image"
+
+
+class ClusterError(PalessError):
+    """The cluster is unreachable or refuses us (exit 4)."""
+
+    exit_code = ExitCode.CLUSTER
+    code = "cluster"
+
+
+class DeployFailed(PalessError):
+    """The deployment ran but did not become healthy (exit 1)."""
+
+    exit_code = ExitCode.FAILED
+    code = "deploy-failed"
+
+
+class LockHeld(PalessError):
+    """Another deploy holds the namespace lock past the lock timeout (exit 5)."""
+
+    exit_code = ExitCode.LOCKED
+    code = "locked"
