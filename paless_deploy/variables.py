@@ -1,0 +1,79 @@
+"""The configuration variables of the Paless stack: one table, shared by config and render.
+
+Each entry says its development default, whether it is a secret (masked everywhere),
+and whether render may substitute it into manifests as `${NAME}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One configuration variable of `paless.env`."""
+
+    name: str
+    default: str | None  # None: no default (unset unless configured)
+    description: str
+    secret: bool = False
+    substitutable: bool = True  # may appear as ${NAME} in manifests
+    dev_default: str | None = None  # the development value `prod` refuses (credentials)
+    optional_field: bool = False  # empty value: render drops the field instead of failing
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("PROJECT_NAME", "paless", "Image name prefix: {REGISTRY}/{PROJECT_NAME}-{app}."),
+    Variable("PALESS_NAMESPACE", None,
+             "Target namespace; default PROJECT_NAME lower-cased with _ -> -; 'auto' = from branch."),
+    Variable("REGISTRY", "localhost:5000", "Registry the images are pushed to and pulled from."),
+    Variable("OVERLAY", "dev", "Kustomize overlay: k8s/overlays/<OVERLAY>.", substitutable=False),
+    Variable("POSTGRES_DB", "paperless", "PostgreSQL database name."),
+    Variable("POSTGRES_USER", "paperless", "PostgreSQL owner role (runs migrations)."),
+    Variable("POSTGRES_PASSWORD", "dev-postgres-password-changeme", "PostgreSQL owner password.",
+             secret=True, dev_default="dev-postgres-password-changeme"),
+    Variable("PAPERLESS_APP_DB_PASSWORD", "dev-app-db-password-changeme",
+             "Password of the least-privilege application role.",
+             secret=True, dev_default="dev-app-db-password-changeme"),
+    Variable("MINIO_ROOT_USER", "admin", "MinIO root user (also rclone's access key)."),
+    Variable("MINIO_ROOT_PASSWORD", "dev-minio-password-changeme",
+             "MinIO root password, at least 8 characters.",
+             secret=True, dev_default="dev-minio-password-changeme"),
+    Variable("MINIO_BUCKET", "paperless-media", "Bucket created by the bucket Job, mounted by rclone."),
+    Variable("PAPERLESS_SECRET_KEY", "dev-paperless-secret-key-changeme-0123456789",
+             "Django signing key.", secret=True,
+             dev_default="dev-paperless-secret-key-changeme-0123456789"),
+    Variable("PAPERLESS_TIME_ZONE", "UTC", "Time zone of the application."),
+    Variable("PAPERLESS_OCR_LANGUAGE", "eng", "OCR languages, e.g. eng or eng+deu."),
+    Variable("CELERY_TENANT_BATCH_SIZE", "10", "Scheduler: tenants per fan-out batch."),
+    Variable("CELERY_TENANT_BATCH_DELAY", "60", "Scheduler: seconds between fan-out batches."),
+    Variable("PAPERLESS_URL", "http://paless.local", "Public URL of the application."),
+    Variable("INGRESS_HOST", "paless.local",
+             "Ingress host (the first DNS label is read as the tenant)."),
+    Variable("INGRESS_CLASS", "traefik", "IngressClass (k3s ships traefik; nginx also works)."),
+    Variable("PALESS_BASE_DOMAIN", None,
+             "Branch mode: Ingress host becomes *.{namespace}.{PALESS_BASE_DOMAIN}.",
+             substitutable=False),
+    Variable("MINIO_CONSOLE_NODEPORT", None,
+             "dev only: fixed NodePort of the MinIO console; unset = auto-assigned.",
+             optional_field=True),
+    Variable("STORAGE_CLASS", "local-path", "StorageClass of StatefulSet volumes and dynamic claims."),
+    Variable("SHARED_VOLUME_ACCESS_MODE", "ReadWriteOnce",
+             "Access mode of the data and media claims (ReadWriteMany across nodes)."),
+    Variable("DATA_VOLUME_SIZE", "1Gi", "Size of the data claim."),
+    Variable("MEDIA_VOLUME_SIZE", "2Gi", "Size of the media claim."),
+    Variable("POSTGRES_VOLUME_SIZE", "10Gi", "Size of each PostgreSQL volume."),
+    Variable("REDIS_VOLUME_SIZE", "2Gi", "Size of each Redis volume."),
+    Variable("MINIO_VOLUME_SIZE", "20Gi", "Size of each MinIO volume."),
+    Variable("BASE_IMAGE", "ghcr.io/paperless-ngx/paperless-ngx:2.18.4",
+             "Build argument of the component Dockerfiles (FROM ${BASE_IMAGE}).",
+             substitutable=False),
+    Variable("PALESS_TTL", None, "Branch namespaces: expiry used by gc, e.g. 3d.",
+             substitutable=False),
+    Variable("PALESS_LOCK_TIMEOUT", "10m", "How long a deploy waits for the namespace lock.",
+             substitutable=False),
+)
+
+BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
+SECRET_NAMES: frozenset[str] = frozenset(v.name for v in VARIABLES if v.secret)
+SUBSTITUTABLE_NAMES: frozenset[str] = frozenset(v.name for v in VARIABLES if v.substitutable)
