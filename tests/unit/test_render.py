@@ -1,0 +1,193 @@
+"""Unit tests of the render stage against a small fixture overlay.
+
+Runs the real `kubectl kustomize`; no cluster is involved.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from paless_deploy.errors import ConfigError
+from paless_deploy.render import (
+    REDACTED,
+    format_path,
+    has_tag_or_digest,
+    redact_secrets,
+    render_overlay,
+    rewrite_images,
+    substitute_variables,
+    to_yaml,
+)
+
+FIXTURE_PROJECT = Path(__file__).resolve().parents[1] / "fixtures" / "overlays" / "project"
+APP_IMAGES = {"web": "localhost:5000/paless-web:abc123"}
+VALUES = {
+    "POSTGRES_PASSWORD": "s3cret-value-xyz",
+    "POSTGRES_DB": "paperless",
+    "PAPERLESS_TIME_ZONE": "Europe/Berlin",
+    "CELERY_TENANT_BATCH_SIZE": "4",
+    "PALESS_NAMESPACE": "ns1",
+    "DATA_VOLUME_SIZE": "1Gi",
+}
+
+
+def render(variables: dict[str, str] = VALUES, images: dict[str, str] = APP_IMAGES) -> dict:
+    """Render the basic fixture overlay; objects keyed by `Kind/name`."""
+    objects = render_overlay(FIXTURE_PROJECT, "basic", "ns1", variables, images)
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in objects}
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict:
+    return render()
+
+
+def test_allow_listed_placeholders_are_substituted(rendered: dict) -> None:
+    data = rendered["ConfigMap/fixture-config"]["data"]
+    assert data["mixed"] == "db=paperless;tz=Europe/Berlin"
+    env = rendered["Deployment/fixture-web"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[2] == {"name": "TZ", "value": "Europe/Berlin"}
+    assert rendered["Secret/fixture-secret"]["stringData"]["password"] == "s3cret-value-xyz"
+
+
+def test_bare_paren_and_unknown_placeholders_are_untouched(rendered: dict) -> None:
+    data = rendered["ConfigMap/fixture-config"]["data"]
+    assert data["bare"] == "$POSTGRES_DB"
+    assert data["paren"] == "$(POSTGRES_DB)"
+    assert data["other"] == "${NOT_A_PALESS_VARIABLE}"
+    pod = rendered["Deployment/fixture-web"]["spec"]["template"]["spec"]
+    assert pod["initContainers"][0]["command"][2] == "echo $HOSTNAME ${HOSTNAME}"
+    assert pod["containers"][0]["env"][1]["value"] == "$(A)"
+
+
+def test_integer_fields_become_ints_but_free_form_data_stays_string(rendered: dict) -> None:
+    assert rendered["Deployment/fixture-web"]["spec"]["replicas"] == 4
+    assert rendered["ConfigMap/fixture-config"]["data"]["count"] == "4"
+
+
+def test_optional_field_is_removed_when_unset(rendered: dict) -> None:
+    port = rendered["Service/fixture-console"]["spec"]["ports"][0]
+    assert port == {"port": 9001}
+
+
+def test_optional_field_is_set_and_typed_when_given() -> None:
+    objects = render({**VALUES, "MINIO_CONSOLE_NODEPORT": "30090"})
+    assert objects["Service/fixture-console"]["spec"]["ports"][0]["nodePort"] == 30090
+
+
+def test_missing_variable_names_object_and_field() -> None:
+    values = {k: v for k, v in VALUES.items() if k != "PAPERLESS_TIME_ZONE"}
+    with pytest.raises(ConfigError) as err:
+        render(values)
+    message = str(err.value)
+    assert "Deployment/fixture-web" in message
+    assert "spec.template.spec.containers[0].env[2].value" in message
+    assert "PAPERLESS_TIME_ZONE" in message
+    assert "ConfigMap/fixture-config field data.mixed" in message
+
+
+def test_missing_secret_error_shows_no_value() -> None:
+    values = {k: v for k, v in VALUES.items() if k != "POSTGRES_PASSWORD"}
+    values["PAPERLESS_TIME_ZONE"] = ""
+    with pytest.raises(ConfigError) as err:
+        render(values)
+    assert "Secret/fixture-secret field stringData.password" in str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+def test_secret_variable_outside_a_secret_is_refused() -> None:
+    objects = [{"kind": "ConfigMap", "metadata": {"name": "leak"},
+                "data": {"url": "postgres://u:${POSTGRES_PASSWORD}@db"}}]
+    with pytest.raises(ConfigError) as err:
+        substitute_variables(objects, {"POSTGRES_PASSWORD": "s3cret-value-xyz"})
+    assert "ConfigMap/leak" in str(err.value) and "data.url" in str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+def test_app_image_is_rewritten_and_pinned_images_kept(rendered: dict) -> None:
+    pod = rendered["Deployment/fixture-web"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "localhost:5000/paless-web:abc123"
+    assert pod["containers"][1]["image"].startswith("redis@sha256:")
+    assert pod["initContainers"][0]["image"] == "busybox:1.37.0"
+
+
+def test_unbuilt_app_image_is_an_error_naming_object_and_container() -> None:
+    with pytest.raises(ConfigError) as err:
+        render(images={})
+    assert "Deployment/fixture-web" in str(err.value)
+    assert "'web'" in str(err.value)
+
+
+@pytest.mark.parametrize("image", ["nginx", "localhost:5000/nginx"])
+def test_untagged_third_party_image_is_an_error(image: str) -> None:
+    job = {"kind": "Job", "metadata": {"name": "j"},
+           "spec": {"template": {"spec": {"containers": [{"name": "c", "image": image}]}}}}
+    with pytest.raises(ConfigError, match="Job/j container 'c'"):
+        rewrite_images([job], APP_IMAGES)
+
+
+def test_has_tag_or_digest() -> None:
+    assert has_tag_or_digest("localhost:5000/paless-web:abc")
+    assert has_tag_or_digest("redis@sha256:00")
+    assert not has_tag_or_digest("localhost:5000/paless-web")
+    assert not has_tag_or_digest("web")
+
+
+def test_namespace_and_labels(rendered: dict) -> None:
+    for key, obj in rendered.items():
+        labels = obj["metadata"]["labels"]
+        assert labels["app.kubernetes.io/managed-by"] == "paless-deploy", key
+        assert labels["app.kubernetes.io/instance"] == "ns1", key
+    assert rendered["ConfigMap/fixture-config"]["metadata"]["namespace"] == "ns1"
+    # an existing part-of label is kept, a missing one added
+    assert rendered["ConfigMap/fixture-config"]["metadata"]["labels"][
+        "app.kubernetes.io/part-of"] == "something-else"
+    assert rendered["Secret/fixture-secret"]["metadata"]["labels"][
+        "app.kubernetes.io/part-of"] == "paless"
+    # cluster-scoped: no namespace; name carries the namespace through the placeholder
+    pv = rendered["PersistentVolume/fixture-ns1"]
+    assert "namespace" not in pv["metadata"]
+    # selectors are left alone
+    deployment = rendered["Deployment/fixture-web"]
+    assert deployment["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/component": "web"}
+    assert "app.kubernetes.io/instance" not in deployment["spec"]["template"]["metadata"]["labels"]
+
+
+def test_redaction_and_yaml(rendered: dict) -> None:
+    objects = list(rendered.values())
+    redacted = redact_secrets(objects)
+    text = to_yaml(redacted)
+    assert "s3cret-value-xyz" not in text
+    assert REDACTED in text
+    # the input is not modified
+    assert rendered["Secret/fixture-secret"]["stringData"]["password"] == "s3cret-value-xyz"
+    assert list(yaml.safe_load_all(text)) == redacted
+
+
+def test_broken_kustomization_names_overlay_and_stderr() -> None:
+    with pytest.raises(ConfigError) as err:
+        render_overlay(FIXTURE_PROJECT, "broken", "ns1", VALUES, APP_IMAGES)
+    assert "'broken'" in str(err.value)
+    assert "does-not-exist.yaml" in str(err.value)
+
+
+def test_unknown_overlay_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="'nope'"):
+        render_overlay(FIXTURE_PROJECT, "nope", "ns1", VALUES, APP_IMAGES)
+
+
+def test_missing_kubectl_is_an_error_with_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ConfigError) as err:
+        render_overlay(FIXTURE_PROJECT, "basic", "ns1", VALUES, APP_IMAGES)
+    assert "kubectl" in err.value.hint
+
+
+def test_format_path() -> None:
+    path = ("spec", "template", "spec", "containers", 0, "env", 2, "value")
+    assert format_path(path) == "spec.template.spec.containers[0].env[2].value"
+    assert format_path(("metadata", "annotations", "paless.io/phase")) == \
+        "metadata.annotations['paless.io/phase']"
