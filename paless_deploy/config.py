@@ -1,0 +1,407 @@
+"""Effective configuration: flags > environment > env files > defaults, with provenance.
+
+Every value remembers where it came from (flag, environment, file:line, default) so
+that validation errors and `paless-deploy config` can name the source and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from paless_deploy.errors import ConfigError
+from paless_deploy.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
+
+DEFAULT_ENV_FILES: tuple[str, ...] = ("paless.env", ".context-management/.env")
+SOURCE_FLAG = "flag"
+SOURCE_ENVIRONMENT = "environment"
+SOURCE_DEFAULT = "default"
+MASK = "********"
+AUTO_NAMESPACE = "auto"
+MIN_CREDENTIAL_LENGTH = 8
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IMAGE_COMPONENT = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$")
+_OVERLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One variable's effective value and where it came from."""
+
+    name: str
+    value: str | None  # None: unset (no default, not configured)
+    source: str  # "flag", "environment", "<file>:<line>", "default" or "derived: ..."
+
+    @property
+    def secret(self) -> bool:
+        """True for credentials: never printed."""
+        return self.name in SECRET_NAMES
+
+    @property
+    def explicit(self) -> bool:
+        """True when the user configured it (anything but the built-in default)."""
+        return self.source != SOURCE_DEFAULT
+
+    def describe_source(self) -> str:
+        """The source in words, for messages."""
+        if self.source == SOURCE_FLAG:
+            return "from the command line"
+        if self.source == SOURCE_ENVIRONMENT:
+            return "from the environment"
+        if self.source == SOURCE_DEFAULT:
+            return "the built-in default"
+        if self.source.startswith("derived"):
+            return self.source
+        return f"from {self.source}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration of one invocation (immutable)."""
+
+    project_dir: Path
+    settings: Mapping[str, Setting]
+    namespace: str  # effective target namespace
+    namespace_source: str  # why: "PALESS_NAMESPACE (flag)", "PROJECT_NAME", "branch <b>"
+    branch: str | None = None  # set in branch mode (PALESS_NAMESPACE=auto)
+    env_files: tuple[Path, ...] = ()  # the env files actually read, in order
+
+    def value(self, name: str) -> str | None:
+        """Effective value of a variable (None when unset)."""
+        return self.settings[name].value
+
+    def source(self, name: str) -> str:
+        """Where a variable's value came from."""
+        return self.settings[name].source
+
+    @property
+    def overlay(self) -> str:
+        """Kustomize overlay name (k8s/overlays/<overlay>)."""
+        return self.value("OVERLAY") or "dev"
+
+    @property
+    def overlay_dir(self) -> Path:
+        """Directory of the overlay."""
+        return self.project_dir / "k8s" / "overlays" / self.overlay
+
+    @property
+    def registry(self) -> str:
+        """Registry host[:port][/path] images are pushed to."""
+        return (self.value("REGISTRY") or "localhost:5000").rstrip("/")
+
+    @property
+    def project_name(self) -> str:
+        """Image name prefix."""
+        return self.value("PROJECT_NAME") or "paless"
+
+    @property
+    def branch_mode(self) -> bool:
+        """True when the namespace is derived from the branch."""
+        return self.branch is not None
+
+    def image_repository(self, app: str) -> str:
+        """`{REGISTRY}/{PROJECT_NAME}-{app}`, without a tag."""
+        return f"{self.registry}/{self.project_name}-{app}"
+
+    def build_args(self) -> dict[str, str]:
+        """Build arguments passed to every image build."""
+        base = self.value("BASE_IMAGE")
+        return {"BASE_IMAGE": base} if base else {}
+
+    def masked(self, name: str) -> str:
+        """The value safe to show: secrets masked, unset as empty string."""
+        value = self.settings[name].value
+        if value is None:
+            return ""
+        if name in SECRET_NAMES and value:
+            return MASK
+        return value
+
+    def substitution_values(self) -> dict[str, str]:
+        """Values render may substitute as `${NAME}`: every allow-listed, non-empty one.
+
+        PALESS_NAMESPACE is the effective namespace (derived when not configured).
+        """
+        values = {
+            name: setting.value
+            for name, setting in self.settings.items()
+            if name in SUBSTITUTABLE_NAMES and setting.value
+        }
+        values["PALESS_NAMESPACE"] = self.namespace
+        return values
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(variable, masked value, source) for every variable, in table order."""
+        rows = []
+        for variable in VARIABLES:
+            if variable.name == "PALESS_NAMESPACE":
+                rows.append((variable.name, self.namespace, self.namespace_source))
+                continue
+            setting = self.settings[variable.name]
+            shown = self.masked(variable.name) if setting.value is not None else "(unset)"
+            rows.append((variable.name, shown, setting.source))
+        return rows
+
+
+def parse_duration(text: str, what: str = "duration") -> float:
+    """Seconds in `90`, `90s`, `5m`, `1h` or `3d`; ConfigError naming `what` otherwise."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ConfigError(
+            f"{what}: {text!r} is not a duration.",
+            "Write a number of seconds or a number with a unit: 90, 90s, 5m, 1h, 3d.",
+        )
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def resolve_env_files(project_dir: Path, env_files: list[Path] | None) -> list[Path]:
+    """The env files to read, in order (later wins).
+
+    Default: `paless.env` then `.context-management/.env` in the project, those that
+    exist. Given files replace the default list and must all exist.
+    """
+    if env_files is None:
+        return [project_dir / name for name in DEFAULT_ENV_FILES
+                if (project_dir / name).is_file()]
+    missing = [path for path in env_files if not Path(path).is_file()]
+    if missing:
+        raise ConfigError(
+            f"Env file {missing[0]} does not exist (given with --env-file).",
+            "Check the path; relative paths are taken from the current directory.",
+        )
+    return [Path(path) for path in env_files]
+
+
+def _display_path(path: Path, project_dir: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(project_dir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _line_numbers(path: Path) -> dict[str, int]:
+    """Line of the last assignment of each key (python-dotenv: the last one wins)."""
+    lines: dict[str, int] = {}
+    pattern = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = pattern.match(line)
+        if match:
+            lines[match.group(1)] = number
+    return lines
+
+
+def read_env_file(path: Path, project_dir: Path) -> dict[str, Setting]:
+    """Known variables of one env file with `<file>:<line>` sources; never executed."""
+    from dotenv import dotenv_values
+
+    try:
+        values = dotenv_values(path, interpolate=False)
+        lines = _line_numbers(path)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read env file {path}: {exc.strerror}.",
+                          "Check the file's permissions.") from exc
+    shown = _display_path(path, project_dir)
+    return {
+        name: Setting(name, value if value is not None else "", f"{shown}:{lines.get(name, 0)}")
+        for name, value in values.items()
+        if name in BY_NAME
+    }
+
+
+def load_config(
+    project_dir: Path,
+    env_files: list[Path] | None,
+    overrides: Mapping[str, str],
+    environ: Mapping[str, str] = os.environ,
+    *,
+    validate: bool = True,
+    scope: str = "deploy",
+) -> Config:
+    """Merge defaults, env files, environment and flags (highest) into a Config.
+
+    `overrides` maps variable names to values given on the command line
+    (`--overlay` -> OVERLAY, `-n` -> PALESS_NAMESPACE, `--namespace-from-branch` ->
+    PALESS_NAMESPACE=auto, `--registry` -> REGISTRY). With `validate`, the first
+    problem found by `config_problems(config, scope=scope)` is raised as ConfigError.
+    """
+    project_dir = Path(project_dir)
+    if not project_dir.is_dir():
+        raise ConfigError(f"Project directory {project_dir} does not exist.",
+                          "Pass --project-dir pointing at the Paless repository.")
+    unknown = sorted(set(overrides) - set(BY_NAME))
+    if unknown:
+        raise ConfigError(f"Unknown configuration variable {unknown[0]}.",
+                          "See `paless-deploy config` for the list of variables.")
+
+    settings: dict[str, Setting] = {
+        v.name: Setting(v.name, v.default, SOURCE_DEFAULT) for v in VARIABLES
+    }
+    files = resolve_env_files(project_dir, env_files)
+    for path in files:
+        settings.update(read_env_file(path, project_dir))
+    for name in BY_NAME:
+        if name in environ:
+            settings[name] = Setting(name, environ[name], SOURCE_ENVIRONMENT)
+    for name, value in overrides.items():
+        settings[name] = Setting(name, value, SOURCE_FLAG)
+
+    namespace, namespace_source, branch = _effective_namespace(settings, environ, project_dir)
+    _derive_ingress_host(settings, namespace)
+    config = Config(
+        project_dir=project_dir,
+        settings=settings,
+        namespace=namespace,
+        namespace_source=namespace_source,
+        branch=branch,
+        env_files=tuple(files),
+    )
+    if validate:
+        problems = config_problems(config, scope=scope)
+        if problems:
+            raise _first_of(problems)
+    return config
+
+
+def _effective_namespace(
+    settings: Mapping[str, Setting], environ: Mapping[str, str], project_dir: Path,
+) -> tuple[str, str, str | None]:
+    ns = settings["PALESS_NAMESPACE"]
+    project = settings["PROJECT_NAME"]
+    if ns.value and ns.value.strip().lower() == AUTO_NAMESPACE:
+        from paless_deploy.branch import branch_namespace, current_branch
+
+        branch = current_branch(environ, project_dir)
+        return (branch_namespace(project.value or "paless", branch),
+                f"branch {branch} ({ns.source})", branch)
+    if ns.value:
+        return ns.value, ns.source, None
+    derived = (project.value or "").lower().replace("_", "-")
+    return derived, f"derived from PROJECT_NAME ({project.source})", None
+
+
+def _derive_ingress_host(settings: dict[str, Setting], namespace: str) -> None:
+    """With PALESS_BASE_DOMAIN, each namespace gets the wildcard host of its own."""
+    domain = settings["PALESS_BASE_DOMAIN"].value
+    host = settings["INGRESS_HOST"]
+    if domain and not host.explicit:
+        settings["INGRESS_HOST"] = Setting(
+            "INGRESS_HOST", f"*.{namespace}.{domain}",
+            "derived: *.{namespace}.{PALESS_BASE_DOMAIN}",
+        )
+
+
+def _first_of(problems: list[ConfigError]) -> ConfigError:
+    first = problems[0]
+    if len(problems) > 1:
+        first.hint = (f"{first.hint} ({len(problems) - 1} more problem(s): "
+                      "`paless-deploy config` lists them.)").strip()
+    return first
+
+
+def _where(setting: Setting) -> str:
+    return f"{setting.name} ({setting.describe_source()})"
+
+
+SCOPES: tuple[str, ...] = ("images", "cluster", "deploy")
+
+
+def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigError]:
+    """Every validation problem of a configuration, each naming variable, source and fix.
+
+    `scope` says what the command needs: "images" (build, push: image names only),
+    "cluster" (adds the namespace: status, destroy, gc) or "deploy" (everything:
+    overlay, MinIO password, prod credentials).
+    """
+    problems: list[ConfigError] = []
+    s = config.settings
+    project = s["PROJECT_NAME"]
+    if not project.value or not _IMAGE_COMPONENT.match(project.value):
+        problems.append(ConfigError(
+            f"PROJECT_NAME {project.value!r} ({project.describe_source()}) cannot start an "
+            "image name.",
+            "Use lower-case letters, digits and single '-', '_' or '.' between them, "
+            "e.g. PROJECT_NAME=paless.",
+        ))
+    if scope == "images":
+        return problems
+
+    namespace = config.namespace
+    if not _DNS_LABEL.match(namespace) or len(namespace) > 63:
+        problems.append(ConfigError(
+            f"Namespace {namespace!r} ({config.namespace_source}) is not a valid Kubernetes "
+            "namespace name.",
+            "Use at most 63 lower-case letters, digits and '-', starting and ending with a "
+            "letter or digit: set PALESS_NAMESPACE or pass -n.",
+        ))
+    if scope == "cluster":
+        return problems
+
+    overlay = s["OVERLAY"]
+    if not overlay.value or not _OVERLAY_NAME.match(overlay.value):
+        problems.append(ConfigError(
+            f"Overlay {overlay.value!r} ({_where(overlay)}) is not a directory name.",
+            f"Use one of: {', '.join(available_overlays(config.project_dir)) or 'dev'}.",
+        ))
+    elif not (config.overlay_dir / "kustomization.yaml").is_file():
+        found = available_overlays(config.project_dir)
+        problems.append(ConfigError(
+            f"Overlay {overlay.value!r} ({_where(overlay)}) has no "
+            f"k8s/overlays/{overlay.value}/kustomization.yaml in {config.project_dir}.",
+            (f"Set OVERLAY to one of: {', '.join(found)}." if found else
+             "Run from the Paless repository (or pass --project-dir), "
+             "where k8s/overlays/<overlay>/ holds the manifests."),
+        ))
+
+    minio = s["MINIO_ROOT_PASSWORD"]
+    if minio.value is not None and len(minio.value) < MIN_CREDENTIAL_LENGTH:
+        problems.append(ConfigError(
+            f"MINIO_ROOT_PASSWORD ({minio.describe_source()}) is shorter than "
+            f"{MIN_CREDENTIAL_LENGTH} characters; MinIO refuses to start with it.",
+            f"Set MINIO_ROOT_PASSWORD to at least {MIN_CREDENTIAL_LENGTH} characters.",
+        ))
+
+    if config.overlay == "prod":
+        for variable in VARIABLES:
+            if not variable.secret:
+                continue
+            setting = s[variable.name]
+            value = setting.value or ""
+            if variable.dev_default is not None and value == variable.dev_default:
+                problems.append(ConfigError(
+                    f"The prod overlay refuses {variable.name}: it is still the development "
+                    f"default ({setting.describe_source()}).",
+                    f"Set {variable.name} to a generated secret, e.g. in the CI secret store "
+                    "or an env file outside the repository (`openssl rand -base64 32`).",
+                ))
+            elif len(value) < MIN_CREDENTIAL_LENGTH and variable.name != "MINIO_ROOT_PASSWORD":
+                problems.append(ConfigError(
+                    f"The prod overlay refuses {variable.name} ({setting.describe_source()}): "
+                    f"shorter than {MIN_CREDENTIAL_LENGTH} characters.",
+                    f"Set {variable.name} to a generated secret of at least "
+                    f"{MIN_CREDENTIAL_LENGTH} characters (`openssl rand -base64 32`).",
+                ))
+    return problems
+
+
+def available_overlays(project_dir: Path) -> list[str]:
+    """Overlay names that have a kustomization.yaml."""
+    root = project_dir / "k8s" / "overlays"
+    if not root.is_dir():
+        return []
+    return sorted(p.parent.name for p in root.glob("*/kustomization.yaml"))
+
+
+def combined_error(problems: list[ConfigError]) -> ConfigError:
+    """All problems as one error (for `paless-deploy config`, which lists them all)."""
+    if len(problems) == 1:
+        return problems[0]
+    lines = "\n".join(f"  - {p.message} Fix: {p.hint}" for p in problems)
+    return ConfigError(f"{len(problems)} configuration problems:\n{lines}",
+                       "Fix each value at the source named above, then run again.")

@@ -1,0 +1,90 @@
+"""What one invocation of the tool runs with: configuration, output mode, deadlines.
+
+The CLI builds a RunContext once from the global options; every stage receives it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from paless_deploy.config import Config
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    """How to talk to the user: colour, terminal or plain lines, verbosity.
+
+    Progress and diagnostics always go to stderr, so that stdout can carry a JSON
+    document (`--output json`) or rendered YAML untouched.
+    """
+
+    color: bool = True
+    terminal: bool = False  # stderr is a terminal: live progress, panels
+    quiet: bool = False
+    verbosity: int = 0
+
+    @classmethod
+    def detect(
+        cls, *, no_color: bool = False, quiet: bool = False, verbosity: int = 0,
+        stream: IO[str] | None = None,
+    ) -> ConsoleSettings:
+        """Settings for the current process: NO_COLOR and --no-color disable colour."""
+        stream = stream if stream is not None else sys.stderr
+        try:
+            terminal = bool(stream.isatty())
+        except (AttributeError, ValueError):
+            terminal = False
+        color = terminal and not no_color and "NO_COLOR" not in os.environ
+        return cls(color=color, terminal=terminal, quiet=quiet, verbosity=verbosity)
+
+    def stderr_console(self) -> Console:
+        """A rich Console on stderr honouring these settings."""
+        from rich.console import Console
+
+        return Console(
+            stderr=True,
+            no_color=not self.color,
+            force_terminal=self.terminal,
+            highlight=False,
+            soft_wrap=not self.terminal,
+        )
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a command needs besides its own options.
+
+    Engine entry points are `engine.run_<command>(run_ctx, **options)`; they return a
+    `report.Result` (or None for success) and raise `errors.PalessError` subclasses.
+    """
+
+    config: Config
+    output: str = "text"  # "text" or "json"
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    timeout_s: float = 600.0
+    progress_deadline_s: float = 180.0
+    kubeconfig: str | None = None
+    context: str | None = None  # kubeconfig context name
+    verbosity: int = 0
+    started_monotonic: float = field(default_factory=time.monotonic)
+    started_at: float = field(default_factory=time.time)  # epoch seconds
+
+    @property
+    def json_output(self) -> bool:
+        """True when stdout carries the JSON result document."""
+        return self.output == "json"
+
+    def elapsed_s(self) -> float:
+        """Seconds since the invocation started."""
+        return time.monotonic() - self.started_monotonic
+
+    def remaining_s(self) -> float:
+        """Seconds left before the overall deadline (`--timeout`), never negative."""
+        return max(0.0, self.timeout_s - self.elapsed_s())

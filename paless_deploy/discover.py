@@ -1,0 +1,68 @@
+"""App discovery: which images this project builds, and from which Dockerfile.
+
+`<dir>/Dockerfile` one level down (context: the directory) and root
+`Dockerfile.<name>` (context: the project root); nothing deeper is searched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from paless_deploy.errors import ConfigError
+
+SKIPPED_DIRS: frozenset[str] = frozenset(
+    {"node_modules", ".git", ".venv", ".context-management", ".devcontainer"}
+)
+_APP_NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class App:
+    """One buildable app: its name, Dockerfile and build context."""
+
+    name: str
+    dockerfile: Path
+    context: Path
+
+    @property
+    def dockerfile_in_context(self) -> str:
+        """The Dockerfile path relative to the context (what the build API expects)."""
+        return self.dockerfile.relative_to(self.context).as_posix()
+
+
+def _check_name(name: str, source: Path) -> None:
+    if not _APP_NAME.match(name):
+        raise ConfigError(
+            f"App name {name!r} (from {source}) cannot be part of an image name.",
+            "Rename it with lower-case letters, digits and '-' (e.g. my-app).",
+        )
+
+
+def discover_apps(project_dir: Path) -> list[App]:
+    """Every app of the project, sorted by name; two sources for one name is an error."""
+    project_dir = Path(project_dir)
+    found: dict[str, App] = {}
+
+    def add(app: App) -> None:
+        _check_name(app.name, app.dockerfile.relative_to(project_dir))
+        if app.name in found:
+            first = found[app.name].dockerfile.relative_to(project_dir)
+            second = app.dockerfile.relative_to(project_dir)
+            raise ConfigError(
+                f"Two Dockerfiles build the app {app.name!r}: {first} and {second}.",
+                "Rename or remove one of them; each app name must have one source.",
+            )
+        found[app.name] = app
+
+    for entry in sorted(project_dir.iterdir()):
+        if entry.is_dir() and entry.name not in SKIPPED_DIRS:
+            dockerfile = entry / "Dockerfile"
+            if dockerfile.is_file():
+                add(App(entry.name, dockerfile, entry))
+        elif entry.is_file() and entry.name.startswith("Dockerfile."):
+            name = entry.name[len("Dockerfile."):]
+            if name and not name.endswith(".dockerignore"):
+                add(App(name, entry, project_dir))
+    return [found[name] for name in sorted(found)]
