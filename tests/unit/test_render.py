@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from paless_deploy.errors import ConfigError
 from paless_deploy.render import (
@@ -191,3 +193,20 @@ def test_format_path() -> None:
     assert format_path(path) == "spec.template.spec.containers[0].env[2].value"
     assert format_path(("metadata", "annotations", "paless.io/phase")) == \
         "metadata.annotations['paless.io/phase']"
+
+
+# --- properties ---------------------------------------------------------------------------
+
+@given(st.text(min_size=1))
+def test_value_is_inserted_verbatim_in_one_pass(value: str) -> None:
+    """Whatever a value contains (even `${POSTGRES_DB}`), it is inserted as is, never re-expanded."""
+    objects = [{"kind": "ConfigMap", "metadata": {"name": "c"},
+                "data": {"k": "x-${POSTGRES_DB}-y", "n": "${POSTGRES_DB}"}}]
+    out = substitute_variables(objects, {"POSTGRES_DB": value})
+    assert out[0]["data"] == {"k": f"x-{value}-y", "n": value}
+
+
+@given(st.text().filter(lambda s: "${" not in s))
+def test_strings_without_braced_placeholders_are_unchanged(text: str) -> None:
+    objects = [{"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": text}}]
+    assert substitute_variables(objects, {}) == objects
