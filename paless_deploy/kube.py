@@ -1,0 +1,200 @@
+"""Thin adapter to the Kubernetes API: connect, translate errors, retry transient ones.
+
+Everything that talks to the cluster goes through `connect()`; decisions stay elsewhere.
+Only this module (and the stages that use it) import the kubernetes package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from paless_deploy.errors import ClusterError
+
+T = TypeVar("T")
+
+K3S_KUBECONFIG = Path("/etc/rancher/k3s/k3s.yaml")
+REQUEST_TIMEOUT = (5, 30)  # connect, read (seconds)
+
+
+def resolve_kubeconfig(explicit: str | None) -> Path:
+    """--kubeconfig, else KUBECONFIG, else ~/.kube/config, else k3s' own file."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.exists():
+            raise ClusterError(f"The kubeconfig {path} given with --kubeconfig does not exist.",
+                               "Pass the path of an existing kubeconfig file.")
+        return path
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        first = Path(env.split(os.pathsep)[0]).expanduser()
+        if first.exists():
+            return first
+    default = Path.home() / ".kube" / "config"
+    for candidate in (default, K3S_KUBECONFIG):
+        if candidate.exists():
+            return candidate
+    raise ClusterError(
+        "No kubeconfig found (looked at --kubeconfig, KUBECONFIG, ~/.kube/config and "
+        f"{K3S_KUBECONFIG}).",
+        "Point --kubeconfig or KUBECONFIG at your cluster's kubeconfig "
+        "(for the local sandbox: eval \"$(scripts/sandbox env)\").",
+        code="no-kubeconfig")
+
+
+@dataclass
+class Kube:
+    """A connection to one cluster; clients are created on first use."""
+
+    api: Any  # kubernetes.client.ApiClient
+    server: str
+    kubeconfig: Path
+    context: str | None
+    _dynamic: Any = field(default=None, repr=False)
+
+    @property
+    def core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> Any:
+        from kubernetes import client
+
+        return client.AppsV1Api(self.api)
+
+    @property
+    def batch(self) -> Any:
+        from kubernetes import client
+
+        return client.BatchV1Api(self.api)
+
+    @property
+    def dynamic(self) -> Any:
+        """A DynamicClient (discovery is fetched once, on first use)."""
+        if self._dynamic is None:
+            from kubernetes.dynamic import DynamicClient
+
+            with cluster_errors(self, "discovering the cluster's API resources"):
+                self._dynamic = DynamicClient(self.api)
+        return self._dynamic
+
+    def resource(self, api_version: str, kind: str) -> Any:
+        """The dynamic resource for (apiVersion, kind), or ConfigError-like ClusterError."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            raise ClusterError(
+                f"The cluster does not serve {kind} in {api_version}.",
+                "Install the CRD or controller that provides it, or remove the object.",
+                code="unknown-kind") from None
+
+
+def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
+    """Load the kubeconfig and check that the API server answers (ClusterError if not)."""
+    from kubernetes import client, config
+    from kubernetes.config.config_exception import ConfigException
+
+    path = resolve_kubeconfig(kubeconfig)
+    cfg = client.Configuration()
+    try:
+        config.load_kube_config(config_file=str(path), context=context, client_configuration=cfg)
+    except ConfigException as exc:
+        raise ClusterError(f"The kubeconfig {path} cannot be used: {exc}.",
+                           "Check the file, or pick a context with --context.",
+                           code="bad-kubeconfig") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise ClusterError(f"The kubeconfig {path} cannot be read: {exc}.",
+                           "Check the file is a valid kubeconfig.", code="bad-kubeconfig") from None
+    cfg.retries = 0  # our retries are explicit (tenacity); urllib3's would hide outages
+    api = client.ApiClient(cfg)
+    kube = Kube(api=api, server=cfg.host, kubeconfig=path, context=context)
+    with cluster_errors(kube, "asking the API server for its version"):
+        client.VersionApi(api).get_code(_request_timeout=REQUEST_TIMEOUT)
+    return kube
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Connection failures, 5xx and 429 are worth another try; anything else is not."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    if isinstance(exc, ApiException):
+        return exc.status in (429, 500, 502, 503, 504) or exc.status == 0
+    return isinstance(exc, (Urllib3Error, ConnectionError, TimeoutError))
+
+
+def with_retries(fn: Callable[[], T], *, seconds: float = 30.0) -> T:
+    """Call fn, retrying transient API errors with exponential backoff and jitter."""
+    import tenacity
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_transient),
+        wait=tenacity.wait_exponential_jitter(initial=0.2, max=5),
+        stop=tenacity.stop_after_delay(seconds),
+        reraise=True,
+    )
+    return retrying(fn)
+
+
+def api_status(exc: BaseException) -> int | None:
+    """The HTTP status of an ApiException, else None."""
+    from kubernetes.client.exceptions import ApiException
+
+    return exc.status if isinstance(exc, ApiException) else None
+
+
+def api_message(exc: BaseException) -> str:
+    """The API server's own message of an ApiException (its Status body), else str(exc)."""
+    import json
+
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            return str(json.loads(body).get("message") or body)
+        except (ValueError, AttributeError):
+            return str(body)
+    return str(getattr(exc, "reason", "") or exc)
+
+
+@contextlib.contextmanager
+def cluster_errors(kube: Kube, doing: str, namespace: str | None = None) -> Iterator[None]:
+    """Turn unreachable-cluster and not-authorised failures into ClusterError (exit 4)."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3Error
+
+    try:
+        yield
+    except ApiException as exc:
+        if exc.status == 401:
+            raise ClusterError(
+                f"The API server {kube.server} rejected our credentials while {doing}.",
+                f"Refresh the credentials in {kube.kubeconfig} (expired token or certificate?).",
+                code="unauthorised") from None
+        if exc.status == 403:
+            where = f" in namespace {namespace}" if namespace else ""
+            raise ClusterError(
+                f"Not authorised{where} while {doing}: {api_message(exc)}",
+                "Use a kubeconfig whose user may manage this namespace, or deploy into a "
+                "namespace you are allowed to write (-n).", code="forbidden") from None
+        if exc.status == 0 or exc.status is None:
+            raise _unreachable(kube, doing, str(exc.reason)) from None
+        raise
+    except (Urllib3Error, ConnectionError, TimeoutError) as exc:
+        raise _unreachable(kube, doing, str(exc)) from None
+
+
+def _unreachable(kube: Kube, doing: str, detail: str) -> ClusterError:
+    short = detail.split("Caused by")[-1].strip(" ()'\"") if detail else "no answer"
+    return ClusterError(
+        f"The cluster at {kube.server} is unreachable ({doing}): {short[:200]}.",
+        f"Check that the cluster runs and that {kube.kubeconfig} points at it "
+        "(`kubectl cluster-info`; for the sandbox: `scripts/sandbox up`).",
+        code="unreachable")
