@@ -53,6 +53,11 @@ def current_branch(environ: Mapping[str, str], project_dir: Path) -> str:
             ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=project_dir,
             capture_output=True, text=True, timeout=10, check=False,
         )
+        if out.returncode != 0:  # a fresh repository without commits has no HEAD yet
+            out = subprocess.run(
+                ["git", "symbolic-ref", "--short", "HEAD"], cwd=project_dir,
+                capture_output=True, text=True, timeout=10, check=False,
+            )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ConfigError(
             f"Branch mode needs the branch name, and git could not tell it ({exc}).",

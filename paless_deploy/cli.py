@@ -349,10 +349,12 @@ def push_command(ctx: click.Context, apps: tuple[str, ...]) -> int:
 
 def _engine(name: str, run_ctx: Any, **options: Any) -> int:
     """Call `engine.run_<name>(run_ctx, **options)` if that stage exists (exit 2 if not)."""
+    import importlib
+
     from paless_deploy.report import Result
 
     try:
-        from paless_deploy import engine
+        engine: Any = importlib.import_module("paless_deploy.engine")
     except ModuleNotFoundError as exc:
         if exc.name != "paless_deploy.engine":
             raise

@@ -244,6 +244,26 @@ def registry_manifest_digest(registry: str, repository: str, tag: str,
         raise registry_unreachable(registry, str(reason)) from exc
 
 
+def check_registry(registry: str, timeout: float = 10.0) -> None:
+    """Fail fast, once, when the registry's API does not answer (401 counts as an answer)."""
+    host, _ = _split_registry(registry)
+    url = f"{registry_scheme(host)}://{host}/v2/"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return
+        raise BuildError(
+            f"Registry {host} answered HTTP {exc.code} at {url}; it does not look like a "
+            "Docker registry.",
+            "Check REGISTRY / --registry (host:port of a registry speaking the v2 API).",
+            code="registry-unreachable",
+        ) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise registry_unreachable(registry, str(getattr(exc, "reason", exc))) from exc
+
+
 def registry_unreachable(registry: str, reason: str) -> BuildError:
     """The one paragraph for a registry we cannot reach."""
     host, _ = _split_registry(registry)
@@ -488,6 +508,8 @@ def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
 
     progress = progress or NullProgress()
     api = connect_docker()
+    if push:
+        check_registry(config.registry)
     plans = plan_tags(api, config, apps)
     build_args = config.build_args()
     stop = threading.Event()
@@ -510,8 +532,9 @@ def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
         executor.shutdown(wait=True)
     if failures:
         first = failures[0]
-        if len(failures) > 1:
-            others = ", ".join(str(getattr(f, "app", "?")) for f in failures[1:])
+        others = ", ".join(str(getattr(f, "app", "?")) for f in failures[1:]
+                           if f.message != first.message)
+        if others:
             first.hint = f"{first.hint} (Also failed: {others}.)"
         raise first
     return results
@@ -561,7 +584,7 @@ def _process(api: docker.APIClient, config: Config, plan: _Plan,
                            image_id=image_id, built=built, pushed=True)
     except BuildError as exc:
         exc.app = name  # type: ignore[attr-defined]
-        progress.finish(name, "failed", ok=False)
+        progress.finish(name, exc.code, ok=False)
         raise
     except _Cancelled:
         progress.finish(name, "interrupted", ok=False)
@@ -577,8 +600,23 @@ def _remote_digest(registry: str, config: Config, plan: _Plan) -> str | None:
 
 
 __all__: list[str] = [
-    "ACTION_BUILT", "ACTION_PUSHED", "ACTION_SKIPPED", "FileDigests", "ImageResult",
-    "base_images", "build_image", "build_images", "compute_tag", "connect_docker",
-    "context_paths", "image_ref", "local_image_id", "plan_tags", "push_image",
-    "read_dockerignore", "registry_manifest_digest", "registry_scheme",
+    "ACTION_BUILT",
+    "ACTION_PUSHED",
+    "ACTION_SKIPPED",
+    "FileDigests",
+    "ImageResult",
+    "base_images",
+    "build_image",
+    "build_images",
+    "check_registry",
+    "compute_tag",
+    "connect_docker",
+    "context_paths",
+    "image_ref",
+    "local_image_id",
+    "plan_tags",
+    "push_image",
+    "read_dockerignore",
+    "registry_manifest_digest",
+    "registry_scheme",
 ]
