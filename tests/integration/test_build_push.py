@@ -1,0 +1,162 @@
+"""Build and push against the real Docker engine and registry of the sandbox.
+
+Unchanged apps are neither rebuilt nor pushed: asserted from the engine's event
+stream and image IDs and from the registry's manifests, not from the tool's log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paless_deploy import cli
+from paless_deploy.variables import VARIABLES
+
+pytestmark = pytest.mark.docker
+
+
+def make_project(root: Path, apps: dict[str, str]) -> Path:
+    """Apps `<name>/Dockerfile` (FROM scratch + COPY file.txt) with the given file content."""
+    for name, content in apps.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / "Dockerfile").write_text("FROM scratch\nCOPY file.txt /file.txt\n")
+        (root / name / "file.txt").write_text(content)
+    return root
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable.name, raising=False)
+    return monkeypatch
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any], str]:
+    code = cli.main(["--output", "json", *args])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def _stamp(t: float) -> str:
+    return f"{int(t)}.{int((t % 1) * 1e9):09d}"
+
+
+def image_events(docker_client: Any, since: float, until: float, prefix: str) -> list[tuple]:
+    """(action, image name) of tag/push events on our images between two instants."""
+    events = docker_client.events(since=_stamp(since), until=_stamp(until), decode=True,
+                                  filters={"type": "image"})
+    found = []
+    for event in events:
+        name = (event.get("Actor", {}).get("Attributes", {}) or {}).get("name", "")
+        if f"/{prefix}-" in name and event.get("Action") in ("tag", "push"):
+            found.append((event["Action"], name.rsplit("/", 1)[-1].split(":")[0]))
+    return sorted(found)
+
+
+def timed_run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str, float,
+                                                                       float]:
+    start = time.time()
+    code, doc, err = run(capsys, *args)
+    return code, doc, err, start, time.time() + 0.5
+
+
+def test_push_twice_then_change_one_app(tmp_path: Path, env: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str], docker_client: Any,
+                                        registry: Any, project_name: str) -> None:
+    project = make_project(tmp_path / "p", {"alpha": "a1", "beta": "b1"})
+    env.setenv("PROJECT_NAME", project_name)
+    args = ("--project-dir", str(project), "--registry", registry.host, "push")
+
+    code, doc, err, *_ = timed_run(capsys, *args)
+    assert code == 0, err
+    first = {i["app"]: i for i in doc["images"]}
+    assert {a: (i["action"], i["built"], i["pushed"]) for a, i in first.items()} == {
+        "alpha": ("pushed", True, True), "beta": ("pushed", True, True)}
+    repos = {app: f"{project_name}-{app}" for app in first}
+    for app, item in first.items():
+        assert item["ref"] == f"{registry.host}/{repos[app]}:{item['tag']}"
+        assert registry.manifest_digest(repos[app], item["tag"]) == item["digest"]
+    ids = {app: docker_client.inspect_image(i["ref"])["Id"] for app, i in first.items()}
+    created = {app: docker_client.inspect_image(i["ref"])["Created"] for app, i in first.items()}
+    tags_before = {app: registry.tags(repo) for app, repo in repos.items()}
+
+    code, doc, err, since, until = timed_run(capsys, *args)
+    assert code == 0, err
+    assert image_events(docker_client, since, until, project_name) == []
+    second = {i["app"]: i for i in doc["images"]}
+    for app, item in second.items():
+        assert (item["action"], item["built"], item["pushed"]) == ("skipped", False, False)
+        assert item["tag"] == first[app]["tag"]
+        assert item["digest"] == first[app]["digest"]
+        assert docker_client.inspect_image(item["ref"])["Id"] == ids[app]
+        assert docker_client.inspect_image(item["ref"])["Created"] == created[app]
+        assert registry.manifest_digest(repos[app], item["tag"]) == first[app]["digest"]
+    assert {app: registry.tags(repo) for app, repo in repos.items()} == tags_before
+
+    (project / "beta" / "file.txt").write_text("b2")
+    code, doc, err, since, until = timed_run(capsys, *args)
+    assert code == 0, err
+    third = {i["app"]: i for i in doc["images"]}
+    assert third["alpha"]["action"] == "skipped" and third["alpha"]["tag"] == first["alpha"]["tag"]
+    assert third["beta"]["action"] == "pushed" and third["beta"]["built"]
+    assert third["beta"]["tag"] != first["beta"]["tag"]
+    assert image_events(docker_client, since, until, project_name) == [
+        ("push", repos["beta"]), ("tag", repos["beta"])]
+    assert registry.manifest_digest(repos["beta"], third["beta"]["tag"]) == third["beta"]["digest"]
+    assert docker_client.inspect_image(third["alpha"]["ref"])["Id"] == ids["alpha"]
+
+
+def test_build_only_builds_once(tmp_path: Path, env: pytest.MonkeyPatch,
+                                capsys: pytest.CaptureFixture[str], docker_client: Any,
+                                project_name: str) -> None:
+    project = make_project(tmp_path / "p", {"solo": "s"})
+    env.setenv("PROJECT_NAME", project_name)
+    code, doc, err = run(capsys, "--project-dir", str(project), "build")
+    assert code == 0, err
+    (item,) = doc["images"]
+    assert (item["action"], item["digest"]) == ("built", None)
+    assert item["ref"].startswith(f"localhost:5000/{project_name}-solo:")
+    assert docker_client.inspect_image(item["ref"])["Id"] == item["image_id"]
+    code, doc, err = run(capsys, "--project-dir", str(project), "build")
+    assert code == 0 and doc["images"][0]["action"] == "skipped"
+
+
+def test_failing_dockerfile_exit_3_names_the_step(tmp_path: Path, env: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  docker_client: Any, project_name: str) -> None:
+    project = make_project(tmp_path / "p", {"good": "g"})
+    (project / "bad").mkdir()
+    (project / "bad" / "Dockerfile").write_text(
+        "FROM scratch\nCOPY present.txt /p\nCOPY missing.txt /m\n")
+    (project / "bad" / "present.txt").write_text("here")
+    env.setenv("PROJECT_NAME", project_name)
+    code, doc, err = run(capsys, "--project-dir", str(project), "build")
+    assert code == 3
+    assert "Step 3/3 : COPY missing.txt /m" in err
+    assert "bad" in err and "Traceback" not in err
+    assert doc["result"] == "error" and doc["exit_code"] == 3
+    assert doc["errors"][0]["code"] == "build-failed"
+    assert "COPY missing.txt" in doc["errors"][0]["message"]
+
+
+def test_unreachable_registry_exit_3_names_it(tmp_path: Path, env: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str],
+                                              second_registry: Any, project_name: str) -> None:
+    project = make_project(tmp_path / "p", {"app": "v1"})
+    env.setenv("PROJECT_NAME", project_name)
+    args = ("--project-dir", str(project), "--registry", second_registry.host, "push")
+    code, doc, err = run(capsys, *args)
+    assert code == 0, err
+    assert doc["images"][0]["action"] == "pushed"
+
+    second_registry.stop()
+    (project / "app" / "file.txt").write_text("v2")
+    code, doc, err = run(capsys, *args)
+    assert code == 3
+    assert f"Registry {second_registry.host} is not reachable" in err
+    assert "Traceback" not in err
+    assert doc["errors"][0]["code"] == "registry-unreachable"
