@@ -365,7 +365,15 @@ def _engine(name: str, run_ctx: Any, **options: Any) -> int:
                           "This command arrives with the deploy engine; "
                           "`build`, `push`, `config` and `help` work today.",
                           code="not-implemented")
-    result = runner(run_ctx, **options)
+    try:
+        result = runner(run_ctx, **options)
+    except ModuleNotFoundError as exc:
+        # The entry point exists but the stage module it delegates to does not yet.
+        if not (exc.name or "").startswith("paless_deploy."):
+            raise
+        raise ConfigError(f"`{name}` is not built yet ({exc.name} is missing).",
+                          "`build`, `push`, `config` and `help` work today.",
+                          code="not-implemented") from exc
     return _emit(run_ctx, result if result is not None else Result(command=name))
 
 

@@ -98,6 +98,16 @@ def test_engine_command_not_built_yet(project: Path, engine: Any,
     assert code == 2 and "`status` is not built yet" in err
 
 
+def test_engine_stage_module_missing(project: Path, engine: Any,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    def run_status(run_ctx: Any, **options: Any) -> None:
+        from paless_deploy.no_such_stage import run  # noqa: F401
+
+    engine.run_status = run_status
+    code, _, err = run(capsys, "status")
+    assert code == 2 and "not built yet" in err and "Traceback" not in err
+
+
 def test_engine_options_and_durations(project: Path, engine: Any,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     engine.run_gc = lambda ctx, **kw: engine.calls.append(kw)
