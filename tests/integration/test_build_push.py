@@ -160,3 +160,32 @@ def test_unreachable_registry_exit_3_names_it(tmp_path: Path, env: pytest.Monkey
     assert f"Registry {second_registry.host} is not reachable" in err
     assert "Traceback" not in err
     assert doc["errors"][0]["code"] == "registry-unreachable"
+
+
+def test_shipped_component_dockerfiles_build_offline(tmp_path: Path, env: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     docker_client: Any,
+                                                     project_name: str) -> None:
+    """web, worker, scheduler build from the repository root on a local stand-in base."""
+    standin = tmp_path / "standin"
+    standin.mkdir()
+    (standin / "Dockerfile").write_text("FROM scratch\nCOPY marker /marker\n")
+    (standin / "marker").write_text(project_name)
+    base = f"localhost:5000/{project_name}-standin-base:1"  # removed by project_name
+    for _ in docker_client.build(path=str(standin), tag=base, rm=True, decode=True):
+        pass
+    env.setenv("PROJECT_NAME", project_name)
+    env.setenv("BASE_IMAGE", base)
+    root = Path(__file__).resolve().parents[2]
+    code, doc, err = run(capsys, "--project-dir", str(root), "build",
+                         "web", "worker", "scheduler")
+    assert code == 0, err
+    images = {i["app"]: i for i in doc["images"]}
+    assert {i["action"] for i in images.values()} == {"built"}
+    web = docker_client.inspect_image(images["web"]["ref"])["Config"]
+    assert "granian" in web["Cmd"] and "8000/tcp" in web["ExposedPorts"]
+    assert web["Labels"]["app.kubernetes.io/component"] == "web"
+    worker = docker_client.inspect_image(images["worker"]["ref"])["Config"]
+    assert worker["Cmd"][:4] == ["celery", "--app", "paperless", "worker"]
+    scheduler = docker_client.inspect_image(images["scheduler"]["ref"])["Config"]
+    assert "beat" in scheduler["Cmd"]

@@ -236,3 +236,12 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ConfigError, match="not a duration"):
         parse_duration(text, "--timeout")
+
+
+def test_env_example_lists_every_variable_and_loads(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "paless.env.example"
+    text = example.read_text()
+    for variable in VARIABLES:
+        assert f"{variable.name}=" in text, variable.name
+    config = load_config(tmp_path, [example], {}, {}, validate=False)
+    assert config.value("PROJECT_NAME") == "paless"
