@@ -321,7 +321,8 @@ def _images_command(ctx: click.Context, command: str, names: Sequence[str],
     results = build_images(run_ctx.config, apps, push=push,
                            progress=make_progress(run_ctx.console))
     if not run_ctx.json_output:
-        rows = [(r.app, r.action, r.ref, r.digest or "") for r in results]
+        # The full digest is in the JSON document; a prefix identifies it on screen.
+        rows = [(r.app, r.action, r.ref, (r.digest or "")[:19]) for r in results]
         _print_table("Images", ("app", "action", "reference", "digest"), rows,
                      run_ctx.console.color)
     return _emit(run_ctx, Result(command=command, images=results))

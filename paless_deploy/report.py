@@ -116,6 +116,16 @@ def _plain(value: Any) -> Any:
     return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
+_TITLES = {
+    1: "Failed",
+    2: "Configuration or usage error",
+    3: "Image build or push failed",
+    4: "Cluster unreachable or not authorised",
+    5: "Namespace locked by another deploy",
+    130: "Interrupted",
+}
+
+
 def error_text(error: PalessError) -> str:
     """The error as one plain paragraph: cause, then fix."""
     text = error.message.rstrip()
@@ -128,7 +138,7 @@ def print_error(error: PalessError, *, color: bool, terminal: bool,
                 stream: IO[str] | None = None, title: str | None = None) -> None:
     """Show an error to a person: a rich Panel on a terminal, plain text otherwise."""
     stream = stream if stream is not None else sys.stderr
-    title = title or f"{type(error).__name__} (exit {error.exit_code})"
+    title = title or f"{_TITLES.get(error.exit_code, 'Error')} (exit {error.exit_code})"
     if not terminal:
         print(f"error: {error_text(error)}", file=stream, flush=True)
         return
