@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 TAG_LENGTH = 12
 TAG_SCHEMA = b"paless-deploy/image-tag/v1\0"
 MAX_PARALLEL = 3
+PUSH_ATTEMPTS = 4
+PUSH_RETRY_INITIAL_S = 1.0
 OUTPUT_TAIL = 15
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -405,13 +407,17 @@ def push_image(api: docker.APIClient, registry: str, ref: str, app: str,
         retry,
         retry_if_exception_type,
         stop_after_attempt,
-        wait_exponential_jitter,
+        wait_exponential,
+        wait_random,
     )
 
     repository, _, tag = ref.rpartition(":")
 
-    @retry(retry=retry_if_exception_type(_TransientPushError), stop=stop_after_attempt(4),
-           wait=wait_exponential_jitter(initial=1, max=15), reraise=True)
+    @retry(retry=retry_if_exception_type(_TransientPushError),
+           stop=stop_after_attempt(PUSH_ATTEMPTS),
+           wait=wait_exponential(multiplier=PUSH_RETRY_INITIAL_S, max=15)
+           + wait_random(0, PUSH_RETRY_INITIAL_S),  # jitter, portable across tenacity 8/9
+           reraise=True)
     def attempt() -> str | None:
         layers: dict[str, tuple[int, int]] = {}
         digest: str | None = None
@@ -440,7 +446,7 @@ def push_image(api: docker.APIClient, registry: str, ref: str, app: str,
         return attempt()
     except _TransientPushError as exc:
         raise BuildError(
-            f"Pushing {ref} failed after 4 attempts: {exc}.",
+            f"Pushing {ref} failed after {PUSH_ATTEMPTS} attempts: {exc}.",
             f"Check the registry {registry} (its logs, disk space), then run again.",
             code="push-failed",
         ) from exc
