@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 from paless_deploy.errors import ConfigError
 from paless_deploy.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
@@ -256,7 +257,7 @@ def load_config(
     _derive_ingress_host(settings, namespace)
     config = Config(
         project_dir=project_dir,
-        settings=settings,
+        settings=MappingProxyType(settings),  # read-only: Config is immutable
         namespace=namespace,
         namespace_source=namespace_source,
         branch=branch,
