@@ -365,8 +365,9 @@ class NamespaceLock:
                 return False
             if state is None or state.holder != self.holder:
                 self.held, self.lost = False, True
-                log.warning("lost the lock of %s (now held by %s)", self.namespace,
-                            state.holder if state else "nobody")
+                if state is not None:  # deleted (destroy deletes the namespace) is quiet
+                    log.warning("lost the lock of %s (now held by %s)", self.namespace,
+                                state.holder)
                 return False
         body = self._body(utc_now(), state.acquired_at or utc_now(), state.transitions,
                           state.resource_version)
