@@ -542,7 +542,8 @@ class _PodContext:
         if key:
             missing = f"key {key.group(1)} in {key.group(2)} {key.group(4)}"
             hint = (f"Add the key {key.group(1)} to {key.group(2)} {key.group(4)}"
-                    + (" (render fills it from the variable of that name: set it)"
+                    + (" (it is rendered from k8s/base/config.yaml: add the key there, its "
+                       "value from a ${VARIABLE})"
                        if key.group(4) == "paless-secret" else "")
                     + ", or fix the reference in the pod template.")
             commands.append(_describe(self.ns, key.group(2), key.group(4)))

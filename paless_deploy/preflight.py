@@ -1,0 +1,175 @@
+"""Preflight (pure part): what the rendered objects reference must exist before applying.
+
+Secret/ConfigMap/claim references of every pod template are checked against the rendered
+objects, else the cluster (through a callback); each gap is a `missing-reference` Finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from paless_deploy.diagnose import Finding
+from paless_deploy.render import pod_spec
+
+Existing = Callable[[str, str, str], "dict | None"]  # (kind, namespace, name) -> object or None
+
+_SPEC_PREFIX = {"Pod": "spec", "CronJob": "spec.jobTemplate.spec.template.spec"}
+_KEYED_KINDS = ("Secret", "ConfigMap")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One reference of a pod template: to an object, optionally to keys of it."""
+
+    kind: str  # Secret, ConfigMap, PersistentVolumeClaim
+    name: str
+    keys: tuple[str, ...]  # keys that must exist (empty: the object is enough)
+    path: str  # field path in the referencing object
+    optional: bool = False
+
+
+def pod_references(obj: Mapping[str, Any]) -> Iterator[Reference]:
+    """Every Secret/ConfigMap/claim reference in the pod template of a workload or Pod."""
+    spec = pod_spec(obj)
+    if spec is None:
+        return
+    prefix = _SPEC_PREFIX.get(str(obj.get("kind")), "spec.template.spec")
+    for index, secret in enumerate(spec.get("imagePullSecrets") or []):
+        if secret.get("name"):
+            yield Reference("Secret", secret["name"], (), f"{prefix}.imagePullSecrets[{index}]")
+    for list_name in ("initContainers", "containers"):
+        for ci, container in enumerate(spec.get(list_name) or []):
+            base = f"{prefix}.{list_name}[{ci}]"
+            for ei, env in enumerate(container.get("env") or []):
+                source = env.get("valueFrom") or {}
+                for field, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                    ref = source.get(field)
+                    if ref and ref.get("name"):
+                        yield Reference(kind, ref["name"], (str(ref.get("key", "")),),
+                                        f"{base}.env[{ei}].valueFrom.{field}",
+                                        bool(ref.get("optional")))
+            for fi, env_from in enumerate(container.get("envFrom") or []):
+                for field, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+                    ref = env_from.get(field)
+                    if ref and ref.get("name"):
+                        yield Reference(kind, ref["name"], (), f"{base}.envFrom[{fi}].{field}",
+                                        bool(ref.get("optional")))
+    for vi, volume in enumerate(spec.get("volumes") or []):
+        base = f"{prefix}.volumes[{vi}]"
+        if volume.get("secret", {}).get("secretName"):
+            yield _volume_ref("Secret", volume["secret"], "secretName", f"{base}.secret")
+        if volume.get("configMap", {}).get("name"):
+            yield _volume_ref("ConfigMap", volume["configMap"], "name", f"{base}.configMap")
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        if claim:
+            yield Reference("PersistentVolumeClaim", claim, (),
+                            f"{base}.persistentVolumeClaim")
+        for si, source in enumerate((volume.get("projected") or {}).get("sources") or []):
+            for field, kind in (("secret", "Secret"), ("configMap", "ConfigMap")):
+                if (source.get(field) or {}).get("name"):
+                    yield _volume_ref(kind, source[field], "name",
+                                      f"{base}.projected.sources[{si}].{field}")
+
+
+def _volume_ref(kind: str, source: Mapping[str, Any], name_field: str, path: str) -> Reference:
+    keys = tuple(str(item.get("key")) for item in source.get("items") or [] if item.get("key"))
+    return Reference(kind, str(source[name_field]), keys, path, bool(source.get("optional")))
+
+
+def object_keys(obj: Mapping[str, Any]) -> set[str]:
+    """The key names of a Secret or ConfigMap (never their values)."""
+    fields = ("data", "stringData") if obj.get("kind", "Secret") == "Secret" else ()
+    fields = fields or ("data", "binaryData", "stringData")
+    return {str(k) for f in fields for k in (obj.get(f) or {})}
+
+
+def check_references(objects: list[dict], existing: Existing) -> list[Finding]:
+    """Every missing object or key referenced by a pod template, as `missing-reference`.
+
+    A reference is satisfied by a rendered object of that kind, namespace and name, else
+    by `existing(kind, namespace, name)` (the cluster). `optional: true` references are
+    skipped. Findings name keys, never values.
+    """
+    rendered: dict[tuple[str, str, str], dict] = {}
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        rendered[(str(obj.get("kind")), str(meta.get("namespace") or ""),
+                  str(meta.get("name")))] = obj
+    cache: dict[tuple[str, str, str], dict | None] = {}
+    findings: list[Finding] = []
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "")
+        for ref in pod_references(obj):
+            if ref.optional:
+                continue
+            ident = (ref.kind, namespace, ref.name)
+            target = rendered.get(ident)
+            if target is None:
+                if ident not in cache:
+                    cache[ident] = existing(ref.kind, namespace or "default", ref.name)
+                target = cache[ident]
+            finding = _check(obj, ref, target, namespace or "default")
+            if finding:
+                findings.append(finding)
+    return findings
+
+
+def _check(obj: Mapping[str, Any], ref: Reference, target: Mapping[str, Any] | None,
+           namespace: str) -> Finding | None:
+    kind, name = str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))
+    resource = f"{kind}/{name}"
+    lookup = f"kubectl -n {namespace} get {ref.kind.lower()} {ref.name}"
+    if ref.kind in _KEYED_KINDS:
+        lookup = f"kubectl -n {namespace} describe {ref.kind.lower()} {ref.name}"  # keys only
+    if target is None:
+        return Finding(
+            code="missing-reference", resource=resource, reason=f"Missing{ref.kind}",
+            message=(f"{kind} {name} references {ref.kind} {ref.name} ({ref.path}), which is "
+                     f"neither in the rendered manifests nor in namespace {namespace}."),
+            hint=_hint(ref, None),
+            commands=(lookup, f"kubectl -n {namespace} get {ref.kind.lower()}s"),
+            evidence=(f"{ref.path} -> {ref.kind} {ref.name}",), fatal=True)
+    if ref.kind not in _KEYED_KINDS:
+        return None
+    present = object_keys(target)
+    missing = [k for k in ref.keys if k and k not in present]
+    if not missing:
+        return None
+    keys = ", ".join(missing)
+    return Finding(
+        code="missing-reference", resource=resource, reason=f"Missing{ref.kind}Key",
+        message=(f"{kind} {name} needs key {keys} of {ref.kind} {ref.name} ({ref.path}), "
+                 f"but the {ref.kind} has no such key."),
+        hint=_hint(ref, missing),
+        commands=(lookup,),
+        evidence=(f"{ref.kind} {ref.name} has keys: {', '.join(sorted(present)) or 'none'}",),
+        fatal=True)
+
+
+def _hint(ref: Reference, missing: list[str] | None) -> str:
+    if ref.kind == "PersistentVolumeClaim":
+        return (f"Add the claim {ref.name} to the overlay's storage phase, or fix claimName "
+                "in the pod template.")
+    if missing:
+        what = f"the key {', '.join(missing)} to {ref.kind} {ref.name}"
+        rendered_from = (" (paless-secret is rendered from k8s/base/config.yaml: add the key "
+                         "there, its value from a ${VARIABLE})"
+                         if ref.name == "paless-secret" else "")
+        return f"Add {what}{rendered_from}, or fix the key in the pod template."
+    return (f"Add the {ref.kind} {ref.name} to the overlay (config phase) or create it in the "
+            f"namespace, or mark the reference `optional: true` if the pod can run without it.")
+
+
+def missing_image_finding(obj: Mapping[str, Any], path: str, image: str, answer: str) -> Finding:
+    """An image of ours that the registry does not have (`answer`: what the registry said)."""
+    kind, name = str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))
+    return Finding(
+        code="missing-image", resource=f"{kind}/{name}", reason="ImageNotInRegistry",
+        message=f"{kind} {name} uses image {image} ({path}), which the registry does not have.",
+        hint=("Push it first (`paless-deploy push`, or `paless-deploy all` which builds and "
+              "pushes), or check REGISTRY points at the registry the cluster pulls from."),
+        commands=(f"docker manifest inspect --insecure {image}",),
+        evidence=(answer,) if answer else (), fatal=True)
