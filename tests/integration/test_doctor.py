@@ -1,0 +1,121 @@
+"""doctor against the sandbox: each check shown failing, and passing where the sandbox
+provides the thing (Docker, registry, kustomize, IngressClass traefik, default StorageClass)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from paless_deploy.doctor import run_doctor
+
+
+def run(sandbox, tmp_path, *, kubeconfig=None, namespace="paless-doctor", **values):
+    from paless_deploy.config import load_config
+    from paless_deploy.context import ConsoleSettings, RunContext
+
+    settings = {"PALESS_NAMESPACE": namespace, "REGISTRY": "127.0.0.1:5000", **values}
+    config = load_config(tmp_path, [], settings, environ={}, validate=False)
+    ctx = RunContext(config=config, output="json", console=ConsoleSettings(quiet=True),
+                     kubeconfig=str(kubeconfig or sandbox.kubeconfig))
+    return run_doctor(ctx)
+
+
+def by_prefix(result, prefix: str) -> dict:
+    found = [c for c in result.extra["checks"] if c["name"].startswith(prefix)]
+    assert len(found) == 1, (prefix, result.extra["checks"])
+    return found[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.docker
+@pytest.mark.cluster
+def test_everything_the_sandbox_provides_passes(sandbox, registry, docker_client, tmp_path):
+    result = run(sandbox, tmp_path, REGISTRY=registry.host)
+    for prefix in ("Docker engine", "registry ", "kustomize", "cluster", "authorised in",
+                   "kubectl version skew", "IngressClass traefik", "default StorageClass",
+                   "StorageClass local-path"):
+        check = by_prefix(result, prefix)
+        assert check["ok"], check
+    assert "local-path" in by_prefix(result, "default StorageClass")["detail"]
+    # What the sandbox cannot provide is shown failing, as a warning only:
+    metrics = by_prefix(result, "metrics-server")
+    assert (metrics["ok"], metrics["required"], metrics["status"]) == (False, False, "warn")
+    nodes = by_prefix(result, "nodes can pull from the registry")  # loopback registry, 3 kwok nodes
+    assert not nodes["ok"] and "registries.yaml" in nodes["fix"]
+    assert result.exit_code == 0, result.errors
+
+
+@pytest.mark.cluster
+def test_machine_checks_fail_with_a_fix(sandbox, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{free_port()}")
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    monkeypatch.setenv("PATH", str(empty_bin))  # no kubectl, no kustomize
+    result = run(sandbox, tmp_path, REGISTRY=f"127.0.0.1:{free_port()}",
+                    INGRESS_CLASS="no-such-class", STORAGE_CLASS="no-such-class")
+    failed_required = {c["name"].split(" ")[0] for c in result.extra["checks"]
+                       if c["status"] == "FAIL"}
+    assert {"Docker", "registry", "kustomize", "StorageClass"} <= failed_required
+    for check in result.extra["checks"]:
+        if not check["ok"]:
+            assert check["fix"], check
+    assert "PATH" in by_prefix(result, "kustomize")["detail"]
+    skew = by_prefix(result, "kubectl version skew")
+    assert not skew["ok"] and not skew["required"] and "not on PATH" in skew["detail"]
+    ingress = by_prefix(result, "IngressClass no-such-class")
+    assert ingress["status"] == "warn" and "traefik" in ingress["detail"]
+    assert result.exit_code == 1 and result.result == "failed"
+    assert {e.resource.split(" ")[0] for e in result.errors} == failed_required
+
+
+@pytest.mark.cluster
+def test_unreachable_cluster_fails_required(sandbox, tmp_path):
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(f"""
+apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{free_port()}"}}}}]
+users: [{{name: u, user: {{token: nothing}}}}]
+contexts: [{{name: c, context: {{cluster: c, user: u}}}}]
+current-context: c
+""")
+    result = run(sandbox, tmp_path, kubeconfig=kubeconfig)
+    cluster = by_prefix(result, "cluster")
+    assert cluster["status"] == "FAIL" and "unreachable" in cluster["detail"]
+    assert result.exit_code == 1
+
+
+@pytest.mark.cluster
+def test_authorisation_in_the_namespace(sandbox, tmp_path):
+    restricted = sandbox.restricted_kubeconfig
+    if restricted is None or not restricted.exists():
+        pytest.skip("no restricted kubeconfig in this sandbox")
+    result = run(sandbox, tmp_path, kubeconfig=restricted, namespace="default")
+    auth = by_prefix(result, "authorised in default")
+    assert auth["status"] == "FAIL" and "not allowed" in auth["detail"] and auth["fix"]
+    assert result.exit_code == 1
+
+    result = run(sandbox, tmp_path, kubeconfig=restricted,
+                    namespace=sandbox.restricted_namespace)
+    assert by_prefix(result, "authorised in")["ok"]
+    # cluster-scoped reads the restricted user may not do are "could not check" warnings
+    storage = by_prefix(result, "default StorageClass")
+    assert storage["status"] in ("ok", "warn")
+
+
+def test_pure_rules():
+    from paless_deploy.doctor import parse_minor, registry_host, registry_usable_by_nodes
+
+    assert parse_minor("34+") == 34 and parse_minor(None) is None
+    assert registry_host("localhost:5000") == "localhost"
+    assert registry_host("[::1]:5000/x") == "[::1]"
+    assert registry_host("registry.example.com/team") == "registry.example.com"
+    assert registry_usable_by_nodes("localhost:5000", 1)
+    assert not registry_usable_by_nodes("127.0.0.1:5000", 3)
+    assert registry_usable_by_nodes("10.0.0.5:5000", 3)
