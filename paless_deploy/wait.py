@@ -1,0 +1,300 @@
+"""Wait stage: watch one phase's objects until each is ready, failed, or out of time.
+
+Readiness comes from `readiness` (rules per kind), failures from `diagnose` (pods,
+ReplicaSets, Jobs, claims and their events), all read from a NamespaceWatcher's
+mirror, so a failure is seen as soon as the API server records it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from paless_deploy.apply import Applied
+from paless_deploy.errors import DeployFailed
+from paless_deploy.readiness import (
+    WAITED_KINDS,
+    Readiness,
+    hpa_warning,
+    ingress_warning,
+    readiness,
+)
+from paless_deploy.watcher import NamespaceWatcher
+
+TICK_S = 1.0  # re-evaluate time-based policies (grace periods) at least this often
+
+
+@dataclass
+class Target:
+    """One applied object the phase waits for."""
+
+    applied: Applied
+    verdict: Readiness = field(default_factory=lambda: Readiness("in-progress", "not seen yet"))
+    ready_at: float | None = None
+
+    @property
+    def ref(self) -> str:
+        return self.applied.ref
+
+
+@dataclass
+class PhaseOutcome:
+    """What the wait of one phase found."""
+
+    targets: list[Target]
+    findings: list[Any] = field(default_factory=list)  # diagnose.Finding
+    warnings: list[str] = field(default_factory=list)
+    failed: bool = False
+    timed_out: str = ""  # "", "progress-deadline" or "deadline"
+
+
+class PhaseWaiter:
+    """Waits for the targets of one phase; the decisions live in readiness and diagnose."""
+
+    def __init__(self, watcher: NamespaceWatcher, targets: list[Applied], *,
+                 deadline: float, progress_deadline_s: float, policy: Any,
+                 storage_classes: Mapping[str, dict],
+                 on_update: Callable[[Target], None] | None = None,
+                 fetch_logs: Callable[[str, str], str | None] | None = None) -> None:
+        self.watcher = watcher
+        self.targets = [Target(a) for a in targets if a.kind in WAITED_KINDS]
+        self.deadline = deadline
+        self.progress_deadline_s = progress_deadline_s
+        self.policy = policy  # diagnose.Policy for the cluster; tuned per object
+        self.storage_classes = storage_classes
+        self.on_update = on_update or (lambda t: None)
+        self.fetch_logs = fetch_logs or (lambda pod, container: None)
+        self._logs_cache: dict[tuple[str, str, int], str | None] = {}
+        self.others = [a for a in targets if a.kind not in WAITED_KINDS]
+
+    # -- evaluation ----------------------------------------------------------
+
+    def _live(self, t: Target) -> dict | None:
+        live = self.watcher.get(t.applied.kind, t.applied.name)
+        if live is None:
+            return None
+        if t.applied.kind == "Job" and live["metadata"].get("uid") != t.applied.uid:
+            return None  # the replaced Job, not ours yet
+        return live
+
+    def _verdict(self, t: Target, live: dict | None) -> Readiness:
+        if live is None:
+            return Readiness("in-progress", "not in the watch cache yet")
+        if t.applied.kind == "PersistentVolumeClaim":
+            cls = (live.get("spec") or {}).get("storageClassName")
+            sc = self.storage_classes.get(cls or "") or {}
+            wffc = sc.get("volumeBindingMode") == "WaitForFirstConsumer"
+            return readiness(live, wait_for_first_consumer=wffc)
+        return readiness(live, applied_generation=t.applied.generation)
+
+    def pods_of(self, t: Target, live: dict) -> list[dict]:
+        """The pods of the target's current revision (old revisions' pods are going away)."""
+        kind = t.applied.kind
+        pods = self.watcher.items("Pod")
+        if kind == "Job":
+            uid = live["metadata"].get("uid")
+            return [p for p in pods if any(o.get("uid") == uid for o in
+                                           (p["metadata"].get("ownerReferences") or []))]
+        if kind == "StatefulSet":
+            rev = (live.get("status") or {}).get("updateRevision")
+            owned = [p for p in pods if any(o.get("uid") == live["metadata"].get("uid") for o in
+                                            (p["metadata"].get("ownerReferences") or []))]
+            return [p for p in owned if not rev
+                    or (p["metadata"].get("labels") or {}).get("controller-revision-hash") == rev]
+        if kind == "Deployment":
+            rs = self.current_replicaset(live)
+            if rs is None:
+                return []
+            return [p for p in pods if any(o.get("uid") == rs["metadata"].get("uid") for o in
+                                           (p["metadata"].get("ownerReferences") or []))]
+        return []
+
+    def current_replicaset(self, deployment: dict) -> dict | None:
+        uid = deployment["metadata"].get("uid")
+        revision = ((deployment["metadata"].get("annotations") or {})
+                    .get("deployment.kubernetes.io/revision"))
+        owned = [rs for rs in self.watcher.items("ReplicaSet")
+                 if any(o.get("uid") == uid for o in (rs["metadata"].get("ownerReferences") or []))]
+        for rs in owned:
+            if (rs["metadata"].get("annotations") or {}).get(
+                    "deployment.kubernetes.io/revision") == revision:
+                return rs
+        return max(owned, key=lambda rs: rs["metadata"].get("creationTimestamp", ""), default=None)
+
+    def diagnose(self, t: Target, live: dict | None) -> list[Any]:
+        """Findings for the target, its pods, its ReplicaSet and its claim."""
+        from paless_deploy import diagnose as dx
+
+        if live is None:
+            return []
+        policy = self.policy.for_object(live)
+        now = datetime.now(timezone.utc)
+        w = self.watcher
+        kind, name = t.applied.kind, t.applied.name
+        pods = self.pods_of(t, live)
+        findings: list[Any] = []
+        if kind == "Deployment":
+            findings += dx.diagnose_deployment(live, w.events_for(kind, name), policy)
+            rs = self.current_replicaset(live)
+            if rs is not None:
+                findings += dx.diagnose_replicaset(
+                    rs, w.events_for("ReplicaSet", rs["metadata"]["name"]), policy, now)
+        elif kind == "StatefulSet":
+            findings += dx.diagnose_statefulset(live, w.events_for(kind, name), policy, now)
+        elif kind == "Job":
+            failed_logs = next((self._crash_logs(p) for p in pods if self._crash_logs(p)), None)
+            findings += dx.diagnose_job(live, w.events_for(kind, name), policy, pods=pods,
+                                        logs=failed_logs)
+        elif kind == "PersistentVolumeClaim":
+            cls = (live.get("spec") or {}).get("storageClassName")
+            findings += dx.diagnose_pvc(live, w.events_for(kind, name),
+                                        self.storage_classes.get(cls or ""), policy, now)
+        unready = self._unready_data_services()
+        for pod in pods:
+            pname = pod["metadata"]["name"]
+            findings += dx.diagnose_pod(pod, w.events_for("Pod", pname), policy, now,
+                                        logs=self._crash_logs(pod), unready_services=unready)
+        return findings
+
+    def _unready_data_services(self) -> tuple[str, ...]:
+        """postgres, redis, minio StatefulSets not ready (for the dependency hints)."""
+        out = []
+        for sts in self.watcher.items("StatefulSet"):
+            name = sts["metadata"]["name"]
+            if name in ("postgres", "redis", "minio") and not readiness(sts).ready:
+                out.append(name)
+        return tuple(out)
+
+    def _crash_logs(self, pod: dict) -> str | None:
+        """Last lines of the previous instance of a restarting container (once per restart)."""
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            terminated = (cs.get("state") or {}).get("terminated") or {}
+            if waiting.get("reason") == "CrashLoopBackOff" or terminated.get("exitCode"):
+                key = (pod["metadata"]["name"], cs["name"], int(cs.get("restartCount") or 0))
+                if key not in self._logs_cache:
+                    self._logs_cache[key] = self.fetch_logs(pod["metadata"]["name"], cs["name"])
+                return self._logs_cache[key]
+        return None
+
+    # -- the loop ------------------------------------------------------------
+
+    def run(self) -> PhaseOutcome:
+        outcome = PhaseOutcome(targets=self.targets)
+        last_progress = time.monotonic()
+        signatures: dict[str, tuple] = {}
+        version = -1
+        while True:
+            now_m = time.monotonic()
+            all_ready = True
+            findings: list[Any] = []
+            for t in self.targets:
+                live = self._live(t)
+                verdict = self._verdict(t, live)
+                sig = (verdict.state, verdict.progress)
+                if signatures.get(t.ref) != sig:
+                    signatures[t.ref] = sig
+                    last_progress = now_m
+                if verdict != t.verdict:
+                    t.verdict = verdict
+                    if verdict.ready and t.ready_at is None:
+                        t.ready_at = now_m
+                    self.on_update(t)
+                if not verdict.ready:
+                    all_ready = False
+                    findings += self.diagnose(t, live)
+                if verdict.failed:
+                    outcome.failed = True
+            outcome.findings = _dedupe(findings)
+            if any(getattr(f, "fatal", False) for f in outcome.findings):
+                outcome.failed = True
+            if all_ready or outcome.failed:
+                break
+            if now_m >= self.deadline:
+                outcome.timed_out = "deadline"
+                break
+            if now_m - last_progress >= self.progress_deadline_s:
+                outcome.timed_out = "progress-deadline"
+                break
+            wake = min(self.deadline, last_progress + self.progress_deadline_s) - now_m
+            version = self.watcher.wait_for_change(version, max(0.05, min(TICK_S, wake)))
+        outcome.warnings = self._warnings()
+        return outcome
+
+    def _warnings(self) -> list[str]:
+        out = []
+        for a in self.others:
+            if a.kind == "Ingress":
+                w = ingress_warning(a.live)
+            elif a.kind == "HorizontalPodAutoscaler":
+                w = hpa_warning(a.live) if a.action != "created" else None
+            else:
+                w = None
+            if w:
+                out.append(w)
+        return out
+
+
+def _dedupe(findings: list[Any]) -> list[Any]:
+    seen: set[tuple] = set()
+    out = []
+    for f in findings:
+        key = (getattr(f, "code", ""), getattr(f, "resource", ""), getattr(f, "reason", ""))
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def not_ready_summary(waiter: PhaseWaiter) -> list[str]:
+    """Each target still not ready and what it waits for (for the deadline message)."""
+    lines = []
+    for t in waiter.targets:
+        if t.verdict.ready:
+            continue
+        live = waiter._live(t)
+        detail = t.verdict.reason
+        if live is not None:
+            pods = waiter.pods_of(t, live)
+            states = []
+            for p in pods[:3]:
+                for cs in (p.get("status") or {}).get("containerStatuses") or []:
+                    st = cs.get("state") or {}
+                    if "waiting" in st:
+                        states.append(f"{p['metadata']['name']}/{cs['name']} waiting "
+                                      f"({st['waiting'].get('reason', '')})")
+                    elif "running" in st and not cs.get("ready"):
+                        states.append(f"{p['metadata']['name']}/{cs['name']} running, not ready")
+                if not (p.get("status") or {}).get("containerStatuses"):
+                    phase = (p.get("status") or {}).get("phase", "Pending")
+                    states.append(f"{p['metadata']['name']} {phase}")
+            if states:
+                detail += "; " + "; ".join(states)
+        lines.append(f"{t.ref}: {detail}")
+    return lines
+
+
+def deadline_error(phase: str, waiter: PhaseWaiter, outcome: PhaseOutcome, namespace: str,
+                   progress_deadline_s: float) -> DeployFailed:
+    """The message of a phase that ran out of time: every resource still not ready, and why."""
+    waiting = not_ready_summary(waiter)
+    what = ("made no progress for " + _secs(progress_deadline_s)
+            if outcome.timed_out == "progress-deadline" else "ran out of time (--timeout)")
+    err = DeployFailed(
+        f"Phase {phase} {what}. Still not ready: " + " | ".join(waiting),
+        "See the findings above; raise --progress-deadline/--timeout if the cluster is just slow. "
+        f"Look further: kubectl get pods -n {namespace}; kubectl get events -n {namespace} "
+        "--sort-by=.lastTimestamp",
+        code="deadline")
+    err.resource = ", ".join(t.ref for t in waiter.targets if not t.verdict.ready)  # type: ignore[attr-defined]
+    err.reason = outcome.timed_out  # type: ignore[attr-defined]
+    err.commands = [f"kubectl get pods -n {namespace}",  # type: ignore[attr-defined]
+                    f"kubectl get events -n {namespace} --sort-by=.lastTimestamp"]
+    return err
+
+
+def _secs(s: float) -> str:
+    return f"{s:.0f}s" if s < 120 else f"{s / 60:.1f}m"

@@ -1,0 +1,179 @@
+"""An in-memory mirror of one namespace, kept current by watches (one thread per kind).
+
+Lists once, then watches from the list's resourceVersion; on 410 Gone it relists,
+on transient errors it reconnects from the last resourceVersion it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from paless_deploy.kube import Kube, is_transient
+
+WATCH_TIMEOUT_S = 240  # server-side timeout of one watch request; then it reconnects
+
+
+@dataclass(frozen=True)
+class WatchedKind:
+    """How to list and watch one kind in a namespace."""
+
+    kind: str
+    list_fn: Callable[..., Any]
+    cluster_scoped: bool = False
+
+
+class NamespaceWatcher:
+    """Mirror of some kinds of a namespace; `changed` wakes waiters on every event."""
+
+    def __init__(self, kube: Kube, namespace: str, kinds: list[str] | None = None) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        available = {
+            "Deployment": WatchedKind("Deployment", kube.apps.list_namespaced_deployment),
+            "StatefulSet": WatchedKind("StatefulSet", kube.apps.list_namespaced_stateful_set),
+            "ReplicaSet": WatchedKind("ReplicaSet", kube.apps.list_namespaced_replica_set),
+            "Job": WatchedKind("Job", kube.batch.list_namespaced_job),
+            "Pod": WatchedKind("Pod", kube.core.list_namespaced_pod),
+            "PersistentVolumeClaim": WatchedKind(
+                "PersistentVolumeClaim", kube.core.list_namespaced_persistent_volume_claim),
+            "Event": WatchedKind("Event", kube.core.list_namespaced_event),
+        }
+        self._kinds = [available[k] for k in (kinds or list(available))]
+        self._cache: dict[str, dict[str, dict]] = {k.kind: {} for k in self._kinds}
+        self._synced: dict[str, threading.Event] = {k.kind: threading.Event() for k in self._kinds}
+        self._lock = threading.Lock()
+        self.changed = threading.Condition(self._lock)
+        self._version = 0  # bumped on every event
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> NamespaceWatcher:
+        """Start one watch thread per kind and wait for every initial list."""
+        for wk in self._kinds:
+            t = threading.Thread(target=self._run, args=(wk,), name=f"watch-{wk.kind}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        deadline = time.monotonic() + timeout
+        for wk in self._kinds:
+            self._synced[wk.kind].wait(max(0.0, deadline - time.monotonic()))
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self.changed:
+            self.changed.notify_all()
+
+    def __enter__(self) -> NamespaceWatcher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- reading -------------------------------------------------------------
+
+    def get(self, kind: str, name: str) -> dict | None:
+        with self._lock:
+            return self._cache.get(kind, {}).get(name)
+
+    def items(self, kind: str) -> list[dict]:
+        with self._lock:
+            return list(self._cache.get(kind, {}).values())
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return self._version
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        """Block until an event arrives after `since` (or timeout); the new version."""
+        with self.changed:
+            if self._version == since and not self._stop.is_set():
+                self.changed.wait(timeout)
+            return self._version
+
+    def events_for(self, kind: str, name: str) -> list[dict]:
+        """Events whose involvedObject is kind/name, oldest first."""
+        evs = [e for e in self.items("Event")
+               if (e.get("involvedObject") or {}).get("kind") == kind
+               and (e.get("involvedObject") or {}).get("name") == name]
+        return sorted(evs, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+    # -- the watch loop ------------------------------------------------------
+
+    def _list(self, wk: WatchedKind) -> str:
+        resp = wk.list_fn(self.namespace, _preload_content=False, _request_timeout=(5, 60))
+        data = json.loads(resp.data)
+        kind = wk.kind
+        items = {}
+        for item in data.get("items") or []:
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", data.get("apiVersion", "v1"))
+            items[item["metadata"]["name"]] = item
+        with self.changed:
+            self._cache[kind] = items
+            self._version += 1
+            self.changed.notify_all()
+        self._synced[kind].set()
+        return str((data.get("metadata") or {}).get("resourceVersion") or "")
+
+    def _run(self, wk: WatchedKind) -> None:
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+
+        rv = ""
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                if not rv:
+                    rv = self._list(wk)
+                w = watch.Watch()
+                for event in w.stream(wk.list_fn, self.namespace, resource_version=rv,
+                                      timeout_seconds=WATCH_TIMEOUT_S, allow_watch_bookmarks=True,
+                                      _request_timeout=(5, WATCH_TIMEOUT_S + 30)):
+                    if self._stop.is_set():
+                        w.stop()
+                        break
+                    obj = event.get("raw_object") or {}
+                    etype = event.get("type")
+                    new_rv = (obj.get("metadata") or {}).get("resourceVersion")
+                    if new_rv:
+                        rv = new_rv
+                    if etype == "BOOKMARK":
+                        continue
+                    if etype == "ERROR":
+                        if obj.get("code") == 410:
+                            rv = ""  # too old: relist
+                        break
+                    obj.setdefault("kind", wk.kind)
+                    name = (obj.get("metadata") or {}).get("name")
+                    with self.changed:
+                        if etype == "DELETED":
+                            self._cache[wk.kind].pop(name, None)
+                        else:
+                            self._cache[wk.kind][name] = obj
+                        self._version += 1
+                        self.changed.notify_all()
+                backoff = 0.2
+            except ApiException as exc:
+                if exc.status == 410:
+                    rv = ""
+                    continue
+                if not is_transient(exc):
+                    self.errors.append(f"watching {wk.kind}: {exc.status} {exc.reason}")
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception as exc:  # connection dropped: reconnect from the last rv
+                if self._stop.is_set():
+                    return
+                if not is_transient(exc):
+                    self.errors.append(f"watching {wk.kind}: {exc}")
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
