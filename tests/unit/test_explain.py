@@ -1,0 +1,53 @@
+"""explain: the troubleshooting panel and its plain-text twin, on recorded findings."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from paless_deploy import diagnose as dx
+from paless_deploy.explain import finding_text, render_finding
+
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
+
+
+def crash_finding(**policy) -> dx.Finding:
+    doc = json.loads((RECORDED / "crash-loop.json").read_text())
+    (pod,) = [o for o in doc["items"] if o["kind"] == "Pod"]
+    (f,) = dx.diagnose_pod(pod, doc["events"], dx.Policy(**policy),
+                           datetime(2030, 1, 1, tzinfo=UTC), logs="line 1\nfatal: db down\n")
+    return f
+
+
+def test_plain_text_has_cause_evidence_fix_and_commands():
+    f = crash_finding(allowed_restarts=0)
+    text = finding_text(f)
+    lines = text.splitlines()
+    assert lines[0].startswith(f"crash-loop {f.resource} (CrashLoopBackOff)")
+    assert f"  cause: {f.message}" in lines
+    assert "    log: fatal: db down" in lines
+    assert f"  fix: {f.hint}" in lines
+    assert all(f"    {c}" in lines for c in f.commands)
+    assert "\x1b[" not in text and "tolerated" not in lines[0]
+
+
+def test_tolerated_findings_say_so():
+    assert "[tolerated until the deadline]" in finding_text(crash_finding()).splitlines()[0]
+
+
+def test_plain_text_is_deterministic():
+    assert finding_text(crash_finding()) == finding_text(crash_finding())
+
+
+def test_panel_shows_every_part():
+    f = crash_finding(allowed_restarts=0)
+    out = io.StringIO()
+    render_finding(f, Console(file=out, width=200, no_color=True, force_terminal=False))
+    text = out.getvalue()
+    assert f.resource in text.splitlines()[0]
+    for part in ("Evidence", "Fix:", "Look further", "log: fatal: db down", f.commands[0]):
+        assert part in text
