@@ -78,8 +78,8 @@ def _conflict(obj: Mapping[str, Any], exc: Exception) -> ApplyConflict:
     who = ", ".join(managers) or "another field manager"
     return ApplyConflict(
         f"{object_ref(obj)}: fields we apply are owned by {who}: {message}",
-        f"Someone changed them with another tool (e.g. `kubectl edit`/`scale`). Re-run with "
-        f"--force-conflicts to take them over, or remove them from the manifests.",
+        "Someone changed them with another tool (e.g. `kubectl edit`/`scale`). Re-run with "
+        "--force-conflicts to take them over, or remove them from the manifests.",
     )
 
 

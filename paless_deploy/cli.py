@@ -177,32 +177,12 @@ def _run_context(ctx: click.Context, scope: str | None) -> Any:
     )
 
 
-def _stdout_terminal() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                color: bool) -> None:
+    """See report.print_table (kept light: report imports no heavy module)."""
+    from paless_deploy.report import print_table as show
 
-
-def _print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
-                 color: bool) -> None:
-    """A table on stdout: rich on a terminal, aligned plain columns otherwise."""
-    if _stdout_terminal():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title, title_justify="left", header_style="bold")
-        for header in headers:
-            table.add_column(header, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        Console(no_color=not color, highlight=False).print(table)
-        return
-    widths = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
-    click.echo(f"{title}:")
-    click.echo("  " + "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
-    for row in rows:
-        click.echo("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    show(title, headers, rows, color)
 
 
 def _emit(run_ctx: Any, result: Any) -> int:
@@ -253,13 +233,13 @@ def help_command(ctx: click.Context) -> int:
         click.echo(parent.get_help())
         click.echo()
         if app_rows:
-            _print_table(f"Apps in {config.project_dir.resolve()}",
+            print_table(f"Apps in {config.project_dir.resolve()}",
                          ("app", "dockerfile", "image"), app_rows, run_ctx.console.color)
         else:
             click.echo(f"No apps found in {config.project_dir.resolve()} "
                        "(looked for <dir>/Dockerfile and Dockerfile.<name>).")
         click.echo()
-        _print_table("Configuration", ("variable", "value", "source"), config.rows(),
+        print_table("Configuration", ("variable", "value", "source"), config.rows(),
                      run_ctx.console.color)
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
@@ -279,7 +259,7 @@ def config_command(ctx: click.Context) -> int:
     problems = config_problems(config)
     if not run_ctx.json_output:
         files = ", ".join(str(p) for p in config.env_files) or "none"
-        _print_table(f"Configuration (env files: {files})", ("variable", "value", "source"),
+        print_table(f"Configuration (env files: {files})", ("variable", "value", "source"),
                      rows, run_ctx.console.color)
     if problems:
         raise combined_error(problems)
@@ -323,7 +303,7 @@ def _images_command(ctx: click.Context, command: str, names: Sequence[str],
     if not run_ctx.json_output:
         # The full digest is in the JSON document; a prefix identifies it on screen.
         rows = [(r.app, r.action, r.ref, (r.digest or "")[:19]) for r in results]
-        _print_table("Images", ("app", "action", "reference", "digest"), rows,
+        print_table("Images", ("app", "action", "reference", "digest"), rows,
                      run_ctx.console.color)
     return _emit(run_ctx, Result(command=command, images=results))
 
@@ -382,9 +362,9 @@ def _engine(name: str, run_ctx: Any, **options: Any) -> int:
 @click.option("--no-prune", is_flag=True, help="Keep objects that left the manifests.")
 @click.option("--force-conflicts", is_flag=True, help="Take over fields other managers own.")
 @click.option("--rollback-on-failure", is_flag=True,
-              help="Roll Deployments back to their previous revision when the deploy fails.")
+              help="Roll changed Deployments/StatefulSets back when the deploy fails.")
 @click.option("--tolerate-failures", is_flag=True,
-              help="Report unhealthy workloads as warnings instead of failing (exit 0).")
+              help="Tolerate every detected failure until the progress deadline.")
 @click.pass_context
 def all_command(ctx: click.Context, **options: Any) -> int:
     """Build and push every app, apply the overlay in phases, wait, prune, show status."""
@@ -393,10 +373,15 @@ def all_command(ctx: click.Context, **options: Any) -> int:
 
 @cli.command("deploy")
 @click.argument("apps", nargs=-1, required=True)
+@click.option("--force-conflicts", is_flag=True, help="Take over fields other managers own.")
+@click.option("--rollback-on-failure", is_flag=True,
+              help="Roll changed Deployments/StatefulSets back when the deploy fails.")
+@click.option("--tolerate-failures", is_flag=True,
+              help="Tolerate every detected failure until the progress deadline.")
 @click.pass_context
-def deploy_command(ctx: click.Context, apps: tuple[str, ...]) -> int:
+def deploy_command(ctx: click.Context, apps: tuple[str, ...], **options: Any) -> int:
     """Build and push only APPS, apply the overlay, wait for them (no prune)."""
-    return _engine("deploy", _run_context(ctx, scope="deploy"), apps=list(apps))
+    return _engine("deploy", _run_context(ctx, scope="deploy"), apps=list(apps), **options)
 
 
 @cli.command("status")
@@ -469,10 +454,24 @@ def _report_error(inv: Invocation, error: PalessError) -> int:
     return error.exit_code
 
 
+def _sigterm_interrupts() -> None:
+    """CI cancels jobs with SIGTERM: treat it as Ctrl-C so the lock is released at once."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (embedded use): leave the handler alone
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point: run the CLI and return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     inv = Invocation(args)
+    _sigterm_interrupts()
     try:
         rv = cli.main(args=args, prog_name=PROG, standalone_mode=False, obj=inv)
         return rv if isinstance(rv, int) else 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +50,8 @@ def planned_refs(run_ctx: Any, apps: list[Any]) -> tuple[dict[str, str], list[st
         digests = FileDigests()
         refs = {a.name: image_ref(config, a.name, compute_tag(a, config.build_args(), {}, digests))
                 for a in apps}
-        return refs, ["Docker is not reachable: image tags were computed without the base "
-                      "image IDs and may differ from what `build` produces."]
+        return refs, [("Docker is not reachable: image tags were computed without the base "
+                      "image IDs and may differ from what `build` produces.")]
 
 
 def render(run_ctx: Any, app_images: dict[str, str]) -> list[dict]:
@@ -253,11 +253,20 @@ def _deploy(run_ctx: Any, command: str, *, only_apps: Sequence[str] | None, prun
     if only_apps:
         others = [a.name for a in apps if a.name not in only_apps]
         refs.update(deployed_app_refs(kube, run.namespace, run.config, others))
-    images = build_images(run.config, to_build, push=True, progress=make_progress(run_ctx.console))
-    run.result.images = images
-    refs.update({r.app: r.ref for r in images})
+    # Tags are content hashes: known before building, so a bad overlay, variable or
+    # phase annotation fails in a second, before any image is built or pushed.
+    planned, _ = planned_refs(run_ctx, to_build)
+    refs.update(planned)
     objects = render(run_ctx, _refs_for_render(run_ctx, apps, refs))
     phases = plan_phases(objects)
+    images = build_images(run.config, to_build, push=True, progress=make_progress(run_ctx.console))
+    run.result.images = images
+    built = {r.app: r.ref for r in images}
+    if any(refs.get(app) != ref for app, ref in built.items()):
+        # the context changed while we built: render with what was really pushed
+        refs.update(built)
+        objects = render(run_ctx, _refs_for_render(run_ctx, apps, refs))
+        phases = plan_phases(objects)
 
     check_writable_ns = _namespace_exists(kube, run.namespace)
     if check_writable_ns:
@@ -311,7 +320,7 @@ def _namespace_exists(kube: Any, name: str) -> bool:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _apply_phases(run: _Run, kube: Any, phases: list[Any], objects: list[dict], *,
@@ -405,7 +414,7 @@ def _wait(run: _Run, watcher: Any, waited: list[Any], deadline: float,
     def fetch_logs(pod: str, container: str) -> str | None:
         try:
             return run_logs(watcher.kube, run.namespace, pod, container)
-        except Exception:  # logs are evidence, never a reason to fail
+        except Exception:  # noqa: BLE001 - logs are evidence, never a reason to fail
             return None
 
     waiter = PhaseWaiter(watcher, waited, deadline=deadline,
@@ -513,4 +522,4 @@ def _finish(run_ctx: Any, result: Result) -> None:
           f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s():.1f}s.")
 
 
-__all__ = ["run_all", "run_deploy", "run_render", "planned_refs", "render", "Path"]
+__all__ = ["Path", "planned_refs", "render", "run_all", "run_deploy", "run_render"]

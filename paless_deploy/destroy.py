@@ -110,9 +110,9 @@ def _show(run_ctx: Any, title: str, rows: list[tuple[str, ...]]) -> None:
     if not rows:
         click.echo(f"{title}: nothing.")
         return
-    from paless_deploy.cli import _print_table
+    from paless_deploy.report import print_table
 
-    _print_table(title, ("action", "object", "namespace", "reason"), rows, run_ctx.console.color)
+    print_table(title, ("action", "object", "namespace", "reason"), rows, run_ctx.console.color)
 
 
 def _confirm(plan: DestroyPlan, yes: bool) -> None:

@@ -383,10 +383,10 @@ def run_doctor(run_ctx: Any) -> Result:
 def _print_checks(run_ctx: Any, checks: list[Check]) -> None:
     import click
 
-    from paless_deploy.cli import _print_table
+    from paless_deploy.report import print_table
 
     rows = [(c.status, c.name, c.detail, "" if c.ok else c.fix) for c in checks]
-    _print_table("paless-deploy doctor", ("status", "check", "detail", "fix"), rows,
+    print_table("paless-deploy doctor", ("status", "check", "detail", "fix"), rows,
                  run_ctx.console.color)
     failed = [c.name for c in checks if c.required and not c.ok]
     if failed:

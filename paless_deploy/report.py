@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import IO, Any
 
@@ -153,3 +154,32 @@ def print_error(error: PalessError, *, color: bool, terminal: bool,
         body.append(error.hint)
     console.print(Panel(body, title=title, title_align="left",
                         border_style="red" if color else "none"))
+
+
+def _stdout_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
+                 color: bool) -> None:
+    """A table on stdout: rich on a terminal, aligned plain columns otherwise."""
+    if _stdout_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", header_style="bold")
+        for header in headers:
+            table.add_column(header, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
+        Console(no_color=not color, highlight=False).print(table)
+        return
+    widths = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
+    print(f"{title}:")
+    print("  " + "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for row in rows:
+        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    sys.stdout.flush()

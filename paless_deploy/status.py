@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from paless_deploy.kube import Kube, cluster_errors
@@ -35,7 +35,7 @@ class Status:
 def _age(ts: str | None, now: datetime) -> str:
     if not ts:
         return "-"
-    then = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    then = datetime.fromisoformat(ts)
     s = int((now - then).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= size:
@@ -70,7 +70,7 @@ def collect_status(kube: Kube, namespace: str) -> Status:
 
     api = kube.api
     ser = api.sanitize_for_serialization
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     st = Status(namespace=namespace)
     with cluster_errors(kube, "reading the namespace's status", namespace):
         deps = [ser(d) for d in kube.apps.list_namespaced_deployment(namespace).items]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from paless_deploy.apply import Applied
@@ -33,7 +33,7 @@ class DeployView:
         with self._lock:
             print(f"{stamp} {text}", file=sys.stderr, flush=True)
 
-    def __enter__(self) -> DeployView:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -79,7 +79,7 @@ class TerminalView(DeployView):
         self._status: Any = None
         self._waiting: dict[str, str] = {}
 
-    def __enter__(self) -> TerminalView:
+    def __enter__(self) -> Self:
         self._status = self.console.status("", spinner="dots")
         return self
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from paless_deploy.apply import Applied
@@ -131,7 +131,7 @@ class PhaseWaiter:
         if live is None:
             return []
         policy = self.policy.for_object(live)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         w = self.watcher
         kind, name = t.applied.kind, t.applied.name
         pods = self.pods_of(t, live)

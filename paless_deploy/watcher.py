@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from paless_deploy.kube import Kube, is_transient
 
@@ -71,7 +71,7 @@ class NamespaceWatcher:
         with self.changed:
             self.changed.notify_all()
 
-    def __enter__(self) -> NamespaceWatcher:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -170,7 +170,7 @@ class NamespaceWatcher:
                     self.errors.append(f"watching {wk.kind}: {exc.status} {exc.reason}")
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-            except Exception as exc:  # connection dropped: reconnect from the last rv
+            except Exception as exc:  # noqa: BLE001 - dropped connection: reconnect from the last rv
                 if self._stop.is_set():
                     return
                 if not is_transient(exc):

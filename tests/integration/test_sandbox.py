@@ -187,7 +187,7 @@ def test_marked_job_pod_fails_the_job(sandbox, kube_api, namespace):
     job = wait_for(client.BatchV1Api(kube_api).list_namespaced_job, namespace, "bad",
                    lambda j: any(c.type == "Failed" and c.status == "True" for c in (j.status.conditions or [])),
                    timeout=90)
-    failed = [c for c in job.status.conditions if c.type == "Failed"][0]
+    failed = next(c for c in job.status.conditions if c.type == "Failed")
     assert failed.reason == "BackoffLimitExceeded"
 
 

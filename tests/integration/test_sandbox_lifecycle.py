@@ -88,7 +88,7 @@ def test_down_stops_everything_and_up_comes_back(sandbox):
 def test_env_prints_kubeconfig_and_pinned_kubectl_path():
     out = sandbox_cmd("env").stdout
     assert f"export KUBECONFIG={state_dir() / 'kubeconfig'}" in out
-    path_line = [line for line in out.splitlines() if line.startswith("export PATH=")][0]
+    path_line = next(line for line in out.splitlines() if line.startswith("export PATH="))
     bin_dir = Path(path_line.split("=", 1)[1].split(":")[0])
     assert (bin_dir / "kubectl").exists()
 

@@ -78,7 +78,7 @@ def test_unknown_command_json(project: Path, capsys: pytest.CaptureFixture[str])
 
 def test_app_name_is_deploy_shorthand(project: Path, engine: Any,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    def run_deploy(run_ctx: Any, apps: list[str]) -> Result:
+    def run_deploy(run_ctx: Any, apps: list[str], **options: Any) -> Result:
         engine.calls.append((run_ctx, apps))
         return Result(command="deploy")
 
