@@ -258,5 +258,5 @@ def test_build_from_the_base_image_name_works_offline(tmp_path: Path):
     base = BY_NAME["BASE_IMAGE"].default
     (tmp_path / "Dockerfile").write_text(f"FROM {base}\nENV PALESS_COMPONENT=test\n")
     res = subprocess.run(["docker", "build", "--pull=false", "-q", "-t", "sandbox-base-test:v1", str(tmp_path)],
-                         capture_output=True, text=True)
+                         check=False, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr

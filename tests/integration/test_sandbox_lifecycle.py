@@ -19,7 +19,8 @@ pytestmark = pytest.mark.cluster
 
 
 def sandbox_cmd(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    res = subprocess.run([str(SANDBOX), *args], capture_output=True, text=True, timeout=600)
+    res = subprocess.run([str(SANDBOX), *args], check=False, capture_output=True, text=True,
+                         timeout=600)
     if check and res.returncode != 0:
         raise AssertionError(f"scripts/sandbox {' '.join(args)} exited {res.returncode}:\n"
                              f"{res.stdout}\n{res.stderr}")
