@@ -63,8 +63,8 @@ def test_nodes_are_ready_with_capacity(kube_api):
     ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)]
     assert len(ready) >= 2
     for n in ready:
-        assert n.status.allocatable["cpu"] == "4"
-        assert n.status.allocatable["memory"] == "16Gi"
+        assert n.status.allocatable["cpu"] == "8"
+        assert n.status.allocatable["memory"] == "32Gi"
         assert n.status.allocatable["pods"] == "110"
 
 
