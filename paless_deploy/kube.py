@@ -137,7 +137,8 @@ def with_retries(fn: Callable[[], T], *, seconds: float = 30.0) -> T:
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_transient),
-        wait=tenacity.wait_exponential_jitter(initial=0.2, max=5),
+        # exponential backoff with jitter (spelled so that tenacity 8 and 9 both accept it)
+        wait=tenacity.wait_exponential(multiplier=0.2, max=5) + tenacity.wait_random(0, 0.2),
         stop=tenacity.stop_after_delay(seconds),
         reraise=True,
     )
