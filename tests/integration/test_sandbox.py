@@ -260,3 +260,18 @@ def test_build_from_the_base_image_name_works_offline(tmp_path: Path):
     res = subprocess.run(["docker", "build", "--pull=false", "-q", "-t", "sandbox-base-test:v1", str(tmp_path)],
                          check=False, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_crash_looping_pod_has_previous_logs(sandbox, kube_api, namespace):
+    from kubernetes import client
+
+    apply(sandbox, namespace, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "crashlogs", "annotations": {"sandbox.paless.io/fail": "crash-loop"}},
+        "spec": pod_template("crashlogs")["spec"]})
+    core = client.CoreV1Api(kube_api)
+    wait_for(core.list_namespaced_pod, namespace, "crashlogs",
+             lambda p: bool(p.status.container_statuses)
+             and (p.status.container_statuses[0].restart_count or 0) >= 1, timeout=30)
+    previous = core.read_namespaced_pod_log("crashlogs", namespace, container="app", previous=True)
+    assert "exited with code 1" in previous
+    assert "container started" in core.read_namespaced_pod_log("crashlogs", namespace, container="app")
