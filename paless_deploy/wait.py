@@ -173,7 +173,9 @@ class PhaseWaiter:
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
             waiting = (cs.get("state") or {}).get("waiting") or {}
             terminated = (cs.get("state") or {}).get("terminated") or {}
-            if waiting.get("reason") == "CrashLoopBackOff" or terminated.get("exitCode"):
+            restarted = int(cs.get("restartCount") or 0) > 0 and (cs.get("lastState") or {}).get(
+                "terminated")
+            if waiting.get("reason") == "CrashLoopBackOff" or terminated.get("exitCode") or restarted:
                 key = (pod["metadata"]["name"], cs["name"], int(cs.get("restartCount") or 0))
                 if key not in self._logs_cache:
                     self._logs_cache[key] = self.fetch_logs(pod["metadata"]["name"], cs["name"])
