@@ -37,6 +37,7 @@ class Applied:
     uid: str
     live: dict  # the object as the API server returned it
     previous: dict | None = None  # the object before this apply (None when created)
+    body: dict | None = None  # what we applied (the rendered object)
 
     @property
     def ref(self) -> str:
@@ -140,20 +141,28 @@ def _applied(obj: Mapping[str, Any], action: str, live: dict, namespace: str | N
     gen = meta.get("generation")
     return Applied(kind=obj["kind"], name=obj["metadata"]["name"], namespace=namespace,
                    action=action, generation=int(gen) if gen is not None else None,
-                   uid=meta.get("uid", ""), live=live, previous=previous)
+                   uid=meta.get("uid", ""), live=live, previous=previous, body=dict(obj))
 
 
 def rollback_object(kube: Kube, applied: Applied) -> dict:
-    """Put the pod template this run replaced back (a Deployment/StatefulSet rollback)."""
-    assert applied.previous is not None
-    resource = kube.resource(applied.live["apiVersion"], applied.kind)
-    meta = {"name": applied.name}
-    if applied.namespace:
-        meta["namespace"] = applied.namespace
-    body = {"apiVersion": applied.live["apiVersion"], "kind": applied.kind, "metadata": meta,
-            "spec": {"template": applied.previous["spec"]["template"]}}
+    """Put the pod template this run replaced back (a Deployment/StatefulSet rollback).
+
+    The whole rendered object is applied again with only its template swapped for the
+    previous one: a partial apply would drop every other field our manager owns.
+    """
+    assert applied.previous is not None and applied.body is not None
+    resource = kube.resource(applied.body["apiVersion"], applied.kind)
+    body = copy.deepcopy(applied.body)
+    template = copy.deepcopy(applied.previous["spec"]["template"])
+    (template.get("metadata") or {}).pop("creationTimestamp", None)
+    body["spec"]["template"] = template
     with cluster_errors(kube, f"rolling back {applied.ref}", applied.namespace):
-        return _ssa(kube, resource, body, applied.namespace, force=True)
+        try:
+            return _ssa(kube, resource, body, applied.namespace, force=True)
+        except Exception as exc:
+            if api_status(exc) in (400, 409, 422):
+                raise _invalid(body, exc) from None
+            raise
 
 
 def _initial_replicas(obj: Mapping[str, Any]) -> int | None:

@@ -466,7 +466,13 @@ def rollback_changed(kube: Any, run: _Run) -> list[str]:
     rolled = []
     for a in run.applied:
         if a.kind in ("Deployment", "StatefulSet") and a.action == CONFIGURED and a.previous:
-            rollback_object(kube, a)
+            try:
+                rollback_object(kube, a)
+            except PalessError as exc:
+                msg = f"Could not roll back {a.ref}: {exc.message}"
+                run.view.warning(msg)
+                run.result.warnings.append(msg)
+                continue
             rolled.append(a.ref)
     return rolled
 
