@@ -280,6 +280,11 @@ def _deploy(run_ctx: Any, command: str, *, only_apps: Sequence[str] | None, prun
                            code="preflight")
         return run.fail(err, findings)
 
+    from paless_deploy.diagnose import manifest_warnings
+
+    for warning in manifest_warnings(objects):
+        run.view.warning(warning)
+        run.result.warnings.append(warning)
     with run.view:
         started = time.monotonic()
         ns_report = ensure_namespace(kube, run_ctx)

@@ -1009,3 +1009,42 @@ def deadline_finding(objects: Sequence[Mapping[str, Any]], pods: Iterable[Mappin
         commands=(f"kubectl -n {namespace} get pods -o wide",
                   f"kubectl -n {namespace} get events --sort-by=.lastTimestamp"),
         evidence=lines, fatal=True)
+
+
+# --- Paless knowledge about the manifests themselves ------------------------------------
+
+
+def manifest_warnings(objects: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Warnings about rendered objects that will misbehave although they apply cleanly.
+
+    - more than one scheduler (replicas > 1, an HPA, or a rolling update): Celery beat
+      would run twice and duplicate every periodic task;
+    - an image tagged `latest` (or untagged): re-pushing it changes nothing in the pod
+      spec, so Kubernetes never rolls the new image out.
+    """
+    warnings: list[str] = []
+    hpa_targets = {(_get(o, "spec", "scaleTargetRef", "name") or "") for o in objects
+                   if o.get("kind") == "HorizontalPodAutoscaler"}
+    for obj in objects:
+        kind, name = obj.get("kind"), _name(obj)
+        component = (_get(obj, "metadata", "labels") or {}).get("app.kubernetes.io/component")
+        if kind == "Deployment" and component == "scheduler":
+            replicas = _get(obj, "spec", "replicas")
+            strategy = _get(obj, "spec", "strategy", "type") or "RollingUpdate"
+            if (replicas is not None and int(replicas) > 1) or name in hpa_targets:
+                warnings.append(f"Deployment/{name}: more than one scheduler would run and every "
+                                "periodic task would run twice; keep replicas 1 and no HPA.")
+            if strategy != "Recreate":
+                warnings.append(f"Deployment/{name}: a {strategy} update briefly runs two "
+                                "schedulers (duplicate periodic tasks); use strategy Recreate.")
+        for container in (pod_spec_of(obj).get("containers") or []) + (
+                pod_spec_of(obj).get("initContainers") or []):
+            image = str(container.get("image") or "")
+            last = image.rsplit("/", 1)[-1]
+            if "@" in image:
+                continue
+            if ":" not in last or last.endswith(":latest"):
+                warnings.append(f"{kind}/{name} container {container.get('name')} uses {image}: "
+                                "a re-pushed :latest image is never rolled out; use an "
+                                "immutable tag.")
+    return warnings

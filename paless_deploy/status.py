@@ -126,6 +126,12 @@ def collect_status(kube: Kube, namespace: str) -> Status:
         })
         if reason and s.get("phase") != "Succeeded":
             problems.append(f"Pod/{pod['metadata']['name']} {reason}")
+    schedulers = [p["metadata"]["name"] for p in pods
+                  if (p["metadata"].get("labels") or {}).get("app.kubernetes.io/component") == "scheduler"
+                  and (p.get("status") or {}).get("phase") == "Running"]
+    if len(schedulers) > 1:
+        problems.append(f"{len(schedulers)} scheduler pods run ({', '.join(schedulers)}): periodic "
+                        "tasks run twice; keep 1 replica with strategy Recreate")
     for pvc in pvcs:
         s = pvc.get("status") or {}
         st.storage.append({

@@ -1,0 +1,50 @@
+"""Paless knowledge about rendered manifests: duplicate schedulers, :latest images."""
+
+from __future__ import annotations
+
+from paless_deploy.diagnose import manifest_warnings
+from paless_deploy.render import render_overlay
+from paless_deploy.variables import VARIABLES
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def scheduler(replicas: int = 1, strategy: str = "Recreate", image: str = "r/s:abc") -> dict:
+    return {"kind": "Deployment",
+            "metadata": {"name": "scheduler", "labels": {"app.kubernetes.io/component": "scheduler"}},
+            "spec": {"replicas": replicas, "strategy": {"type": strategy},
+                     "template": {"spec": {"containers": [{"name": "beat", "image": image}]}}}}
+
+
+def test_single_recreate_scheduler_with_a_tag_is_fine():
+    assert manifest_warnings([scheduler()]) == []
+
+
+def test_two_scheduler_replicas_warn_about_duplicate_tasks():
+    (w,) = manifest_warnings([scheduler(replicas=2)])
+    assert "twice" in w and "Deployment/scheduler" in w
+
+
+def test_rolling_scheduler_warns_about_recreate():
+    (w,) = manifest_warnings([scheduler(strategy="RollingUpdate")])
+    assert "Recreate" in w
+
+
+def test_hpa_on_the_scheduler_warns():
+    hpa = {"kind": "HorizontalPodAutoscaler", "metadata": {"name": "s"},
+           "spec": {"scaleTargetRef": {"name": "scheduler"}}}
+    assert any("no HPA" in w for w in manifest_warnings([scheduler(), hpa]))
+
+
+def test_latest_and_untagged_images_warn_but_digests_do_not():
+    assert any(":latest" in w for w in manifest_warnings([scheduler(image="r/s:latest")]))
+    assert any("never rolled out" in w for w in manifest_warnings([scheduler(image="r/s")]))
+    assert manifest_warnings([scheduler(image="r/s@sha256:" + "a" * 64)]) == []
+
+
+def test_the_shipped_dev_overlay_has_no_warnings():
+    values = {v.name: v.default for v in VARIABLES if v.default is not None}
+    values["PALESS_NAMESPACE"] = "paless"
+    refs = {app: f"localhost:5000/paless-{app}:0123456789ab" for app in ("web", "worker", "scheduler")}
+    objects = render_overlay(REPO, "dev", "paless", values, refs)
+    assert manifest_warnings(objects) == []
