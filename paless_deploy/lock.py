@@ -400,9 +400,11 @@ class NamespaceLock:
             self._renewer.join(timeout=15)
         with self._state_lock:
             was_held, self.held = self.held, False
-        if not was_held:
-            return
+        if not was_held and self._resource_version is None:
+            return  # never won it
         try:
+            # Decide on the holder written in the Lease, not on our flag: an interrupt can
+            # land between our write and our bookkeeping. The identity carries our pid.
             state = self._read()
             if state is None or state.holder != self.holder:
                 return
