@@ -64,6 +64,23 @@ def _pod_reason(pod: dict) -> str:
     return ""
 
 
+def _require_namespace(kube: Kube, namespace: str) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    from paless_deploy.errors import ConfigError
+
+    try:
+        kube.core.read_namespace(namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            raise ConfigError(f"Namespace {namespace} does not exist on {kube.server}.",
+                              "Deploy it first (`paless-deploy all`), or check -n / "
+                              "PALESS_NAMESPACE (`paless-deploy config`).",
+                              code="no-namespace") from None
+        if exc.status != 403:  # may not read namespaces: the lists below will tell
+            raise
+
+
 def collect_status(kube: Kube, namespace: str) -> Status:
     """Read the namespace's workloads, pods, claims, services, ingresses and HPAs."""
     from kubernetes import client
@@ -73,6 +90,7 @@ def collect_status(kube: Kube, namespace: str) -> Status:
     now = datetime.now(UTC)
     st = Status(namespace=namespace)
     with cluster_errors(kube, "reading the namespace's status", namespace):
+        _require_namespace(kube, namespace)
         deps = [ser(d) for d in kube.apps.list_namespaced_deployment(namespace).items]
         stss = [ser(s) for s in kube.apps.list_namespaced_stateful_set(namespace).items]
         jobs = [ser(j) for j in kube.batch.list_namespaced_job(namespace).items]
