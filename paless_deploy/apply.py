@@ -219,6 +219,30 @@ def _apply_job(kube: Kube, resource: Any, obj: dict, before: dict, namespace: st
     return _applied(obj, REPLACED, live, namespace)
 
 
+def wait_volume_available(kube: Kube, applied: Applied, timeout: float = 15.0) -> None:
+    """Wait (watch) until a new PersistentVolume has a phase.
+
+    A claim created before the PV controller has seen its pre-bound volume stays
+    Pending until the controller's next resync (15 s by default); waiting for the
+    volume's first status avoids that race.
+    """
+    if applied.kind != "PersistentVolume" or applied.action != CREATED:
+        return
+    resource = kube.resource(applied.live["apiVersion"], "PersistentVolume")
+    deadline = time.monotonic() + timeout
+    with cluster_errors(kube, f"waiting for {applied.ref}"):
+        current = resource.get(name=applied.name)
+        if (current.to_dict().get("status") or {}).get("phase"):
+            return
+        for event in resource.watch(field_selector=f"metadata.name={applied.name}",
+                                    resource_version=current.metadata.resourceVersion,
+                                    timeout=max(1, int(deadline - time.monotonic()))):
+            obj = event["object"]
+            phase = getattr(getattr(obj, "status", None), "phase", None)
+            if phase or time.monotonic() > deadline:
+                return
+
+
 def _delete_and_wait(kube: Kube, resource: Any, obj: Mapping[str, Any], namespace: str | None,
                      timeout: float = 60.0) -> None:
     """Delete (foreground: its pods first) and watch until the object is gone."""

@@ -331,7 +331,7 @@ def _now_iso() -> str:
 def _apply_phases(run: _Run, kube: Any, phases: list[Any], objects: list[dict], *,
                   only_apps: Sequence[str] | None, prune: bool, force: bool, rollback: bool,
                   tolerate: bool) -> Result:
-    from paless_deploy.apply import apply_object
+    from paless_deploy.apply import apply_object, wait_volume_available
     from paless_deploy.watcher import NamespaceWatcher
 
     ctx = run.ctx
@@ -349,11 +349,12 @@ def _apply_phases(run: _Run, kube: Any, phases: list[Any], objects: list[dict], 
             started_iso, started = _now_iso(), time.monotonic()
             run.view.phase_started(phase.name, len(phase.objects))
             applied = []
-            for obj in phase.objects:
+            for obj in _volumes_first(phase.objects):
                 a = apply_object(kube, obj, force_conflicts=force)
                 applied.append(a)
                 run.applied.append(a)
                 run.view.applied(a)
+                wait_volume_available(kube, a)
             waited = [a for a in applied if _should_wait(a, only_apps)]
             outcome, waiter = _wait(run, watcher, waited, deadline, storage_classes, policy)
             verdicts = {t.ref: t.verdict for t in outcome.targets}
@@ -382,6 +383,12 @@ def _apply_phases(run: _Run, kube: Any, phases: list[Any], objects: list[dict], 
         raise
     finally:
         watcher.stop()
+
+
+def _volumes_first(objects: Sequence[dict]) -> list[dict]:
+    """StorageClasses, then volumes, then claims: a claim must find its volume in place."""
+    rank = {"StorageClass": 0, "PersistentVolume": 1}
+    return sorted(objects, key=lambda o: rank.get(o.get("kind", ""), 2))
 
 
 def _should_wait(a: Any, only_apps: Sequence[str] | None) -> bool:
