@@ -271,23 +271,10 @@ def config_command(ctx: click.Context) -> int:
 
 
 def _selected_apps(config: Any, names: Sequence[str]) -> list[Any]:
-    from paless_deploy.discover import discover_apps
+    """The discovered apps, or only those named (ConfigError for an unknown name)."""
+    from paless_deploy.discover import select_apps
 
-    apps = discover_apps(config.project_dir)
-    if not apps:
-        raise ConfigError(
-            f"No apps found in {config.project_dir.resolve()}.",
-            "An app is a <dir>/Dockerfile one level down or a root Dockerfile.<name>; "
-            "pass --project-dir if you are elsewhere.",
-        )
-    if not names:
-        return apps
-    by_name = {app.name: app for app in apps}
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise ConfigError(f"Unknown app {unknown[0]!r}.",
-                          f"Apps found: {', '.join(by_name)}.")
-    return [by_name[n] for n in dict.fromkeys(names)]
+    return select_apps(config.project_dir, names)
 
 
 def _images_command(ctx: click.Context, command: str, names: Sequence[str],
@@ -358,13 +345,23 @@ def _engine(name: str, run_ctx: Any, **options: Any) -> int:
     return _emit(run_ctx, result if result is not None else Result(command=name))
 
 
+def _deploy_options(command: Any) -> Any:
+    """The options `all` and `deploy` share."""
+    for option in reversed((
+        click.option("--force-conflicts", is_flag=True,
+                     help="Take over fields other managers own."),
+        click.option("--rollback-on-failure", is_flag=True,
+                     help="Roll changed Deployments/StatefulSets back when the deploy fails."),
+        click.option("--tolerate-failures", is_flag=True,
+                     help="Tolerate every detected failure until the progress deadline."),
+    )):
+        command = option(command)
+    return command
+
+
 @cli.command("all")
 @click.option("--no-prune", is_flag=True, help="Keep objects that left the manifests.")
-@click.option("--force-conflicts", is_flag=True, help="Take over fields other managers own.")
-@click.option("--rollback-on-failure", is_flag=True,
-              help="Roll changed Deployments/StatefulSets back when the deploy fails.")
-@click.option("--tolerate-failures", is_flag=True,
-              help="Tolerate every detected failure until the progress deadline.")
+@_deploy_options
 @click.pass_context
 def all_command(ctx: click.Context, **options: Any) -> int:
     """Build and push every app, apply the overlay in phases, wait, prune, show status."""
@@ -373,11 +370,7 @@ def all_command(ctx: click.Context, **options: Any) -> int:
 
 @cli.command("deploy")
 @click.argument("apps", nargs=-1, required=True)
-@click.option("--force-conflicts", is_flag=True, help="Take over fields other managers own.")
-@click.option("--rollback-on-failure", is_flag=True,
-              help="Roll changed Deployments/StatefulSets back when the deploy fails.")
-@click.option("--tolerate-failures", is_flag=True,
-              help="Tolerate every detected failure until the progress deadline.")
+@_deploy_options
 @click.pass_context
 def deploy_command(ctx: click.Context, apps: tuple[str, ...], **options: Any) -> int:
     """Build and push only APPS, apply the overlay, wait for them (no prune)."""

@@ -23,18 +23,9 @@ NAMESPACE_PHASE = "namespace"
 
 
 def _apps(run_ctx: Any) -> list[Any]:
-    from paless_deploy.discover import discover_apps
+    from paless_deploy.discover import select_apps
 
-    return discover_apps(run_ctx.config.project_dir)
-
-
-def _select(apps: list[Any], names: Sequence[str]) -> list[Any]:
-    by_name = {a.name: a for a in apps}
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise ConfigError(f"Unknown app {unknown[0]!r}.",
-                          f"Apps found: {', '.join(by_name) or 'none'}.")
-    return [by_name[n] for n in dict.fromkeys(names)]
+    return select_apps(run_ctx.config.project_dir)
 
 
 def planned_refs(run_ctx: Any, apps: list[Any]) -> tuple[dict[str, str], list[str]]:
@@ -244,11 +235,10 @@ def _deploy(run_ctx: Any, command: str, *, only_apps: Sequence[str] | None, prun
 
     run = _Run(run_ctx, command)
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    from paless_deploy.discover import select_apps
+
     apps = _apps(run_ctx)
-    if not apps:
-        raise ConfigError(f"No app found in {run_ctx.config.project_dir}.",
-                          "An app is a <dir>/Dockerfile one level down or a root Dockerfile.<name>.")
-    to_build = _select(apps, only_apps) if only_apps else apps
+    to_build = select_apps(run_ctx.config.project_dir, only_apps) if only_apps else apps
     refs: dict[str, str] = {}
     if only_apps:
         others = [a.name for a in apps if a.name not in only_apps]

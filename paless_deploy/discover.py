@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,3 +67,24 @@ def discover_apps(project_dir: Path) -> list[App]:
             if name and not name.endswith(".dockerignore"):
                 add(App(name, entry, project_dir))
     return [found[name] for name in sorted(found)]
+
+
+def select_apps(project_dir: Path, names: Sequence[str] = ()) -> list[App]:
+    """Every discovered app, or only those named, in the order given.
+
+    No app at all, or a name that is not an app, is a ConfigError naming the fix.
+    """
+    apps = discover_apps(project_dir)
+    if not apps:
+        raise ConfigError(
+            f"No apps found in {project_dir.resolve()}.",
+            "An app is a <dir>/Dockerfile one level down or a root Dockerfile.<name>; "
+            "pass --project-dir if you are elsewhere.",
+        )
+    if not names:
+        return apps
+    by_name = {app.name: app for app in apps}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ConfigError(f"Unknown app {unknown[0]!r}.", f"Apps found: {', '.join(by_name)}.")
+    return [by_name[n] for n in dict.fromkeys(names)]
