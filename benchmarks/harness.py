@@ -1,0 +1,250 @@
+"""The sandbox as the benchmark sees it: kubeconfig, pinned kubectl, paless-deploy, namespaces.
+
+Every tool runs as a subprocess, the way a user runs it, in an environment the benchmark
+controls: no paless.env, no ambient PALESS_* or stack variables, colour off.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from paless_deploy.variables import VARIABLES
+
+REPO = Path(__file__).resolve().parents[1]
+SANDBOX_SCRIPT = REPO / "scripts" / "sandbox"
+OLD_SCRIPT = Path(__file__).resolve().parent / "old_script.sh"
+
+PROJECT_NAME = "paless-bench"  # its own image names: the benchmark never touches paless-*
+REGISTRY = "localhost:5000"  # the sandbox registry, under the name the dev default uses
+OVERLAY = "dev"
+NAMESPACE_PREFIX = "bench-"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+# Left out of the project copy: none of it is in a build context (.dockerignore), so the
+# copy's image tags equal the checkout's and a failing variant rebuilds nothing.
+COPY_IGNORE = (".git", ".hypothesis", ".ruff_cache", ".pytest_cache", ".mypy_cache",
+               "__pycache__", "*.egg-info", ".venv", "node_modules", "build", "dist")
+
+
+class BenchError(Exception):
+    """A step the benchmark depends on failed; the message says which and why."""
+
+
+_START = time.monotonic()
+
+
+def say(message: str) -> None:
+    """A progress line on stderr (stdout carries only the table or the JSON)."""
+    print(f"[bench {time.monotonic() - _START:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A finished subprocess: wall time, exit code and its merged output."""
+
+    seconds: float
+    returncode: int
+    output: str
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines of the output, for error messages."""
+        return "\n".join(self.output.rstrip().splitlines()[-lines:])
+
+
+def run(argv: Sequence[str | Path], env: Mapping[str, str], *, cwd: Path | None = None,
+        timeout: float = 600) -> Finished:
+    """Run argv to completion and time it (wall clock, process start to exit)."""
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([str(a) for a in argv], check=False, env=dict(env), cwd=cwd,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"{' '.join(map(str, argv))} did not finish in {timeout:.0f}s") from exc
+    return Finished(time.perf_counter() - start, done.returncode, done.stdout)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Where the cluster is and which kubectl talks to it."""
+
+    kubeconfig: Path
+    bin_dir: Path  # the pinned kubectl (and kustomize) of `scripts/sandbox env`
+
+    @property
+    def kubectl(self) -> Path:
+        """The pinned kubectl binary."""
+        return self.bin_dir / "kubectl"
+
+
+def find_sandbox(kubeconfig: str | None) -> Sandbox:
+    """The sandbox from `scripts/sandbox env`; the kubeconfig from the flag, KUBECONFIG, or it.
+
+    Raises BenchError when the API server does not answer.
+    """
+    try:
+        out = subprocess.run([str(SANDBOX_SCRIPT), "env"], capture_output=True, text=True,
+                             check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BenchError(f"`scripts/sandbox env` failed: {exc}") from exc
+    exported = dict(re.findall(r"^export (\w+)=(.*)$", out, re.MULTILINE))
+    bin_dir = Path(exported.get("PATH", "").split(":")[0])
+    chosen = kubeconfig or os.environ.get("KUBECONFIG") or exported.get("KUBECONFIG", "")
+    sandbox = Sandbox(kubeconfig=Path(chosen), bin_dir=bin_dir)
+    if not sandbox.kubectl.exists():
+        raise BenchError(f"no pinned kubectl at {sandbox.kubectl}: run `scripts/sandbox up`")
+    ready = subprocess.run([str(sandbox.kubectl), f"--kubeconfig={sandbox.kubeconfig}", "get",
+                            "--raw", "/readyz", "--request-timeout=5s"],
+                           capture_output=True, text=True, check=False)
+    if ready.returncode != 0:
+        raise BenchError(f"the cluster of {sandbox.kubeconfig} does not answer "
+                         f"({ready.stderr.strip() or 'not ready'}): run `scripts/sandbox up`")
+    return sandbox
+
+
+def paless_deploy_executable() -> Path:
+    """The installed console script next to this interpreter (not a pyenv shim), else PATH's."""
+    beside = Path(sys.executable).parent / "paless-deploy"
+    if beside.exists():
+        return beside
+    found = shutil.which("paless-deploy")
+    if not found:
+        raise BenchError("paless-deploy is not installed: pip install -e .")
+    return Path(found)
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Command lines for paless-deploy and kubectl against the sandbox, and their environment."""
+
+    sandbox: Sandbox
+    paless_deploy: Path
+    env_file: Path  # empty: replaces paless.env and .context-management/.env
+    env: Mapping[str, str]
+
+    @classmethod
+    def create(cls, sandbox: Sandbox, workdir: Path) -> Tools:
+        """Tools whose environment holds only the benchmark's settings."""
+        env_file = workdir / "empty.env"
+        env_file.write_text("")
+        ours = {v.name for v in VARIABLES}
+        env = {k: v for k, v in os.environ.items()
+               if k not in ours and not k.startswith("PALESS_")}
+        env.update(PATH=f"{sandbox.bin_dir}:{env.get('PATH', '')}",
+                   KUBECONFIG=str(sandbox.kubeconfig), PROJECT_NAME=PROJECT_NAME,
+                   REGISTRY=REGISTRY, OVERLAY=OVERLAY, NO_COLOR="1", PYTHONUNBUFFERED="1")
+        return cls(sandbox, paless_deploy_executable(), env_file, env)
+
+    def pd(self, namespace: str, *args: str, project: Path = REPO) -> list[str]:
+        """paless-deploy with explicit kubeconfig, env file, project and namespace."""
+        return [str(self.paless_deploy), "--kubeconfig", str(self.sandbox.kubeconfig),
+                "--env-file", str(self.env_file), "--project-dir", str(project), "--no-color",
+                "-n", namespace, *args]
+
+    def kubectl(self, *args: str) -> list[str]:
+        """The pinned kubectl with the sandbox's kubeconfig."""
+        return [str(self.sandbox.kubectl), f"--kubeconfig={self.sandbox.kubeconfig}", *args]
+
+    def check(self, argv: Sequence[str | Path], what: str, *, cwd: Path | None = None,
+              env: Mapping[str, str] | None = None, timeout: float = 600) -> Finished:
+        """Run argv; BenchError naming `what` and the output's tail unless it exits 0."""
+        done = run(argv, env or self.env, cwd=cwd, timeout=timeout)
+        if done.returncode != 0:
+            raise BenchError(f"{what} exited {done.returncode}:\n{done.tail()}")
+        return done
+
+
+def create_namespace(tools: Tools, name: str) -> None:
+    """A plain namespace for the kubectl and old-script baselines."""
+    manifest = yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace",
+                               "metadata": {"name": name, "labels": {"paless.io/bench": "true"}}})
+    done = subprocess.run(tools.kubectl("create", "-f", "-"), input=manifest, text=True,
+                          capture_output=True, env=dict(tools.env), check=False)
+    if done.returncode != 0:
+        raise BenchError(f"creating namespace {name} failed: {done.stderr.strip()}")
+
+
+def delete_namespaces(tools: Tools, names: Sequence[str]) -> None:
+    """Delete the benchmark's namespaces and their PVs (labelled with the instance); no waiting.
+
+    Only names with the benchmark's prefix are ever passed here.
+    """
+    names = [n for n in names if n.startswith(NAMESPACE_PREFIX)]
+    if not names:
+        return
+    run(tools.kubectl("delete", "namespace", *names, "--ignore-not-found", "--wait=false"),
+        tools.env, timeout=120)
+    selector = f"{INSTANCE_LABEL} in ({','.join(names)})"
+    run(tools.kubectl("delete", "pv", "-l", selector, "--ignore-not-found", "--wait=false"),
+        tools.env, timeout=120)
+
+
+def render_objects(tools: Tools, namespace: str) -> list[dict]:
+    """The objects `paless-deploy render --show-secrets` gives for the namespace."""
+    import json
+
+    argv = tools.pd(namespace, "--output", "json", "render", "--show-secrets")
+    done = subprocess.run(argv, env=dict(tools.env), capture_output=True, text=True,
+                          timeout=300, check=False)
+    try:
+        objects = json.loads(done.stdout).get("objects")
+    except ValueError:
+        objects = None
+    if done.returncode != 0 or not objects:
+        raise BenchError(f"render for {namespace} exited {done.returncode}:\n"
+                         f"{done.stderr.strip()[-2000:]}")
+    return list(objects)
+
+
+def app_names(project: Path = REPO) -> list[str]:
+    """The Paless apps: root Dockerfile.<app> (web, worker, scheduler)."""
+    return sorted(p.name.split(".", 1)[1] for p in project.glob("Dockerfile.*"))
+
+
+def with_latest_images(objects: list[dict], apps: Sequence[str]) -> list[dict]:
+    """The objects with our app images as {REGISTRY}/{PROJECT}-{app}:latest, as the old
+    manifests named them (the old script only ever pushed :latest)."""
+    text = yaml.safe_dump_all(objects)
+    for app in apps:
+        repo = re.escape(f"{REGISTRY}/{PROJECT_NAME}-{app}")
+        latest = f"{REGISTRY}/{PROJECT_NAME}-{app}:latest"
+        text = re.sub(rf"(image: ['\"]?){repo}:[\w.-]+", rf"\g<1>{latest}", text)
+    return list(yaml.safe_load_all(text))
+
+
+def write_manifests(objects: list[dict], path: Path) -> Path:
+    """Multi-document YAML, as `kubectl apply -f` reads it."""
+    path.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+    return path
+
+
+def copy_project(dest: Path) -> Path:
+    """A copy of the checkout to edit (the failing overlays), with the same image tags."""
+    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*COPY_IGNORE), symlinks=True)
+    return dest
+
+
+def patch_worker_template(project: Path, annotations: Mapping[str, str],
+                          overlay: str = OVERLAY) -> None:
+    """Set pod-template annotations of Deployment/worker in the overlay (a strategic merge
+    patch appended to its kustomization.yaml, replacing an earlier one of ours)."""
+    path = project / "k8s" / "overlays" / overlay / "kustomization.yaml"
+    kustomization = yaml.safe_load(path.read_text())
+    marker = "# paless-bench"
+    patches = [p for p in kustomization.get("patches") or []
+               if not str(p.get("patch", "")).startswith(marker)]
+    patch = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "worker"},
+             "spec": {"template": {"metadata": {"annotations": dict(annotations)}}}}
+    patches.append({"target": {"kind": "Deployment", "name": "worker"},
+                    "patch": f"{marker}\n{yaml.safe_dump(patch)}"})
+    kustomization["patches"] = patches
+    path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
