@@ -122,6 +122,8 @@ class PhaseWaiter:
             if (rs["metadata"].get("annotations") or {}).get(
                     "deployment.kubernetes.io/revision") == revision:
                 return rs
+        if revision:
+            return None  # the new ReplicaSet is not in the cache yet: never judge the old one
         return max(owned, key=lambda rs: rs["metadata"].get("creationTimestamp", ""), default=None)
 
     def diagnose(self, t: Target, live: dict | None) -> list[Any]:
@@ -129,6 +131,10 @@ class PhaseWaiter:
         from paless_deploy import diagnose as dx
 
         if live is None:
+            return []
+        if kind_waits_for_controller(t.applied.kind) and _not_observed(live, t.applied.generation):
+            # The cache still shows the spec before our apply: its pods are the old
+            # revision's (perhaps the failure this apply fixes). Judge the new ones.
             return []
         policy = self.policy.for_object(live)
         now = datetime.now(UTC)
@@ -238,6 +244,19 @@ class PhaseWaiter:
             if w:
                 out.append(w)
         return out
+
+
+def kind_waits_for_controller(kind: str) -> bool:
+    """Kinds whose pods belong to a revision the controller must first observe."""
+    return kind in ("Deployment", "StatefulSet")
+
+
+def _not_observed(live: Mapping[str, Any], applied_generation: int | None) -> bool:
+    meta, status = live.get("metadata") or {}, live.get("status") or {}
+    generation = int(meta.get("generation") or 0)
+    if applied_generation is not None and generation < applied_generation:
+        return True
+    return int(status.get("observedGeneration") or 0) < generation
 
 
 def _dedupe(findings: list[Any]) -> list[Any]:

@@ -79,3 +79,19 @@ def test_without_rollback_the_failed_template_stays(tmp_path, sandbox, namespace
             "sandbox.paless.io/fail"] == "crash-loop"
     finally:
         delete_instances(sandbox, [namespace])
+
+
+def test_redeploying_the_fix_after_a_failure_succeeds(tmp_path, sandbox, namespace):
+    """The old, failing ReplicaSet's pods are going away: they must not fail the fix."""
+    project = make_project(tmp_path / "proj")
+    add_overlay(project, "crashing", CRASHING_WORKER)
+    try:
+        assert run_cli(project, sandbox.kubeconfig, namespace, "all").returncode == 0
+        for _ in range(3):
+            failed = run_cli(project, sandbox.kubeconfig, namespace, "--overlay", "crashing", "all")
+            assert failed.returncode == 1, failed
+            fixed = run_cli(project, sandbox.kubeconfig, namespace, "all")
+            assert fixed.returncode == 0, fixed
+            assert fixed.doc["errors"] == []
+    finally:
+        delete_instances(sandbox, [namespace])
