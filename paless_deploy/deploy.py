@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -82,31 +83,34 @@ def deployed_app_refs(kube: Any, namespace: str, config: Any, apps: Sequence[str
     prefix = {config.image_repository(a): a for a in apps}
     found: dict[str, str] = {}
     with cluster_errors(kube, "reading the deployed images", namespace):
-        items = (kube.apps.list_namespaced_deployment(namespace).items
-                 + kube.apps.list_namespaced_stateful_set(namespace).items
-                 + kube.batch.list_namespaced_job(namespace).items)
+        items = [item for path in (f"/apis/apps/v1/namespaces/{namespace}/deployments",
+                                   f"/apis/apps/v1/namespaces/{namespace}/statefulsets",
+                                   f"/apis/batch/v1/namespaces/{namespace}/jobs")
+                 for item in kube.request("GET", path).get("items") or []]
     for item in items:
-        pod = item.spec.template.spec
-        for c in list(pod.containers or []) + list(pod.init_containers or []):
-            repo = c.image.rsplit(":", 1)[0] if "@" not in c.image else c.image.split("@")[0]
+        pod = item["spec"]["template"]["spec"]
+        for c in list(pod.get("containers") or []) + list(pod.get("initContainers") or []):
+            image = c.get("image", "")
+            repo = image.split("@")[0] if "@" in image else image.rsplit(":", 1)[0]
             if repo in prefix:
-                found.setdefault(prefix[repo], c.image)
+                found.setdefault(prefix[repo], image)
     return found
 
 
 def check_writable(kube: Any, namespace: str) -> None:
     """Exit 4 before anything is applied when we may not deploy into the namespace."""
-    from kubernetes import client
-
     from paless_deploy.kube import cluster_errors
 
-    authz = client.AuthorizationV1Api(kube.api)
-    checks = [("apps", "deployments", "patch", namespace), ("", "secrets", "patch", namespace)]
+    checks = [("apps", "deployments", "patch"), ("", "secrets", "patch")]
     with cluster_errors(kube, "checking permissions", namespace):
-        for group, resource, verb, ns in checks:
-            review = authz.create_self_subject_access_review({"spec": {"resourceAttributes": {
-                "group": group, "resource": resource, "verb": verb, "namespace": ns}}})
-            if not review.status.allowed:
+        for group, resource, verb in checks:
+            review = kube.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+                                  body={"apiVersion": "authorization.k8s.io/v1",
+                                        "kind": "SelfSubjectAccessReview",
+                                        "spec": {"resourceAttributes": {
+                                            "group": group, "resource": resource, "verb": verb,
+                                            "namespace": namespace}}})
+            if not (review.get("status") or {}).get("allowed"):
                 raise ClusterError(
                     f"Not authorised to {verb} {resource} in namespace {namespace}.",
                     "Use a kubeconfig whose user may manage this namespace, or deploy into one "
@@ -125,48 +129,33 @@ def ensure_namespace(kube: Any, run_ctx: Any) -> ObjectReport:
 
 def _wait_default_serviceaccount(kube: Any, namespace: str, timeout: float = 30.0) -> None:
     """Pods are refused until the `default` ServiceAccount exists in a new namespace."""
-    from kubernetes import watch
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        kube.core.read_namespaced_service_account("default", namespace)
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts"
+    listing = kube.request("GET", path)
+    if any(sa["metadata"]["name"] == "default" for sa in listing.get("items") or []):
         return
-    except ApiException as exc:
-        if exc.status != 404:
-            return
-    w = watch.Watch()
-    for event in w.stream(kube.core.list_namespaced_service_account, namespace,
-                          timeout_seconds=int(timeout)):
-        if event["object"].metadata.name == "default":
-            w.stop()
+    query = {"resourceVersion": listing["metadata"].get("resourceVersion"),
+             "timeoutSeconds": int(timeout)}
+    for event in kube.stream(path, query, timeout=(5, timeout + 5)):
+        if (event.get("object") or {}).get("metadata", {}).get("name") == "default":
             return
 
 
 def preflight(kube: Any, run_ctx: Any, objects: list[dict], refs: dict[str, str]) -> list[Any]:
     """References to Secrets/ConfigMaps/claims and our images in the registry, before applying."""
-    from kubernetes.client.exceptions import ApiException
-
     from paless_deploy.diagnose import Finding
     from paless_deploy.images import _AuthRequired, registry_manifest_digest
     from paless_deploy.kube import cluster_errors
     from paless_deploy.preflight import check_references
 
-    ns = run_ctx.config.namespace
-    readers = {"Secret": kube.core.read_namespaced_secret,
-               "ConfigMap": kube.core.read_namespaced_config_map,
-               "PersistentVolumeClaim": kube.core.read_namespaced_persistent_volume_claim}
+    plurals = {"Secret": "secrets", "ConfigMap": "configmaps",
+               "PersistentVolumeClaim": "persistentvolumeclaims"}
 
     def existing(kind: str, namespace: str, name: str) -> dict | None:
-        reader = readers.get(kind)
-        if reader is None:
+        plural = plurals.get(kind)
+        if plural is None:
             return None
         with cluster_errors(kube, f"reading {kind}/{name}", namespace):
-            try:
-                return kube.api.sanitize_for_serialization(reader(name, namespace))
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
+            return kube.get(f"/api/v1/namespaces/{namespace}/{plural}/{name}")
 
     findings = list(check_references(objects, existing))
     config = run_ctx.config
@@ -188,7 +177,6 @@ def preflight(kube: Any, run_ctx: Any, objects: list[dict], refs: dict[str, str]
                 hint=f"Run `paless-deploy push {app}` (or `all`), then deploy again.",
                 commands=(f"curl -sI http://{config.registry}/v2/{repo}/manifests/{tag}",),
                 evidence=(), fatal=True))
-    del ns
     return findings
 
 
@@ -306,11 +294,10 @@ def _namespace_exists(kube: Any, name: str) -> bool:
 
     with cluster_errors(kube, f"reading namespace {name}", name):
         try:
-            kube.core.read_namespace(name)
-            return True
+            return kube.get(f"/api/v1/namespaces/{name}") is not None
         except ApiException as exc:
-            if exc.status in (404, 403):
-                return exc.status == 403  # forbidden to read: let the access review decide
+            if exc.status == 403:
+                return True  # may not read namespaces: let the access review decide
             raise
 
 
@@ -339,12 +326,16 @@ def _apply_phases(run: _Run, kube: Any, phases: list[Any], objects: list[dict], 
             started_iso, started = _now_iso(), time.monotonic()
             run.view.phase_started(phase.name, len(phase.objects))
             applied = []
-            for obj in _volumes_first(phase.objects):
-                a = apply_object(kube, obj, force_conflicts=force)
-                applied.append(a)
-                run.applied.append(a)
-                run.view.applied(a)
-                wait_volume_available(kube, a)
+            for group in _apply_groups(phase.objects):
+                # objects of one group do not depend on each other: apply them at once
+                with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
+                    done = list(pool.map(lambda o: apply_object(kube, o, force_conflicts=force),
+                                         group))
+                for a in done:
+                    applied.append(a)
+                    run.applied.append(a)
+                    run.view.applied(a)
+                    wait_volume_available(kube, a)
             waited = [a for a in applied if _should_wait(a, only_apps)]
             outcome, waiter = _wait(run, watcher, waited, deadline, storage_classes, policy)
             verdicts = {t.ref: t.verdict for t in outcome.targets}
@@ -375,10 +366,16 @@ def _apply_phases(run: _Run, kube: Any, phases: list[Any], objects: list[dict], 
         watcher.stop()
 
 
-def _volumes_first(objects: Sequence[dict]) -> list[dict]:
-    """StorageClasses, then volumes, then claims: a claim must find its volume in place."""
+APPLY_PARALLELISM = 8
+
+
+def _apply_groups(objects: Sequence[dict]) -> list[list[dict]]:
+    """StorageClasses, then volumes, then everything else (claims must find their volume)."""
     rank = {"StorageClass": 0, "PersistentVolume": 1}
-    return sorted(objects, key=lambda o: rank.get(o.get("kind", ""), 2))
+    groups: dict[int, list[dict]] = {}
+    for obj in objects:
+        groups.setdefault(rank.get(obj.get("kind", ""), 2), []).append(obj)
+    return [groups[k] for k in sorted(groups)]
 
 
 def _should_wait(a: Any, only_apps: Sequence[str] | None) -> bool:
@@ -391,19 +388,18 @@ def _should_wait(a: Any, only_apps: Sequence[str] | None) -> bool:
 
 def _cluster_facts(kube: Any) -> tuple[dict[str, dict], list[dict]]:
     """StorageClasses (for WaitForFirstConsumer) and the nodes (registry and capacity hints)."""
-    from kubernetes import client
     from kubernetes.client.exceptions import ApiException
 
     classes: dict[str, dict] = {}
     nodes: list[dict] = []
     try:
-        for sc in client.StorageV1Api(kube.api).list_storage_class().items:
-            classes[sc.metadata.name] = {"volumeBindingMode": sc.volume_binding_mode,
-                                         "provisioner": sc.provisioner}
+        for sc in kube.request("GET", "/apis/storage.k8s.io/v1/storageclasses").get("items") or []:
+            classes[sc["metadata"]["name"]] = {"volumeBindingMode": sc.get("volumeBindingMode"),
+                                               "provisioner": sc.get("provisioner")}
     except ApiException:
         pass
     try:
-        nodes = [kube.api.sanitize_for_serialization(n) for n in kube.core.list_node().items]
+        nodes = kube.request("GET", "/api/v1/nodes").get("items") or []
     except ApiException:
         pass
     return classes, nodes
@@ -428,8 +424,15 @@ def _wait(run: _Run, watcher: Any, waited: list[Any], deadline: float,
 
 def run_logs(kube: Any, namespace: str, pod: str, container: str, lines: int = 20) -> str | None:
     """The last lines of the previous instance of a container, if the cluster keeps them."""
-    return kube.core.read_namespaced_pod_log(pod, namespace, container=container, previous=True,
-                                             tail_lines=lines, _request_timeout=(3, 5))
+    from kubernetes.client.exceptions import ApiException
+
+    resp = kube._send("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                      query={"container": container, "previous": "true", "tailLines": lines},
+                      timeout=(3, 5))
+    data = resp.read()
+    if resp.status >= 400:
+        raise ApiException(http_resp=resp)
+    return data.decode("utf-8", errors="replace")
 
 
 def _phase_failed(run: _Run, kube: Any, phase: str, outcome: Any, waiter: Any,

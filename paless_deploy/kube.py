@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,6 +84,66 @@ class Kube:
                 self._dynamic = DynamicClient(self.api)
         return self._dynamic
 
+    # -- plain JSON over REST: no typed API module is imported (CoreV1Api alone costs
+    # half a second to import), and objects stay the API server's own JSON.
+
+    def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
+                body: Any = None, content_type: str = "application/json",
+                timeout: Any = REQUEST_TIMEOUT) -> dict:
+        """One API call; the response body as a dict. Errors raise ApiException."""
+        import json
+
+        from kubernetes.client.exceptions import ApiException
+
+        resp = self._send(method, path, query=query, body=body, content_type=content_type,
+                          timeout=timeout)
+        data = resp.read()
+        if resp.status >= 400:
+            raise ApiException(http_resp=resp)
+        return json.loads(data) if data else {}
+
+    def get(self, path: str, **query: Any) -> dict | None:
+        """GET an object; None when it does not exist."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.request("GET", path, query=query or None)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def stream(self, path: str, query: Mapping[str, Any], timeout: Any) -> Iterator[dict]:
+        """A watch: one decoded event per line until the server closes the stream."""
+        import json
+
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.watch.watch import iter_resp_lines
+
+        resp = self._send("GET", path, query={**query, "watch": "true"}, timeout=timeout)
+        if resp.status >= 400:
+            resp.read()
+            raise ApiException(http_resp=resp)
+        try:
+            for line in iter_resp_lines(resp.response):
+                if line:
+                    yield json.loads(line)
+        finally:
+            resp.response.release_conn()
+
+    def _send(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
+              body: Any = None, content_type: str = "application/json",
+              timeout: Any = REQUEST_TIMEOUT) -> Any:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        method_, url, headers_, body_, _ = self.api.param_serialize(
+            method=method, resource_path=path,
+            query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+            header_params=headers, body=body, auth_settings=["BearerToken"])
+        return self.api.call_api(method_, url, header_params=headers_, body=body_,
+                                 _request_timeout=timeout)
+
     def resource(self, api_version: str, kind: str) -> Any:
         """The dynamic resource for (apiVersion, kind), or ConfigError-like ClusterError."""
         from kubernetes.dynamic.exceptions import ResourceNotFoundError
@@ -114,6 +174,7 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
         raise ClusterError(f"The kubeconfig {path} cannot be read: {exc}.",
                            "Check the file is a valid kubeconfig.", code="bad-kubeconfig") from None
     cfg.retries = 0  # our retries are explicit (tenacity); urllib3's would hide outages
+    cfg.connection_pool_maxsize = 32  # one streaming watch per kind plus parallel applies
     api = client.ApiClient(cfg)
     kube = Kube(api=api, server=cfg.host, kubeconfig=path, context=context)
     with cluster_errors(kube, "asking the API server for its version"):

@@ -70,36 +70,36 @@ def _require_namespace(kube: Kube, namespace: str) -> None:
     from paless_deploy.errors import ConfigError
 
     try:
-        kube.core.read_namespace(namespace)
+        found = kube.get(f"/api/v1/namespaces/{namespace}")
     except ApiException as exc:
-        if exc.status == 404:
-            raise ConfigError(f"Namespace {namespace} does not exist on {kube.server}.",
-                              "Deploy it first (`paless-deploy all`), or check -n / "
-                              "PALESS_NAMESPACE (`paless-deploy config`).",
-                              code="no-namespace") from None
-        if exc.status != 403:  # may not read namespaces: the lists below will tell
-            raise
+        if exc.status == 403:  # may not read namespaces: the lists below will tell
+            return
+        raise
+    if found is None:
+        raise ConfigError(f"Namespace {namespace} does not exist on {kube.server}.",
+                          "Deploy it first (`paless-deploy all`), or check -n / "
+                          "PALESS_NAMESPACE (`paless-deploy config`).", code="no-namespace")
+
+
+LISTS = {
+    "deployments": "/apis/apps/v1", "statefulsets": "/apis/apps/v1", "jobs": "/apis/batch/v1",
+    "pods": "/api/v1", "persistentvolumeclaims": "/api/v1", "services": "/api/v1",
+    "ingresses": "/apis/networking.k8s.io/v1",
+    "horizontalpodautoscalers": "/apis/autoscaling/v2",
+}
 
 
 def collect_status(kube: Kube, namespace: str) -> Status:
     """Read the namespace's workloads, pods, claims, services, ingresses and HPAs."""
-    from kubernetes import client
-
-    api = kube.api
-    ser = api.sanitize_for_serialization
     now = datetime.now(UTC)
     st = Status(namespace=namespace)
     with cluster_errors(kube, "reading the namespace's status", namespace):
         _require_namespace(kube, namespace)
-        deps = [ser(d) for d in kube.apps.list_namespaced_deployment(namespace).items]
-        stss = [ser(s) for s in kube.apps.list_namespaced_stateful_set(namespace).items]
-        jobs = [ser(j) for j in kube.batch.list_namespaced_job(namespace).items]
-        pods = [ser(p) for p in kube.core.list_namespaced_pod(namespace).items]
-        pvcs = [ser(c) for c in kube.core.list_namespaced_persistent_volume_claim(namespace).items]
-        svcs = [ser(s) for s in kube.core.list_namespaced_service(namespace).items]
-        ings = [ser(i) for i in client.NetworkingV1Api(api).list_namespaced_ingress(namespace).items]
-        hpas = [ser(h) for h in client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(
-            namespace).items]
+        lists = {plural: kube.request("GET", f"{prefix}/namespaces/{namespace}/{plural}")
+                 .get("items") or [] for plural, prefix in LISTS.items()}
+    deps, stss, jobs = lists["deployments"], lists["statefulsets"], lists["jobs"]
+    pods, pvcs, svcs = lists["pods"], lists["persistentvolumeclaims"], lists["services"]
+    ings, hpas = lists["ingresses"], lists["horizontalpodautoscalers"]
     problems = []
     for kind, items in (("Deployment", deps), ("StatefulSet", stss)):
         for obj in items:

@@ -6,25 +6,25 @@ on transient errors it reconnects from the last resourceVersion it saw.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
 from paless_deploy.kube import Kube, is_transient
 
 WATCH_TIMEOUT_S = 240  # server-side timeout of one watch request; then it reconnects
 
 
-@dataclass(frozen=True)
-class WatchedKind:
-    """How to list and watch one kind in a namespace."""
-
-    kind: str
-    list_fn: Callable[..., Any]
-    cluster_scoped: bool = False
+# kind -> (API path prefix, plural); the watcher speaks plain JSON over REST.
+KIND_PATHS: dict[str, tuple[str, str]] = {
+    "Deployment": ("/apis/apps/v1", "deployments"),
+    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
+    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
+    "Job": ("/apis/batch/v1", "jobs"),
+    "Pod": ("/api/v1", "pods"),
+    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
+    "Event": ("/api/v1", "events"),
+}
 
 
 class NamespaceWatcher:
@@ -33,19 +33,9 @@ class NamespaceWatcher:
     def __init__(self, kube: Kube, namespace: str, kinds: list[str] | None = None) -> None:
         self.kube = kube
         self.namespace = namespace
-        available = {
-            "Deployment": WatchedKind("Deployment", kube.apps.list_namespaced_deployment),
-            "StatefulSet": WatchedKind("StatefulSet", kube.apps.list_namespaced_stateful_set),
-            "ReplicaSet": WatchedKind("ReplicaSet", kube.apps.list_namespaced_replica_set),
-            "Job": WatchedKind("Job", kube.batch.list_namespaced_job),
-            "Pod": WatchedKind("Pod", kube.core.list_namespaced_pod),
-            "PersistentVolumeClaim": WatchedKind(
-                "PersistentVolumeClaim", kube.core.list_namespaced_persistent_volume_claim),
-            "Event": WatchedKind("Event", kube.core.list_namespaced_event),
-        }
-        self._kinds = [available[k] for k in (kinds or list(available))]
-        self._cache: dict[str, dict[str, dict]] = {k.kind: {} for k in self._kinds}
-        self._synced: dict[str, threading.Event] = {k.kind: threading.Event() for k in self._kinds}
+        self._kinds = list(kinds or KIND_PATHS)
+        self._cache: dict[str, dict[str, dict]] = {k: {} for k in self._kinds}
+        self._synced: dict[str, threading.Event] = {k: threading.Event() for k in self._kinds}
         self._lock = threading.Lock()
         self.changed = threading.Condition(self._lock)
         self._version = 0  # bumped on every event
@@ -57,13 +47,13 @@ class NamespaceWatcher:
 
     def start(self, timeout: float = 30.0) -> NamespaceWatcher:
         """Start one watch thread per kind and wait for every initial list."""
-        for wk in self._kinds:
-            t = threading.Thread(target=self._run, args=(wk,), name=f"watch-{wk.kind}", daemon=True)
+        for kind in self._kinds:
+            t = threading.Thread(target=self._run, args=(kind,), name=f"watch-{kind}", daemon=True)
             t.start()
             self._threads.append(t)
         deadline = time.monotonic() + timeout
-        for wk in self._kinds:
-            self._synced[wk.kind].wait(max(0.0, deadline - time.monotonic()))
+        for kind in self._kinds:
+            self._synced[kind].wait(max(0.0, deadline - time.monotonic()))
         return self
 
     def stop(self) -> None:
@@ -108,10 +98,12 @@ class NamespaceWatcher:
 
     # -- the watch loop ------------------------------------------------------
 
-    def _list(self, wk: WatchedKind) -> str:
-        resp = wk.list_fn(self.namespace, _preload_content=False, _request_timeout=(5, 60))
-        data = json.loads(resp.data)
-        kind = wk.kind
+    def _path(self, kind: str) -> str:
+        prefix, plural = KIND_PATHS[kind]
+        return f"{prefix}/namespaces/{self.namespace}/{plural}"
+
+    def _list(self, kind: str) -> str:
+        data = self.kube.request("GET", self._path(kind), timeout=(5, 60))
         items = {}
         for item in data.get("items") or []:
             item.setdefault("kind", kind)
@@ -124,8 +116,7 @@ class NamespaceWatcher:
         self._synced[kind].set()
         return str((data.get("metadata") or {}).get("resourceVersion") or "")
 
-    def _run(self, wk: WatchedKind) -> None:
-        from kubernetes import watch
+    def _run(self, kind: str) -> None:
         from kubernetes.client.exceptions import ApiException
 
         rv = ""
@@ -133,32 +124,31 @@ class NamespaceWatcher:
         while not self._stop.is_set():
             try:
                 if not rv:
-                    rv = self._list(wk)
-                w = watch.Watch()
-                for event in w.stream(wk.list_fn, self.namespace, resource_version=rv,
-                                      timeout_seconds=WATCH_TIMEOUT_S, allow_watch_bookmarks=True,
-                                      _request_timeout=(5, WATCH_TIMEOUT_S + 30)):
+                    rv = self._list(kind)
+                query = {"resourceVersion": rv, "timeoutSeconds": WATCH_TIMEOUT_S,
+                         "allowWatchBookmarks": "true"}
+                for event in self.kube.stream(self._path(kind), query,
+                                              timeout=(5, WATCH_TIMEOUT_S + 30)):
                     if self._stop.is_set():
-                        w.stop()
-                        break
-                    obj = event.get("raw_object") or {}
+                        return
+                    obj = event.get("object") or {}
                     etype = event.get("type")
+                    if etype == "ERROR":
+                        if obj.get("code") == 410:
+                            rv = ""  # too old: relist
+                        break
                     new_rv = (obj.get("metadata") or {}).get("resourceVersion")
                     if new_rv:
                         rv = new_rv
                     if etype == "BOOKMARK":
                         continue
-                    if etype == "ERROR":
-                        if obj.get("code") == 410:
-                            rv = ""  # too old: relist
-                        break
-                    obj.setdefault("kind", wk.kind)
+                    obj.setdefault("kind", kind)
                     name = (obj.get("metadata") or {}).get("name")
                     with self.changed:
                         if etype == "DELETED":
-                            self._cache[wk.kind].pop(name, None)
+                            self._cache[kind].pop(name, None)
                         else:
-                            self._cache[wk.kind][name] = obj
+                            self._cache[kind][name] = obj
                         self._version += 1
                         self.changed.notify_all()
                 backoff = 0.2
@@ -167,13 +157,13 @@ class NamespaceWatcher:
                     rv = ""
                     continue
                 if not is_transient(exc):
-                    self.errors.append(f"watching {wk.kind}: {exc.status} {exc.reason}")
+                    self.errors.append(f"watching {kind}: {exc.status} {exc.reason}")
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
-            except Exception as exc:  # noqa: BLE001 - dropped connection: reconnect from the last rv
+            except Exception as exc:  # noqa: BLE001 - dropped: reconnect from the last rv
                 if self._stop.is_set():
                     return
                 if not is_transient(exc):
-                    self.errors.append(f"watching {wk.kind}: {exc}")
+                    self.errors.append(f"watching {kind}: {exc}")
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
