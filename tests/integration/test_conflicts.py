@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from tests.integration.deploy_helpers import clean_env
-from tests.integration.test_failures_cli import deployment, tiny, write_overlay  # noqa: F401
+from tests.integration.test_failures_cli import deployment, write_overlay
+from tests.integration.test_failures_cli import tiny as tiny  # noqa: PLC0414 - the fixture
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
