@@ -329,9 +329,9 @@ def _apply_phases(run: _Run, kube: Any, phases: list[Any], objects: list[dict], 
             for group in _apply_groups(phase.objects):
                 # objects of one group do not depend on each other: apply them at once
                 with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
-                    done = list(pool.map(lambda o: apply_object(kube, o, force_conflicts=force),
-                                         group))
-                for a in done:
+                    results = list(pool.map(
+                        lambda o: apply_object(kube, o, force_conflicts=force), group))
+                for a in results:
                     applied.append(a)
                     run.applied.append(a)
                     run.view.applied(a)

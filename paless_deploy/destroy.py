@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,7 @@ def _say(run_ctx: Any, text: str) -> None:
         click.echo(text, err=True)
 
 
-def _show(run_ctx: Any, title: str, rows: list[tuple[str, ...]]) -> None:
+def _show(run_ctx: Any, title: str, rows: Sequence[Sequence[str]]) -> None:
     """The command's own output on stdout in text mode (JSON mode prints the Result)."""
     if run_ctx.json_output:
         return

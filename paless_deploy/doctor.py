@@ -171,7 +171,7 @@ def _may(kube: Any, verb: str, resource: str, group: str = "",
             verb=verb, resource=resource, group=group, namespace=namespace)))
     answer = client.AuthorizationV1Api(kube.api).create_self_subject_access_review(
         review, _request_timeout=(5, 30))
-    return bool(answer.status.allowed)
+    return bool(answer.status and answer.status.allowed)
 
 
 def check_authorised(kube: Any, namespace: str) -> Check:
@@ -264,13 +264,14 @@ def check_ingress_class(kube: Any, class_name: str) -> Check:
     except ApiException as exc:
         if exc.status != 404:
             raise
-        names = [c.metadata.name for c in client.NetworkingV1Api(kube.api).list_ingress_class(
-            _request_timeout=(5, 30)).items]
+        names = [str(c.metadata.name) for c in client.NetworkingV1Api(kube.api).list_ingress_class(
+            _request_timeout=(5, 30)).items if c.metadata]
         have = f" (the cluster has: {', '.join(names)})" if names else " (the cluster has none)"
         return Check(name, False, False, f"no IngressClass {class_name}{have}",
                      "Set INGRESS_CLASS to an existing class, or install an ingress controller "
                      "(k3s ships traefik); until then the Ingress routes nothing.")
-    return Check(name, True, False, f"exists (controller {found.spec.controller})")
+    controller = found.spec.controller if found.spec else "unknown"
+    return Check(name, True, False, f"exists (controller {controller})")
 
 
 def _storage_classes(kube: Any) -> list[Any]:

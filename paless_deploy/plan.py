@@ -85,10 +85,10 @@ def phase_of(obj: Mapping[str, Any]) -> str:
                 f"Use one of: {', '.join(PHASE_ORDER)}.",
             )
         return str(annotated)
-    kind = obj.get("kind")
+    kind = str(obj.get("kind") or "")
     if kind in PHASE_BY_KIND:
         return PHASE_BY_KIND[kind]
-    component = (metadata.get("labels") or {}).get(COMPONENT_LABEL)
+    component = str((metadata.get("labels") or {}).get(COMPONENT_LABEL) or "")
     return PHASE_BY_COMPONENT.get(component, FALLBACK_PHASE)
 
 

@@ -80,8 +80,8 @@ def _volume_ref(kind: str, source: Mapping[str, Any], name_field: str, path: str
 
 def object_keys(obj: Mapping[str, Any]) -> set[str]:
     """The key names of a Secret or ConfigMap (never their values)."""
-    fields = ("data", "stringData") if obj.get("kind", "Secret") == "Secret" else ()
-    fields = fields or ("data", "binaryData", "stringData")
+    fields: tuple[str, ...] = (("data", "stringData") if obj.get("kind", "Secret") == "Secret"
+                               else ("data", "binaryData", "stringData"))
     return {str(k) for f in fields for k in (obj.get(f) or {})}
 
 

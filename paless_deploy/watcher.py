@@ -62,7 +62,8 @@ class NamespaceWatcher:
             self.changed.notify_all()
 
     def __enter__(self) -> Self:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -143,7 +144,7 @@ class NamespaceWatcher:
                     if etype == "BOOKMARK":
                         continue
                     obj.setdefault("kind", kind)
-                    name = (obj.get("metadata") or {}).get("name")
+                    name = str((obj.get("metadata") or {}).get("name") or "")
                     with self.changed:
                         if etype == "DELETED":
                             self._cache[kind].pop(name, None)
