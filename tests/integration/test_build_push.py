@@ -189,3 +189,35 @@ def test_shipped_component_dockerfiles_build_offline(tmp_path: Path, env: pytest
     assert worker["Cmd"][:4] == ["celery", "--app", "paperless", "worker"]
     scheduler = docker_client.inspect_image(images["scheduler"]["ref"])["Config"]
     assert "beat" in scheduler["Cmd"]
+
+
+def test_registry_refusing_credentials_exit_3_names_it(tmp_path: Path, env: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       docker_client: Any,
+                                                       project_name: str) -> None:
+    """A registry that wants a login we do not have: one paragraph, `docker login`, exit 3."""
+    import bcrypt
+
+    from tests.fixtures.docker import RegistryProcess, _free_port
+
+    workdir = tmp_path / "auth-registry"
+    workdir.mkdir()
+    hashed = bcrypt.hashpw(b"s3cret-pass", bcrypt.gensalt()).decode()
+    (workdir / "htpasswd").write_text(f"ci-bot:{hashed}\n")
+    registry = RegistryProcess(
+        host=f"127.0.0.1:{_free_port()}", workdir=workdir,
+        extra_config=f"auth:\n  htpasswd:\n    realm: paless-test\n"
+                     f"    path: {workdir / 'htpasswd'}\n")
+    registry.start()
+    try:
+        project = make_project(tmp_path / "p", {"app": "v1"})
+        env.setenv("PROJECT_NAME", project_name)
+        code, doc, err = run(capsys, "--project-dir", str(project), "--registry", registry.host,
+                             "push")
+        assert code == 3, err
+        assert doc["errors"][0]["code"] == "registry-auth"
+        assert f"Registry {registry.host} refused authentication" in err
+        assert f"docker login {registry.host}" in err
+        assert "Traceback" not in err and "s3cret" not in err
+    finally:
+        registry.stop()
