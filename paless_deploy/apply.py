@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from paless_deploy.errors import DeployFailed
-from paless_deploy.kube import Kube, api_message, api_status, cluster_errors, with_retries
+from paless_deploy.kube import (
+    Kube,
+    RestResource,
+    api_message,
+    api_status,
+    cluster_errors,
+    rest_resource,
+    with_retries,
+)
 
 FIELD_MANAGER = "paless-deploy"
 INITIAL_REPLICAS_MANAGER = "paless-deploy-initial"
@@ -54,23 +62,14 @@ def object_ref(obj: Mapping[str, Any]) -> str:
     return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
 
 
-def _get(kube: Kube, resource: Any, name: str, namespace: str | None) -> dict | None:
-    from kubernetes.dynamic.exceptions import NotFoundError
-
-    try:
-        return with_retries(lambda: resource.get(name=name, namespace=namespace)).to_dict()
-    except NotFoundError:
-        return None
+def _get(resource: RestResource, name: str, namespace: str | None) -> dict | None:
+    return with_retries(lambda: resource.get(name, namespace))
 
 
-def _ssa(kube: Kube, resource: Any, body: dict, namespace: str | None, *, force: bool,
+def _ssa(resource: RestResource, body: dict, namespace: str | None, *, force: bool,
          manager: str = FIELD_MANAGER, dry_run: bool = False) -> dict:
-    kwargs: dict[str, Any] = {"field_manager": manager, "force_conflicts": force}
-    if dry_run:
-        kwargs["dry_run"] = "All"
-    name = body["metadata"]["name"]
-    return with_retries(lambda: kube.dynamic.server_side_apply(
-        resource, body=body, name=name, namespace=namespace, **kwargs)).to_dict()
+    return with_retries(lambda: resource.apply(body, namespace, manager=manager, force=force,
+                                               dry_run=dry_run))
 
 
 def _conflict(obj: Mapping[str, Any], exc: Exception) -> ApplyConflict:
@@ -101,14 +100,12 @@ def _condition_true(obj: Mapping[str, Any], kind: str) -> bool:
 
 def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False) -> Applied:
     """Server-side apply one object and say whether it was created, changed or not."""
-    from kubernetes.dynamic.exceptions import ConflictError
-
     kind = obj["kind"]
     name = obj["metadata"]["name"]
-    resource = kube.resource(obj["apiVersion"], kind)
-    namespace = obj["metadata"].get("namespace") if resource.namespaced else None
-    with cluster_errors(kube, f"applying {kind}/{name}", namespace):
-        before = _get(kube, resource, name, namespace)
+    with cluster_errors(kube, f"applying {kind}/{name}", obj["metadata"].get("namespace")):
+        resource = rest_resource(kube, obj["apiVersion"], kind)
+        namespace = obj["metadata"].get("namespace") if resource.namespaced else None
+        before = _get(resource, name, namespace)
         try:
             if kind == "Job" and before is not None:
                 return _apply_job(kube, resource, obj, before, namespace, force_conflicts)
@@ -117,12 +114,12 @@ def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False) -> App
             if initial is not None:
                 body = copy.deepcopy(obj)
                 body["spec"]["replicas"] = initial
-            live = _ssa(kube, resource, body, namespace, force=force_conflicts)
+            live = _ssa(resource, body, namespace, force=force_conflicts)
             if initial is not None:
-                live = _hand_replicas_to_initial_manager(kube, resource, obj, initial, namespace)
-        except ConflictError as exc:
-            raise _conflict(obj, exc) from None
+                live = _hand_replicas_to_initial_manager(resource, obj, initial, namespace)
         except Exception as exc:
+            if api_status(exc) == 409:
+                raise _conflict(obj, exc) from None
             if api_status(exc) in (400, 422):
                 raise _invalid(obj, exc) from None
             raise
@@ -151,14 +148,14 @@ def rollback_object(kube: Kube, applied: Applied) -> dict:
     previous one: a partial apply would drop every other field our manager owns.
     """
     assert applied.previous is not None and applied.body is not None
-    resource = kube.resource(applied.body["apiVersion"], applied.kind)
+    resource = rest_resource(kube, applied.body["apiVersion"], applied.kind)
     body = copy.deepcopy(applied.body)
     template = copy.deepcopy(applied.previous["spec"]["template"])
     (template.get("metadata") or {}).pop("creationTimestamp", None)
     body["spec"]["template"] = template
     with cluster_errors(kube, f"rolling back {applied.ref}", applied.namespace):
         try:
-            return _ssa(kube, resource, body, applied.namespace, force=True)
+            return _ssa(resource, body, applied.namespace, force=True)
         except Exception as exc:
             if api_status(exc) in (400, 409, 422):
                 raise _invalid(body, exc) from None
@@ -180,7 +177,7 @@ def _initial_replicas(obj: Mapping[str, Any]) -> int | None:
                            code="invalid-object") from None
 
 
-def _hand_replicas_to_initial_manager(kube: Kube, resource: Any, obj: dict, replicas: int,
+def _hand_replicas_to_initial_manager(resource: RestResource, obj: dict, replicas: int,
                                       namespace: str | None) -> dict:
     """Make spec.replicas owned by a second manager only, so our re-applies never reset it.
 
@@ -191,18 +188,18 @@ def _hand_replicas_to_initial_manager(kube: Kube, resource: Any, obj: dict, repl
     meta = {"name": obj["metadata"]["name"]}
     if namespace:
         meta["namespace"] = namespace
-    _ssa(kube, resource, {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": meta,
-                          "spec": {"replicas": replicas}}, namespace, force=True,
+    _ssa(resource, {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": meta,
+                    "spec": {"replicas": replicas}}, namespace, force=True,
          manager=INITIAL_REPLICAS_MANAGER)
-    return _ssa(kube, resource, obj, namespace, force=False)
+    return _ssa(resource, obj, namespace, force=False)
 
 
-def _apply_job(kube: Kube, resource: Any, obj: dict, before: dict, namespace: str | None,
-               force: bool) -> Applied:
+def _apply_job(kube: Kube, resource: RestResource, obj: dict, before: dict,
+               namespace: str | None, force: bool) -> Applied:
     """Jobs are immutable: leave a completed unchanged one, replace a changed or failed one."""
     changed = False
     try:
-        _ssa(kube, resource, obj, namespace, force=force, dry_run=True)
+        _ssa(resource, obj, namespace, force=force, dry_run=True)
     except Exception as exc:
         if not _immutable(exc):
             raise
@@ -210,12 +207,12 @@ def _apply_job(kube: Kube, resource: Any, obj: dict, before: dict, namespace: st
     if not changed and not _condition_true(before, "Failed"):
         if _condition_true(before, "Complete"):
             return _applied(obj, UNCHANGED, before, namespace)
-        live = _ssa(kube, resource, obj, namespace, force=force)
+        live = _ssa(resource, obj, namespace, force=force)
         action = UNCHANGED if live["metadata"]["resourceVersion"] == before["metadata"][
             "resourceVersion"] else CONFIGURED
         return _applied(obj, action, live, namespace)
-    _delete_and_wait(kube, resource, before, namespace)
-    live = _ssa(kube, resource, obj, namespace, force=force)
+    _delete_and_wait(resource, before, namespace)
+    live = _ssa(resource, obj, namespace, force=force)
     return _applied(obj, REPLACED, live, namespace)
 
 
@@ -228,46 +225,35 @@ def wait_volume_available(kube: Kube, applied: Applied, timeout: float = 15.0) -
     """
     if applied.kind != "PersistentVolume" or applied.action != CREATED:
         return
-    resource = kube.resource(applied.live["apiVersion"], "PersistentVolume")
+    resource = rest_resource(kube, "v1", "PersistentVolume")
     deadline = time.monotonic() + timeout
     with cluster_errors(kube, f"waiting for {applied.ref}"):
-        current = resource.get(name=applied.name)
-        if (current.to_dict().get("status") or {}).get("phase"):
+        current = resource.get(applied.name)
+        if current is None or (current.get("status") or {}).get("phase"):
             return
-        for event in resource.watch(field_selector=f"metadata.name={applied.name}",
-                                    resource_version=current.metadata.resourceVersion,
-                                    timeout=max(1, int(deadline - time.monotonic()))):
-            obj = event["object"]
-            phase = getattr(getattr(obj, "status", None), "phase", None)
+        for event in resource.watch(None, field_selector=f"metadata.name={applied.name}",
+                                    resource_version=current["metadata"]["resourceVersion"],
+                                    timeout_s=max(1, int(deadline - time.monotonic()))):
+            phase = ((event.get("object") or {}).get("status") or {}).get("phase")
             if phase or time.monotonic() > deadline:
                 return
 
 
-def _delete_and_wait(kube: Kube, resource: Any, obj: Mapping[str, Any], namespace: str | None,
+def _delete_and_wait(resource: RestResource, obj: Mapping[str, Any], namespace: str | None,
                      timeout: float = 60.0) -> None:
     """Delete (foreground: its pods first) and watch until the object is gone."""
-    from kubernetes.dynamic.exceptions import NotFoundError
-
     name = obj["metadata"]["name"]
     uid = obj["metadata"].get("uid")
-    try:
-        resource.delete(name=name, namespace=namespace, propagation_policy="Foreground")
-    except NotFoundError:
-        return
+    resource.delete(name, namespace, propagation="Foreground")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        watch_from = None
-        try:
-            current = resource.get(name=name, namespace=namespace)
-            if current.metadata.uid != uid:
-                return
-            watch_from = current.metadata.resourceVersion
-        except NotFoundError:
+        current = resource.get(name, namespace)
+        if current is None or current["metadata"].get("uid") != uid:
             return
-        for event in resource.watch(namespace=namespace, field_selector=f"metadata.name={name}",
-                                    resource_version=watch_from,
-                                    timeout=max(1, int(deadline - time.monotonic()))):
-            if event["type"] == "DELETED":
+        for event in resource.watch(namespace, field_selector=f"metadata.name={name}",
+                                    resource_version=current["metadata"]["resourceVersion"],
+                                    timeout_s=max(1, int(deadline - time.monotonic()))):
+            if event.get("type") == "DELETED":
                 return
     raise DeployFailed(f"{object_ref(obj)} was not deleted within {timeout:.0f}s, so it cannot be "
                        "replaced.", f"Look at its finalizers: kubectl get {obj['kind'].lower()} "

@@ -157,6 +157,92 @@ class Kube:
                 code="unknown-kind") from None
 
 
+# (apiVersion, kind) -> (plural, namespaced) for the kinds a Paless overlay uses; anything
+# else is looked up once through API discovery.
+KNOWN_KINDS: dict[tuple[str, str], tuple[str, bool]] = {
+    ("v1", "ConfigMap"): ("configmaps", True), ("v1", "Secret"): ("secrets", True),
+    ("v1", "Service"): ("services", True), ("v1", "ServiceAccount"): ("serviceaccounts", True),
+    ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
+    ("v1", "PersistentVolume"): ("persistentvolumes", False),
+    ("v1", "Namespace"): ("namespaces", False), ("v1", "LimitRange"): ("limitranges", True),
+    ("v1", "ResourceQuota"): ("resourcequotas", True), ("v1", "Pod"): ("pods", True),
+    ("apps/v1", "Deployment"): ("deployments", True),
+    ("apps/v1", "StatefulSet"): ("statefulsets", True),
+    ("apps/v1", "DaemonSet"): ("daemonsets", True), ("batch/v1", "Job"): ("jobs", True),
+    ("batch/v1", "CronJob"): ("cronjobs", True),
+    ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
+    ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
+    ("networking.k8s.io/v1", "IngressClass"): ("ingressclasses", False),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
+    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
+    ("rbac.authorization.k8s.io/v1", "Role"): ("roles", True),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): ("rolebindings", True),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): ("clusterroles", False),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): ("clusterrolebindings", False),
+    ("storage.k8s.io/v1", "StorageClass"): ("storageclasses", False),
+    ("coordination.k8s.io/v1", "Lease"): ("leases", True),
+}
+
+
+@dataclass(frozen=True)
+class RestResource:
+    """One kind of object, spoken to as plain JSON (paths built, no typed models)."""
+
+    kube: Kube
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+    def get(self, name: str, namespace: str | None = None) -> dict | None:
+        return self.kube.get(self.path(namespace, name))
+
+    def apply(self, body: Mapping[str, Any], namespace: str | None, *, manager: str,
+              force: bool = False, dry_run: bool = False) -> dict:
+        """Server-side apply (JSON is YAML, so the apply-patch content type takes it)."""
+        import json
+
+        query = {"fieldManager": manager, "force": "true" if force else None,
+                 "dryRun": "All" if dry_run else None}
+        return self.kube.request("PATCH", self.path(namespace, body["metadata"]["name"]),
+                                 query=query, body=json.dumps(body),
+                                 content_type="application/apply-patch+yaml")
+
+    def delete(self, name: str, namespace: str | None = None,
+               propagation: str = "Background") -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.kube.request("DELETE", self.path(namespace, name),
+                              body={"apiVersion": "v1", "kind": "DeleteOptions",
+                                    "propagationPolicy": propagation})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def watch(self, namespace: str | None, *, field_selector: str, resource_version: str,
+              timeout_s: int) -> Iterator[dict]:
+        query = {"fieldSelector": field_selector, "resourceVersion": resource_version,
+                 "timeoutSeconds": timeout_s}
+        return self.kube.stream(self.path(namespace), query, timeout=(5, timeout_s + 5))
+
+
+def rest_resource(kube: Kube, api_version: str, kind: str) -> RestResource:
+    """The RestResource of a kind: from the table, else from API discovery (CRDs)."""
+    known = KNOWN_KINDS.get((api_version, kind))
+    if known is None:
+        found = kube.resource(api_version, kind)
+        known = (found.name, bool(found.namespaced))
+    return RestResource(kube, api_version, kind, known[0], known[1])
+
+
 def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
     """Load the kubeconfig and check that the API server answers (ClusterError if not)."""
     from kubernetes import client, config
