@@ -96,3 +96,40 @@ def test_env_prints_kubeconfig_and_pinned_kubectl_path():
 
 def test_usage_error_exits_2():
     assert sandbox_cmd("bogus", check=False).returncode == 2
+
+
+def test_up_names_the_component_whose_port_is_taken(sandbox):
+    import socket
+
+    before = pids()
+    os.kill(before["kube-scheduler"], signal.SIGKILL)
+    time.sleep(0.5)
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", 20259))
+    squatter.listen()
+    try:
+        res = sandbox_cmd("up", check=False)
+        assert res.returncode == 1
+        assert "kube-scheduler cannot start: port 127.0.0.1:20259 is used by another process" in (
+            res.stderr)
+        assert "kube-scheduler.log" in res.stderr
+    finally:
+        squatter.close()
+    sandbox_cmd("up")
+    assert sandbox_cmd("status").returncode == 0
+
+
+def test_up_says_how_much_disk_the_build_needs(tmp_path):
+    small = tmp_path / "small-cache"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)],
+                             check=False, capture_output=True, text=True)
+    assert mounted.returncode == 0, f"cannot mount a small tmpfs: {mounted.stderr}"
+    try:
+        res = subprocess.run([str(SANDBOX), "up"], check=False, capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "PALESS_SANDBOX_CACHE": str(small)})
+        assert res.returncode == 1
+        assert "needs about 6 GB free" in res.stderr and str(small) in res.stderr
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
