@@ -6,6 +6,8 @@ Substitutes allow-listed `${VAR}` placeholders, rewrites app images, sets namesp
 from __future__ import annotations
 
 import copy
+import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -108,6 +110,10 @@ def kustomize_build(overlay_dir: Path, overlay: str) -> list[dict]:
             "Cannot render manifests: neither kubectl nor kustomize is on PATH.",
             "Install kubectl (it includes kustomize) and make sure it is on PATH.",
         )
+    cache = _render_cache_path(command, overlay_dir)
+    cached = _read_cache(cache)
+    if cached is not None:
+        return _parse_kustomize_output(cached, overlay, overlay_dir)
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=KUSTOMIZE_TIMEOUT_S, check=False
@@ -130,15 +136,73 @@ def kustomize_build(overlay_dir: Path, overlay: str) -> list[dict]:
             f"Fix the kustomization in {overlay_dir}; "
             f"`{' '.join(command)}` reproduces the error.",
         )
+    _write_cache(cache, done.stdout)
+    return _parse_kustomize_output(done.stdout, overlay, overlay_dir)
+
+
+def _parse_kustomize_output(text: str, overlay: str, overlay_dir: Path) -> list[dict]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        documents = list(yaml.load_all(done.stdout, Loader=loader))
+        documents = list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"Kustomize output of overlay {overlay!r} is not valid YAML: {exc}",
             f"Check the manifests under {overlay_dir}.",
         ) from exc
     return [doc for doc in documents if isinstance(doc, dict)]
+
+
+# Kustomize output is cached by content: the overlay tree (k8s/), the kustomize binary,
+# the command. A no-op redeploy then skips a quarter second of `kubectl kustomize`.
+# Overlays that may read anything outside k8/ (remote bases, paths leaving the tree)
+# are never cached. PALESS_NO_RENDER_CACHE=1 turns the cache off.
+RENDER_CACHE_MAX = 64
+
+
+def _render_cache_path(command: list[str], overlay_dir: Path) -> Path | None:
+    if os.environ.get("PALESS_NO_RENDER_CACHE"):
+        return None
+    root = overlay_dir.resolve().parent.parent  # k8s/overlays/<name> -> k8s
+    binary = shutil.which(command[0])
+    if binary is None or not root.is_dir():
+        return None
+    h = hashlib.sha256(" ".join(command[:-1]).encode() + b"\0")
+    st = os.stat(binary)
+    h.update(f"{os.path.realpath(binary)} {st.st_size} {st.st_mtime_ns}\0".encode())
+    h.update(str(overlay_dir.resolve().relative_to(root)).encode() + b"\0")
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.name.startswith("kustomization") and (b"://" in data or b"../../.." in data):
+            return None  # remote or out-of-tree inputs: the tree's hash would not cover them
+        h.update(str(path.relative_to(root)).encode() + b"\0" + data + b"\0")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "paless-deploy" / "kustomize" / f"{h.hexdigest()}.yaml"
+
+
+def _read_cache(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _write_cache(path: Path | None, text: str) -> None:
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        entries = sorted(path.parent.glob("*.yaml"), key=lambda p: p.stat().st_mtime)
+        for old in entries[:-RENDER_CACHE_MAX]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a cache that cannot be written is only slower
 
 
 def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> list[dict]:
