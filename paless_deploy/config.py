@@ -124,6 +124,11 @@ class Config:
             return MASK
         return value
 
+    def secret_values(self) -> list[str]:
+        """The configured secret values (for scrubbing text we did not write, like logs)."""
+        return [v for name in SECRET_NAMES
+                if (v := self.settings[name].value) and len(v) >= 4]
+
     def substitution_values(self) -> dict[str, str]:
         """Values render may substitute as `${NAME}`: every allow-listed, non-empty one.
 

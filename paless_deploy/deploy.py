@@ -407,13 +407,17 @@ def _cluster_facts(kube: Any) -> tuple[dict[str, dict], list[dict]]:
 
 def _wait(run: _Run, watcher: Any, waited: list[Any], deadline: float,
           storage_classes: dict, policy: Any) -> tuple[Any, Any]:
+    from paless_deploy.report import scrub
     from paless_deploy.wait import PhaseWaiter
+
+    secrets = run.config.secret_values()
 
     def fetch_logs(pod: str, container: str) -> str | None:
         try:
-            return run_logs(watcher.kube, run.namespace, pod, container)
+            text = run_logs(watcher.kube, run.namespace, pod, container)
         except Exception:  # noqa: BLE001 - logs are evidence, never a reason to fail
             return None
+        return scrub(text, secrets) if text else text
 
     waiter = PhaseWaiter(watcher, waited, deadline=deadline,
                          progress_deadline_s=run.ctx.progress_deadline_s, policy=policy,

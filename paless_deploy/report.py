@@ -183,3 +183,14 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
     for row in rows:
         print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
     sys.stdout.flush()
+
+
+def scrub(text: str, secrets: Sequence[str], marker: str = "<redacted>") -> str:
+    """Text we did not write (container logs) with every known secret value replaced.
+
+    Longest values first, so a secret containing another is replaced whole.
+    """
+    for value in sorted(set(secrets), key=len, reverse=True):
+        if value:
+            text = text.replace(value, marker)
+    return text

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -233,7 +234,10 @@ def print_status(run_ctx: Any, kube: Kube | None = None) -> Status:
 
     kube = kube or connect(run_ctx.kubeconfig, run_ctx.context)
     st = collect_status(kube, run_ctx.config.namespace)
-    console = Console(no_color=not run_ctx.console.color, highlight=False, soft_wrap=True)
+    # Off a terminal (CI logs) rich would wrap at 80 columns and cut image tags: print wide.
+    width = None if sys.stdout.isatty() else 200
+    console = Console(no_color=not run_ctx.console.color, highlight=False, soft_wrap=True,
+                      width=width)
     console.print(status_renderable(st, run_ctx.console.color))
     return st
 

@@ -245,3 +245,18 @@ def test_env_example_lists_every_variable_and_loads(tmp_path: Path) -> None:
         assert f"{variable.name}=" in text, variable.name
     config = load_config(tmp_path, [example], {}, {}, validate=False)
     assert config.value("PROJECT_NAME") == "paless"
+
+
+def test_secret_values_are_the_configured_credentials(tmp_path: Path) -> None:
+    from paless_deploy.config import load_config
+    from paless_deploy.report import scrub
+
+    (tmp_path / "k8s" / "overlays" / "dev").mkdir(parents=True)
+    (tmp_path / "k8s" / "overlays" / "dev" / "kustomization.yaml").write_text("resources: []\n")
+    config = load_config(tmp_path, None, {}, environ={"POSTGRES_PASSWORD": "pg-s3cret-value",
+                                                      "MINIO_ROOT_PASSWORD": "minio-s3cret"})
+    secrets = config.secret_values()
+    assert "pg-s3cret-value" in secrets and "minio-s3cret" in secrets
+    assert "paperless" not in secrets  # POSTGRES_USER is not a secret
+    log = "connecting as paperless with pg-s3cret-value and minio-s3cret\n"
+    assert scrub(log, secrets) == "connecting as paperless with <redacted> and <redacted>\n"
