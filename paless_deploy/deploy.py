@@ -10,7 +10,6 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from paless_deploy.errors import ClusterError, ConfigError, DeployFailed, PalessError
@@ -23,7 +22,8 @@ NAMESPACE_PHASE = "namespace"
 # images and render
 
 
-def _apps(run_ctx: Any) -> list[Any]:
+def discovered_apps(run_ctx: Any) -> list[Any]:
+    """Every app of the project (ConfigError when there is none)."""
     from paless_deploy.discover import select_apps
 
     return select_apps(run_ctx.config.project_dir)
@@ -60,7 +60,7 @@ def run_render(run_ctx: Any, show_secrets: bool = False) -> Result:
 
     from paless_deploy.render import redact_secrets, to_yaml
 
-    apps = _apps(run_ctx)
+    apps = discovered_apps(run_ctx)
     refs, warnings = planned_refs(run_ctx, apps)
     objects = render(run_ctx, refs)
     shown = objects if show_secrets else redact_secrets(objects)
@@ -225,7 +225,7 @@ def _deploy(run_ctx: Any, command: str, *, only_apps: Sequence[str] | None, prun
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
     from paless_deploy.discover import select_apps
 
-    apps = _apps(run_ctx)
+    apps = discovered_apps(run_ctx)
     to_build = select_apps(run_ctx.config.project_dir, only_apps) if only_apps else apps
     refs: dict[str, str] = {}
     if only_apps:
@@ -537,4 +537,4 @@ def _finish(run_ctx: Any, result: Result) -> None:
           f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s():.1f}s.")
 
 
-__all__ = ["Path", "planned_refs", "render", "run_all", "run_deploy", "run_render"]
+__all__ = ["discovered_apps", "planned_refs", "render", "run_all", "run_deploy", "run_render"]

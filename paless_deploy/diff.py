@@ -59,11 +59,11 @@ def run_diff(run_ctx: Any) -> Result:
     import click
 
     from paless_deploy.apply import FIELD_MANAGER, object_ref
-    from paless_deploy.deploy import _apps, planned_refs, render
+    from paless_deploy.deploy import discovered_apps, planned_refs, render
     from paless_deploy.kube import api_message, api_status, cluster_errors, connect
 
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
-    refs, warnings = planned_refs(run_ctx, _apps(run_ctx))
+    refs, warnings = planned_refs(run_ctx, discovered_apps(run_ctx))
     objects = render(run_ctx, refs)
     ns = run_ctx.config.namespace
     result = Result(command="diff", namespace=ns, warnings=warnings)

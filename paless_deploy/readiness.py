@@ -39,8 +39,11 @@ def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     return None
 
 
-def _generation_seen(obj: Mapping[str, Any], applied_generation: int | None) -> str | None:
-    """Why the controller has not yet looked at the applied spec, or None when it has."""
+def generation_pending(obj: Mapping[str, Any], applied_generation: int | None) -> str | None:
+    """Why the controller has not yet looked at the applied spec, or None when it has.
+
+    Until it has, the object's status (and its pods) describe the previous revision.
+    """
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
     generation = int(meta.get("generation") or 0)
     if applied_generation is not None and generation < applied_generation:
@@ -62,7 +65,7 @@ def deployment_readiness(obj: Mapping[str, Any], applied_generation: int | None 
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return Readiness(FAILED, f"progress deadline exceeded: {progressing.get('message', '')}",
                          progress)
-    waiting = _generation_seen(obj, applied_generation)
+    waiting = generation_pending(obj, applied_generation)
     if waiting:
         return Readiness(IN_PROGRESS, waiting, progress)
     if updated < desired:
@@ -81,7 +84,7 @@ def statefulset_readiness(obj: Mapping[str, Any], applied_generation: int | None
     ready = int(status.get("readyReplicas") or 0)
     updated = int(status.get("updatedReplicas") or 0)
     progress = (ready, updated, status.get("currentRevision"), status.get("updateRevision"))
-    waiting = _generation_seen(obj, applied_generation)
+    waiting = generation_pending(obj, applied_generation)
     if waiting:
         return Readiness(IN_PROGRESS, waiting, progress)
     rolling = ((spec.get("updateStrategy") or {}).get("type") or "RollingUpdate") == "RollingUpdate"

@@ -18,6 +18,7 @@ from paless_deploy.errors import DeployFailed
 from paless_deploy.readiness import (
     WAITED_KINDS,
     Readiness,
+    generation_pending,
     hpa_warning,
     ingress_warning,
     readiness,
@@ -132,7 +133,8 @@ class PhaseWaiter:
 
         if live is None:
             return []
-        if kind_waits_for_controller(t.applied.kind) and _not_observed(live, t.applied.generation):
+        if (t.applied.kind in ("Deployment", "StatefulSet")
+                and generation_pending(live, t.applied.generation)):
             # The cache still shows the spec before our apply: its pods are the old
             # revision's (perhaps the failure this apply fixes). Judge the new ones.
             return []
@@ -246,19 +248,6 @@ class PhaseWaiter:
         return out
 
 
-def kind_waits_for_controller(kind: str) -> bool:
-    """Kinds whose pods belong to a revision the controller must first observe."""
-    return kind in ("Deployment", "StatefulSet")
-
-
-def _not_observed(live: Mapping[str, Any], applied_generation: int | None) -> bool:
-    meta, status = live.get("metadata") or {}, live.get("status") or {}
-    generation = int(meta.get("generation") or 0)
-    if applied_generation is not None and generation < applied_generation:
-        return True
-    return int(status.get("observedGeneration") or 0) < generation
-
-
 def _dedupe(findings: list[Any]) -> list[Any]:
     seen: set[tuple] = set()
     out = []
@@ -272,29 +261,15 @@ def _dedupe(findings: list[Any]) -> list[Any]:
 
 def not_ready_summary(waiter: PhaseWaiter) -> list[str]:
     """Each target still not ready and what it waits for (for the deadline message)."""
+    from paless_deploy.diagnose import describe_not_ready
+
     lines = []
     for t in waiter.targets:
         if t.verdict.ready:
             continue
         live = waiter._live(t)
-        detail = t.verdict.reason
-        if live is not None:
-            pods = waiter.pods_of(t, live)
-            states = []
-            for p in pods[:3]:
-                for cs in (p.get("status") or {}).get("containerStatuses") or []:
-                    st = cs.get("state") or {}
-                    if "waiting" in st:
-                        states.append(f"{p['metadata']['name']}/{cs['name']} waiting "
-                                      f"({st['waiting'].get('reason', '')})")
-                    elif "running" in st and not cs.get("ready"):
-                        states.append(f"{p['metadata']['name']}/{cs['name']} running, not ready")
-                if not (p.get("status") or {}).get("containerStatuses"):
-                    phase = (p.get("status") or {}).get("phase", "Pending")
-                    states.append(f"{p['metadata']['name']} {phase}")
-            if states:
-                detail += "; " + "; ".join(states)
-        lines.append(f"{t.ref}: {detail}")
+        lines.append(describe_not_ready(live, waiter.pods_of(t, live)) if live is not None
+                     else f"{t.ref}: {t.verdict.reason}")
     return lines
 
 
