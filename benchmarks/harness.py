@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from paless_deploy.variables import VARIABLES
+from paless_deploy.core.variables import VARIABLES
 
 REPO = Path(__file__).resolve().parents[1]
 SANDBOX_SCRIPT = REPO / "scripts" / "sandbox"

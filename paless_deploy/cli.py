@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from paless_deploy import __version__
-from paless_deploy.errors import ConfigError, ExitCode, PalessError
+from paless_deploy.core.errors import ConfigError, ExitCode, PalessError
 
 PROG = "paless-deploy"
 COMMANDS_NOT_APPS = ("all", "deploy", "status", "help", "render", "diff", "build", "push",
@@ -73,7 +73,7 @@ class PalessGroup(click.Group):
 
 
 def _app_names(project_dir: Path | None) -> list[str]:
-    from paless_deploy.discover import discover_apps
+    from paless_deploy.core.discover import discover_apps
 
     try:
         return [app.name for app in discover_apps(Path(project_dir or "."))]
@@ -154,8 +154,8 @@ def _overrides(options: dict[str, Any]) -> dict[str, str]:
 
 def _run_context(ctx: click.Context, scope: str | None) -> Any:
     """Load the configuration and build the RunContext; `scope=None`: no validation."""
-    from paless_deploy.config import load_config, parse_duration
-    from paless_deploy.context import ConsoleSettings, RunContext
+    from paless_deploy.core.config import load_config, parse_duration
+    from paless_deploy.core.context import ConsoleSettings, RunContext
 
     inv = _invocation(ctx)
     options = inv.options
@@ -180,7 +180,7 @@ def _run_context(ctx: click.Context, scope: str | None) -> Any:
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
                 color: bool) -> None:
     """See report.print_table (kept light: report imports no heavy module)."""
-    from paless_deploy.report import print_table as show
+    from paless_deploy.core.report import print_table as show
 
     show(title, headers, rows, color)
 
@@ -205,9 +205,9 @@ def _emit(run_ctx: Any, result: Any) -> int:
 @click.pass_context
 def help_command(ctx: click.Context) -> int:
     """Usage, detected apps with their images, effective configuration (secrets masked)."""
-    from paless_deploy.config import config_problems
-    from paless_deploy.discover import discover_apps
-    from paless_deploy.report import Result, error_text
+    from paless_deploy.core.config import config_problems
+    from paless_deploy.core.discover import discover_apps
+    from paless_deploy.core.report import Result, error_text
 
     run_ctx = _run_context(ctx, scope=None)
     config = run_ctx.config
@@ -250,8 +250,8 @@ def help_command(ctx: click.Context) -> int:
 @click.pass_context
 def config_command(ctx: click.Context) -> int:
     """Effective value of every variable and where it came from (secrets masked)."""
-    from paless_deploy.config import combined_error, config_problems
-    from paless_deploy.report import Result
+    from paless_deploy.core.config import combined_error, config_problems
+    from paless_deploy.core.report import Result
 
     run_ctx = _run_context(ctx, scope=None)
     config = run_ctx.config
@@ -272,16 +272,16 @@ def config_command(ctx: click.Context) -> int:
 
 def _selected_apps(config: Any, names: Sequence[str]) -> list[Any]:
     """The discovered apps, or only those named (ConfigError for an unknown name)."""
-    from paless_deploy.discover import select_apps
+    from paless_deploy.core.discover import select_apps
 
     return select_apps(config.project_dir, names)
 
 
 def _images_command(ctx: click.Context, command: str, names: Sequence[str],
                     push: bool) -> int:
-    from paless_deploy.images import build_images
-    from paless_deploy.progress import make_progress
-    from paless_deploy.report import Result
+    from paless_deploy.core.report import Result
+    from paless_deploy.stages.images import build_images
+    from paless_deploy.ui.progress import make_progress
 
     run_ctx = _run_context(ctx, scope="images")
     apps = _selected_apps(run_ctx.config, names)
@@ -319,7 +319,7 @@ def _engine(name: str, run_ctx: Any, **options: Any) -> int:
     """Call `engine.run_<name>(run_ctx, **options)` if that stage exists (exit 2 if not)."""
     import importlib
 
-    from paless_deploy.report import Result
+    from paless_deploy.core.report import Result
 
     try:
         engine: Any = importlib.import_module("paless_deploy.engine")
@@ -417,7 +417,7 @@ def destroy_command(ctx: click.Context, **options: Any) -> int:
 @click.pass_context
 def gc_command(ctx: click.Context, older_than: str | None, dry_run: bool) -> int:
     """Remove expired branch namespaces managed by this tool (older_than in seconds)."""
-    from paless_deploy.config import parse_duration
+    from paless_deploy.core.config import parse_duration
 
     run_ctx = _run_context(ctx, scope="images")
     seconds = parse_duration(older_than, "--older-than") if older_than else None
@@ -436,8 +436,8 @@ def doctor_command(ctx: click.Context) -> int:
 
 
 def _report_error(inv: Invocation, error: PalessError) -> int:
-    from paless_deploy.context import ConsoleSettings
-    from paless_deploy.report import Result, print_error
+    from paless_deploy.core.context import ConsoleSettings
+    from paless_deploy.core.report import Result, print_error
 
     settings = ConsoleSettings.detect(no_color=inv.no_color)
     print_error(error, color=settings.color, terminal=settings.terminal)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paless_deploy.plan import PHASE_ORDER, plan_phases
-from paless_deploy.readiness import readiness
+from paless_deploy.core.plan import PHASE_ORDER, plan_phases
+from paless_deploy.core.readiness import readiness
 from tests.integration.deploy_helpers import (
     EventRecorder,
     Project,

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from paless_deploy.errors import ConfigError, ExitCode
+from paless_deploy.core.errors import ConfigError, ExitCode
 
 pytestmark = pytest.mark.cluster
 
@@ -20,8 +20,8 @@ MANAGED = {"app.kubernetes.io/managed-by": "paless-deploy"}
 
 
 def run_context(sandbox, tmp_path, namespace: str = "unused"):
-    from paless_deploy.config import load_config
-    from paless_deploy.context import ConsoleSettings, RunContext
+    from paless_deploy.core.config import load_config
+    from paless_deploy.core.context import ConsoleSettings, RunContext
 
     config = load_config(tmp_path, [], {"PALESS_NAMESPACE": namespace}, environ={},
                          validate=False)
@@ -68,7 +68,7 @@ def tag(sandbox):
 
 
 def test_destroy_removes_a_managed_namespace_and_its_volumes(sandbox, tmp_path, tag):
-    from paless_deploy.destroy import run_destroy
+    from paless_deploy.commands.destroy import run_destroy
 
     name = f"t-destroy-managed-{tag}"
     apply(sandbox, ns_object(name, tag))
@@ -90,7 +90,7 @@ def test_destroy_removes_a_managed_namespace_and_its_volumes(sandbox, tmp_path, 
 
 
 def test_destroy_keeps_claims_of_a_namespace_it_did_not_create(sandbox, tmp_path, namespace):
-    from paless_deploy.destroy import run_destroy
+    from paless_deploy.commands.destroy import run_destroy
 
     labels = instance_labels(namespace)
     apply(sandbox,
@@ -122,7 +122,7 @@ def test_destroy_keeps_claims_of_a_namespace_it_did_not_create(sandbox, tmp_path
 
 
 def test_destroy_refuses_a_namespace_with_nothing_managed(sandbox, tmp_path, namespace):
-    from paless_deploy.destroy import run_destroy
+    from paless_deploy.commands.destroy import run_destroy
 
     apply(sandbox, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "theirs"}},
           namespace=namespace)
@@ -134,7 +134,7 @@ def test_destroy_refuses_a_namespace_with_nothing_managed(sandbox, tmp_path, nam
 
 
 def test_destroy_without_yes_off_a_terminal_explains_yes(sandbox, tmp_path, tag):
-    from paless_deploy.destroy import run_destroy
+    from paless_deploy.commands.destroy import run_destroy
 
     name = f"t-destroy-noyes-{tag}"
     apply(sandbox, ns_object(name, tag))
@@ -145,7 +145,7 @@ def test_destroy_without_yes_off_a_terminal_explains_yes(sandbox, tmp_path, tag)
 
 
 def test_gc_removes_only_expired_managed_namespaces(sandbox, tmp_path, tag):
-    from paless_deploy.destroy import run_gc
+    from paless_deploy.commands.destroy import run_gc
 
     now = dt.datetime.now(dt.UTC)
 
@@ -180,9 +180,9 @@ def test_gc_removes_only_expired_managed_namespaces(sandbox, tmp_path, tag):
 
 
 def test_gc_skips_a_namespace_whose_lock_is_held(sandbox, tmp_path, tag):
-    from paless_deploy.destroy import run_gc
-    from paless_deploy.kube import connect
-    from paless_deploy.lock import NamespaceLock
+    from paless_deploy.adapters.kube import connect
+    from paless_deploy.commands.destroy import run_gc
+    from paless_deploy.stages.lock import NamespaceLock
 
     name = f"t-gc-locked-{tag}"
     apply(sandbox, ns_object(name, tag, annotations={"paless.io/created-at":

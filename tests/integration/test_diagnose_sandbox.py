@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from paless_deploy import diagnose as dx
+from paless_deploy.core import diagnose as dx
 from tests.fixtures.recorded import record
 
 pytestmark = pytest.mark.cluster

@@ -7,12 +7,12 @@ import socket
 
 import pytest
 
-from paless_deploy.doctor import run_doctor
+from paless_deploy.commands.doctor import run_doctor
 
 
 def run(sandbox, tmp_path, *, kubeconfig=None, namespace="paless-doctor", **values):
-    from paless_deploy.config import load_config
-    from paless_deploy.context import ConsoleSettings, RunContext
+    from paless_deploy.core.config import load_config
+    from paless_deploy.core.context import ConsoleSettings, RunContext
 
     settings = {"PALESS_NAMESPACE": namespace, "REGISTRY": "127.0.0.1:5000", **values}
     config = load_config(tmp_path, [], settings, environ={}, validate=False)
@@ -110,7 +110,7 @@ def test_authorisation_in_the_namespace(sandbox, tmp_path):
 
 
 def test_pure_rules():
-    from paless_deploy.doctor import parse_minor, registry_host, registry_usable_by_nodes
+    from paless_deploy.commands.doctor import parse_minor, registry_host, registry_usable_by_nodes
 
     assert parse_minor("34+") == 34 and parse_minor(None) is None
     assert registry_host("localhost:5000") == "localhost"

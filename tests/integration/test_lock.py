@@ -15,15 +15,15 @@ import time
 
 import pytest
 
-from paless_deploy.errors import ExitCode, LockHeld
-from paless_deploy.lock import LEASE_NAME, NamespaceLock, acquire
+from paless_deploy.core.errors import ExitCode, LockHeld
+from paless_deploy.stages.lock import LEASE_NAME, NamespaceLock, acquire
 
 pytestmark = pytest.mark.cluster
 
 HOLDER_SCRIPT = textwrap.dedent("""
     import sys, time
-    from paless_deploy.kube import connect
-    from paless_deploy.lock import NamespaceLock
+    from paless_deploy.adapters.kube import connect
+    from paless_deploy.stages.lock import NamespaceLock
     kubeconfig, namespace, duration = sys.argv[1], sys.argv[2], int(sys.argv[3])
     kube = connect(kubeconfig)
     try:
@@ -38,7 +38,7 @@ HOLDER_SCRIPT = textwrap.dedent("""
 
 @pytest.fixture
 def kube(sandbox):
-    from paless_deploy.kube import connect
+    from paless_deploy.adapters.kube import connect
 
     return connect(str(sandbox.kubeconfig))
 
@@ -133,7 +133,7 @@ def test_ctrl_c_releases_the_lock_at_once(sandbox, kube, namespace):
 
 
 def test_missing_namespace_is_a_config_error(kube):
-    from paless_deploy.errors import ConfigError
+    from paless_deploy.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as caught:
         acquire(kube, "t-no-such-namespace-lock", "x", timeout_s=1)

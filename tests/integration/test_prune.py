@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from paless_deploy.prune import find_prunable, managed_objects, object_key, prune
+from paless_deploy.stages.prune import find_prunable, managed_objects, object_key, prune
 
 pytestmark = pytest.mark.cluster
 
@@ -39,7 +39,7 @@ def exists(sandbox, namespace: str, kind: str, name: str) -> bool:
 
 @pytest.fixture
 def kube(sandbox):
-    from paless_deploy.kube import connect
+    from paless_deploy.adapters.kube import connect
 
     return connect(str(sandbox.kubeconfig))
 

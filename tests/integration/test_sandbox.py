@@ -253,7 +253,7 @@ def test_docker_builds_from_scratch_and_pushes_to_the_registry(tmp_path: Path):
 
 @pytest.mark.docker
 def test_build_from_the_base_image_name_works_offline(tmp_path: Path):
-    from paless_deploy.variables import BY_NAME
+    from paless_deploy.core.variables import BY_NAME
 
     base = BY_NAME["BASE_IMAGE"].default
     (tmp_path / "Dockerfile").write_text(f"FROM {base}\nENV PALESS_COMPONENT=test\n")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paless_deploy.branch import branch_namespace, current_branch
-from paless_deploy.errors import ConfigError
+from paless_deploy.core.branch import branch_namespace, current_branch
+from paless_deploy.core.errors import ConfigError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 names = st.text(min_size=0, max_size=120)

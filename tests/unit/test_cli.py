@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from paless_deploy import __version__, cli
-from paless_deploy.errors import ClusterError
-from paless_deploy.report import ObjectReport, PhaseReport, Result, print_error
-from paless_deploy.variables import VARIABLES
+from paless_deploy.core.errors import ClusterError
+from paless_deploy.core.report import ObjectReport, PhaseReport, Result, print_error
+from paless_deploy.core.variables import VARIABLES
 
 
 @pytest.fixture

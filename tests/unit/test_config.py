@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.config import (
+from paless_deploy.core.config import (
     MASK,
     config_problems,
     load_config,
     parse_duration,
 )
-from paless_deploy.errors import ConfigError
-from paless_deploy.variables import SUBSTITUTABLE_NAMES, VARIABLES
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.variables import SUBSTITUTABLE_NAMES, VARIABLES
 
 
 @pytest.fixture
@@ -248,8 +248,8 @@ def test_env_example_lists_every_variable_and_loads(tmp_path: Path) -> None:
 
 
 def test_secret_values_are_the_configured_credentials(tmp_path: Path) -> None:
-    from paless_deploy.config import load_config
-    from paless_deploy.report import scrub
+    from paless_deploy.core.config import load_config
+    from paless_deploy.core.report import scrub
 
     (tmp_path / "k8s" / "overlays" / "dev").mkdir(parents=True)
     (tmp_path / "k8s" / "overlays" / "dev" / "kustomization.yaml").write_text("resources: []\n")

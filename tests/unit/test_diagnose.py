@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy import diagnose as dx
-from paless_deploy.errors import ConfigError
-from paless_deploy.report import ErrorReport
+from paless_deploy.core import diagnose as dx
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.report import ErrorReport
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 LATER = datetime(2030, 1, 1, tzinfo=UTC)  # long after every recording: grace periods passed

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.config import load_config
-from paless_deploy.render import render_overlay
-from paless_deploy.variables import VARIABLES
+from paless_deploy.core.config import load_config
+from paless_deploy.core.variables import VARIABLES
+from paless_deploy.stages.render import render_overlay
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "paless.env.example"

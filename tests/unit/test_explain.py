@@ -9,8 +9,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from paless_deploy import diagnose as dx
-from paless_deploy.explain import finding_text, render_finding
+from paless_deploy.core import diagnose as dx
+from paless_deploy.ui.explain import finding_text, render_finding
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from paless_deploy import images
-from paless_deploy.errors import BuildError
-from paless_deploy.progress import NullProgress
+from paless_deploy.core.errors import BuildError
+from paless_deploy.stages import images
+from paless_deploy.ui.progress import NullProgress
 
 OK_STREAM = [
     {"status": "The push refers to repository [localhost:5000/paless-web]"},

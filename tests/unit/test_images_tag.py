@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.discover import App, discover_apps
-from paless_deploy.images import base_images, compute_tag, context_paths, registry_scheme
+from paless_deploy.core.discover import App, discover_apps
+from paless_deploy.stages.images import base_images, compute_tag, context_paths, registry_scheme
 
 ARGS = {"BASE_IMAGE": "base:1"}
 IDS = {"base:1": "sha256:aaa"}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from paless_deploy.diagnose import manifest_warnings
-from paless_deploy.render import render_overlay
-from paless_deploy.variables import VARIABLES
+from paless_deploy.core.diagnose import manifest_warnings
+from paless_deploy.core.variables import VARIABLES
+from paless_deploy.stages.render import render_overlay
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from paless_deploy.errors import ConfigError
-from paless_deploy.plan import PHASE_ORDER, Phase, phase_of, plan_phases
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.plan import PHASE_ORDER, Phase, phase_of, plan_phases
 
 
 def obj(kind: str, name: str = "x", component: str | None = None,

@@ -12,8 +12,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paless_deploy.errors import ConfigError
-from paless_deploy.render import (
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.stages.render import (
     REDACTED,
     format_path,
     has_tag_or_digest,

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from paless_deploy.errors import ConfigError
-from paless_deploy.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES
 
 KUSTOMIZE_TIMEOUT_S = 120
 REDACTED = "<redacted>"

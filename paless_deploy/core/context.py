@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from paless_deploy.config import Config
+    from paless_deploy.core.config import Config
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paless_deploy.errors import ConfigError
-from paless_deploy.report import ObjectReport
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.report import ObjectReport
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 TOOL = "paless-deploy"
@@ -46,7 +46,7 @@ def parse_rfc3339(text: str | None) -> dt.datetime | None:
 
 def ttl_value(config: Any) -> str | None:
     """PALESS_TTL as written (checked to be a duration), None when unset."""
-    from paless_deploy.config import parse_duration
+    from paless_deploy.core.config import parse_duration
 
     value = (config.value("PALESS_TTL") or "").strip()
     if not value:
@@ -97,7 +97,7 @@ def detect_branch(config: Any, environ: Mapping[str, str] = os.environ) -> str |
     """The branch in branch mode, else the checkout's branch if there is one."""
     if config.branch:
         return str(config.branch)
-    from paless_deploy.branch import current_branch
+    from paless_deploy.core.branch import current_branch
 
     try:
         return current_branch(environ, config.project_dir)
@@ -113,7 +113,7 @@ def ensure_namespace(kube: Any, config: Any) -> ObjectReport:
     """
     from kubernetes.client.exceptions import ApiException
 
-    from paless_deploy.kube import cluster_errors, with_retries
+    from paless_deploy.adapters.kube import cluster_errors, with_retries
 
     name = config.namespace
     with cluster_errors(kube, f"reading namespace {name}", name):
@@ -146,7 +146,7 @@ def namespace_expiry(annotations: Mapping[str, str] | None, created: dt.datetime
     Age counts from `paless.io/created-at`, else the server's creationTimestamp
     (`created`). An unreadable TTL never expires a namespace (it is reported instead).
     """
-    from paless_deploy.config import parse_duration
+    from paless_deploy.core.config import parse_duration
 
     annotations = annotations or {}
     born = parse_rfc3339(annotations.get(CREATED_AT)) or created

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Self
 
-from paless_deploy.kube import Kube, is_transient
+from paless_deploy.adapters.kube import Kube, is_transient
 
 WATCH_TIMEOUT_S = 240  # server-side timeout of one watch request; then it reconnects
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from paless_deploy.errors import ConfigError
-from paless_deploy.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
 
 DEFAULT_ENV_FILES: tuple[str, ...] = ("paless.env", ".context-management/.env")
 SOURCE_FLAG = "flag"
@@ -281,7 +281,7 @@ def _effective_namespace(
     ns = settings["PALESS_NAMESPACE"]
     project = settings["PROJECT_NAME"]
     if ns.value and ns.value.strip().lower() == AUTO_NAMESPACE:
-        from paless_deploy.branch import branch_namespace, current_branch
+        from paless_deploy.core.branch import branch_namespace, current_branch
 
         branch = current_branch(environ, project_dir)
         return (branch_namespace(project.value or "paless", branch),

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from paless_deploy.report import Result
+from paless_deploy.core.report import Result
 
 _DROP_META = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 REDACTED = "<redacted>"
@@ -58,9 +58,9 @@ def run_diff(run_ctx: Any) -> Result:
     """Exit 0 when nothing would change, 1 when something would (like `kubectl diff`)."""
     import click
 
-    from paless_deploy.apply import FIELD_MANAGER, object_ref
-    from paless_deploy.deploy import discovered_apps, planned_refs, render
-    from paless_deploy.kube import api_message, api_status, cluster_errors, connect
+    from paless_deploy.adapters.kube import api_message, api_status, cluster_errors, connect
+    from paless_deploy.commands.deploy import discovered_apps, planned_refs, render
+    from paless_deploy.stages.apply import FIELD_MANAGER, object_ref
 
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
     refs, warnings = planned_refs(run_ctx, discovered_apps(run_ctx))

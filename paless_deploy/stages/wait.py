@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from paless_deploy.apply import Applied
-from paless_deploy.errors import DeployFailed
-from paless_deploy.readiness import (
+from paless_deploy.core.errors import DeployFailed
+from paless_deploy.core.readiness import (
     WAITED_KINDS,
     Readiness,
     generation_pending,
@@ -23,7 +22,8 @@ from paless_deploy.readiness import (
     ingress_warning,
     readiness,
 )
-from paless_deploy.watcher import NamespaceWatcher
+from paless_deploy.stages.apply import Applied
+from paless_deploy.stages.watcher import NamespaceWatcher
 
 TICK_S = 1.0  # re-evaluate time-based policies (grace periods) at least this often
 
@@ -129,7 +129,7 @@ class PhaseWaiter:
 
     def diagnose(self, t: Target, live: dict | None) -> list[Any]:
         """Findings for the target, its pods, its ReplicaSet and its claim."""
-        from paless_deploy import diagnose as dx
+        from paless_deploy.core import diagnose as dx
 
         if live is None:
             return []
@@ -261,7 +261,7 @@ def _dedupe(findings: list[Any]) -> list[Any]:
 
 def not_ready_summary(waiter: PhaseWaiter) -> list[str]:
     """Each target still not ready and what it waits for (for the deadline message)."""
-    from paless_deploy.diagnose import describe_not_ready
+    from paless_deploy.core.diagnose import describe_not_ready
 
     lines = []
     for t in waiter.targets:

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
-    from paless_deploy.context import ConsoleSettings
+    from paless_deploy.core.context import ConsoleSettings
 
 
 class ImageProgress:

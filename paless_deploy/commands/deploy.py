@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from paless_deploy.errors import ClusterError, ConfigError, DeployFailed, PalessError
-from paless_deploy.report import ErrorReport, ObjectReport, PhaseReport, Result
+from paless_deploy.core.errors import ClusterError, ConfigError, DeployFailed, PalessError
+from paless_deploy.core.report import ErrorReport, ObjectReport, PhaseReport, Result
 
 NAMESPACE_PHASE = "namespace"
 
@@ -24,15 +24,21 @@ NAMESPACE_PHASE = "namespace"
 
 def discovered_apps(run_ctx: Any) -> list[Any]:
     """Every app of the project (ConfigError when there is none)."""
-    from paless_deploy.discover import select_apps
+    from paless_deploy.core.discover import select_apps
 
     return select_apps(run_ctx.config.project_dir)
 
 
 def planned_refs(run_ctx: Any, apps: list[Any]) -> tuple[dict[str, str], list[str]]:
     """Every app's reference as a build would tag it, without building (for render/diff)."""
-    from paless_deploy.errors import BuildError
-    from paless_deploy.images import FileDigests, compute_tag, connect_docker, image_ref, plan_tags
+    from paless_deploy.core.errors import BuildError
+    from paless_deploy.stages.images import (
+        FileDigests,
+        compute_tag,
+        connect_docker,
+        image_ref,
+        plan_tags,
+    )
 
     config = run_ctx.config
     try:
@@ -47,7 +53,7 @@ def planned_refs(run_ctx: Any, apps: list[Any]) -> tuple[dict[str, str], list[st
 
 
 def render(run_ctx: Any, app_images: dict[str, str]) -> list[dict]:
-    from paless_deploy.render import render_overlay
+    from paless_deploy.stages.render import render_overlay
 
     config = run_ctx.config
     return render_overlay(config.project_dir, config.overlay, config.namespace,
@@ -58,7 +64,7 @@ def run_render(run_ctx: Any, show_secrets: bool = False) -> Result:
     """Print the rendered manifests (Secret values redacted unless asked)."""
     import click
 
-    from paless_deploy.render import redact_secrets, to_yaml
+    from paless_deploy.stages.render import redact_secrets, to_yaml
 
     apps = discovered_apps(run_ctx)
     refs, warnings = planned_refs(run_ctx, apps)
@@ -78,7 +84,7 @@ def run_render(run_ctx: Any, show_secrets: bool = False) -> Result:
 
 def deployed_app_refs(kube: Any, namespace: str, config: Any, apps: Sequence[str]) -> dict[str, str]:
     """The image reference each app currently runs in the namespace (read from workloads)."""
-    from paless_deploy.kube import cluster_errors
+    from paless_deploy.adapters.kube import cluster_errors
 
     prefix = {config.image_repository(a): a for a in apps}
     found: dict[str, str] = {}
@@ -99,7 +105,7 @@ def deployed_app_refs(kube: Any, namespace: str, config: Any, apps: Sequence[str
 
 def check_writable(kube: Any, namespace: str) -> None:
     """Exit 4 before anything is applied when we may not deploy into the namespace."""
-    from paless_deploy.kube import cluster_errors
+    from paless_deploy.adapters.kube import cluster_errors
 
     checks = [("apps", "deployments", "patch"), ("", "secrets", "patch")]
     with cluster_errors(kube, "checking permissions", namespace):
@@ -119,7 +125,7 @@ def check_writable(kube: Any, namespace: str) -> None:
 
 def ensure_namespace(kube: Any, run_ctx: Any) -> ObjectReport:
     """The namespace phase (created with the tool's label and branch metadata when absent)."""
-    from paless_deploy.namespaces import ensure_namespace as ensure
+    from paless_deploy.stages.namespaces import ensure_namespace as ensure
 
     report = ensure(kube, run_ctx.config)
     if report.action == "created":
@@ -142,10 +148,10 @@ def _wait_default_serviceaccount(kube: Any, namespace: str, timeout: float = 30.
 
 def preflight(kube: Any, run_ctx: Any, objects: list[dict], refs: dict[str, str]) -> list[Any]:
     """References to Secrets/ConfigMaps/claims and our images in the registry, before applying."""
-    from paless_deploy.diagnose import Finding
-    from paless_deploy.images import _AuthRequired, registry_manifest_digest
-    from paless_deploy.kube import cluster_errors
-    from paless_deploy.preflight import check_references
+    from paless_deploy.adapters.kube import cluster_errors
+    from paless_deploy.core.diagnose import Finding
+    from paless_deploy.core.preflight import check_references
+    from paless_deploy.stages.images import _AuthRequired, registry_manifest_digest
 
     plurals = {"Secret": "secrets", "ConfigMap": "configmaps",
                "PersistentVolumeClaim": "persistentvolumeclaims"}
@@ -181,7 +187,7 @@ def preflight(kube: Any, run_ctx: Any, objects: list[dict], refs: dict[str, str]
 
 
 def _images_of(obj: dict) -> list[str]:
-    from paless_deploy.render import pod_containers
+    from paless_deploy.stages.render import pod_containers
 
     return [c.get("image", "") for c in pod_containers(obj)]
 
@@ -194,7 +200,7 @@ class _Run:
     """State of one deploy: the result document being built, the view, the cluster."""
 
     def __init__(self, run_ctx: Any, command: str) -> None:
-        from paless_deploy.view import make_view
+        from paless_deploy.ui.view import make_view
 
         self.ctx = run_ctx
         self.config = run_ctx.config
@@ -215,15 +221,15 @@ class _Run:
 
 def _deploy(run_ctx: Any, command: str, *, only_apps: Sequence[str] | None, prune: bool,
             force_conflicts: bool, rollback: bool, tolerate: bool) -> Result:
-    from paless_deploy.images import build_images
-    from paless_deploy.kube import connect
-    from paless_deploy.lock import lock_for
-    from paless_deploy.plan import plan_phases
-    from paless_deploy.progress import make_progress
+    from paless_deploy.adapters.kube import connect
+    from paless_deploy.core.plan import plan_phases
+    from paless_deploy.stages.images import build_images
+    from paless_deploy.stages.lock import lock_for
+    from paless_deploy.ui.progress import make_progress
 
     run = _Run(run_ctx, command)
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
-    from paless_deploy.discover import select_apps
+    from paless_deploy.core.discover import select_apps
 
     apps = discovered_apps(run_ctx)
     to_build = select_apps(run_ctx.config.project_dir, only_apps) if only_apps else apps
@@ -258,7 +264,7 @@ def _deploy(run_ctx: Any, command: str, *, only_apps: Sequence[str] | None, prun
                            code="preflight")
         return run.fail(err, findings)
 
-    from paless_deploy.diagnose import manifest_warnings
+    from paless_deploy.core.diagnose import manifest_warnings
 
     for warning in manifest_warnings(objects):
         run.view.warning(warning)
@@ -290,7 +296,7 @@ def _refs_for_render(run_ctx: Any, apps: list[Any], refs: dict[str, str]) -> dic
 def _namespace_exists(kube: Any, name: str) -> bool:
     from kubernetes.client.exceptions import ApiException
 
-    from paless_deploy.kube import cluster_errors
+    from paless_deploy.adapters.kube import cluster_errors
 
     with cluster_errors(kube, f"reading namespace {name}", name):
         try:
@@ -308,12 +314,12 @@ def _now_iso() -> str:
 def _apply_phases(run: _Run, kube: Any, phases: list[Any], objects: list[dict], *,
                   only_apps: Sequence[str] | None, prune: bool, force: bool, rollback: bool,
                   tolerate: bool) -> Result:
-    from paless_deploy.apply import apply_object, wait_volume_available
-    from paless_deploy.watcher import NamespaceWatcher
+    from paless_deploy.stages.apply import apply_object, wait_volume_available
+    from paless_deploy.stages.watcher import NamespaceWatcher
 
     ctx = run.ctx
     deadline = time.monotonic() + ctx.remaining_s()
-    from paless_deploy.diagnose import Policy
+    from paless_deploy.core.diagnose import Policy
 
     storage_classes, nodes = _cluster_facts(kube)
     policy = Policy(tolerate_all=tolerate, registry=run.config.registry).with_nodes(nodes)
@@ -407,8 +413,8 @@ def _cluster_facts(kube: Any) -> tuple[dict[str, dict], list[dict]]:
 
 def _wait(run: _Run, watcher: Any, waited: list[Any], deadline: float,
           storage_classes: dict, policy: Any) -> tuple[Any, Any]:
-    from paless_deploy.report import scrub
-    from paless_deploy.wait import PhaseWaiter
+    from paless_deploy.core.report import scrub
+    from paless_deploy.stages.wait import PhaseWaiter
 
     secrets = run.config.secret_values()
 
@@ -441,7 +447,7 @@ def run_logs(kube: Any, namespace: str, pod: str, container: str, lines: int = 2
 
 def _phase_failed(run: _Run, kube: Any, phase: str, outcome: Any, waiter: Any,
                   rollback: bool) -> Result:
-    from paless_deploy.wait import deadline_error
+    from paless_deploy.stages.wait import deadline_error
 
     for f in outcome.findings:
         run.view.finding(f)
@@ -470,7 +476,7 @@ def _phase_failed(run: _Run, kube: Any, phase: str, outcome: Any, waiter: Any,
 
 def rollback_changed(kube: Any, run: _Run) -> list[str]:
     """Deployments and StatefulSets this run changed go back to their previous template."""
-    from paless_deploy.apply import CONFIGURED, rollback_object
+    from paless_deploy.stages.apply import CONFIGURED, rollback_object
 
     rolled = []
     for a in run.applied:
@@ -487,7 +493,7 @@ def rollback_changed(kube: Any, run: _Run) -> list[str]:
 
 
 def _prune(run: _Run, kube: Any, objects: list[dict]) -> None:
-    from paless_deploy.prune import find_prunable, object_key, prune
+    from paless_deploy.stages.prune import find_prunable, object_key, prune
 
     started_iso, started = _now_iso(), time.monotonic()
     keep = {object_key(o["apiVersion"], o["kind"], o["metadata"]["name"]) for o in objects}
@@ -528,7 +534,7 @@ def _finish(run_ctx: Any, result: Result) -> None:
     if result.exit_code or run_ctx.json_output or run_ctx.console.quiet:
         return
     try:
-        from paless_deploy.status import print_status
+        from paless_deploy.commands.status import print_status
 
         print_status(run_ctx)
     except PalessError:

@@ -11,9 +11,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from paless_deploy.kube import Kube, cluster_errors
-from paless_deploy.readiness import readiness
-from paless_deploy.report import Result
+from paless_deploy.adapters.kube import Kube, cluster_errors
+from paless_deploy.core.readiness import readiness
+from paless_deploy.core.report import Result
 
 
 @dataclass
@@ -68,7 +68,7 @@ def _pod_reason(pod: dict) -> str:
 def _require_namespace(kube: Kube, namespace: str) -> None:
     from kubernetes.client.exceptions import ApiException
 
-    from paless_deploy.errors import ConfigError
+    from paless_deploy.core.errors import ConfigError
 
     try:
         found = kube.get(f"/api/v1/namespaces/{namespace}")
@@ -230,7 +230,7 @@ def print_status(run_ctx: Any, kube: Kube | None = None) -> Status:
     """Collect and print the status on stdout (text mode)."""
     from rich.console import Console
 
-    from paless_deploy.kube import connect
+    from paless_deploy.adapters.kube import connect
 
     kube = kube or connect(run_ctx.kubeconfig, run_ctx.context)
     st = collect_status(kube, run_ctx.config.namespace)
@@ -244,7 +244,7 @@ def print_status(run_ctx: Any, kube: Kube | None = None) -> Status:
 
 def run_status(run_ctx: Any, watch: bool = False) -> Result:
     """`status`: tables (or JSON); `--watch` redraws whenever something changes."""
-    from paless_deploy.kube import connect
+    from paless_deploy.adapters.kube import connect
 
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
     ns = run_ctx.config.namespace
@@ -263,7 +263,7 @@ def _watch(run_ctx: Any, kube: Kube) -> None:
     from rich.console import Console
     from rich.live import Live
 
-    from paless_deploy.watcher import NamespaceWatcher
+    from paless_deploy.stages.watcher import NamespaceWatcher
 
     ns = run_ctx.config.namespace
     console = Console(no_color=not run_ctx.console.color, highlight=False)

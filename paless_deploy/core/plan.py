@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paless_deploy.errors import ConfigError
+from paless_deploy.core.errors import ConfigError
 
 PHASE_ANNOTATION = "paless.io/phase"
 COMPONENT_LABEL = "app.kubernetes.io/component"

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from paless_deploy.errors import PalessError
-from paless_deploy.report import RESULT_FAILED, ErrorReport, Result
+from paless_deploy.core.errors import PalessError
+from paless_deploy.core.report import RESULT_FAILED, ErrorReport, Result
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
@@ -79,7 +79,7 @@ def registry_usable_by_nodes(registry: str, node_count: int) -> bool:
 
 
 def check_docker() -> Check:
-    from paless_deploy.images import connect_docker
+    from paless_deploy.stages.images import connect_docker
 
     try:
         api = connect_docker()
@@ -93,7 +93,7 @@ def check_docker() -> Check:
 
 
 def check_registry(registry: str) -> Check:
-    from paless_deploy.images import check_registry as ping
+    from paless_deploy.stages.images import check_registry as ping
 
     try:
         ping(registry, timeout=5)
@@ -146,7 +146,7 @@ def _guarded(name: str, required: bool, kube: Any, fn: Callable[[], Check]) -> C
     """Run one cluster check; a refusal to read means "could not check", not a failure."""
     from kubernetes.client.exceptions import ApiException
 
-    from paless_deploy.kube import api_message
+    from paless_deploy.adapters.kube import api_message
 
     try:
         return fn()
@@ -331,7 +331,7 @@ def check_registry_for_nodes(kube: Any, registry: str) -> Check:
 
 def collect_checks(run_ctx: Any) -> list[Check]:
     """Every check, in the order a person would fix them."""
-    from paless_deploy.kube import connect
+    from paless_deploy.adapters.kube import connect
 
     config = run_ctx.config
     checks = [check_docker(), check_registry(config.registry), check_kustomize()]
@@ -384,7 +384,7 @@ def run_doctor(run_ctx: Any) -> Result:
 def _print_checks(run_ctx: Any, checks: list[Check]) -> None:
     import click
 
-    from paless_deploy.report import print_table
+    from paless_deploy.core.report import print_table
 
     rows = [(c.status, c.name, c.detail, "" if c.ok else c.fix) for c in checks]
     print_table("paless-deploy doctor", ("status", "check", "detail", "fix"), rows,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from paless_deploy.errors import ConfigError
+from paless_deploy.core.errors import ConfigError
 
 SKIPPED_DIRS: frozenset[str] = frozenset(
     {"node_modules", ".git", ".venv", ".context-management", ".devcontainer"}

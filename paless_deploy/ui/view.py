@@ -12,9 +12,9 @@ import time
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
-    from paless_deploy.apply import Applied
-    from paless_deploy.context import ConsoleSettings
-    from paless_deploy.wait import Target
+    from paless_deploy.core.context import ConsoleSettings
+    from paless_deploy.stages.apply import Applied
+    from paless_deploy.stages.wait import Target
 
 
 class DeployView:
@@ -64,7 +64,7 @@ class DeployView:
     def finding(self, finding: Any) -> None:
         if self.settings.quiet:
             return
-        from paless_deploy.explain import finding_text
+        from paless_deploy.ui.explain import finding_text
 
         with self._lock:
             print(finding_text(finding), file=sys.stderr, flush=True)
@@ -138,7 +138,7 @@ class TerminalView(DeployView):
         self._line(f"[yellow]warning:[/yellow] {text}")
 
     def finding(self, finding: Any) -> None:
-        from paless_deploy.explain import render_finding
+        from paless_deploy.ui.explain import render_finding
 
         self._stop_status()
         render_finding(finding, self.console)

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paless_deploy.errors import DeployFailed
-from paless_deploy.kube import (
+from paless_deploy.adapters.kube import (
     Kube,
     RestResource,
     api_message,
@@ -24,6 +23,7 @@ from paless_deploy.kube import (
     rest_resource,
     with_retries,
 )
+from paless_deploy.core.errors import DeployFailed
 
 FIELD_MANAGER = "paless-deploy"
 INITIAL_REPLICAS_MANAGER = "paless-deploy-initial"

@@ -17,10 +17,10 @@ from typing import Any
 
 import click
 
-from paless_deploy.errors import ConfigError, DeployFailed, LockHeld, PalessError
-from paless_deploy.namespaces import MANAGED_BY, TOOL, namespace_expiry
-from paless_deploy.prune import PruneRef, instance_selector, managed_objects, prune
-from paless_deploy.report import Result
+from paless_deploy.core.errors import ConfigError, DeployFailed, LockHeld, PalessError
+from paless_deploy.core.report import Result
+from paless_deploy.stages.namespaces import MANAGED_BY, TOOL, namespace_expiry
+from paless_deploy.stages.prune import PruneRef, instance_selector, managed_objects, prune
 
 NAMESPACE_SELECTOR = f"{MANAGED_BY}={TOOL}"
 
@@ -43,7 +43,7 @@ def _namespace_ref(name: str) -> PruneRef:
 def _read_namespace(kube: Any, name: str) -> Any | None:
     from kubernetes.client.exceptions import ApiException
 
-    from paless_deploy.kube import cluster_errors, with_retries
+    from paless_deploy.adapters.kube import cluster_errors, with_retries
 
     with cluster_errors(kube, f"reading namespace {name}", name):
         try:
@@ -56,7 +56,7 @@ def _read_namespace(kube: Any, name: str) -> Any | None:
 
 def _volumes_of(kube: Any, namespace: str) -> list[PruneRef]:
     """PersistentVolumes the tool created for `namespace` (cluster-scoped)."""
-    from paless_deploy.kube import cluster_errors, with_retries
+    from paless_deploy.adapters.kube import cluster_errors, with_retries
 
     with cluster_errors(kube, "listing PersistentVolumes"):
         listing = with_retries(lambda: kube.core.list_persistent_volume(
@@ -111,7 +111,7 @@ def _show(run_ctx: Any, title: str, rows: Sequence[Sequence[str]]) -> None:
     if not rows:
         click.echo(f"{title}: nothing.")
         return
-    from paless_deploy.report import print_table
+    from paless_deploy.core.report import print_table
 
     print_table(title, ("action", "object", "namespace", "reason"), rows, run_ctx.console.color)
 
@@ -141,7 +141,7 @@ def delete_plan(kube: Any, plan: DestroyPlan) -> None:
     """Issue the deletions of a plan (namespace first, then its volumes)."""
     from kubernetes.client.exceptions import ApiException
 
-    from paless_deploy.kube import cluster_errors
+    from paless_deploy.adapters.kube import cluster_errors
 
     refs = list(plan.delete)
     if plan.created_by_tool:
@@ -159,7 +159,7 @@ def wait_gone(kube: Any, refs: list[PruneRef], timeout_s: float) -> None:
     """Watch each object until it is deleted; DeployFailed (exit 1) at the deadline."""
     from kubernetes.client.exceptions import ApiException
 
-    from paless_deploy.kube import cluster_errors
+    from paless_deploy.adapters.kube import cluster_errors
 
     deadline = time.monotonic() + timeout_s
     for ref in refs:
@@ -204,8 +204,8 @@ def _still_there(ref: PruneRef, live: Any, timeout_s: float) -> DeployFailed:
 def run_destroy(run_ctx: Any, yes: bool = False, delete_data: bool = False,
                 dry_run: bool = False) -> Result:
     """Remove what this tool deployed into the run's namespace (see the module docstring)."""
-    from paless_deploy.kube import connect
-    from paless_deploy.lock import lock_for
+    from paless_deploy.adapters.kube import connect
+    from paless_deploy.stages.lock import lock_for
 
     namespace = run_ctx.config.namespace
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
@@ -252,8 +252,8 @@ def run_gc(run_ctx: Any, older_than: float | None = None, dry_run: bool = False,
     label selector terms, narrows that further; tests use it). A namespace whose lock is
     held by a running deploy is skipped with a warning, never deleted under it.
     """
-    from paless_deploy.kube import cluster_errors, connect, with_retries
-    from paless_deploy.lock import NamespaceLock, holder_identity
+    from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
+    from paless_deploy.stages.lock import NamespaceLock, holder_identity
 
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
     now = now or dt.datetime.now(dt.UTC)

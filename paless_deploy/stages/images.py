@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paless_deploy.discover import App
-from paless_deploy.errors import BuildError
+from paless_deploy.core.discover import App
+from paless_deploy.core.errors import BuildError
 
 if TYPE_CHECKING:
     import docker
 
-    from paless_deploy.config import Config
-    from paless_deploy.progress import ImageProgress
+    from paless_deploy.core.config import Config
+    from paless_deploy.ui.progress import ImageProgress
 
 TAG_LENGTH = 12
 TAG_SCHEMA = b"paless-deploy/image-tag/v1\0"
@@ -510,7 +510,7 @@ def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
     pushed. Results come back in the order of `apps`. Raises BuildError for the
     first failure after every started job has finished.
     """
-    from paless_deploy.progress import NullProgress
+    from paless_deploy.ui.progress import NullProgress
 
     progress = progress or NullProgress()
     api = connect_docker()

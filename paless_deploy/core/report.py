@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import IO, Any
 
-from paless_deploy.errors import PalessError
+from paless_deploy.core.errors import PalessError
 
 REPORT_VERSION = 1
 RESULT_SUCCESS = "success"

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from paless_deploy.report import ObjectReport
+from paless_deploy.core.report import ObjectReport
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 INSTANCE = "app.kubernetes.io/instance"
@@ -98,8 +98,8 @@ def managed_objects(kube: Any, namespace: str) -> list[PruneRef]:
     Kinds the cluster does not serve are skipped; objects with ownerReferences are left
     to their owner.
     """
-    from paless_deploy.errors import ClusterError
-    from paless_deploy.kube import cluster_errors, with_retries
+    from paless_deploy.adapters.kube import cluster_errors, with_retries
+    from paless_deploy.core.errors import ClusterError
 
     selector = instance_selector(namespace)
     found: list[PruneRef] = []
@@ -141,7 +141,7 @@ def prune(kube: Any, refs: Iterable[PruneRef], dry_run: bool = False) -> list[Ob
     """
     from kubernetes.client.exceptions import ApiException
 
-    from paless_deploy.kube import cluster_errors, with_retries
+    from paless_deploy.adapters.kube import cluster_errors, with_retries
 
     reports: list[ObjectReport] = []
     for ref in refs:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from paless_deploy.errors import ClusterError
+from paless_deploy.core.errors import ClusterError
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from paless_deploy.errors import ConfigError
+from paless_deploy.core.errors import ConfigError
 
 BRANCH_VARIABLES: tuple[str, ...] = (
     "GITHUB_HEAD_REF",  # pull requests on GitHub Actions

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
-from paless_deploy.errors import ConfigError, LockHeld
+from paless_deploy.core.errors import ConfigError, LockHeld
 
 LEASE_NAME = "paless-deploy"
 DEFAULT_LEASE_DURATION_S = 30
@@ -101,7 +101,7 @@ def ci_job_url(environ: Mapping[str, str]) -> str | None:
 
 def lock_timeout(config: Any) -> float:
     """PALESS_LOCK_TIMEOUT in seconds (default 10m)."""
-    from paless_deploy.config import parse_duration
+    from paless_deploy.core.config import parse_duration
 
     return parse_duration(config.value("PALESS_LOCK_TIMEOUT") or "10m", "PALESS_LOCK_TIMEOUT")
 
@@ -181,7 +181,7 @@ class NamespaceLock:
 
     def acquire(self) -> NamespaceLock:
         """Take the lease, waiting up to timeout_s; LockHeld (exit 5) when it stays taken."""
-        from paless_deploy.kube import cluster_errors
+        from paless_deploy.adapters.kube import cluster_errors
 
         deadline = time.monotonic() + self.timeout_s
         seen: tuple[str, float] | None = None  # (resourceVersion, monotonic first seen)
@@ -217,7 +217,7 @@ class NamespaceLock:
     def _read(self) -> LeaseState | None:
         from kubernetes.client.exceptions import ApiException
 
-        from paless_deploy.kube import with_retries
+        from paless_deploy.adapters.kube import with_retries
 
         try:
             lease = with_retries(lambda: self._api.read_namespaced_lease(
