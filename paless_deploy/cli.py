@@ -1,26 +1,29 @@
-"""Command line: parse options, build the RunContext, call the stages, map errors once.
+"""Command line: parse options, build the RunContext, call one command, map errors once.
 
-Exit codes and the JSON document are the design's; nothing here decides how to
-build or deploy, and kubernetes/docker are imported only by the commands using them.
+Nothing here decides how to build or deploy. Each command's module (paless_deploy.commands)
+is imported only when that command runs, so `--help` loads neither kubernetes, docker
+nor rich.
 """
 
 from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from paless_deploy import __version__
-from paless_deploy.core.errors import ConfigError, ExitCode, PalessError
+from paless_deploy.core.errors import ConfigError, Interrupted, PalessError
+
+if TYPE_CHECKING:
+    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.report import Result
 
 PROG = "paless-deploy"
-COMMANDS_NOT_APPS = ("all", "deploy", "status", "help", "render", "diff", "build", "push",
-                     "destroy", "gc", "doctor", "config")
 
 
 @dataclass
@@ -30,7 +33,6 @@ class Invocation:
     argv: list[str]
     output: str = "text"
     no_color: bool = False
-    terminal: bool = False
     verbosity: int = 0
     command: str = ""
     options: dict[str, Any] = field(default_factory=dict)
@@ -133,59 +135,48 @@ def cli(ctx: click.Context, **options: Any) -> int:
 
 
 # ---------------------------------------------------------------------------
-# Wiring helpers
+# Wiring: options -> RunContext -> command -> exit code
 
 
 def _overrides(options: dict[str, Any]) -> dict[str, str]:
-    if options.get("namespace") and options.get("namespace_from_branch"):
+    if options.get("namespace") is not None and options.get("namespace_from_branch"):
         raise ConfigError("-n/--namespace and --namespace-from-branch contradict each other.",
                           "Pass only one of them.")
     overrides: dict[str, str] = {}
-    if options.get("overlay"):
-        overrides["OVERLAY"] = options["overlay"]
-    if options.get("namespace"):
-        overrides["PALESS_NAMESPACE"] = options["namespace"]
+    for option, variable in (("overlay", "OVERLAY"), ("namespace", "PALESS_NAMESPACE"),
+                             ("registry", "REGISTRY")):
+        if options.get(option) is not None:
+            overrides[variable] = options[option]
     if options.get("namespace_from_branch"):
         overrides["PALESS_NAMESPACE"] = "auto"
-    if options.get("registry"):
-        overrides["REGISTRY"] = options["registry"]
     return overrides
 
 
-def _run_context(ctx: click.Context, scope: str | None) -> Any:
+def _run_context(ctx: click.Context, scope: str | None) -> RunContext:
     """Load the configuration and build the RunContext; `scope=None`: no validation."""
-    from paless_deploy.core.config import load_config, parse_duration
+    from paless_deploy.adapters.git import checkout_branch
+    from paless_deploy.core.config import load_config
     from paless_deploy.core.context import ConsoleSettings, RunContext
+    from paless_deploy.core.durations import parse_duration
 
     inv = _invocation(ctx)
     options = inv.options
+    timeout_s = parse_duration(options["timeout"], "--timeout")
+    progress_deadline_s = parse_duration(options["progress_deadline"], "--progress-deadline")
     env_files = list(options["env_files"]) or None
     config = load_config(Path(options["project_dir"]), env_files, _overrides(options),
-                         validate=scope is not None, scope=scope or "deploy")
+                         validate=scope is not None, scope=scope or "deploy",
+                         read_checkout=checkout_branch)
     inv.namespace, inv.overlay = config.namespace, config.overlay
     console = ConsoleSettings.detect(no_color=options["no_color"], quiet=options["quiet"],
                                      verbosity=options["verbose"])
-    return RunContext(
-        config=config,
-        output=options["output"],
-        console=console,
-        timeout_s=parse_duration(options["timeout"], "--timeout"),
-        progress_deadline_s=parse_duration(options["progress_deadline"], "--progress-deadline"),
-        kubeconfig=options.get("kubeconfig"),
-        context=options.get("kube_context"),
-        verbosity=options["verbose"],
-    )
+    return RunContext(config=config, output=options["output"], console=console,
+                      timeout_s=timeout_s, progress_deadline_s=progress_deadline_s,
+                      kubeconfig=options.get("kubeconfig"), context=options.get("kube_context"),
+                      verbosity=options["verbose"])
 
 
-def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
-                color: bool) -> None:
-    """See report.print_table (kept light: report imports no heavy module)."""
-    from paless_deploy.core.report import print_table as show
-
-    show(title, headers, rows, color)
-
-
-def _emit(run_ctx: Any, result: Any) -> int:
+def _emit(run_ctx: RunContext, result: Result) -> int:
     """Finish a command: the JSON document on stdout in json mode; its exit code."""
     result.duration_s = run_ctx.elapsed_s()
     if result.namespace is None:
@@ -197,102 +188,40 @@ def _emit(run_ctx: Any, result: Any) -> int:
     return int(result.exit_code)
 
 
+def _run(ctx: click.Context, scope: str | None,
+         command: Callable[[RunContext], Result]) -> int:
+    """Build the RunContext, run the command, emit its result; errors go to main()."""
+    run_ctx = _run_context(ctx, scope)
+    try:
+        result = command(run_ctx)
+    except PalessError as exc:
+        if exc.report is not None:
+            exc.report.duration_s = run_ctx.elapsed_s()
+        raise
+    return _emit(run_ctx, result)
+
+
 # ---------------------------------------------------------------------------
-# Commands implemented here: help, config, build, push
+# The commands (each imports its module only when it runs)
 
 
 @cli.command("help")
 @click.pass_context
 def help_command(ctx: click.Context) -> int:
     """Usage, detected apps with their images, effective configuration (secrets masked)."""
-    from paless_deploy.core.config import config_problems
-    from paless_deploy.core.discover import discover_apps
-    from paless_deploy.core.report import Result, error_text
+    from paless_deploy.commands.info import run_help
 
-    run_ctx = _run_context(ctx, scope=None)
-    config = run_ctx.config
-    warnings: list[str] = []
-    try:
-        apps = discover_apps(config.project_dir)
-    except ConfigError as exc:
-        apps = []
-        warnings.append(error_text(exc))
-    for app in apps:
-        if app.name in COMMANDS_NOT_APPS:
-            warnings.append(f"App {app.name!r} has the name of a command: reach it with "
-                            f"`{PROG} deploy {app.name}` (the shorthand runs the command).")
-    warnings.extend(error_text(p) for p in config_problems(config))
-    app_rows = [(a.name, str(a.dockerfile.relative_to(config.project_dir)),
-                 f"{config.image_repository(a.name)}:<content tag>") for a in apps]
-    result = Result(command="help", warnings=warnings, extra={
-        "apps": [dict(zip(("name", "dockerfile", "image"), row)) for row in app_rows],
-        "config": [dict(zip(("name", "value", "source"), row)) for row in config.rows()],
-    })
-    if not run_ctx.json_output:
-        parent = ctx.parent or ctx
-        click.echo(parent.get_help())
-        click.echo()
-        if app_rows:
-            print_table(f"Apps in {config.project_dir.resolve()}",
-                         ("app", "dockerfile", "image"), app_rows, run_ctx.console.color)
-        else:
-            click.echo(f"No apps found in {config.project_dir.resolve()} "
-                       "(looked for <dir>/Dockerfile and Dockerfile.<name>).")
-        click.echo()
-        print_table("Configuration", ("variable", "value", "source"), config.rows(),
-                     run_ctx.console.color)
-        for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
-    return _emit(run_ctx, result)
+    usage = (ctx.parent or ctx).get_help()
+    return _run(ctx, None, lambda run_ctx: run_help(run_ctx, usage))
 
 
 @cli.command("config")
 @click.pass_context
 def config_command(ctx: click.Context) -> int:
     """Effective value of every variable and where it came from (secrets masked)."""
-    from paless_deploy.core.config import combined_error, config_problems
-    from paless_deploy.core.report import Result
+    from paless_deploy.commands.info import run_config
 
-    run_ctx = _run_context(ctx, scope=None)
-    config = run_ctx.config
-    rows = config.rows()
-    problems = config_problems(config)
-    if not run_ctx.json_output:
-        files = ", ".join(str(p) for p in config.env_files) or "none"
-        print_table(f"Configuration (env files: {files})", ("variable", "value", "source"),
-                     rows, run_ctx.console.color)
-    if problems:
-        raise combined_error(problems)
-    result = Result(command="config", extra={
-        "config": [dict(zip(("name", "value", "source"), row)) for row in rows],
-        "env_files": [str(p) for p in config.env_files],
-    })
-    return _emit(run_ctx, result)
-
-
-def _selected_apps(config: Any, names: Sequence[str]) -> list[Any]:
-    """The discovered apps, or only those named (ConfigError for an unknown name)."""
-    from paless_deploy.core.discover import select_apps
-
-    return select_apps(config.project_dir, names)
-
-
-def _images_command(ctx: click.Context, command: str, names: Sequence[str],
-                    push: bool) -> int:
-    from paless_deploy.core.report import Result
-    from paless_deploy.stages.images import build_images
-    from paless_deploy.ui.progress import make_progress
-
-    run_ctx = _run_context(ctx, scope="images")
-    apps = _selected_apps(run_ctx.config, names)
-    results = build_images(run_ctx.config, apps, push=push,
-                           progress=make_progress(run_ctx.console))
-    if not run_ctx.json_output:
-        # The full digest is in the JSON document; a prefix identifies it on screen.
-        rows = [(r.app, r.action, r.ref, (r.digest or "")[:19]) for r in results]
-        print_table("Images", ("app", "action", "reference", "digest"), rows,
-                     run_ctx.console.color)
-    return _emit(run_ctx, Result(command=command, images=results))
+    return _run(ctx, None, run_config)
 
 
 @cli.command("build")
@@ -300,7 +229,9 @@ def _images_command(ctx: click.Context, command: str, names: Sequence[str],
 @click.pass_context
 def build_command(ctx: click.Context, apps: tuple[str, ...]) -> int:
     """Build the images of all apps (or of APPS) that are not built yet."""
-    return _images_command(ctx, "build", apps, push=False)
+    from paless_deploy.commands.images import run_images
+
+    return _run(ctx, "images", lambda run_ctx: run_images(run_ctx, "build", apps, push=False))
 
 
 @cli.command("push")
@@ -308,44 +239,12 @@ def build_command(ctx: click.Context, apps: tuple[str, ...]) -> int:
 @click.pass_context
 def push_command(ctx: click.Context, apps: tuple[str, ...]) -> int:
     """Push the images the registry lacks (building what is missing first)."""
-    return _images_command(ctx, "push", apps, push=True)
+    from paless_deploy.commands.images import run_images
+
+    return _run(ctx, "images", lambda run_ctx: run_images(run_ctx, "push", apps, push=True))
 
 
-# ---------------------------------------------------------------------------
-# Commands whose stages live in paless_deploy.engine
-
-
-def _engine(name: str, run_ctx: Any, **options: Any) -> int:
-    """Call `engine.run_<name>(run_ctx, **options)` if that stage exists (exit 2 if not)."""
-    import importlib
-
-    from paless_deploy.core.report import Result
-
-    try:
-        engine: Any = importlib.import_module("paless_deploy.engine")
-    except ModuleNotFoundError as exc:
-        if exc.name != "paless_deploy.engine":
-            raise
-        engine = None
-    runner = getattr(engine, f"run_{name.replace('-', '_')}", None)
-    if runner is None:
-        raise ConfigError(f"`{name}` is not built yet.",
-                          "This command arrives with the deploy engine; "
-                          "`build`, `push`, `config` and `help` work today.",
-                          code="not-implemented")
-    try:
-        result = runner(run_ctx, **options)
-    except ModuleNotFoundError as exc:
-        # The entry point exists but the stage module it delegates to does not yet.
-        if not (exc.name or "").startswith("paless_deploy."):
-            raise
-        raise ConfigError(f"`{name}` is not built yet ({exc.name} is missing).",
-                          "`build`, `push`, `config` and `help` work today.",
-                          code="not-implemented") from exc
-    return _emit(run_ctx, result if result is not None else Result(command=name))
-
-
-def _deploy_options(command: Any) -> Any:
+def _deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options `all` and `deploy` share."""
     for option in reversed((
         click.option("--force-conflicts", is_flag=True,
@@ -365,7 +264,9 @@ def _deploy_options(command: Any) -> Any:
 @click.pass_context
 def all_command(ctx: click.Context, **options: Any) -> int:
     """Build and push every app, apply the overlay in phases, wait, prune, show status."""
-    return _engine("all", _run_context(ctx, scope="deploy"), **options)
+    from paless_deploy.commands.deploy import run_all
+
+    return _run(ctx, "deploy", lambda run_ctx: run_all(run_ctx, **options))
 
 
 @cli.command("deploy")
@@ -374,15 +275,19 @@ def all_command(ctx: click.Context, **options: Any) -> int:
 @click.pass_context
 def deploy_command(ctx: click.Context, apps: tuple[str, ...], **options: Any) -> int:
     """Build and push only APPS, apply the overlay, wait for them (no prune)."""
-    return _engine("deploy", _run_context(ctx, scope="deploy"), apps=list(apps), **options)
+    from paless_deploy.commands.deploy import run_deploy
+
+    return _run(ctx, "deploy", lambda run_ctx: run_deploy(run_ctx, list(apps), **options))
 
 
 @cli.command("status")
 @click.option("--watch", is_flag=True, help="Keep refreshing until interrupted.")
 @click.pass_context
 def status_command(ctx: click.Context, watch: bool) -> int:
-    """Workloads, pods, storage, network and autoscaling of the namespace."""
-    return _engine("status", _run_context(ctx, scope="cluster"), watch=watch)
+    """Workloads, pods, storage, network and autoscaling of the namespace (exit 1 unhealthy)."""
+    from paless_deploy.commands.status import run_status
+
+    return _run(ctx, "cluster", lambda run_ctx: run_status(run_ctx, watch=watch))
 
 
 @cli.command("render")
@@ -390,25 +295,31 @@ def status_command(ctx: click.Context, watch: bool) -> int:
 @click.pass_context
 def render_command(ctx: click.Context, show_secrets: bool) -> int:
     """The rendered manifests as multi-document YAML on stdout."""
-    return _engine("render", _run_context(ctx, scope="deploy"), show_secrets=show_secrets)
+    from paless_deploy.commands.render import run_render
+
+    return _run(ctx, "deploy", lambda run_ctx: run_render(run_ctx, show_secrets=show_secrets))
 
 
 @cli.command("diff")
 @click.pass_context
 def diff_command(ctx: click.Context) -> int:
-    """What `all` would change (server-side dry run); exit 1 when there are changes."""
-    return _engine("diff", _run_context(ctx, scope="deploy"))
+    """What `all` would change (server-side dry run); exit 1 on changes, 2 on errors."""
+    from paless_deploy.commands.diff import run_diff
+
+    return _run(ctx, "deploy", run_diff)
 
 
 @cli.command("destroy")
-@click.option("--yes", is_flag=True, help="Do not ask (required when not on a terminal).")
+@click.option("--yes", is_flag=True, help="Do not ask (required when not a terminal).")
 @click.option("--delete-data", is_flag=True,
               help="Also delete PersistentVolumeClaims in a namespace the tool did not create.")
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted.")
 @click.pass_context
 def destroy_command(ctx: click.Context, **options: Any) -> int:
     """Remove what this tool deployed in the namespace."""
-    return _engine("destroy", _run_context(ctx, scope="cluster"), **options)
+    from paless_deploy.commands.destroy import run_destroy
+
+    return _run(ctx, "cluster", lambda run_ctx: run_destroy(run_ctx, **options))
 
 
 @cli.command("gc")
@@ -416,19 +327,22 @@ def destroy_command(ctx: click.Context, **options: Any) -> int:
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted.")
 @click.pass_context
 def gc_command(ctx: click.Context, older_than: str | None, dry_run: bool) -> int:
-    """Remove expired branch namespaces managed by this tool (older_than in seconds)."""
-    from paless_deploy.core.config import parse_duration
+    """Remove expired branch namespaces managed by this tool."""
+    from paless_deploy.commands.destroy import run_gc
+    from paless_deploy.core.durations import parse_duration
 
-    run_ctx = _run_context(ctx, scope="images")
     seconds = parse_duration(older_than, "--older-than") if older_than else None
-    return _engine("gc", run_ctx, older_than=seconds, dry_run=dry_run)
+    return _run(ctx, "images",
+                lambda run_ctx: run_gc(run_ctx, older_than=seconds, dry_run=dry_run))
 
 
 @cli.command("doctor")
 @click.pass_context
 def doctor_command(ctx: click.Context) -> int:
     """Preflight checks, with a fix for each failed one."""
-    return _engine("doctor", _run_context(ctx, scope=None))
+    from paless_deploy.commands.doctor import run_doctor
+
+    return _run(ctx, None, run_doctor)
 
 
 # ---------------------------------------------------------------------------
@@ -437,12 +351,15 @@ def doctor_command(ctx: click.Context) -> int:
 
 def _report_error(inv: Invocation, error: PalessError) -> int:
     from paless_deploy.core.context import ConsoleSettings
-    from paless_deploy.core.report import Result, print_error
+    from paless_deploy.core.report import Result
+    from paless_deploy.ui.panels import print_error
 
     settings = ConsoleSettings.detect(no_color=inv.no_color)
     print_error(error, color=settings.color, terminal=settings.terminal)
     if inv.output == "json":
-        result = Result(command=inv.command, namespace=inv.namespace, overlay=inv.overlay)
+        result = error.report or Result(command=inv.command)
+        result.namespace = result.namespace or inv.namespace
+        result.overlay = result.overlay or inv.overlay
         click.echo(result.fail_with(error).to_json())
     return error.exit_code
 
@@ -475,10 +392,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, click.exceptions.Abort) and not isinstance(
                 cause, (KeyboardInterrupt, EOFError)):
             return _report_error(inv, PalessError("Aborted.", code="aborted"))
-        error = PalessError("Interrupted.", "Nothing more was done; run the command again "
-                            "to continue where it stopped.", code="interrupted")
-        error.exit_code = ExitCode.INTERRUPTED
-        return _report_error(inv, error)
+        return _report_error(inv, Interrupted(
+            "Interrupted.", "Nothing more was done; run the command again to continue where "
+            "it stopped."))
     except click.ClickException as exc:
         if inv.output == "json":
             return _report_error(inv, ConfigError(exc.format_message(),
@@ -490,10 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if inv.verbosity:
             traceback.print_exc()
-        error = PalessError(
+        return _report_error(inv, PalessError(
             f"Internal error: {type(exc).__name__}: {exc}.",
             "This is a bug in paless-deploy; please report it with the command you ran"
             + ("." if inv.verbosity else " and the traceback that -v prints."),
-            code="internal",
-        )
-        return _report_error(inv, error)
+            code="internal"))
+
+

@@ -10,19 +10,29 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
 from paless_deploy.core.errors import ConfigError, DeployFailed, LockHeld, PalessError
+from paless_deploy.core.kinds import by_kind
+from paless_deploy.core.labels import instance_selector, managed_selector
+from paless_deploy.core.lease import holder_identity
+from paless_deploy.core.namespaces import created_by_tool, namespace_expiry, parse_rfc3339
 from paless_deploy.core.report import Result
-from paless_deploy.stages.namespaces import MANAGED_BY, TOOL, namespace_expiry
-from paless_deploy.stages.prune import PruneRef, instance_selector, managed_objects, prune
+from paless_deploy.stages.lock import NamespaceLock, lock_for
+from paless_deploy.stages.prune import PruneRef, managed_objects, prune
+from paless_deploy.ui.tables import print_table
 
-NAMESPACE_SELECTOR = f"{MANAGED_BY}={TOOL}"
+if TYPE_CHECKING:
+    from paless_deploy.adapters.kube import Kube
+    from paless_deploy.core.context import RunContext
+
+NAMESPACE = by_kind("Namespace")
+PERSISTENT_VOLUME = by_kind("PersistentVolume")
 
 
 @dataclass
@@ -40,31 +50,20 @@ def _namespace_ref(name: str) -> PruneRef:
     return PruneRef("v1", "Namespace", name, None)
 
 
-def _read_namespace(kube: Any, name: str) -> Any | None:
-    from kubernetes.client.exceptions import ApiException
-
-    from paless_deploy.adapters.kube import cluster_errors, with_retries
-
+def _read_namespace(kube: Kube, name: str) -> dict | None:
     with cluster_errors(kube, f"reading namespace {name}", name):
-        try:
-            return with_retries(lambda: kube.core.read_namespace(name, _request_timeout=(5, 30)))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return with_retries(lambda: kube.read(NAMESPACE, name))
 
 
-def _volumes_of(kube: Any, namespace: str) -> list[PruneRef]:
+def _volumes_of(kube: Kube, namespace: str) -> list[PruneRef]:
     """PersistentVolumes the tool created for `namespace` (cluster-scoped)."""
-    from paless_deploy.adapters.kube import cluster_errors, with_retries
-
     with cluster_errors(kube, "listing PersistentVolumes"):
-        listing = with_retries(lambda: kube.core.list_persistent_volume(
-            label_selector=instance_selector(namespace), _request_timeout=(5, 30)))
-    return [PruneRef("v1", "PersistentVolume", pv.metadata.name, None) for pv in listing.items]
+        volumes, _ = with_retries(lambda: kube.list(PERSISTENT_VOLUME,
+                                                    labelSelector=instance_selector(namespace)))
+    return [PruneRef("v1", "PersistentVolume", pv["metadata"]["name"], None) for pv in volumes]
 
 
-def plan_destroy(kube: Any, namespace: str, delete_data: bool) -> DestroyPlan | None:
+def plan_destroy(kube: Kube, namespace: str, delete_data: bool) -> DestroyPlan | None:
     """The plan for one namespace; None when the namespace does not exist.
 
     ConfigError (exit 2) when the tool manages nothing there.
@@ -72,9 +71,8 @@ def plan_destroy(kube: Any, namespace: str, delete_data: bool) -> DestroyPlan | 
     ns = _read_namespace(kube, namespace)
     if ns is None:
         return None
-    labels = ns.metadata.labels or {}
-    terminating = (ns.status.phase if ns.status else "") == "Terminating"
-    if labels.get(MANAGED_BY) == TOOL:
+    terminating = (ns.get("status") or {}).get("phase") == "Terminating"
+    if created_by_tool(ns):
         return DestroyPlan(namespace, True, terminating,
                            delete=[_namespace_ref(namespace), *_volumes_of(kube, namespace)])
     objects = managed_objects(kube, namespace)
@@ -99,20 +97,18 @@ def _entry(ref: PruneRef, reason: str = "") -> dict[str, Any]:
     return entry
 
 
-def _say(run_ctx: Any, text: str) -> None:
+def _say(run_ctx: RunContext, text: str) -> None:
     if not run_ctx.console.quiet:
         click.echo(text, err=True)
 
 
-def _show(run_ctx: Any, title: str, rows: Sequence[Sequence[str]]) -> None:
+def _show(run_ctx: RunContext, title: str, rows: Sequence[Sequence[str]]) -> None:
     """The command's own output on stdout in text mode (JSON mode prints the Result)."""
     if run_ctx.json_output:
         return
     if not rows:
         click.echo(f"{title}: nothing.")
         return
-    from paless_deploy.core.report import print_table
-
     print_table(title, ("action", "object", "namespace", "reason"), rows, run_ctx.console.color)
 
 
@@ -137,76 +133,46 @@ def _confirm(plan: DestroyPlan, yes: bool) -> None:
         raise PalessError("Not confirmed: nothing was deleted.", code="aborted")
 
 
-def delete_plan(kube: Any, plan: DestroyPlan) -> None:
+def delete_plan(kube: Kube, plan: DestroyPlan) -> None:
     """Issue the deletions of a plan (namespace first, then its volumes)."""
-    from kubernetes.client.exceptions import ApiException
-
-    from paless_deploy.adapters.kube import cluster_errors
-
     refs = list(plan.delete)
     if plan.created_by_tool:
         with cluster_errors(kube, f"deleting namespace {plan.namespace}", plan.namespace):
-            try:
-                kube.core.delete_namespace(plan.namespace, _request_timeout=(5, 30))
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+            kube.delete(NAMESPACE, plan.namespace)
         refs = [r for r in refs if r.kind != "Namespace"]
     prune(kube, refs)
 
 
-def wait_gone(kube: Any, refs: list[PruneRef], timeout_s: float) -> None:
+def wait_gone(kube: Kube, refs: list[PruneRef], timeout_s: float) -> None:
     """Watch each object until it is deleted; DeployFailed (exit 1) at the deadline."""
-    from kubernetes.client.exceptions import ApiException
-
-    from paless_deploy.adapters.kube import cluster_errors
-
-    deadline = time.monotonic() + timeout_s
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=timeout_s)
     for ref in refs:
-        resource = kube.resource(ref.api_version, ref.kind)
-        scope = {"namespace": ref.namespace} if ref.namespace else {}
+        left = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
         with cluster_errors(kube, f"waiting for {ref.describe()} to go", ref.namespace):
-            while True:
-                try:
-                    live = resource.get(name=ref.name, _request_timeout=(5, 30), **scope)
-                except ApiException as exc:
-                    if exc.status == 404:
-                        break
-                    raise
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise _still_there(ref, live, timeout_s)
-                for event in resource.watch(
-                        field_selector=f"metadata.name={ref.name}",
-                        resource_version=live.metadata.resourceVersion,
-                        timeout=max(1, int(min(left, 60))), **scope):
-                    if event["type"] == "DELETED":
-                        break
+            live = kube.watch_until(kube.kind(ref.api_version, ref.kind), ref.name,
+                                    ref.namespace, lambda obj: obj is None, max(0.1, left))
+        if live is not None:
+            raise _still_there(ref, live, timeout_s)
 
 
-def _still_there(ref: PruneRef, live: Any, timeout_s: float) -> DeployFailed:
-    finalizers = list(live.metadata.finalizers or [])
-    if ref.kind == "Namespace" and live.spec:
-        finalizers += list(live.spec.finalizers or [])
+def _still_there(ref: PruneRef, live: Mapping[str, Any], timeout_s: float) -> DeployFailed:
+    meta = live.get("metadata") or {}
+    finalizers = list(meta.get("finalizers") or [])
+    if ref.kind == "Namespace":
+        finalizers += list((live.get("spec") or {}).get("finalizers") or [])
     blocked = f" (finalizers: {', '.join(finalizers)})" if finalizers else ""
     command = f"kubectl get {ref.kind.lower()} {ref.name} -o yaml" + (
         f" -n {ref.namespace}" if ref.namespace else "")
-    error = DeployFailed(
+    return DeployFailed(
         f"{ref.describe()} was still there {timeout_s:.0f}s after its deletion{blocked}.",
         f"Its deletion continues in the cluster; look at what blocks it ({command}: "
         "status.conditions, finalizers) and run the command again to wait.",
-        code="delete-timeout")
-    error.resource = f"{ref.kind}/{ref.name}"  # type: ignore[attr-defined]
-    error.commands = [command]  # type: ignore[attr-defined]
-    return error
+        code="delete-timeout", resource=f"{ref.kind}/{ref.name}", commands=[command])
 
 
-def run_destroy(run_ctx: Any, yes: bool = False, delete_data: bool = False,
+def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = False,
                 dry_run: bool = False) -> Result:
     """Remove what this tool deployed into the run's namespace (see the module docstring)."""
-    from paless_deploy.adapters.kube import connect
-    from paless_deploy.stages.lock import lock_for
-
     namespace = run_ctx.config.namespace
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
     result = Result(command="destroy", namespace=namespace)
@@ -244,7 +210,7 @@ def run_destroy(run_ctx: Any, yes: bool = False, delete_data: bool = False,
     return result
 
 
-def run_gc(run_ctx: Any, older_than: float | None = None, dry_run: bool = False, *,
+def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool = False, *,
            selector: str | None = None, now: dt.datetime | None = None) -> Result:
     """Delete managed namespaces older than `older_than` seconds or past their TTL.
 
@@ -252,26 +218,23 @@ def run_gc(run_ctx: Any, older_than: float | None = None, dry_run: bool = False,
     label selector terms, narrows that further; tests use it). A namespace whose lock is
     held by a running deploy is skipped with a warning, never deleted under it.
     """
-    from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
-    from paless_deploy.stages.lock import NamespaceLock, holder_identity
-
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
     now = now or dt.datetime.now(dt.UTC)
-    label_selector = NAMESPACE_SELECTOR + (f",{selector}" if selector else "")
+    label_selector = managed_selector() + (f",{selector}" if selector else "")
     with cluster_errors(kube, "listing namespaces"):
-        listing = with_retries(lambda: kube.core.list_namespace(
-            label_selector=label_selector, _request_timeout=(5, 30)))
+        namespaces, _ = with_retries(lambda: kube.list(NAMESPACE, labelSelector=label_selector))
     result = Result(command="gc", namespace=None)
     deleted: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     gone: list[PruneRef] = []
-    for ns in sorted(listing.items, key=lambda n: n.metadata.name):
-        name = ns.metadata.name
+    for ns in sorted(namespaces, key=lambda n: n["metadata"]["name"]):
+        name = ns["metadata"]["name"]
         ref = _namespace_ref(name)
-        if ns.status and ns.status.phase == "Terminating":
+        if (ns.get("status") or {}).get("phase") == "Terminating":
             kept.append(_entry(ref, "already being deleted"))
             continue
-        expiry = namespace_expiry(ns.metadata.annotations, ns.metadata.creation_timestamp,
+        expiry = namespace_expiry(ns["metadata"].get("annotations"),
+                                  parse_rfc3339(ns["metadata"].get("creationTimestamp")),
                                   older_than, now)
         if not expiry.expired:
             kept.append(_entry(ref, expiry.reason))

@@ -1,114 +1,73 @@
-"""Diff stage: what `all` would change, from a server-side dry run against live state.
+"""`diff`: what `all` would change, from a server-side dry run against live state.
 
-Each rendered object is applied with dryRun=All; the server's answer is compared with
-the live object (status and bookkeeping fields dropped, Secret values redacted).
+Each rendered object goes through the same apply function as `all` with `dryRun=All`
+(same field manager, Job and HPA rules, conflict reporting); the server's answer is
+compared with the live object. Exit codes as `kubectl diff`: 0 no changes, 1 changes,
+2 or more on errors (a conflict `all` would stop on is one).
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-from typing import Any
+from typing import TYPE_CHECKING
 
-import yaml
+import click
 
+from paless_deploy.adapters.kube import connect
+from paless_deploy.core.errors import DeployFailed, ExitCode, PalessError
+from paless_deploy.core.objdiff import unified
 from paless_deploy.core.report import Result
+from paless_deploy.stages.apply import CREATED, REPLACED, UNCHANGED, apply_object, object_ref
+from paless_deploy.stages.images import plan_images
+from paless_deploy.stages.namespaces import namespace_exists
+from paless_deploy.stages.render import discovered_apps, render
 
-_DROP_META = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
-REDACTED = "<redacted>"
-
-
-def comparable(obj: dict | None) -> dict | None:
-    """The object without status and fields every write changes; Secret values hashed away."""
-    if obj is None:
-        return None
-    out = copy.deepcopy(obj)
-    out.pop("status", None)
-    meta = out.get("metadata") or {}
-    for key in _DROP_META:
-        meta.pop(key, None)
-    annotations = meta.get("annotations") or {}
-    annotations.pop("deployment.kubernetes.io/revision", None)
-    if not annotations:
-        meta.pop("annotations", None)
-    if out.get("kind") == "Secret":
-        for key in ("data", "stringData"):
-            if key in out:
-                # Show that a value changed without showing it: compare digests.
-                out[key] = {k: _digest(v) for k, v in (out[key] or {}).items()}
-    return out
+if TYPE_CHECKING:
+    from paless_deploy.core.context import RunContext
 
 
-def _digest(value: Any) -> str:
-    import hashlib
-
-    return f"{REDACTED} sha256:{hashlib.sha256(str(value).encode()).hexdigest()[:12]}"
-
-
-def unified(ref: str, live: dict | None, planned: dict | None) -> str:
-    """A unified diff between two comparable objects ('' when equal)."""
-    a = yaml.safe_dump(live, sort_keys=True).splitlines(keepends=True) if live else []
-    b = yaml.safe_dump(planned, sort_keys=True).splitlines(keepends=True) if planned else []
-    if a == b:
-        return ""
-    return "".join(difflib.unified_diff(a, b, fromfile=f"live/{ref}", tofile=f"planned/{ref}"))
-
-
-def run_diff(run_ctx: Any) -> Result:
-    """Exit 0 when nothing would change, 1 when something would (like `kubectl diff`)."""
-    import click
-
-    from paless_deploy.adapters.kube import api_message, api_status, cluster_errors, connect
-    from paless_deploy.commands.deploy import discovered_apps, planned_refs, render
-    from paless_deploy.stages.apply import FIELD_MANAGER, object_ref
-
+def run_diff(run_ctx: RunContext) -> Result:
+    """Exit 0 when nothing would change, 1 when something would, 2 on errors."""
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
-    refs, warnings = planned_refs(run_ctx, discovered_apps(run_ctx))
-    objects = render(run_ctx, refs)
+    plans, warnings = plan_images(run_ctx.config, discovered_apps(run_ctx))
+    objects = render(run_ctx, {p.app.name: p.ref for p in plans})
     ns = run_ctx.config.namespace
     result = Result(command="diff", namespace=ns, warnings=warnings)
     changes: list[dict] = []
-    from kubernetes.dynamic.exceptions import NotFoundError
-
-    namespace_exists = True
-    with cluster_errors(kube, "comparing with the live objects", ns):
+    problems: list[PalessError] = []
+    ns_exists = namespace_exists(kube, ns)
+    for obj in objects:
+        ref = object_ref(obj)
+        if not ns_exists and obj["kind"] != "Namespace" and obj["metadata"].get("namespace"):
+            # A dry run needs the namespace: show the object as it would be created.
+            changes.append({"object": ref, "action": "create", "diff": unified(ref, None, obj)})
+            continue
         try:
-            kube.core.read_namespace(ns)
-        except Exception as exc:
-            if api_status(exc) != 404:
-                raise
-            namespace_exists = False
-        for obj in objects:
-            ref = object_ref(obj)
-            resource = kube.resource(obj["apiVersion"], obj["kind"])
-            namespace = obj["metadata"].get("namespace") if resource.namespaced else None
-            try:
-                live = resource.get(name=obj["metadata"]["name"], namespace=namespace).to_dict()
-            except NotFoundError:
-                live = None
-            if live is None and not namespace_exists and resource.namespaced:
-                planned = obj  # a dry run needs the namespace; show the object as rendered
-            else:
-                try:
-                    planned = kube.dynamic.server_side_apply(
-                        resource, body=obj, name=obj["metadata"]["name"], namespace=namespace,
-                        field_manager=FIELD_MANAGER, force_conflicts=True, dry_run="All").to_dict()
-                except Exception as exc:
-                    if api_status(exc) in (400, 422):
-                        changes.append({"object": ref, "action": "invalid",
-                                        "diff": api_message(exc)})
-                        continue
-                    raise
-            text = unified(ref, comparable(live), comparable(planned))
-            if text:
-                changes.append({"object": ref, "action": "create" if live is None else "update",
-                                "diff": text})
+            applied = apply_object(kube, obj, dry_run=True)
+        except DeployFailed as exc:  # a conflict or an object the server refuses
+            problems.append(exc)
+            changes.append({"object": ref, "action": "conflict" if exc.code == "apply-conflict"
+                            else "invalid", "diff": exc.message})
+            continue
+        if applied.action == UNCHANGED:
+            continue
+        action = {CREATED: "create", REPLACED: "replace"}.get(applied.action, "update")
+        text = unified(ref, applied.previous, applied.live)
+        if text or action == "replace":
+            changes.append({"object": ref, "action": action,
+                            "diff": text or f"# {ref} would be replaced (a Job is immutable)"})
     if not run_ctx.json_output:
         for c in changes:
-            click.echo(c["diff"] if c["action"] != "invalid" else f"# {c['object']}: {c['diff']}")
+            click.echo(c["diff"] if c["action"] not in ("invalid", "conflict")
+                       else f"# {c['object']}: {c['diff']}")
         click.echo(f"# {len(changes)} object(s) would change" if changes
                    else "# no changes", err=True)
     result.extra["changes"] = changes
+    if problems:
+        first = problems[0]
+        more = f" ({len(problems) - 1} more listed in the diff)" if len(problems) > 1 else ""
+        raise PalessError(first.message + more, first.hint, code=first.code,
+                          resource=first.resource, reason=first.reason,
+                          exit_code=ExitCode.USAGE).with_report(result)
     if changes:
         result.result = "changes"
         result.exit_code = 1

@@ -7,17 +7,27 @@ manifests name. The rest are warnings: things that degrade a deploy, not stop it
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+import click
+
+from paless_deploy.adapters.docker import connect_docker
+from paless_deploy.adapters.kube import ApiError, Kube, connect
+from paless_deploy.adapters.kustomize import (
+    kubectl_client_version,
+    kustomize_command,
+    kustomize_works,
+)
+from paless_deploy.adapters.registry import check_registry as ping_registry
 from paless_deploy.core.errors import PalessError
+from paless_deploy.core.kinds import by_kind
 from paless_deploy.core.report import RESULT_FAILED, ErrorReport, Result
+from paless_deploy.ui.tables import print_table
+
+if TYPE_CHECKING:
+    from paless_deploy.core.context import RunContext
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
@@ -79,8 +89,6 @@ def registry_usable_by_nodes(registry: str, node_count: int) -> bool:
 
 
 def check_docker() -> Check:
-    from paless_deploy.stages.images import connect_docker
-
     try:
         api = connect_docker()
         version = api.version().get("Version", "?")
@@ -93,10 +101,8 @@ def check_docker() -> Check:
 
 
 def check_registry(registry: str) -> Check:
-    from paless_deploy.stages.images import check_registry as ping
-
     try:
-        ping(registry, timeout=5)
+        ping_registry(registry, timeout=5)
     except PalessError as exc:
         return Check(f"registry {registry}", False, True, exc.message, exc.hint)
     return Check(f"registry {registry}", True, True, "reachable from this machine")
@@ -104,91 +110,52 @@ def check_registry(registry: str) -> Check:
 
 def check_kustomize() -> Check:
     """Render an empty kustomization the way render does (kubectl first, then kustomize)."""
-    fix = "Install kubectl (it includes kustomize) or kustomize, and put it on PATH."
-    if shutil.which("kubectl"):
-        command = ["kubectl", "kustomize"]
-    elif shutil.which("kustomize"):
-        command = ["kustomize", "build"]
-    else:
-        return Check("kustomize", False, True, "neither kubectl nor kustomize is on PATH", fix)
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "kustomization.yaml").write_text("resources: []\n")
-        try:
-            out = subprocess.run([*command, tmp], capture_output=True, text=True, timeout=30,
-                                 check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return Check("kustomize", False, True, f"`{' '.join(command)}` failed: {exc}", fix)
-    if out.returncode != 0:
-        return Check("kustomize", False, True,
-                     f"`{' '.join(command)}` failed: {out.stderr.strip()[:200]}",
-                     "Install a kubectl of v1.14 or later (or kustomize) first on PATH.")
-    return Check("kustomize", True, True, f"`{' '.join(command)}` works")
+    problem = kustomize_works()
+    if problem is None:
+        return Check("kustomize", True, True, f"`{' '.join(kustomize_command() or [])}` works")
+    return Check("kustomize", False, True, problem,
+                 "Install kubectl (it includes kustomize; v1.14 or later) or kustomize, first "
+                 "on PATH.")
 
 
 def kubectl_client_minor() -> tuple[int | None, str]:
     """kubectl's client minor version and its gitVersion (None, why when unavailable)."""
-    if not shutil.which("kubectl"):
-        return None, "kubectl is not on PATH"
-    try:
-        out = subprocess.run(["kubectl", "version", "--client", "-o", "json"],
-                             capture_output=True, text=True, timeout=30, check=False)
-        info = json.loads(out.stdout)["clientVersion"]
-    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError) as exc:
-        return None, f"`kubectl version --client` failed: {exc}"
-    return parse_minor(info.get("minor")), str(info.get("gitVersion", "?"))
+    info, problem = kubectl_client_version()
+    if info is None:
+        return None, problem
+    return parse_minor(str(info.get("minor"))), str(info.get("gitVersion", "?"))
 
 
 # ---------------------------------------------------------------------------
 # Cluster checks
 
 
-def _guarded(name: str, required: bool, kube: Any, fn: Callable[[], Check]) -> Check:
+def _guarded(name: str, required: bool, fn: Callable[[], Check]) -> Check:
     """Run one cluster check; a refusal to read means "could not check", not a failure."""
-    from kubernetes.client.exceptions import ApiException
-
-    from paless_deploy.adapters.kube import api_message
-
     try:
         return fn()
-    except ApiException as exc:
+    except ApiError as exc:
         if exc.status == 403:
             return Check(name, False, False, "could not check: not allowed to read this "
-                         f"({api_message(exc)[:160]})",
+                         f"({exc.message[:160]})",
                          "Ask a cluster admin, or run doctor with an admin kubeconfig.")
         return Check(name, False, required, f"the API server answered {exc.status}: "
-                     f"{api_message(exc)[:160]}", "Check the cluster's health.")
+                     f"{exc.message[:160]}", "Check the cluster's health.")
     except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
         return Check(name, False, required, f"could not check: {exc}"[:240],
                      "Check the cluster's health (`kubectl get --raw /readyz`).")
 
 
-def _may(kube: Any, verb: str, resource: str, group: str = "",
-         namespace: str | None = None) -> bool:
-    from kubernetes import client
-
-    review = client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec(
-        resource_attributes=client.V1ResourceAttributes(
-            verb=verb, resource=resource, group=group, namespace=namespace)))
-    answer = client.AuthorizationV1Api(kube.api).create_self_subject_access_review(
-        review, _request_timeout=(5, 30))
-    return bool(answer.status and answer.status.allowed)
-
-
-def check_authorised(kube: Any, namespace: str) -> Check:
-    from kubernetes.client.exceptions import ApiException
-
+def check_authorised(kube: Kube, namespace: str) -> Check:
     name = f"authorised in {namespace}"
     exists: bool | None = None
     try:
-        kube.core.read_namespace(namespace, _request_timeout=(5, 30))
-        exists = True
-    except ApiException as exc:
-        if exc.status == 404:
-            exists = False
-        elif exc.status != 403:
+        exists = kube.read(by_kind("Namespace"), namespace) is not None
+    except ApiError as exc:
+        if exc.status != 403:
             raise
     if exists is False:
-        if _may(kube, "create", "namespaces"):
+        if kube.may("create", "namespaces"):
             return Check(name, True, True,
                          f"namespace {namespace} does not exist yet; we may create namespaces")
         return Check(name, False, True,
@@ -199,7 +166,7 @@ def check_authorised(kube: Any, namespace: str) -> Check:
     wanted = [("create", "deployments", "apps"), ("patch", "deployments", "apps"),
               ("create", "leases", "coordination.k8s.io")]
     missing = [f"{verb} {resource}" for verb, resource, group in wanted
-               if not _may(kube, verb, resource, group, namespace)]
+               if not kube.may(verb, resource, group, namespace)]
     if missing:
         return Check(name, False, True, f"not allowed to {', '.join(missing)} in {namespace}",
                      f"Use a kubeconfig whose user may manage namespace {namespace} (the "
@@ -207,20 +174,19 @@ def check_authorised(kube: Any, namespace: str) -> Check:
     return Check(name, True, True, "may create and patch deployments and take the lock")
 
 
-def check_versions(kube: Any) -> Check:
-    from kubernetes import client
-
-    info = client.VersionApi(kube.api).get_code(_request_timeout=(5, 30))
-    server_minor = parse_minor(info.minor)
+def check_versions(kube: Kube) -> Check:
+    info = kube.version()
+    server_minor = parse_minor(info.get("minor"))
+    server_version = info.get("gitVersion", "?")
     client_minor, client_version = kubectl_client_minor()
     name = "kubectl version skew"
     if client_minor is None:
-        return Check(name, False, False, f"server {info.git_version}; {client_version}",
+        return Check(name, False, False, f"server {server_version}; {client_version}",
                      "Install kubectl within one minor version of the server.")
     if server_minor is None:
-        return Check(name, True, False, f"server {info.git_version}, kubectl {client_version}")
+        return Check(name, True, False, f"server {server_version}, kubectl {client_version}")
     skew = version_skew(server_minor, client_minor)
-    detail = f"server {info.git_version}, kubectl {client_version}"
+    detail = f"server {server_version}, kubectl {client_version}"
     if skew > 1:
         return Check(name, False, False, f"{detail}: {skew} minor versions apart",
                      f"Install kubectl 1.{server_minor} (kubectl supports one minor version "
@@ -228,67 +194,50 @@ def check_versions(kube: Any) -> Check:
     return Check(name, True, False, detail)
 
 
-def check_metrics_server(kube: Any) -> Check:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
+def check_metrics_server(kube: Kube) -> Check:
     name = "metrics-server"
     fix = ("Install metrics-server (k3s ships it; elsewhere `kubectl apply -f https://github.com/"
            "kubernetes-sigs/metrics-server/releases/latest/download/components.yaml`); without "
            "it HorizontalPodAutoscalers do not scale.")
-    try:
-        service = client.ApiregistrationV1Api(kube.api).read_api_service(
-            "v1beta1.metrics.k8s.io", _request_timeout=(5, 30))
-    except ApiException as exc:
-        if exc.status == 404:
-            return Check(name, False, False, "APIService v1beta1.metrics.k8s.io is absent", fix)
-        raise
-    for condition in (service.status.conditions or []) if service.status else []:
-        if condition.type == "Available":
-            if condition.status == "True":
+    service = kube.read(by_kind("APIService"), "v1beta1.metrics.k8s.io")
+    if service is None:
+        return Check(name, False, False, "APIService v1beta1.metrics.k8s.io is absent", fix)
+    for condition in (service.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Available":
+            if condition.get("status") == "True":
                 return Check(name, True, False, "v1beta1.metrics.k8s.io is Available")
             return Check(name, False, False, "v1beta1.metrics.k8s.io is not Available: "
-                         f"{condition.reason}: {condition.message}", fix)
+                         f"{condition.get('reason')}: {condition.get('message')}", fix)
     return Check(name, False, False, "v1beta1.metrics.k8s.io reports no Available condition",
                  fix)
 
 
-def check_ingress_class(kube: Any, class_name: str) -> Check:
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
+def check_ingress_class(kube: Kube, class_name: str) -> Check:
     name = f"IngressClass {class_name}"
-    try:
-        found = client.NetworkingV1Api(kube.api).read_ingress_class(
-            class_name, _request_timeout=(5, 30))
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        names = [str(c.metadata.name) for c in client.NetworkingV1Api(kube.api).list_ingress_class(
-            _request_timeout=(5, 30)).items if c.metadata]
+    kind = by_kind("IngressClass")
+    found = kube.read(kind, class_name)
+    if found is None:
+        names = [c["metadata"]["name"] for c in kube.list(kind)[0]]
         have = f" (the cluster has: {', '.join(names)})" if names else " (the cluster has none)"
         return Check(name, False, False, f"no IngressClass {class_name}{have}",
                      "Set INGRESS_CLASS to an existing class, or install an ingress controller "
                      "(k3s ships traefik); until then the Ingress routes nothing.")
-    controller = found.spec.controller if found.spec else "unknown"
+    controller = (found.get("spec") or {}).get("controller") or "unknown"
     return Check(name, True, False, f"exists (controller {controller})")
 
 
-def _storage_classes(kube: Any) -> list[Any]:
-    from kubernetes import client
-
-    return list(client.StorageV1Api(kube.api).list_storage_class(
-        _request_timeout=(5, 30)).items)
+def _storage_classes(kube: Kube) -> list[dict]:
+    return kube.list(by_kind("StorageClass"))[0]
 
 
-def _is_default(storage_class: Any) -> bool:
-    annotations = storage_class.metadata.annotations or {}
+def _is_default(storage_class: dict) -> bool:
+    annotations = storage_class["metadata"].get("annotations") or {}
     return any(annotations.get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)
 
 
-def check_default_storage_class(kube: Any) -> Check:
+def check_default_storage_class(kube: Kube) -> Check:
     name = "default StorageClass"
-    defaults = [c.metadata.name for c in _storage_classes(kube) if _is_default(c)]
+    defaults = [c["metadata"]["name"] for c in _storage_classes(kube) if _is_default(c)]
     if not defaults:
         return Check(name, False, False, "no StorageClass is marked default",
                      "Mark one default (`kubectl patch storageclass <name> -p '{\"metadata\": "
@@ -297,10 +246,10 @@ def check_default_storage_class(kube: Any) -> Check:
     return Check(name, True, False, ", ".join(defaults))
 
 
-def check_storage_class(kube: Any, class_name: str | None) -> Check:
+def check_storage_class(kube: Kube, class_name: str | None) -> Check:
     """The class the manifests' claims name (STORAGE_CLASS) must exist: required."""
     classes = _storage_classes(kube)
-    names = [c.metadata.name for c in classes]
+    names = [c["metadata"]["name"] for c in classes]
     if not class_name:
         return Check("StorageClass (STORAGE_CLASS unset)", any(_is_default(c) for c in classes),
                      True, "claims use the default class",
@@ -314,8 +263,8 @@ def check_storage_class(kube: Any, class_name: str | None) -> Check:
                                                     "local-path-provisioner)"))
 
 
-def check_registry_for_nodes(kube: Any, registry: str) -> Check:
-    nodes = kube.core.list_node(_request_timeout=(5, 30)).items
+def check_registry_for_nodes(kube: Kube, registry: str) -> Check:
+    nodes = kube.list(by_kind("Node"))[0]
     name = "nodes can pull from the registry"
     if registry_usable_by_nodes(registry, len(nodes)):
         return Check(name, True, False,
@@ -329,10 +278,8 @@ def check_registry_for_nodes(kube: Any, registry: str) -> Check:
 # The command
 
 
-def collect_checks(run_ctx: Any) -> list[Check]:
+def collect_checks(run_ctx: RunContext) -> list[Check]:
     """Every check, in the order a person would fix them."""
-    from paless_deploy.adapters.kube import connect
-
     config = run_ctx.config
     checks = [check_docker(), check_registry(config.registry), check_kustomize()]
     try:
@@ -356,11 +303,11 @@ def collect_checks(run_ctx: Any) -> list[Check]:
         ("nodes can pull from the registry", False,
          lambda: check_registry_for_nodes(kube, config.registry)),
     ]
-    checks.extend(_guarded(name, required, kube, fn) for name, required, fn in cluster_checks)
+    checks.extend(_guarded(name, required, fn) for name, required, fn in cluster_checks)
     return checks
 
 
-def run_doctor(run_ctx: Any) -> Result:
+def run_doctor(run_ctx: RunContext) -> Result:
     """Run the checks, print the table (text mode), exit 1 when a required check fails."""
     checks = collect_checks(run_ctx)
     result = Result(command="doctor", extra={
@@ -381,11 +328,7 @@ def run_doctor(run_ctx: Any) -> Result:
     return result
 
 
-def _print_checks(run_ctx: Any, checks: list[Check]) -> None:
-    import click
-
-    from paless_deploy.core.report import print_table
-
+def _print_checks(run_ctx: RunContext, checks: list[Check]) -> None:
     rows = [(c.status, c.name, c.detail, "" if c.ok else c.fix) for c in checks]
     print_table("paless-deploy doctor", ("status", "check", "detail", "fix"), rows,
                  run_ctx.console.color)

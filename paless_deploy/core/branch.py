@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from paless_deploy.core.errors import ConfigError
@@ -42,33 +41,17 @@ def branch_namespace(project_name: str, branch: str) -> str:
     return f"{head}-{digest}"
 
 
-def current_branch(environ: Mapping[str, str], project_dir: Path) -> str:
-    """The branch being deployed: CI variables first, else the git checkout."""
+def current_branch(environ: Mapping[str, str], project_dir: Path,
+                   read_checkout: Callable[[Path], str] | None = None) -> str:
+    """The branch being deployed: CI variables first, else the checkout (`read_checkout`,
+    the git adapter's, asked only when no variable names it)."""
     for variable in BRANCH_VARIABLES:
         value = environ.get(variable, "").strip()
         if value:
             return value
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=project_dir,
-            capture_output=True, text=True, timeout=10, check=False,
-        )
-        if out.returncode != 0:  # a fresh repository without commits has no HEAD yet
-            out = subprocess.run(
-                ["git", "symbolic-ref", "--short", "HEAD"], cwd=project_dir,
-                capture_output=True, text=True, timeout=10, check=False,
-            )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    if read_checkout is None:
         raise ConfigError(
-            f"Branch mode needs the branch name, and git could not tell it ({exc}).",
-            "Set BRANCH_NAME, or pass -n NAMESPACE instead of --namespace-from-branch.",
-        ) from exc
-    branch = out.stdout.strip()
-    if out.returncode != 0 or not branch or branch == "HEAD":
-        raise ConfigError(
-            f"Branch mode needs the branch name, and {project_dir} is "
-            + ("on a detached HEAD." if branch == "HEAD" else "not a git checkout."),
+            "Branch mode needs the branch name, and no CI variable names it.",
             "Set BRANCH_NAME (CI systems set GITHUB_REF_NAME or CI_COMMIT_REF_NAME), "
-            "or pass -n NAMESPACE instead of --namespace-from-branch.",
-        )
-    return branch
+            "or pass -n NAMESPACE instead of --namespace-from-branch.", code="no-branch")
+    return read_checkout(project_dir)

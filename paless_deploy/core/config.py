@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from paless_deploy.core.branch import branch_namespace, current_branch
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
 
@@ -27,8 +28,6 @@ MIN_CREDENTIAL_LENGTH = 8
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _IMAGE_COMPONENT = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$")
 _OVERLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 @dataclass(frozen=True)
@@ -155,17 +154,6 @@ class Config:
         return rows
 
 
-def parse_duration(text: str, what: str = "duration") -> float:
-    """Seconds in `90`, `90s`, `5m`, `1h` or `3d`; ConfigError naming `what` otherwise."""
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ConfigError(
-            f"{what}: {text!r} is not a duration.",
-            "Write a number of seconds or a number with a unit: 90, 90s, 5m, 1h, 3d.",
-        )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
 def resolve_env_files(project_dir: Path, env_files: list[Path] | None) -> list[Path]:
     """The env files to read, in order (later wins).
 
@@ -229,6 +217,7 @@ def load_config(
     *,
     validate: bool = True,
     scope: str = "deploy",
+    read_checkout: Callable[[Path], str] | None = None,
 ) -> Config:
     """Merge defaults, env files, environment and flags (highest) into a Config.
 
@@ -236,6 +225,8 @@ def load_config(
     (`--overlay` -> OVERLAY, `-n` -> PALESS_NAMESPACE, `--namespace-from-branch` ->
     PALESS_NAMESPACE=auto, `--registry` -> REGISTRY). With `validate`, the first
     problem found by `config_problems(config, scope=scope)` is raised as ConfigError.
+    `read_checkout` tells the checked-out branch when branch mode needs it and no CI
+    variable names it (the CLI passes the git adapter's).
     """
     project_dir = Path(project_dir)
     if not project_dir.is_dir():
@@ -258,7 +249,8 @@ def load_config(
     for name, value in overrides.items():
         settings[name] = Setting(name, value, SOURCE_FLAG)
 
-    namespace, namespace_source, branch = _effective_namespace(settings, environ, project_dir)
+    namespace, namespace_source, branch = _effective_namespace(settings, environ, project_dir,
+                                                               read_checkout)
     _derive_ingress_host(settings, namespace)
     config = Config(
         project_dir=project_dir,
@@ -277,13 +269,12 @@ def load_config(
 
 def _effective_namespace(
     settings: Mapping[str, Setting], environ: Mapping[str, str], project_dir: Path,
+    read_checkout: Callable[[Path], str] | None,
 ) -> tuple[str, str, str | None]:
     ns = settings["PALESS_NAMESPACE"]
     project = settings["PROJECT_NAME"]
     if ns.value and ns.value.strip().lower() == AUTO_NAMESPACE:
-        from paless_deploy.core.branch import branch_namespace, current_branch
-
-        branch = current_branch(environ, project_dir)
+        branch = current_branch(environ, project_dir, read_checkout)
         return (branch_namespace(project.value or "paless", branch),
                 f"branch {branch} ({ns.source})", branch)
     if ns.value:

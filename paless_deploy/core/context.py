@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from paless_deploy.core.config import Config
 
 
@@ -44,25 +42,13 @@ class ConsoleSettings:
         color = terminal and not no_color and "NO_COLOR" not in os.environ
         return cls(color=color, terminal=terminal, quiet=quiet, verbosity=verbosity)
 
-    def stderr_console(self) -> Console:
-        """A rich Console on stderr honouring these settings."""
-        from rich.console import Console
-
-        return Console(
-            stderr=True,
-            no_color=not self.color,
-            force_terminal=self.terminal,
-            highlight=False,
-            soft_wrap=not self.terminal,
-        )
-
 
 @dataclass(frozen=True)
 class RunContext:
     """Everything a command needs besides its own options.
 
-    Engine entry points are `engine.run_<command>(run_ctx, **options)`; they return a
-    `report.Result` (or None for success) and raise `errors.PalessError` subclasses.
+    Each command is `commands.<module>.run_<command>(run_ctx, **options)`; it returns a
+    `core.report.Result` and raises `core.errors.PalessError` subclasses.
     """
 
     config: Config

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from paless_deploy.core.config import parse_duration
+from paless_deploy.core.durations import parse_duration
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.render import pod_spec
 from paless_deploy.core.report import ErrorReport
-from paless_deploy.stages.render import pod_spec
 
 ANNOTATION_ALLOWED_RESTARTS = "paless.io/allowed-restarts"
 ANNOTATION_FAILURE_GRACE = "paless.io/failure-grace"

@@ -1,10 +1,17 @@
 """Errors the CLI maps to exit codes and one-paragraph messages.
 
-Every foreseeable failure is raised as one of these, carrying the cause (message),
-the fix (hint) and the documented exit code; the CLI formats them in one place.
+Every foreseeable failure is raised as one of these, carrying the cause (message), the
+fix (hint), the documented exit code and, for the JSON report, the resource, the
+Kubernetes reason and the commands to look further; the CLI formats them in one place.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from paless_deploy.core.report import Result
 
 
 class ExitCode:
@@ -25,12 +32,27 @@ class PalessError(Exception):
     exit_code: int = ExitCode.FAILED
     code: str = "error"
 
-    def __init__(self, message: str, hint: str = "", *, code: str | None = None) -> None:
+    def __init__(self, message: str, hint: str = "", *, code: str | None = None,
+                 resource: str = "", reason: str = "", commands: Sequence[str] = (),
+                 exit_code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         if code is not None:
             self.code = code
+        if exit_code is not None:
+            self.exit_code = exit_code
+        self.resource = resource
+        self.reason = reason
+        self.commands: list[str] = list(commands)
+        # What the command had done when it failed (images, phases): the CLI reports it
+        # whole, so no exit path loses the run's history.
+        self.report: Result | None = None
+
+    def with_report(self, report: Result) -> PalessError:
+        """This error, carrying the report of what was done before it."""
+        self.report = report
+        return self
 
     def __str__(self) -> str:
         return f"{self.message} {self.hint}".strip() if self.hint else self.message
@@ -48,6 +70,12 @@ class BuildError(PalessError):
 
     exit_code = ExitCode.IMAGE
     code = "image"
+
+    def __init__(self, message: str, hint: str = "", *, code: str | None = None,
+                 app: str = "", commands: Sequence[str] = ()) -> None:
+        super().__init__(message, hint, code=code, resource=f"image/{app}" if app else "",
+                         commands=commands)
+        self.app = app  # the app whose image failed, when known
 
 
 class ClusterError(PalessError):
@@ -69,3 +97,10 @@ class LockHeld(PalessError):
 
     exit_code = ExitCode.LOCKED
     code = "locked"
+
+
+class Interrupted(PalessError):
+    """Ctrl-C or SIGTERM (exit 130): the lock is released, the report names the cut phase."""
+
+    exit_code = ExitCode.INTERRUPTED
+    code = "interrupted"

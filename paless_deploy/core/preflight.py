@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from paless_deploy.core.diagnose import Finding
-from paless_deploy.stages.render import pod_spec
+from paless_deploy.core.render import pod_spec
 
 Existing = Callable[[str, str, str], "dict | None"]  # (kind, namespace, name) -> object or None
 

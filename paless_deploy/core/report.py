@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import IO, Any
+from typing import Any
 
 from paless_deploy.core.errors import PalessError
 
@@ -54,15 +53,9 @@ class ErrorReport:
 
     @classmethod
     def from_error(cls, error: PalessError) -> ErrorReport:
-        """From any PalessError; engine errors may carry resource/reason/commands."""
-        return cls(
-            code=error.code,
-            resource=str(getattr(error, "resource", "") or ""),
-            reason=str(getattr(error, "reason", "") or ""),
-            message=error.message,
-            hint=error.hint,
-            commands=list(getattr(error, "commands", []) or []),
-        )
+        """From any PalessError (its declared fields)."""
+        return cls(code=error.code, resource=error.resource, reason=error.reason,
+                   message=error.message, hint=error.hint, commands=list(error.commands))
 
 
 @dataclass
@@ -117,72 +110,12 @@ def _plain(value: Any) -> Any:
     return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 
-_TITLES = {
-    1: "Failed",
-    2: "Configuration or usage error",
-    3: "Image build or push failed",
-    4: "Cluster unreachable or not authorised",
-    5: "Namespace locked by another deploy",
-    130: "Interrupted",
-}
-
-
 def error_text(error: PalessError) -> str:
     """The error as one plain paragraph: cause, then fix."""
     text = error.message.rstrip()
     if error.hint:
         text = f"{text}\n{error.hint}" if "\n" in text else f"{text} {error.hint}"
     return text
-
-
-def print_error(error: PalessError, *, color: bool, terminal: bool,
-                stream: IO[str] | None = None, title: str | None = None) -> None:
-    """Show an error to a person: a rich Panel on a terminal, plain text otherwise."""
-    stream = stream if stream is not None else sys.stderr
-    title = title or f"{_TITLES.get(error.exit_code, 'Error')} (exit {error.exit_code})"
-    if not terminal:
-        print(f"error: {error_text(error)}", file=stream, flush=True)
-        return
-    from rich.console import Console
-    from rich.panel import Panel
-    from rich.text import Text
-
-    console = Console(file=stream, no_color=not color, force_terminal=True, highlight=False)
-    body = Text(error.message.rstrip())
-    if error.hint:
-        body.append("\n\nFix: ", style="bold")
-        body.append(error.hint)
-    console.print(Panel(body, title=title, title_align="left",
-                        border_style="red" if color else "none"))
-
-
-def _stdout_terminal() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]],
-                 color: bool) -> None:
-    """A table on stdout: rich on a terminal, aligned plain columns otherwise."""
-    if _stdout_terminal():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title, title_justify="left", header_style="bold")
-        for header in headers:
-            table.add_column(header, overflow="fold")
-        for row in rows:
-            table.add_row(*row)
-        Console(no_color=not color, highlight=False).print(table)
-        return
-    widths = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
-    print(f"{title}:")
-    print("  " + "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip())
-    for row in rows:
-        print("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
-    sys.stdout.flush()
 
 
 def scrub(text: str, secrets: Sequence[str], marker: str = "<redacted>") -> str:

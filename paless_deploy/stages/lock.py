@@ -20,137 +20,56 @@ taking a free or expired lease exactly one wins (the other gets 409 and re-reads
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import logging
-import os
-import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Self
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Self
 
+from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
 from paless_deploy.core.errors import ConfigError, LockHeld
+from paless_deploy.core.kinds import by_kind
+from paless_deploy.core.lease import (
+    DEFAULT_LEASE_DURATION_S,
+    LEASE_NAME,
+    MAX_IDENTITY,
+    LeaseState,
+    ago,
+    holder_identity,
+    lease_body,
+    lease_state,
+    lock_timeout,
+    utc_now,
+)
 
-LEASE_NAME = "paless-deploy"
-DEFAULT_LEASE_DURATION_S = 30
-MAX_IDENTITY = 250
-_MICRO_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # metav1.MicroTime wants exactly 6 fractional digits
+if TYPE_CHECKING:
+    from paless_deploy.adapters.kube import Kube
+    from paless_deploy.core.context import RunContext
 
 log = logging.getLogger(__name__)
-
-
-# ---------------------------------------------------------------------------
-# Pure parts
-
-
-@dataclass(frozen=True)
-class LeaseState:
-    """What we read of the Lease: who holds it, since when, when it was last renewed."""
-
-    holder: str
-    acquired_at: dt.datetime | None
-    renewed_at: dt.datetime | None
-    duration_s: int
-    resource_version: str
-    transitions: int = 0
-
-    def expires_in(self, now: dt.datetime) -> float:
-        """Seconds until the lease expires by its own timestamps (negative: expired)."""
-        last = self.renewed_at or self.acquired_at
-        if last is None:
-            return -1.0
-        return (last + dt.timedelta(seconds=self.duration_s) - now).total_seconds()
-
-    def free(self, now: dt.datetime) -> bool:
-        """No holder, or the holder's last renewal is older than the lease duration."""
-        return not self.holder or self.expires_in(now) < 0
-
-
-def utc_now() -> dt.datetime:
-    """The local clock in UTC (timezone-aware)."""
-    return dt.datetime.now(dt.UTC)
-
-
-def micro_time(moment: dt.datetime) -> str:
-    """A MicroTime string as the API server accepts it."""
-    return moment.astimezone(dt.UTC).strftime(_MICRO_FORMAT)
-
-
-def holder_identity(command: str, environ: Mapping[str, str] = os.environ) -> str:
-    """`user@host pid N: command [CI job URL]`: enough to find who holds the lock."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    identity = f"{user}@{socket.gethostname()} pid {os.getpid()}: {command}"
-    url = ci_job_url(environ)
-    if url:
-        identity = f"{identity} ({url})"
-    return identity[:MAX_IDENTITY]
-
-
-def ci_job_url(environ: Mapping[str, str]) -> str | None:
-    """The URL of the CI job we run in (GitHub Actions, GitLab CI, Jenkins), if any."""
-    if environ.get("GITHUB_RUN_ID") and environ.get("GITHUB_REPOSITORY"):
-        server = environ.get("GITHUB_SERVER_URL", "https://github.com")
-        return f"{server}/{environ['GITHUB_REPOSITORY']}/actions/runs/{environ['GITHUB_RUN_ID']}"
-    return environ.get("CI_JOB_URL") or environ.get("BUILD_URL") or None
-
-
-def lock_timeout(config: Any) -> float:
-    """PALESS_LOCK_TIMEOUT in seconds (default 10m)."""
-    from paless_deploy.core.config import parse_duration
-
-    return parse_duration(config.value("PALESS_LOCK_TIMEOUT") or "10m", "PALESS_LOCK_TIMEOUT")
-
-
-def _lease_state(lease: Any) -> LeaseState:
-    spec = lease.spec
-    return LeaseState(
-        holder=spec.holder_identity or "",
-        acquired_at=spec.acquire_time,
-        renewed_at=spec.renew_time,
-        duration_s=int(spec.lease_duration_seconds or DEFAULT_LEASE_DURATION_S),
-        resource_version=lease.metadata.resource_version,
-        transitions=int(spec.lease_transitions or 0),
-    )
-
-
-def _ago(moment: dt.datetime | None, now: dt.datetime) -> str:
-    if moment is None:
-        return "an unknown time"
-    seconds = max(0, int((now - moment).total_seconds()))
-    if seconds < 120:
-        text = f"{seconds}s"
-    elif seconds < 7200:
-        text = f"{seconds // 60}m"
-    else:
-        text = f"{seconds // 3600}h"
-    return f"{moment.strftime('%Y-%m-%d %H:%M:%S')} UTC ({text} ago)"
-
-
-# ---------------------------------------------------------------------------
-# The lock
+LEASE = by_kind("Lease")
 
 
 class NamespaceLock:
     """The Lease lock of one namespace; a context manager (`with NamespaceLock(...):`).
 
     `acquire()` blocks (watching the Lease) up to `timeout_s`, then raises LockHeld
-    (exit 5) naming the holder and since when. While held, a daemon thread renews the
-    lease every `lease_duration_s / 3`. `release()` deletes the Lease only if we still
-    hold it. `lost` turns true if someone took it over (we stopped renewing in time).
+    (exit 5) naming the holder and since when; `on_wait(state)` is told once, at once,
+    when another holder makes us wait. While held, a daemon thread renews the lease
+    every `lease_duration_s / 3`. `release()` deletes the Lease only if we still hold
+    it. `lost` turns true if someone took it over (we stopped renewing in time).
     """
 
-    def __init__(self, kube: Any, namespace: str, holder: str, timeout_s: float,
-                 lease_duration_s: int = DEFAULT_LEASE_DURATION_S) -> None:
+    def __init__(self, kube: Kube, namespace: str, holder: str, timeout_s: float,
+                 lease_duration_s: int = DEFAULT_LEASE_DURATION_S,
+                 on_wait: Callable[[LeaseState], None] | None = None) -> None:
         self.kube = kube
         self.namespace = namespace
         self.holder = holder[:MAX_IDENTITY]
         self.timeout_s = max(0.0, float(timeout_s))
         self.lease_duration_s = max(1, int(lease_duration_s))
+        self.on_wait = on_wait
         self.held = False
         self.lost = False
         self._resource_version: str | None = None
@@ -160,12 +79,6 @@ class NamespaceLock:
 
     def __repr__(self) -> str:
         return f"NamespaceLock({self.namespace!r}, holder={self.holder!r}, held={self.held})"
-
-    @property
-    def _api(self) -> Any:
-        from kubernetes import client
-
-        return client.CoordinationV1Api(self.kube.api)
 
     # -- context manager
 
@@ -181,10 +94,9 @@ class NamespaceLock:
 
     def acquire(self) -> NamespaceLock:
         """Take the lease, waiting up to timeout_s; LockHeld (exit 5) when it stays taken."""
-        from paless_deploy.adapters.kube import cluster_errors
-
         deadline = time.monotonic() + self.timeout_s
         seen: tuple[str, float] | None = None  # (resourceVersion, monotonic first seen)
+        told = False
         try:
             with cluster_errors(self.kube, "taking the namespace lock", self.namespace):
                 while True:
@@ -204,6 +116,9 @@ class NamespaceLock:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         raise self._held_error(state, now)
+                    if not told and self.on_wait is not None:
+                        self.on_wait(state)
+                        told = True
                     until_expiry = min(state.expires_in(now), state.duration_s - unchanged_for)
                     self._wait_for_change(state.resource_version,
                                           min(remaining, max(0.2, until_expiry + 0.2)))
@@ -215,46 +130,19 @@ class NamespaceLock:
         return self
 
     def _read(self) -> LeaseState | None:
-        from kubernetes.client.exceptions import ApiException
-
-        from paless_deploy.adapters.kube import with_retries
-
-        try:
-            lease = with_retries(lambda: self._api.read_namespaced_lease(
-                LEASE_NAME, self.namespace, _request_timeout=(5, 30)))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return _lease_state(lease)
+        lease = with_retries(lambda: self.kube.read(LEASE, LEASE_NAME, self.namespace))
+        return lease_state(lease) if lease is not None else None
 
     def _body(self, now: dt.datetime, acquired: dt.datetime, transitions: int,
-              resource_version: str | None) -> dict[str, Any]:
-        metadata: dict[str, Any] = {"name": LEASE_NAME, "namespace": self.namespace,
-                                    "labels": {"app.kubernetes.io/managed-by": "paless-deploy"}}
-        if resource_version:
-            metadata["resourceVersion"] = resource_version
-        return {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": metadata,
-            "spec": {
-                "holderIdentity": self.holder,
-                "leaseDurationSeconds": self.lease_duration_s,
-                "acquireTime": micro_time(acquired),
-                "renewTime": micro_time(now),
-                "leaseTransitions": transitions,
-            },
-        }
+              resource_version: str | None) -> dict:
+        return lease_body(self.namespace, self.holder, self.lease_duration_s, now, acquired,
+                          transitions, resource_version)
 
     def _create(self, now: dt.datetime) -> bool:
         """Create the Lease; False when someone else created it first."""
-        from kubernetes.client.exceptions import ApiException
-
         try:
-            lease = self._api.create_namespaced_lease(
-                self.namespace, self._body(now, now, 0, None), _request_timeout=(5, 30))
-        except ApiException as exc:
+            lease = self.kube.create(LEASE, self._body(now, now, 0, None), self.namespace)
+        except ApiError as exc:
             if exc.status == 409:
                 return False
             if exc.status == 404:
@@ -263,25 +151,22 @@ class NamespaceLock:
                     "Create the namespace first (the namespace phase of `all` does), "
                     "or check -n / PALESS_NAMESPACE.", code="no-namespace") from None
             raise
-        self._won(lease.metadata.resource_version)
+        self._won(lease["metadata"]["resourceVersion"])
         return True
 
     def _take_over(self, state: LeaseState, now: dt.datetime) -> bool:
         """Replace a free or expired lease, conditioned on what we read; False on a race."""
-        from kubernetes.client.exceptions import ApiException
-
         body = self._body(now, now, state.transitions + (1 if state.holder else 0),
                           state.resource_version)
         try:
-            lease = self._api.replace_namespaced_lease(LEASE_NAME, self.namespace, body,
-                                                       _request_timeout=(5, 30))
-        except ApiException as exc:
+            lease = self.kube.replace(LEASE, body, self.namespace)
+        except ApiError as exc:
             if exc.status in (404, 409):  # deleted or changed meanwhile: read again
                 return False
             raise
         if state.holder:
             log.info("took over the expired lock of %s in %s", state.holder, self.namespace)
-        self._won(lease.metadata.resource_version)
+        self._won(lease["metadata"]["resourceVersion"])
         return True
 
     def _won(self, resource_version: str) -> None:
@@ -292,51 +177,21 @@ class NamespaceLock:
 
     def _wait_for_change(self, resource_version: str, seconds: float) -> None:
         """Block until the Lease changes or `seconds` pass (a watch, not a sleep loop)."""
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError as Urllib3Error
-
-        started = time.monotonic()
-        w = watch.Watch()
-        try:
-            for event in w.stream(
-                    self._api.list_namespaced_lease, self.namespace,
-                    field_selector=f"metadata.name={LEASE_NAME}",
-                    resource_version=resource_version,
-                    timeout_seconds=max(1, int(seconds + 0.999)),
-                    _request_timeout=(5, seconds + 10)):
-                if event.get("type") in ("MODIFIED", "DELETED", "ADDED", "ERROR"):
-                    return
-                if time.monotonic() - started >= seconds:
-                    return
-        except ApiException as exc:
-            if exc.status not in (410, 500, 503, 504):
-                raise
-        except (Urllib3Error, ConnectionError, TimeoutError):
-            pass  # re-read and maybe watch again; the deadline still bounds us
-        finally:
-            w.stop()
-        # A watch that ended early without an event (server-side timeout rounding):
-        # never spin, and never wait longer than asked.
-        left = seconds - (time.monotonic() - started)
-        if left > 0:
-            time.sleep(min(left, 0.5))
+        self.kube.watch_until(
+            LEASE, LEASE_NAME, self.namespace,
+            lambda lease: lease is None or lease["metadata"].get("resourceVersion")
+            != resource_version, seconds)
 
     def _held_error(self, state: LeaseState, now: dt.datetime) -> LockHeld:
-        error = LockHeld(
+        return LockHeld(
             f"Namespace {self.namespace} is locked by {state.holder}, holding it since "
-            f"{_ago(state.acquired_at, now)}, last renewed {_ago(state.renewed_at, now)}; "
+            f"{ago(state.acquired_at, now)}, last renewed {ago(state.renewed_at, now)}; "
             f"waited {self.timeout_s:g}s.",
             "Wait for that deploy to finish and run again, or raise PALESS_LOCK_TIMEOUT. "
             f"If the holder is gone, its lease expires {state.duration_s}s after its last "
             f"renewal; to break it now: kubectl -n {self.namespace} delete lease {LEASE_NAME}",
-            code="locked",
-        )
-        error.resource = f"Lease/{LEASE_NAME}"  # type: ignore[attr-defined]
-        error.reason = "LockHeld"  # type: ignore[attr-defined]
-        error.commands = [  # type: ignore[attr-defined]
-            f"kubectl -n {self.namespace} get lease {LEASE_NAME} -o yaml"]
-        return error
+            code="locked", resource=f"Lease/{LEASE_NAME}", reason="LockHeld",
+            commands=[f"kubectl -n {self.namespace} get lease {LEASE_NAME} -o yaml"])
 
     # -- renew
 
@@ -357,8 +212,6 @@ class NamespaceLock:
 
     def renew(self) -> bool:
         """Renew once; False (and `lost`) when the lease is no longer ours."""
-        from kubernetes.client.exceptions import ApiException
-
         state = self._read()
         with self._state_lock:
             if not self.held:
@@ -372,14 +225,13 @@ class NamespaceLock:
         body = self._body(utc_now(), state.acquired_at or utc_now(), state.transitions,
                           state.resource_version)
         try:
-            lease = self._api.replace_namespaced_lease(LEASE_NAME, self.namespace, body,
-                                                       _request_timeout=(5, 10))
-        except ApiException as exc:
+            lease = self.kube.replace(LEASE, body, self.namespace)
+        except ApiError as exc:
             if exc.status in (404, 409):
                 return self.renew() if exc.status == 409 else self._mark_lost()
             raise
         with self._state_lock:
-            self._resource_version = lease.metadata.resource_version
+            self._resource_version = lease["metadata"]["resourceVersion"]
         return True
 
     def _mark_lost(self) -> bool:
@@ -392,9 +244,6 @@ class NamespaceLock:
     def release(self) -> None:
         """Stop renewing and delete the Lease if it is still ours (idempotent, never raises
         for a lease that is gone or was taken over)."""
-        from kubernetes import client
-        from kubernetes.client.exceptions import ApiException
-
         self._stop.set()
         if self._renewer is not None and self._renewer is not threading.current_thread():
             self._renewer.join(timeout=15)
@@ -408,12 +257,9 @@ class NamespaceLock:
             state = self._read()
             if state is None or state.holder != self.holder:
                 return
-            self._api.delete_namespaced_lease(
-                LEASE_NAME, self.namespace, _request_timeout=(5, 10),
-                body=client.V1DeleteOptions(
-                    preconditions=client.V1Preconditions(
-                        resource_version=state.resource_version)))
-        except ApiException as exc:
+            self.kube.delete(LEASE, LEASE_NAME, self.namespace,
+                             resource_version=state.resource_version)
+        except ApiError as exc:
             if exc.status not in (404, 409):
                 print(f"warning: could not release the lock of {self.namespace} "
                       f"({exc.status} {exc.reason}); it expires in {self.lease_duration_s}s.",
@@ -423,13 +269,14 @@ class NamespaceLock:
                   f"it expires in {self.lease_duration_s}s.", file=sys.stderr)
 
 
-def acquire(kube: Any, namespace: str, holder: str, timeout_s: float,
+def acquire(kube: Kube, namespace: str, holder: str, timeout_s: float,
             lease_duration_s: int = DEFAULT_LEASE_DURATION_S) -> NamespaceLock:
     """Take the namespace lock now and return it (release with `.release()` or `with`)."""
     return NamespaceLock(kube, namespace, holder, timeout_s, lease_duration_s).acquire()
 
 
-def lock_for(kube: Any, run_ctx: Any, command: str) -> NamespaceLock:
+def lock_for(kube: Kube, run_ctx: RunContext, command: str,
+             on_wait: Callable[[LeaseState], None] | None = None) -> NamespaceLock:
     """The (not yet taken) lock of the run's namespace, timeout from PALESS_LOCK_TIMEOUT."""
     return NamespaceLock(kube, run_ctx.config.namespace, holder_identity(command),
-                         lock_timeout(run_ctx.config))
+                         lock_timeout(run_ctx.config), on_wait=on_wait)

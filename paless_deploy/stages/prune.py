@@ -15,51 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
+from paless_deploy.core.kinds import PRUNABLE, api_group, kind_of
+from paless_deploy.core.labels import instance_selector
 from paless_deploy.core.report import ObjectReport
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-INSTANCE = "app.kubernetes.io/instance"
-TOOL = "paless-deploy"
-
-# (apiVersion, kind, namespaced) of everything the tool applies, in deletion order:
-# front-ends and workloads before the config and storage they use.
-PRUNABLE_KINDS: tuple[tuple[str, str, bool], ...] = (
-    ("networking.k8s.io/v1", "Ingress", True),
-    ("autoscaling/v2", "HorizontalPodAutoscaler", True),
-    ("policy/v1", "PodDisruptionBudget", True),
-    ("apps/v1", "Deployment", True),
-    ("apps/v1", "StatefulSet", True),
-    ("batch/v1", "Job", True),
-    ("v1", "Service", True),
-    ("networking.k8s.io/v1", "NetworkPolicy", True),
-    ("v1", "ConfigMap", True),
-    ("v1", "Secret", True),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding", True),
-    ("rbac.authorization.k8s.io/v1", "Role", True),
-    ("v1", "ServiceAccount", True),
-    ("v1", "LimitRange", True),
-    ("v1", "ResourceQuota", True),
-    ("v1", "PersistentVolumeClaim", True),
-    ("v1", "PersistentVolume", False),
-)
-DATA_KINDS = frozenset({"PersistentVolumeClaim", "PersistentVolume"})
-
-
-def api_group(api_version: str) -> str:
-    """The group of an apiVersion: "" for core `v1`, "apps" for `apps/v1`."""
-    return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-
-
-def object_key(api_version: str, kind: str, name: str) -> tuple[str, str, str]:
-    """The key of a rendered object in `keep`: (group, kind, name)."""
-    return (api_group(api_version), kind, name)
-
-
-def instance_selector(namespace: str) -> str:
-    """The label selector of everything the tool applied for one namespace."""
-    return f"{MANAGED_BY}={TOOL},{INSTANCE}={namespace}"
+if TYPE_CHECKING:
+    from paless_deploy.adapters.kube import Kube
 
 
 @dataclass(frozen=True)
@@ -74,12 +39,13 @@ class PruneRef:
     @property
     def key(self) -> tuple[str, str, str]:
         """(group, kind, name), comparable with the keys of rendered objects."""
-        return object_key(self.api_version, self.kind, self.name)
+        return (api_group(self.api_version), self.kind, self.name)
 
     @property
     def holds_data(self) -> bool:
         """True for claims and volumes (kept unless data deletion is asked for)."""
-        return self.kind in DATA_KINDS
+        known = kind_of(self.api_version, self.kind)
+        return bool(known and known.holds_data)
 
     def describe(self) -> str:
         """`Kind/name` (with the namespace for namespaced objects)."""
@@ -92,36 +58,33 @@ class PruneRef:
                 "namespace": self.namespace}
 
 
-def managed_objects(kube: Any, namespace: str) -> list[PruneRef]:
+def managed_objects(kube: Kube, namespace: str) -> list[PruneRef]:
     """Every object of a prunable kind the tool applied for `namespace` (data included).
 
     Kinds the cluster does not serve are skipped; objects with ownerReferences are left
     to their owner.
     """
-    from paless_deploy.adapters.kube import cluster_errors, with_retries
-    from paless_deploy.core.errors import ClusterError
-
     selector = instance_selector(namespace)
     found: list[PruneRef] = []
     with cluster_errors(kube, "listing the objects paless-deploy manages", namespace):
-        for api_version, kind, namespaced in PRUNABLE_KINDS:
+        for kind in PRUNABLE:
             try:
-                resource = kube.resource(api_version, kind)
-            except ClusterError:
-                continue
-            scope = {"namespace": namespace} if namespaced else {}
-            listing = with_retries(lambda r=resource, s=scope: r.get(  # type: ignore[misc]
-                label_selector=selector, _request_timeout=(5, 30), **s))
-            for item in listing.items:
-                meta = item.metadata
-                if meta.ownerReferences:
+                items, _ = with_retries(partial(kube.list, kind, namespace,
+                                                labelSelector=selector))
+            except ApiError as exc:
+                if exc.status == 404:  # the cluster does not serve this kind
                     continue
-                found.append(PruneRef(api_version, kind, meta.name,
-                                      namespace if namespaced else None))
+                raise
+            for item in items:
+                meta = item.get("metadata") or {}
+                if meta.get("ownerReferences"):
+                    continue
+                found.append(PruneRef(kind.api_version, kind.kind, meta["name"],
+                                      namespace if kind.namespaced else None))
     return found
 
 
-def find_prunable(kube: Any, namespace: str, keep: Iterable[tuple[str, str, str]], *,
+def find_prunable(kube: Kube, namespace: str, keep: Iterable[tuple[str, str, str]], *,
                   include_data: bool = False) -> list[PruneRef]:
     """Managed objects of `namespace` whose (group, kind, name) is not in `keep`.
 
@@ -133,32 +96,17 @@ def find_prunable(kube: Any, namespace: str, keep: Iterable[tuple[str, str, str]
             if ref.key not in kept and (include_data or not ref.holds_data)]
 
 
-def prune(kube: Any, refs: Iterable[PruneRef], dry_run: bool = False) -> list[ObjectReport]:
+def prune(kube: Kube, refs: Iterable[PruneRef], dry_run: bool = False) -> list[ObjectReport]:
     """Delete each object (background propagation); with dry_run, a server-side dry run.
 
     An object already gone counts as pruned. Returns one ObjectReport per object with
     action "pruned" (reason "dry run" when nothing was deleted).
     """
-    from kubernetes.client.exceptions import ApiException
-
-    from paless_deploy.adapters.kube import cluster_errors, with_retries
-
     reports: list[ObjectReport] = []
     for ref in refs:
-        resource = kube.resource(ref.api_version, ref.kind)
-        # The API server reads DeleteOptions from the body when there is one and then
-        # ignores query parameters: dryRun must travel in the body.
-        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions",
-                                "propagationPolicy": "Background"}
-        if dry_run:
-            body["dryRun"] = ["All"]
         with cluster_errors(kube, f"deleting {ref.describe()}", ref.namespace):
-            try:
-                with_retries(lambda r=resource, b=body, n=ref.name, ns=ref.namespace: r.delete(  # type: ignore[misc]
-                    name=n, namespace=ns, body=b, _request_timeout=(5, 30)))
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+            kind = kube.kind(ref.api_version, ref.kind)
+            with_retries(partial(kube.delete, kind, ref.name, ref.namespace, dry_run=dry_run))
         reports.append(ObjectReport(kind=ref.kind, name=ref.name, action="pruned",
                                     reason="dry run" if dry_run else ""))
     return reports

@@ -285,9 +285,9 @@ def deadline_error(phase: str, waiter: PhaseWaiter, outcome: PhaseOutcome, names
         f"Look further: kubectl get pods -n {namespace}; kubectl get events -n {namespace} "
         "--sort-by=.lastTimestamp",
         code="deadline")
-    err.resource = ", ".join(t.ref for t in waiter.targets if not t.verdict.ready)  # type: ignore[attr-defined]
-    err.reason = outcome.timed_out  # type: ignore[attr-defined]
-    err.commands = [f"kubectl get pods -n {namespace}",  # type: ignore[attr-defined]
+    err.resource = ", ".join(t.ref for t in waiter.targets if not t.verdict.ready)
+    err.reason = outcome.timed_out
+    err.commands = [f"kubectl get pods -n {namespace}",
                     f"kubectl get events -n {namespace} --sort-by=.lastTimestamp"]
     return err
 

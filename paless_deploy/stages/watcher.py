@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-from paless_deploy.adapters.kube import Kube, is_transient
+from paless_deploy.adapters.kube import ApiError, TransportError, is_transient
+from paless_deploy.core.kinds import by_kind
+
+if TYPE_CHECKING:
+    from paless_deploy.adapters.kube import Kube
 
 WATCH_TIMEOUT_S = 240  # server-side timeout of one watch request; then it reconnects
-
-
-# kind -> (API path prefix, plural); the watcher speaks plain JSON over REST.
-KIND_PATHS: dict[str, tuple[str, str]] = {
-    "Deployment": ("/apis/apps/v1", "deployments"),
-    "StatefulSet": ("/apis/apps/v1", "statefulsets"),
-    "ReplicaSet": ("/apis/apps/v1", "replicasets"),
-    "Job": ("/apis/batch/v1", "jobs"),
-    "Pod": ("/api/v1", "pods"),
-    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims"),
-    "Event": ("/api/v1", "events"),
-}
+DEFAULT_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "Job", "Pod", "PersistentVolumeClaim",
+                 "Event")
 
 
 class NamespaceWatcher:
@@ -33,7 +27,7 @@ class NamespaceWatcher:
     def __init__(self, kube: Kube, namespace: str, kinds: list[str] | None = None) -> None:
         self.kube = kube
         self.namespace = namespace
-        self._kinds = list(kinds or KIND_PATHS)
+        self._kinds = list(kinds or DEFAULT_KINDS)
         self._cache: dict[str, dict[str, dict]] = {k: {} for k in self._kinds}
         self._synced: dict[str, threading.Event] = {k: threading.Event() for k in self._kinds}
         self._lock = threading.Lock()
@@ -99,72 +93,57 @@ class NamespaceWatcher:
 
     # -- the watch loop ------------------------------------------------------
 
-    def _path(self, kind: str) -> str:
-        prefix, plural = KIND_PATHS[kind]
-        return f"{prefix}/namespaces/{self.namespace}/{plural}"
-
     def _list(self, kind: str) -> str:
-        data = self.kube.request("GET", self._path(kind), timeout=(5, 60))
-        items = {}
-        for item in data.get("items") or []:
-            item.setdefault("kind", kind)
-            item.setdefault("apiVersion", data.get("apiVersion", "v1"))
-            items[item["metadata"]["name"]] = item
+        items, version = self.kube.list(by_kind(kind), self.namespace)
         with self.changed:
-            self._cache[kind] = items
+            self._cache[kind] = {item["metadata"]["name"]: item for item in items}
             self._version += 1
             self.changed.notify_all()
         self._synced[kind].set()
-        return str((data.get("metadata") or {}).get("resourceVersion") or "")
+        return version
 
     def _run(self, kind: str) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         rv = ""
         backoff = 0.2
         while not self._stop.is_set():
             try:
                 if not rv:
                     rv = self._list(kind)
-                query = {"resourceVersion": rv, "timeoutSeconds": WATCH_TIMEOUT_S,
-                         "allowWatchBookmarks": "true"}
-                for event in self.kube.stream(self._path(kind), query,
-                                              timeout=(5, WATCH_TIMEOUT_S + 30)):
+                for event in self.kube.watch(by_kind(kind), self.namespace, resource_version=rv,
+                                             timeout_s=WATCH_TIMEOUT_S):
                     if self._stop.is_set():
                         return
-                    obj = event.get("object") or {}
-                    etype = event.get("type")
-                    if etype == "ERROR":
-                        if obj.get("code") == 410:
-                            rv = ""  # too old: relist
+                    rv = self._apply_event(kind, event, rv)
+                    if not rv:
                         break
-                    new_rv = (obj.get("metadata") or {}).get("resourceVersion")
-                    if new_rv:
-                        rv = new_rv
-                    if etype == "BOOKMARK":
-                        continue
-                    obj.setdefault("kind", kind)
-                    name = str((obj.get("metadata") or {}).get("name") or "")
-                    with self.changed:
-                        if etype == "DELETED":
-                            self._cache[kind].pop(name, None)
-                        else:
-                            self._cache[kind][name] = obj
-                        self._version += 1
-                        self.changed.notify_all()
                 backoff = 0.2
-            except ApiException as exc:
-                if exc.status == 410:
-                    rv = ""
-                    continue
-                if not is_transient(exc):
-                    self.errors.append(f"watching {kind}: {exc.status} {exc.reason}")
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            except Exception as exc:  # noqa: BLE001 - dropped: reconnect from the last rv
+            except (ApiError, TransportError) as exc:
                 if self._stop.is_set():
                     return
+                if isinstance(exc, ApiError) and exc.status == 410:
+                    rv = ""
+                    continue
                 if not is_transient(exc):
                     self.errors.append(f"watching {kind}: {exc}")
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    def _apply_event(self, kind: str, event: dict, rv: str) -> str:
+        """Mirror one watch event; the resourceVersion to resume from ("" to relist)."""
+        obj = event.get("object") or {}
+        etype = event.get("type")
+        if etype == "ERROR":
+            return "" if obj.get("code") == 410 else rv
+        rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+        if etype == "BOOKMARK":
+            return rv
+        obj.setdefault("kind", kind)
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        with self.changed:
+            if etype == "DELETED":
+                self._cache[kind].pop(name, None)
+            else:
+                self._cache[kind][name] = obj
+            self._version += 1
+            self.changed.notify_all()
+        return rv

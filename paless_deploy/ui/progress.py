@@ -12,6 +12,8 @@ import time
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 
+from paless_deploy.ui.console import stderr_console
+
 if TYPE_CHECKING:
     from paless_deploy.core.context import ConsoleSettings
 
@@ -80,7 +82,7 @@ class RichProgress(ImageProgress):
             TextColumn("[bold]{task.fields[item]}[/bold]"),
             BarColumn(bar_width=24),
             TextColumn("{task.description}"),
-            console=settings.stderr_console(),
+            console=stderr_console(settings),
             transient=False,
         )
         self._tasks: dict[str, Any] = {}

@@ -9,12 +9,33 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+from paless_deploy.ui.console import stderr_console
 
 if TYPE_CHECKING:
     from paless_deploy.core.context import ConsoleSettings
-    from paless_deploy.stages.apply import Applied
-    from paless_deploy.stages.wait import Target
+    from paless_deploy.core.readiness import Readiness
+
+
+class Applied(Protocol):
+    """What the view shows of an applied object."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def action(self) -> str: ...
+
+
+class Target(Protocol):
+    """What the view shows of an object being waited on."""
+
+    @property
+    def ref(self) -> str: ...
+
+    @property
+    def verdict(self) -> Readiness: ...
 
 
 class DeployView:
@@ -75,7 +96,7 @@ class TerminalView(DeployView):
 
     def __init__(self, settings: ConsoleSettings) -> None:
         super().__init__(settings)
-        self.console = settings.stderr_console()
+        self.console = stderr_console(settings)
         self._status: Any = None
         self._waiting: dict[str, str] = {}
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from paless_deploy.stages.prune import find_prunable, managed_objects, object_key, prune
+from paless_deploy.stages.prune import find_prunable, managed_objects, prune
 
 pytestmark = pytest.mark.cluster
 
@@ -49,7 +49,7 @@ def test_prune_deletes_only_managed_objects_of_this_instance(sandbox, kube, name
           configmap("kept", namespace), configmap("removed", namespace),
           configmap("unmanaged", None), configmap("other-instance", "some-other-namespace"),
           claim("data", namespace))
-    keep = {object_key("v1", "ConfigMap", "kept")}
+    keep = {("", "ConfigMap", "kept")}  # (group, kind, name)
 
     refs = find_prunable(kube, namespace, keep)
     assert [(r.kind, r.name) for r in refs] == [("ConfigMap", "removed")]

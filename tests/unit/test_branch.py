@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from paless_deploy.adapters.git import checkout_branch
 from paless_deploy.core.branch import branch_namespace, current_branch
 from paless_deploy.core.errors import ConfigError
 
@@ -60,10 +61,10 @@ def test_branch_from_ci_variables_in_order(tmp_path: Path) -> None:
 
 def test_branch_from_git(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", "-b", "feature/x", str(tmp_path)], check=True)
-    assert current_branch({}, tmp_path) == "feature/x"
+    assert current_branch({}, tmp_path, checkout_branch) == "feature/x"
 
 
 def test_no_branch_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a git checkout") as info:
-        current_branch({}, tmp_path)
+        current_branch({}, tmp_path, checkout_branch)
     assert "BRANCH_NAME" in info.value.hint

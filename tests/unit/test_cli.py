@@ -1,6 +1,6 @@
 """The CLI contract: no-argument help, app shorthand, exit codes, JSON on stdout, masking.
 
-In-process through `main(argv)`; engine commands run against a stub engine module.
+In-process through `main(argv)`; cluster commands run against stubs of their command modules.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,9 @@ import pytest
 
 from paless_deploy import __version__, cli
 from paless_deploy.core.errors import ClusterError
-from paless_deploy.core.report import ObjectReport, PhaseReport, Result, print_error
+from paless_deploy.core.report import ObjectReport, PhaseReport, Result
 from paless_deploy.core.variables import VARIABLES
+from paless_deploy.ui.panels import print_error
 
 
 @pytest.fixture
@@ -39,13 +39,30 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+class Stubs:
+    """Replaces `run_<command>` functions of paless_deploy.commands modules, recording calls."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.monkeypatch = monkeypatch
+        self.calls: list[Any] = []
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if not name.startswith("run_"):
+            object.__setattr__(self, name, value)
+            return
+        import importlib
+
+        module = {"run_deploy": "deploy", "run_all": "deploy", "run_status": "status",
+                  "run_diff": "diff", "run_destroy": "destroy", "run_gc": "destroy",
+                  "run_doctor": "doctor"}[name]
+        self.monkeypatch.setattr(importlib.import_module(f"paless_deploy.commands.{module}"),
+                                 name, value)
+
+
 @pytest.fixture
-def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
-    """A stub `paless_deploy.engine` recording its calls."""
-    module = types.ModuleType("paless_deploy.engine")
-    module.calls = []  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "paless_deploy.engine", module)
-    yield module
+def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubs]:
+    """Stubs of the command functions, recording their calls."""
+    yield Stubs(monkeypatch)
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -92,26 +109,18 @@ def test_app_name_is_deploy_shorthand(project: Path, engine: Any,
     assert doc["command"] == "deploy" and doc["namespace"] == "team-a"
 
 
-def test_engine_command_not_built_yet(project: Path, engine: Any,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "status")
-    assert code == 2 and "`status` is not built yet" in err
-
-
-def test_engine_stage_module_missing(project: Path, engine: Any,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    def run_status(run_ctx: Any, **options: Any) -> None:
-        from paless_deploy.no_such_stage import run  # noqa: F401
-
-    engine.run_status = run_status
-    code, _, err = run(capsys, "status")
-    assert code == 2 and "not built yet" in err and "Traceback" not in err
-
-
 def test_engine_options_and_durations(project: Path, engine: Any,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    engine.run_gc = lambda ctx, **kw: engine.calls.append(kw)
-    engine.run_all = lambda ctx, **kw: engine.calls.append((ctx.progress_deadline_s, kw))
+    def run_gc(ctx: Any, **kw: Any) -> Result:
+        engine.calls.append(kw)
+        return Result(command="gc")
+
+    def run_all(ctx: Any, **kw: Any) -> Result:
+        engine.calls.append((ctx.progress_deadline_s, kw))
+        return Result(command="all")
+
+    engine.run_gc = run_gc
+    engine.run_all = run_all
     assert run(capsys, "gc", "--older-than", "3d", "--dry-run")[0] == 0
     assert run(capsys, "--progress-deadline", "90", "all", "--no-prune")[0] == 0
     assert engine.calls[0] == {"older_than": 259200.0, "dry_run": True}

@@ -13,8 +13,8 @@ from paless_deploy.core.config import (
     MASK,
     config_problems,
     load_config,
-    parse_duration,
 )
+from paless_deploy.core.durations import parse_duration
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.variables import SUBSTITUTABLE_NAMES, VARIABLES
 

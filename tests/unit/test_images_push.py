@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from paless_deploy.adapters import docker as images
+from paless_deploy.adapters.registry import check_registry
 from paless_deploy.core.errors import BuildError
-from paless_deploy.stages import images
 from paless_deploy.ui.progress import NullProgress
 
 OK_STREAM = [
@@ -91,6 +92,6 @@ def test_auth_refusal_names_docker_login() -> None:
 
 def test_unreachable_registry_paragraph() -> None:
     with pytest.raises(BuildError) as info:
-        images.check_registry("127.0.0.1:9", timeout=2)
+        check_registry("127.0.0.1:9", timeout=2)
     assert info.value.code == "registry-unreachable"
     assert "127.0.0.1:9" in info.value.message and "curl http://127.0.0.1:9/v2/" in info.value.hint

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from paless_deploy.adapters.docker import context_paths
+from paless_deploy.adapters.registry import registry_scheme
 from paless_deploy.core.discover import App, discover_apps
-from paless_deploy.stages.images import base_images, compute_tag, context_paths, registry_scheme
+from paless_deploy.core.tags import base_images, compute_tag
 
 ARGS = {"BASE_IMAGE": "base:1"}
 IDS = {"base:1": "sha256:aaa"}
@@ -33,7 +35,7 @@ def app(tmp_path: Path) -> App:
 
 
 def tag(app: App, args: dict[str, str] = ARGS, ids: dict[str, str | None] = IDS) -> str:
-    return compute_tag(app, args, ids)
+    return compute_tag(app, context_paths(app), args, ids)
 
 
 def test_same_content_same_tag(app: App) -> None:

@@ -14,14 +14,11 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import all_versions
 
+from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS
 from paless_deploy.core.plan import plan_phases
+from paless_deploy.core.render import has_tag_or_digest, pod_spec
 from paless_deploy.core.variables import VARIABLES
-from paless_deploy.stages.render import (
-    CLUSTER_SCOPED_KINDS,
-    has_tag_or_digest,
-    pod_spec,
-    render_overlay,
-)
+from paless_deploy.stages.render import render_overlay
 
 PROJECT = Path(__file__).resolve().parents[2]
 NAMESPACE = "paless"
@@ -243,7 +240,7 @@ def test_schema_validation_can_fail() -> None:
 
 
 def test_no_placeholder_left(overlay: str) -> None:
-    from paless_deploy.stages.render import to_yaml
+    from paless_deploy.core.render import to_yaml
     assert "${" not in to_yaml(rendered(overlay))
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from paless_deploy.core.config import load_config
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.stages.namespaces import namespace_expiry, namespace_manifest, parse_rfc3339
+from paless_deploy.core.namespaces import namespace_expiry, namespace_manifest, parse_rfc3339
 
 NOW = dt.datetime(2025, 5, 10, 12, 0, 0, tzinfo=dt.UTC)
 DAY = 86400.0

@@ -13,16 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.stages.render import (
+from paless_deploy.core.render import (
     REDACTED,
     format_path,
     has_tag_or_digest,
     redact_secrets,
-    render_overlay,
     rewrite_images,
     substitute_variables,
     to_yaml,
 )
+from paless_deploy.stages.render import render_overlay
 
 FIXTURE_PROJECT = Path(__file__).resolve().parents[1] / "fixtures" / "overlays" / "project"
 APP_IMAGES = {"web": "localhost:5000/paless-web:abc123"}

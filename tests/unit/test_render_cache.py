@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.stages.render import kustomize_build
+from paless_deploy.adapters.kustomize import kustomize_build
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "overlays" / "project"
 

@@ -1,0 +1,221 @@
+"""The one door to the Docker engine: connect, inspect, build (classic builder), push.
+
+Only this module imports the `docker` SDK (lazily: it is not needed for --help).
+Streams are read to drive per-image progress; failures become BuildError paragraphs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from paless_deploy.adapters.registry import (
+    registry_auth_refused,
+    registry_unreachable,
+    split_registry,
+)
+from paless_deploy.core.discover import App
+from paless_deploy.core.errors import BuildError
+from paless_deploy.core.tags import read_dockerignore
+
+if TYPE_CHECKING:
+    import docker
+
+    from paless_deploy.ui.progress import ImageProgress
+
+OUTPUT_TAIL = 15
+PUSH_ATTEMPTS = 4
+PUSH_RETRY_INITIAL_S = 1.0
+
+
+def context_paths(app: App) -> list[str]:
+    """Relative paths of the context the SDK would send for this app, sorted."""
+    from docker.utils.build import exclude_paths
+
+    patterns = read_dockerignore(app.context)
+    return sorted(exclude_paths(str(app.context), list(patterns),
+                                dockerfile=app.dockerfile_in_context))
+
+
+def connect_docker() -> docker.APIClient:
+    """An API client for the local engine (DOCKER_HOST honoured); BuildError if down."""
+    import docker
+    from docker.errors import DockerException
+
+    kwargs: dict[str, Any] = {}
+    try:
+        kwargs = docker.utils.kwargs_from_env()
+        client = docker.APIClient(version="auto", timeout=30, **kwargs)
+        client.ping()
+    except (DockerException, OSError) as exc:
+        where = kwargs.get("base_url") or os.environ.get("DOCKER_HOST") or \
+            "unix:///var/run/docker.sock"
+        reason = str(exc).split("\n")[0]
+        if len(reason) > 160:
+            reason = reason[:160] + "..."
+        raise BuildError(
+            f"The Docker engine is not reachable at {where} ({reason}).",
+            "Start it (`scripts/sandbox up` starts the sandbox's engine; elsewhere "
+            "`sudo systemctl start docker`), or set DOCKER_HOST to where it listens.",
+            code="docker-unreachable",
+        ) from exc
+    client.timeout = 900  # a silent build step must not look like a dead daemon
+    return client
+
+
+def local_image_id(api: docker.APIClient, ref: str) -> str | None:
+    """ID of a local image, None when absent."""
+    from docker.errors import ImageNotFound, NotFound
+
+    try:
+        return api.inspect_image(ref)["Id"]
+    except (ImageNotFound, NotFound):
+        return None
+
+
+class Cancelled(Exception):
+    """The user interrupted; workers stop reading their streams."""
+
+
+_STEP = re.compile(r"^Step \d+/\d+ : .*")
+_STEP_COUNT = re.compile(r"^Step (\d+)/(\d+) :")
+
+
+def build_image(api: docker.APIClient, app: App, ref: str, build_args: Mapping[str, str],
+                progress: ImageProgress, stop: threading.Event) -> str:
+    """Build one image (classic builder via the SDK) and return its ID."""
+    from docker.errors import APIError
+
+    tail: deque[str] = deque(maxlen=OUTPUT_TAIL)
+    step = "the start of the build"
+    error: str | None = None
+    image_id: str | None = None
+    try:
+        stream = api.build(
+            path=str(app.context), dockerfile=app.dockerfile_in_context, tag=ref,
+            buildargs=dict(build_args), rm=True, forcerm=True, decode=True,
+        )
+        for chunk in stream:
+            if stop.is_set():
+                raise Cancelled()
+            for line in str(chunk.get("stream", "")).splitlines():
+                line = line.rstrip()
+                if not line:
+                    continue
+                tail.append(line)
+                if _STEP.match(line):
+                    step = line
+                    count = _STEP_COUNT.match(line)
+                    assert count is not None
+                    progress.update(app.name, line, int(count.group(1)), int(count.group(2)))
+            if "error" in chunk or "errorDetail" in chunk:
+                detail = chunk.get("errorDetail") or {}
+                error = str(detail.get("message") or chunk.get("error")).strip()
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = aux["ID"]
+    except APIError as exc:
+        error = str(exc.explanation or exc)
+    except Cancelled:
+        raise
+    except OSError as exc:
+        raise BuildError(f"Lost the Docker engine while building {app.name}: {exc}.",
+                         "Check that the engine is running, then run again.") from exc
+    if error is not None:
+        output = "\n".join(f"    {line}" for line in tail) or "    (no output)"
+        raise BuildError(
+            f"Building {app.name} ({app.dockerfile.name}, image {ref}) failed at "
+            f"`{step}`: {error}\n  Last build output:\n{output}",
+            f"Fix that step of {app.dockerfile} or the files it uses, then run again.",
+            code="build-failed",
+        )
+    return image_id or local_image_id(api, ref) or ""
+
+
+_AUTH_WORDS = ("unauthorized", "authentication required", "denied", "no basic auth",
+               "authorization")
+_UNREACHABLE_WORDS = ("connection refused", "no such host", "dial tcp", "i/o timeout")
+_TRANSIENT_WORDS = ("connection reset", "broken pipe", "eof", "timeout", "503", "502",
+                    "500 internal", "temporar", "unexpected status", "too many requests")
+
+
+class _TransientPushError(Exception):
+    """A push error worth another attempt."""
+
+
+def push_image(api: docker.APIClient, registry: str, ref: str, app: str,
+               progress: ImageProgress, stop: threading.Event) -> str | None:
+    """Push one image, retrying transient errors; return the manifest digest."""
+    from tenacity import (
+        retry,
+        retry_if_exception_type,
+        stop_after_attempt,
+        wait_exponential,
+        wait_random,
+    )
+
+    repository, _, tag = ref.rpartition(":")
+
+    @retry(retry=retry_if_exception_type(_TransientPushError),
+           stop=stop_after_attempt(PUSH_ATTEMPTS),
+           wait=wait_exponential(multiplier=PUSH_RETRY_INITIAL_S, max=15)
+           + wait_random(0, PUSH_RETRY_INITIAL_S),  # jitter, portable across tenacity 8/9
+           reraise=True)
+    def attempt() -> str | None:
+        layers: dict[str, tuple[int, int]] = {}
+        digest: str | None = None
+        try:
+            for chunk in api.push(repository, tag=tag, stream=True, decode=True):
+                if stop.is_set():
+                    raise Cancelled()
+                if "error" in chunk or "errorDetail" in chunk:
+                    detail = chunk.get("errorDetail") or {}
+                    _raise_push_error(registry, ref,
+                                      str(detail.get("message") or chunk.get("error")))
+                detail = chunk.get("progressDetail") or {}
+                if chunk.get("id") and detail.get("total"):
+                    layers[chunk["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
+                    done = sum(c for c, _ in layers.values())
+                    total = sum(t for _, t in layers.values())
+                    progress.update(app, f"pushing {len(layers)} layer(s)", done, total)
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("Digest"):
+                    digest = aux["Digest"]
+        except OSError as exc:
+            raise _TransientPushError(str(exc)) from exc
+        return digest
+
+    try:
+        return attempt()
+    except _TransientPushError as exc:
+        raise BuildError(
+            f"Pushing {ref} failed after {PUSH_ATTEMPTS} attempts: {exc}.",
+            f"Check the registry {registry} (its logs, disk space), then run again.",
+            code="push-failed",
+        ) from exc
+
+
+def _raise_push_error(registry: str, ref: str, message: str) -> None:
+    lowered = message.lower()
+    if any(word in lowered for word in _AUTH_WORDS):
+        raise registry_auth_refused(registry, message)
+    if "http response to https client" in lowered:
+        host, _ = split_registry(registry)
+        raise BuildError(
+            f"The Docker engine pushes to {host} over HTTPS but the registry speaks plain "
+            "HTTP.",
+            f'Add "insecure-registries": ["{host}"] to /etc/docker/daemon.json and restart '
+            "the engine, or use localhost:<port>, which Docker treats as insecure.",
+            code="registry-insecure",
+        )
+    if any(word in lowered for word in _UNREACHABLE_WORDS):
+        raise registry_unreachable(registry, message.strip())
+    if any(word in lowered for word in _TRANSIENT_WORDS):
+        raise _TransientPushError(message.strip())
+    raise BuildError(f"Pushing {ref} failed: {message.strip()}.",
+                     f"Check the registry {registry} and its logs, then run again.",
+                     code="push-failed")

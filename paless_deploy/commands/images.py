@@ -1,0 +1,28 @@
+"""`build` and `push`: images only (push builds what the registry lacks first)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from paless_deploy.core.discover import select_apps
+from paless_deploy.core.report import Result
+from paless_deploy.stages.images import build_images
+from paless_deploy.ui.progress import make_progress
+from paless_deploy.ui.tables import print_table
+
+if TYPE_CHECKING:
+    from paless_deploy.core.context import RunContext
+
+
+def run_images(run_ctx: RunContext, command: str, names: Sequence[str], push: bool) -> Result:
+    """Build (and with `push`, push) the named apps, or all of them."""
+    apps = select_apps(run_ctx.config.project_dir, names)
+    results = build_images(run_ctx.config, apps, push=push,
+                           progress=make_progress(run_ctx.console))
+    if not run_ctx.json_output:
+        # The full digest is in the JSON document; a prefix identifies it on screen.
+        rows = [(r.app, r.action, r.ref, (r.digest or "")[:19]) for r in results]
+        print_table("Images", ("app", "action", "reference", "digest"), rows,
+                    run_ctx.console.color)
+    return Result(command=command, images=results)

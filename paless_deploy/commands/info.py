@@ -1,0 +1,79 @@
+"""`help` and `config`: what the tool sees (apps, images, variables), secrets masked.
+
+Neither touches Docker or the cluster.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from paless_deploy.core.config import combined_error, config_problems
+from paless_deploy.core.discover import App, discover_apps
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.report import Result, error_text
+from paless_deploy.ui.tables import print_table
+
+if TYPE_CHECKING:
+    from paless_deploy.core.context import RunContext
+
+PROG = "paless-deploy"
+COMMANDS_NOT_APPS = ("all", "deploy", "status", "help", "render", "diff", "build", "push",
+                     "destroy", "gc", "doctor", "config", "plan")
+
+
+def run_help(run_ctx: RunContext, usage: str) -> Result:
+    """Usage, detected apps with their images, effective configuration (secrets masked)."""
+    config = run_ctx.config
+    warnings: list[str] = []
+    apps: list[App] = []
+    try:
+        apps = discover_apps(config.project_dir)
+    except ConfigError as exc:
+        warnings.append(error_text(exc))
+    for app in apps:
+        if app.name in COMMANDS_NOT_APPS:
+            warnings.append(f"App {app.name!r} has the name of a command: reach it with "
+                            f"`{PROG} deploy {app.name}` (the shorthand runs the command).")
+    warnings.extend(error_text(p) for p in config_problems(config))
+    app_rows = [(a.name, str(a.dockerfile.relative_to(config.project_dir)),
+                 f"{config.image_repository(a.name)}:<content tag>") for a in apps]
+    result = Result(command="help", warnings=warnings, extra={
+        "apps": [dict(zip(("name", "dockerfile", "image"), row)) for row in app_rows],
+        "config": [dict(zip(("name", "value", "source"), row)) for row in config.rows()],
+    })
+    if run_ctx.json_output:
+        return result
+    click.echo(usage)
+    click.echo()
+    if app_rows:
+        print_table(f"Apps in {config.project_dir.resolve()}", ("app", "dockerfile", "image"),
+                    app_rows, run_ctx.console.color)
+    else:
+        click.echo(f"No apps found in {config.project_dir.resolve()} "
+                   "(looked for <dir>/Dockerfile and Dockerfile.<name>).")
+    click.echo()
+    print_table("Configuration", ("variable", "value", "source"), config.rows(),
+                run_ctx.console.color)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    return result
+
+
+def run_config(run_ctx: RunContext) -> Result:
+    """Effective value of every variable and where it came from (secrets masked)."""
+    config = run_ctx.config
+    rows = config.rows()
+    if not run_ctx.json_output:
+        files = ", ".join(str(p) for p in config.env_files) or "none"
+        print_table(f"Configuration (env files: {files})", ("variable", "value", "source"),
+                    rows, run_ctx.console.color)
+    result = Result(command="config", extra={
+        "config": [dict(zip(("name", "value", "source"), row)) for row in rows],
+        "env_files": [str(p) for p in config.env_files],
+    })
+    problems = config_problems(config)
+    if problems:
+        raise combined_error(problems).with_report(result)
+    return result

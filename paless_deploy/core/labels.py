@@ -1,0 +1,45 @@
+"""The shared vocabulary: label and annotation keys, and the values this tool writes.
+
+One definition each (design: "Labels and annotations"); every module reads them from here.
+"""
+
+from __future__ import annotations
+
+TOOL = "paless-deploy"  # the value of managed-by, the field manager and the Lease name
+PART_OF_VALUE = "paless"
+
+# label keys
+PART_OF = "app.kubernetes.io/part-of"
+COMPONENT = "app.kubernetes.io/component"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+INSTANCE = "app.kubernetes.io/instance"
+NAME = "app.kubernetes.io/name"
+
+# annotation keys
+PHASE = "paless.io/phase"
+INITIAL_REPLICAS = "paless.io/initial-replicas"
+ALLOWED_RESTARTS = "paless.io/allowed-restarts"
+FAILURE_GRACE = "paless.io/failure-grace"
+BRANCH = "paless.io/branch"
+COMMIT = "paless.io/commit"
+CREATED_AT = "paless.io/created-at"
+TTL = "paless.io/ttl"
+
+# field managers
+FIELD_MANAGER = TOOL
+INITIAL_REPLICAS_MANAGER = f"{TOOL}-initial"
+
+
+def managed_selector() -> str:
+    """The label selector of namespaces (and objects) this tool manages."""
+    return f"{MANAGED_BY}={TOOL}"
+
+
+def instance_selector(namespace: str) -> str:
+    """The label selector of everything the tool applied for one namespace."""
+    return f"{MANAGED_BY}={TOOL},{INSTANCE}={namespace}"
+
+
+def tool_labels(namespace: str) -> dict[str, str]:
+    """The labels render sets on every object it applies to `namespace`."""
+    return {MANAGED_BY: TOOL, INSTANCE: namespace}

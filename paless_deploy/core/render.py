@@ -1,0 +1,250 @@
+"""Render (pure part): fill a Kustomize build in for one namespace.
+
+Substitutes allow-listed `${VAR}` placeholders, rewrites app images, sets the namespace
+and the tool's labels, redacts Secrets for display. The build itself is the kustomize
+adapter's; stages/render.py joins the two.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from paless_deploy.core import labels
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS
+from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES
+
+REDACTED = "<redacted>"
+
+# Kustomize sees `${VAR}` as a string, so a placeholder standing for a number comes out
+# as a string. After substitution, a field whose whole value was one placeholder becomes
+# an int when its name is one of these (Kubernetes integer or int-or-string fields) and
+# the value is an integer literal; "50%" stays a string. Free-form maps (ConfigMap data,
+# labels, annotations) are never converted: there "10" must stay "10".
+INTEGER_FIELDS: frozenset[str] = frozenset({
+    "activeDeadlineSeconds", "averageUtilization", "backoffLimit", "completions",
+    "containerPort", "defaultMode", "failureThreshold", "fsGroup", "hostPort",
+    "initialDelaySeconds", "maxReplicas", "maxSurge", "maxUnavailable", "minAvailable",
+    "minReadySeconds", "minReplicas", "nodePort", "parallelism", "periodSeconds", "port",
+    "progressDeadlineSeconds", "replicas", "revisionHistoryLimit", "runAsGroup", "runAsUser",
+    "stabilizationWindowSeconds", "successThreshold", "targetPort",
+    "terminationGracePeriodSeconds", "timeoutSeconds", "ttlSecondsAfterFinished",
+})
+_FREE_FORM_KEYS = frozenset({"annotations", "labels", "data", "stringData", "binaryData"})
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_INTEGER = re.compile(r"-?[0-9]+")
+_REMOVE = object()  # marker: an optional field whose variable is unset
+
+# Where a pod spec lives in each workload kind.
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> list[dict]:
+    """Fill braced `${NAME}` placeholders for allow-listed names; return new objects.
+
+    Bare `$NAME`, `$(NAME)` and `${OTHER}` for names outside SUBSTITUTABLE_NAMES are left
+    alone: they belong to shells and to Kubernetes env expansion. Mapping keys are never
+    substituted. An allow-listed variable without a value is an error naming object and
+    field, except an `optional_field` variable that is a field's whole value: that field
+    is removed. A secret variable may only be used inside a Secret, so that no secret is
+    baked into a command line, an env value or a ConfigMap.
+    """
+    problems: list[str] = []
+    result = []
+    for obj in objects:
+        label = _object_label(obj)
+        in_secret = obj.get("kind") == "Secret"
+        result.append(_substitute(obj, (), label, in_secret, variables, problems))
+    if problems:
+        shown = "; ".join(problems[:10])
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise ConfigError(
+            f"Cannot render the manifests: {shown}{more}.",
+            "Set each variable named (paless.env, the environment, or a flag); "
+            "`paless-deploy config` shows every variable and where its value comes from.",
+        )
+    return result
+
+
+def _substitute(
+    value: Any,
+    path: tuple[str | int, ...],
+    label: str,
+    in_secret: bool,
+    variables: Mapping[str, str],
+    problems: list[str],
+) -> Any:
+    """Substitute inside one value; returns the new value or _REMOVE."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            new = _substitute(item, (*path, key), label, in_secret, variables, problems)
+            if new is not _REMOVE:
+                out[key] = new
+        return out
+    if isinstance(value, list):
+        items = (
+            _substitute(item, (*path, i), label, in_secret, variables, problems)
+            for i, item in enumerate(value)
+        )
+        return [item for item in items if item is not _REMOVE]
+    if not isinstance(value, str):
+        return value
+    names = [n for n in _PLACEHOLDER.findall(value) if n in SUBSTITUTABLE_NAMES]
+    if not names:
+        return value
+    field = format_path(path)
+    known_problems = len(problems)
+    whole = _PLACEHOLDER.fullmatch(value) is not None
+    for name in names:
+        if name in SECRET_NAMES and not in_secret:
+            problems.append(
+                f"{label} field {field} uses the secret ${{{name}}} outside a Secret "
+                "(reference it from the Secret with secretKeyRef instead)"
+            )
+        if not variables.get(name):
+            if whole and BY_NAME[name].optional_field:
+                return _REMOVE
+            problems.append(f"{label} field {field} needs ${{{name}}}, which has no value")
+    if len(problems) > known_problems:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return variables[name] if name in SUBSTITUTABLE_NAMES else match.group(0)
+
+    substituted = _PLACEHOLDER.sub(replace, value)
+    if whole and _wants_integer(path) and _INTEGER.fullmatch(substituted):
+        return int(substituted)
+    return substituted
+
+
+def _wants_integer(path: tuple[str | int, ...]) -> bool:
+    """True when the field at `path` is a Kubernetes integer field, not free-form data."""
+    if not path or not isinstance(path[-1], str) or path[-1] not in INTEGER_FIELDS:
+        return False
+    return not any(key in _FREE_FORM_KEYS for key in path[:-1])
+
+
+def format_path(path: tuple[str | int, ...]) -> str:
+    """Format a field path as `spec.template.spec.containers[0].env[2].value`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z0-9_-]+", str(part)):
+            out += f".{part}" if out else str(part)
+        else:
+            out += f"[{str(part)!r}]"
+    return out
+
+
+def rewrite_images(objects: list[dict], app_images: Mapping[str, str]) -> list[dict]:
+    """Replace bare app images (`image: web`) by their built references; return new objects.
+
+    Any other image must carry a tag or a digest: an untagged image would float, and a
+    bare name that is not an app is most likely an app that was not built.
+    """
+    result = []
+    for obj in objects:
+        obj = copy.deepcopy(obj)
+        for container in pod_containers(obj):
+            image = container.get("image")
+            if not isinstance(image, str):
+                continue
+            if image in app_images:
+                container["image"] = app_images[image]
+            elif not has_tag_or_digest(image):
+                known = ", ".join(sorted(app_images)) or "none"
+                raise ConfigError(
+                    f"{_object_label(obj)} container {container.get('name')!r} uses image "
+                    f"{image!r}, which is neither an app (known apps: {known}) "
+                    "nor pinned by a tag or digest.",
+                    "Pin the image (e.g. name:1.2.3), or add the app's Dockerfile "
+                    "(<dir>/Dockerfile or Dockerfile.<name>) so it is built.",
+                )
+        result.append(obj)
+    return result
+
+
+def pod_containers(obj: Mapping[str, Any]) -> list[dict]:
+    """The containers, init containers and ephemeral containers of a workload's pod spec."""
+    spec = pod_spec(obj)
+    if spec is None:
+        return []
+    return [c for key in _CONTAINER_LISTS for c in spec.get(key) or [] if isinstance(c, dict)]
+
+
+def pod_spec(obj: Mapping[str, Any]) -> dict | None:
+    """The pod spec inside a workload object, or None for kinds without pods."""
+    path = _POD_SPEC_PATHS.get(str(obj.get("kind")))
+    node: Any = obj
+    for key in path or ():
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if path and isinstance(node, dict) else None
+
+
+def has_tag_or_digest(image: str) -> bool:
+    """True for `name:tag`, `name@sha256:...`; False for `name` and `host:5000/name`."""
+    return "@" in image or ":" in image.rsplit("/", 1)[-1]
+
+
+def set_namespace_and_labels(objects: list[dict], namespace: str) -> list[dict]:
+    """Set the namespace on namespaced objects and the design's labels on every object.
+
+    Labels go to metadata only: selectors are immutable and must not change with them.
+    """
+    result = []
+    for obj in objects:
+        obj = copy.deepcopy(obj)
+        metadata = obj.setdefault("metadata", {})
+        if obj.get("kind") in CLUSTER_SCOPED_KINDS:
+            metadata.pop("namespace", None)
+        else:
+            metadata["namespace"] = namespace
+        current = metadata.get("labels") or {}
+        current.setdefault(labels.PART_OF, labels.PART_OF_VALUE)
+        current.update(labels.tool_labels(namespace))
+        metadata["labels"] = current
+        result.append(obj)
+    return result
+
+
+def redact_secrets(objects: list[dict]) -> list[dict]:
+    """Copies of `objects` with every Secret `data` / `stringData` value replaced by REDACTED."""
+    result = []
+    for obj in objects:
+        if obj.get("kind") == "Secret":
+            obj = copy.deepcopy(obj)
+            for key in ("data", "stringData"):
+                if isinstance(obj.get(key), dict):
+                    obj[key] = {name: REDACTED for name in obj[key]}
+        result.append(obj)
+    return result
+
+
+def to_yaml(objects: list[dict]) -> str:
+    """Multi-document YAML of `objects`, in order, keys as given."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump_all(objects, Dumper=dumper, sort_keys=False, default_flow_style=False)
+
+
+def _object_label(obj: Mapping[str, Any]) -> str:
+    """`Kind/name` of an object, for messages."""
+    metadata = obj.get("metadata") or {}
+    return f"{obj.get('kind', '?')}/{metadata.get('name', '?')}"
