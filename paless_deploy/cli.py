@@ -12,16 +12,19 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from paless_deploy import __version__
+from paless_deploy.adapters.git import checkout_branch
+from paless_deploy.core.config import load_config
+from paless_deploy.core.context import ConsoleSettings, RunContext
+from paless_deploy.core.discover import discover_apps
+from paless_deploy.core.durations import parse_duration
 from paless_deploy.core.errors import ConfigError, Interrupted, PalessError
-
-if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
-    from paless_deploy.core.report import Result
+from paless_deploy.core.report import Result
+from paless_deploy.ui.panels import print_error
 
 PROG = "paless-deploy"
 
@@ -75,8 +78,6 @@ class PalessGroup(click.Group):
 
 
 def _app_names(project_dir: Path | None) -> list[str]:
-    from paless_deploy.core.discover import discover_apps
-
     try:
         return [app.name for app in discover_apps(Path(project_dir or "."))]
     except (PalessError, OSError):
@@ -154,11 +155,6 @@ def _overrides(options: dict[str, Any]) -> dict[str, str]:
 
 def _run_context(ctx: click.Context, scope: str | None) -> RunContext:
     """Load the configuration and build the RunContext; `scope=None`: no validation."""
-    from paless_deploy.adapters.git import checkout_branch
-    from paless_deploy.core.config import load_config
-    from paless_deploy.core.context import ConsoleSettings, RunContext
-    from paless_deploy.core.durations import parse_duration
-
     inv = _invocation(ctx)
     options = inv.options
     timeout_s = parse_duration(options["timeout"], "--timeout")
@@ -329,7 +325,6 @@ def destroy_command(ctx: click.Context, **options: Any) -> int:
 def gc_command(ctx: click.Context, older_than: str | None, dry_run: bool) -> int:
     """Remove expired branch namespaces managed by this tool."""
     from paless_deploy.commands.destroy import run_gc
-    from paless_deploy.core.durations import parse_duration
 
     seconds = parse_duration(older_than, "--older-than") if older_than else None
     return _run(ctx, "images",
@@ -350,10 +345,6 @@ def doctor_command(ctx: click.Context) -> int:
 
 
 def _report_error(inv: Invocation, error: PalessError) -> int:
-    from paless_deploy.core.context import ConsoleSettings
-    from paless_deploy.core.report import Result
-    from paless_deploy.ui.panels import print_error
-
     settings = ConsoleSettings.detect(no_color=inv.no_color)
     print_error(error, color=settings.color, terminal=settings.terminal)
     if inv.output == "json":

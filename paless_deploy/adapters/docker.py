@@ -11,7 +11,7 @@ import re
 import threading
 from collections import deque
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from paless_deploy.adapters.registry import (
     registry_auth_refused,
@@ -25,7 +25,9 @@ from paless_deploy.core.tags import read_dockerignore
 if TYPE_CHECKING:
     import docker
 
-    from paless_deploy.ui.progress import ImageProgress
+    from paless_deploy.core.progress import ImageProgress
+
+    DockerClient: TypeAlias = docker.APIClient
 
 OUTPUT_TAIL = 15
 PUSH_ATTEMPTS = 4
@@ -41,7 +43,7 @@ def context_paths(app: App) -> list[str]:
                                 dockerfile=app.dockerfile_in_context))
 
 
-def connect_docker() -> docker.APIClient:
+def connect_docker() -> DockerClient:
     """An API client for the local engine (DOCKER_HOST honoured); BuildError if down."""
     import docker
     from docker.errors import DockerException
@@ -67,7 +69,7 @@ def connect_docker() -> docker.APIClient:
     return client
 
 
-def local_image_id(api: docker.APIClient, ref: str) -> str | None:
+def local_image_id(api: DockerClient, ref: str) -> str | None:
     """ID of a local image, None when absent."""
     from docker.errors import ImageNotFound, NotFound
 
@@ -85,7 +87,7 @@ _STEP = re.compile(r"^Step \d+/\d+ : .*")
 _STEP_COUNT = re.compile(r"^Step (\d+)/(\d+) :")
 
 
-def build_image(api: docker.APIClient, app: App, ref: str, build_args: Mapping[str, str],
+def build_image(api: DockerClient, app: App, ref: str, build_args: Mapping[str, str],
                 progress: ImageProgress, stop: threading.Event) -> str:
     """Build one image (classic builder via the SDK) and return its ID."""
     from docker.errors import APIError
@@ -147,7 +149,7 @@ class _TransientPushError(Exception):
     """A push error worth another attempt."""
 
 
-def push_image(api: docker.APIClient, registry: str, ref: str, app: str,
+def push_image(api: DockerClient, registry: str, ref: str, app: str,
                progress: ImageProgress, stop: threading.Event) -> str | None:
     """Push one image, retrying transient errors; return the manifest digest."""
     from tenacity import (

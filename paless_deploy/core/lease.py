@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-import socket
+import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +63,7 @@ def holder_identity(command: str, environ: Mapping[str, str] = os.environ) -> st
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
-    identity = f"{user}@{socket.gethostname()} pid {os.getpid()}: {command}"
+    identity = f"{user}@{platform.node()} pid {os.getpid()}: {command}"
     url = ci_job_url(environ)
     if url:
         identity = f"{identity} ({url})"

@@ -23,12 +23,11 @@ from paless_deploy.adapters.docker import (
 from paless_deploy.adapters.registry import AuthRequired, check_registry, registry_manifest_digest
 from paless_deploy.core.discover import App
 from paless_deploy.core.errors import BuildError
+from paless_deploy.core.progress import ImageProgress, NullProgress
 from paless_deploy.core.tags import FileDigests, base_images, compute_tag, image_ref
-from paless_deploy.ui.progress import ImageProgress, NullProgress
 
 if TYPE_CHECKING:
-    import docker
-
+    from paless_deploy.adapters.docker import DockerClient
     from paless_deploy.core.config import Config
 
 MAX_PARALLEL = 3
@@ -64,7 +63,7 @@ class ImagePlan:
     ref: str
 
 
-def plan_tags(api: docker.APIClient, config: Config, apps: Sequence[App]) -> list[ImagePlan]:
+def plan_tags(api: DockerClient, config: Config, apps: Sequence[App]) -> list[ImagePlan]:
     """Compute every app's tag and reference (base image IDs asked from the engine)."""
     build_args = config.build_args()
     digests = FileDigests()
@@ -153,7 +152,7 @@ def _collect(futures: Iterable[Future[ImageResult]]) -> tuple[list[ImageResult],
     return results, failures
 
 
-def _process(api: docker.APIClient, config: Config, plan: ImagePlan,
+def _process(api: DockerClient, config: Config, plan: ImagePlan,
              build_args: Mapping[str, str], push: bool, progress: ImageProgress,
              stop: threading.Event) -> ImageResult:
     """One app: ask the registry, build if missing locally, push if missing remotely."""
