@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 
 from paless_deploy.core.errors import BuildError
+from paless_deploy.core.imageref import Registry
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -19,17 +20,14 @@ MANIFEST_TYPES = (
 
 
 def split_registry(registry: str) -> tuple[str, str]:
+    """(host[:port], path prefix) of a registry address."""
     host, _, prefix = registry.partition("/")
     return host, prefix
 
 
 def registry_scheme(host: str) -> str:
     """Plain http for loopback registries (as Docker treats them), https otherwise."""
-    hostname = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    hostname = hostname.strip("[]")
-    if hostname in ("localhost", "::1") or hostname.startswith("127."):
-        return "http"
-    return "https"
+    return "http" if Registry(host.split("/", 1)[0]).loopback else "https"
 
 
 class AuthRequired(Exception):

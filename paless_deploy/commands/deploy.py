@@ -22,6 +22,7 @@ from paless_deploy.core.config import Config
 from paless_deploy.core.diagnose import Finding, Policy, manifest_warnings
 from paless_deploy.core.discover import App, select_apps
 from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
+from paless_deploy.core.imageref import in_repository
 from paless_deploy.core.kinds import by_kind, object_key
 from paless_deploy.core.lease import LeaseState, ago, utc_now
 from paless_deploy.core.plan import Phase, plan_phases
@@ -187,17 +188,16 @@ def _lock_waiting(run: _Run) -> Callable[[LeaseState], None]:
 def deployed_app_refs(kube: Kube, namespace: str, config: Config,
                       apps: Sequence[str]) -> dict[str, str]:
     """The image reference each app currently runs in the namespace (read from workloads)."""
-    prefix = {config.image_repository(a): a for a in apps}
     found: dict[str, str] = {}
     with cluster_errors(kube, "reading the deployed images", namespace):
         items = [item for kind in ("Deployment", "StatefulSet", "Job")
                  for item in with_retries(partial(kube.list, by_kind(kind), namespace))[0]]
     for item in items:
         for c in pod_containers(item):
-            image = c.get("image", "")
-            repo = image.split("@")[0] if "@" in image else image.rsplit(":", 1)[0]
-            if repo in prefix:
-                found.setdefault(prefix[repo], image)
+            image = str(c.get("image", ""))
+            for app in apps:
+                if in_repository(image, config.registry, f"{config.project_name}-{app}"):
+                    found.setdefault(app, image)
     return found
 
 

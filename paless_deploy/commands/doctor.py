@@ -22,6 +22,7 @@ from paless_deploy.adapters.kustomize import (
 )
 from paless_deploy.adapters.registry import check_registry as ping_registry
 from paless_deploy.core.errors import PalessError
+from paless_deploy.core.imageref import Registry
 from paless_deploy.core.kinds import by_kind
 from paless_deploy.core.report import RESULT_FAILED, ErrorReport, Result
 from paless_deploy.ui.tables import print_table
@@ -29,7 +30,6 @@ from paless_deploy.ui.tables import print_table
 if TYPE_CHECKING:
     from paless_deploy.core.context import RunContext
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
                              "storageclass.beta.kubernetes.io/is-default-class")
 K3S_REGISTRIES_HINT = (
@@ -70,18 +70,10 @@ def parse_minor(text: str | None) -> int | None:
     return int(digits) if digits else None
 
 
-def registry_host(registry: str) -> str:
-    """The host of `host[:port][/path]` (IPv6 in brackets kept)."""
-    host = registry.split("/", 1)[0]
-    if host.startswith("["):
-        return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
 def registry_usable_by_nodes(registry: str, node_count: int) -> bool:
     """A loopback registry is reachable from a node only when the node is this machine:
     with more than one node at least one of them cannot pull from it."""
-    return not (registry_host(registry) in LOOPBACK_HOSTS and node_count > 1)
+    return not (Registry(registry.split("/", 1)[0]).loopback and node_count > 1)
 
 
 # ---------------------------------------------------------------------------

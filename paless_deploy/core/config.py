@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from paless_deploy.core.branch import branch_namespace, current_branch
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.imageref import parse_registry
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
 
 DEFAULT_ENV_FILES: tuple[str, ...] = ("paless.env", ".context-management/.env")
@@ -326,6 +327,11 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
             "Use lower-case letters, digits and single '-', '_' or '.' between them, "
             "e.g. PROJECT_NAME=paless.",
         ))
+    registry = s["REGISTRY"]
+    try:
+        parse_registry(registry.value or "localhost:5000", f"REGISTRY ({registry.describe_source()})")
+    except ConfigError as exc:
+        problems.append(exc)
     if scope == "images":
         return problems
 

@@ -16,6 +16,7 @@ import yaml
 
 from paless_deploy.core import labels
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.imageref import has_tag_or_digest
 from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES
 
@@ -197,11 +198,6 @@ def pod_spec(obj: Mapping[str, Any]) -> dict | None:
     for key in path or ():
         node = node.get(key) if isinstance(node, dict) else None
     return node if path and isinstance(node, dict) else None
-
-
-def has_tag_or_digest(image: str) -> bool:
-    """True for `name:tag`, `name@sha256:...`; False for `name` and `host:5000/name`."""
-    return "@" in image or ":" in image.rsplit("/", 1)[-1]
 
 
 def set_namespace_and_labels(objects: list[dict], namespace: str) -> list[dict]:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from paless_deploy.core import labels
+from paless_deploy.core.imageref import tag_of
 from paless_deploy.core.readiness import readiness
 
 # what status reads: kind -> key of the lists passed to build_status
@@ -47,7 +48,7 @@ def _age(ts: str | None, now: datetime) -> str:
 
 
 def _tag(image: str) -> str:
-    return image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else "latest?"
+    return tag_of(image) or ("digest" if "@" in image else "latest?")
 
 
 def _pod_reason(pod: dict) -> str:

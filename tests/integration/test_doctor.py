@@ -110,12 +110,13 @@ def test_authorisation_in_the_namespace(sandbox, tmp_path):
 
 
 def test_pure_rules():
-    from paless_deploy.commands.doctor import parse_minor, registry_host, registry_usable_by_nodes
+    from paless_deploy.commands.doctor import parse_minor, registry_usable_by_nodes
+    from paless_deploy.core.imageref import parse_registry
 
     assert parse_minor("34+") == 34 and parse_minor(None) is None
-    assert registry_host("localhost:5000") == "localhost"
-    assert registry_host("[::1]:5000/x") == "[::1]"
-    assert registry_host("registry.example.com/team") == "registry.example.com"
+    assert parse_registry("localhost:5000").hostname == "localhost"
+    assert parse_registry("[::1]:5000/x").hostname == "::1"
+    assert parse_registry("registry.example.com/team").hostname == "registry.example.com"
     assert registry_usable_by_nodes("localhost:5000", 1)
     assert not registry_usable_by_nodes("127.0.0.1:5000", 3)
     assert registry_usable_by_nodes("10.0.0.5:5000", 3)
