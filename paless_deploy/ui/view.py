@@ -1,19 +1,24 @@
 """What a person sees during a deploy: phases, objects, readiness, failures.
 
-On a terminal, colourful lines with a live spinner naming what is awaited; otherwise
-plain timestamped lines for CI logs. Everything goes to stderr.
+One view: every line is built once as rich Text and printed on stderr; on a terminal in
+colour with a live spinner naming what is awaited, why, and for how long; off a terminal
+(CI logs) the same lines, uncoloured, each with a UTC timestamp.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.text import Text
+
 from paless_deploy.ui.console import stderr_console
 
 if TYPE_CHECKING:
+    from rich.status import Status
+
     from paless_deploy.core.context import ConsoleSettings
     from paless_deploy.core.readiness import Readiness
 
@@ -38,132 +43,126 @@ class Target(Protocol):
     def verdict(self) -> Readiness: ...
 
 
+ACTION_STYLES = {"created": "green", "configured": "yellow", "replaced": "magenta",
+                 "unchanged": "dim", "pruned": "red"}
+MAX_WAITING_SHOWN = 3
+
+
+class _Waiting:
+    """The spinner's text, rendered anew on every refresh so the elapsed time counts."""
+
+    def __init__(self, view: DeployView) -> None:
+        self.view = view
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        took = time.monotonic() - self.view.phase_started_at
+        items = list(self.view.waiting.items())[:MAX_WAITING_SHOWN]
+        text = Text.assemble((self.view.phase, "bold"), f" {took:4.0f}s  waiting for ")
+        text.append("; ".join(f"{ref} ({why})" for ref, why in items))
+        more = len(self.view.waiting) - len(items)
+        if more > 0:
+            text.append(f" and {more} more")
+        yield text
+
+
 class DeployView:
-    """Plain timestamped lines (CI); also the base of the terminal view."""
+    """The live view of one deploy (a context manager: the spinner lives inside it)."""
 
     def __init__(self, settings: ConsoleSettings) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
-        self._phase_started = 0.0
-        self._phase = ""
-
-    def _line(self, text: str, style: str = "") -> None:
-        if self.settings.quiet:
-            return
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with self._lock:
-            print(f"{stamp} {text}", file=sys.stderr, flush=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def info(self, text: str) -> None:
-        self._line(text)
-
-    def phase_started(self, name: str, count: int) -> None:
-        self._phase, self._phase_started = name, time.monotonic()
-        self._line(f"phase {name}: applying {count} object(s)")
-
-    def applied(self, a: Applied) -> None:
-        if self.settings.verbosity or a.action != "unchanged":
-            self._line(f"  {a.ref} {a.action}")
-
-    def target_update(self, t: Target) -> None:
-        mark = "ready" if t.verdict.ready else ("FAILED" if t.verdict.failed else "waiting")
-        self._line(f"  {t.ref} {mark}: {t.verdict.reason}")
-
-    def phase_done(self, name: str, ok: bool, summary: str) -> None:
-        took = time.monotonic() - self._phase_started
-        self._line(f"phase {name}: {'ready' if ok else 'FAILED'} in {took:.1f}s{summary}")
-
-    def warning(self, text: str) -> None:
-        self._line(f"warning: {text}")
-
-    def finding(self, finding: Any) -> None:
-        if self.settings.quiet:
-            return
-        from paless_deploy.ui.explain import finding_text
-
-        with self._lock:
-            print(finding_text(finding), file=sys.stderr, flush=True)
-
-
-class TerminalView(DeployView):
-    """Colour and a live spinner with the elapsed time of the awaited resources."""
-
-    def __init__(self, settings: ConsoleSettings) -> None:
-        super().__init__(settings)
         self.console = stderr_console(settings)
-        self._status: Any = None
-        self._waiting: dict[str, str] = {}
+        self.live = settings.terminal and not settings.quiet
+        self._lock = threading.Lock()
+        self.phase = ""
+        self.phase_started_at = time.monotonic()
+        self.waiting: dict[str, str] = {}
+        self._status: Status | None = None
 
     def __enter__(self) -> Self:
-        self._status = self.console.status("", spinner="dots")
+        if self.live:
+            self._status = self.console.status(_Waiting(self), spinner="dots")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop_status()
-
-    def _stop_status(self) -> None:
         if self._status is not None:
             self._status.stop()
 
-    def _line(self, text: str, style: str = "") -> None:
-        if not self.settings.quiet:
-            self.console.print(text, style=style or None, highlight=False)
+    # -- output ---------------------------------------------------------------
+
+    def _print(self, text: Text | str) -> None:
+        if self.settings.quiet:
+            return
+        line = text if isinstance(text, Text) else Text(text)
+        if not self.live:
+            line = Text(time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime())) + line
+        with self._lock:
+            self.console.print(line, highlight=False, soft_wrap=not self.live)
 
     def _refresh(self) -> None:
         if self._status is None:
             return
-        if not self._waiting:
+        if self.waiting:
+            self._status.start()
+        else:
             self._status.stop()
-            return
-        took = time.monotonic() - self._phase_started
-        waiting = "; ".join(f"{k} ({v})" for k, v in list(self._waiting.items())[:3])
-        self._status.update(f"[bold]{self._phase}[/bold] {took:4.0f}s  waiting for {waiting}")
-        self._status.start()
+
+    # -- events -----------------------------------------------------------------
+
+    def info(self, text: str) -> None:
+        self._print(text)
+
+    def warning(self, text: str) -> None:
+        self._print(Text.assemble(("warning: ", "yellow"), text))
 
     def phase_started(self, name: str, count: int) -> None:
-        self._phase, self._phase_started = name, time.monotonic()
-        self._waiting = {}
-        self._line(f"[bold cyan]▶ {name}[/bold cyan] [dim]({count} object(s))[/dim]")
+        self.phase, self.phase_started_at = name, time.monotonic()
+        self.waiting = {}
+        self._print(Text.assemble(("phase ", "bold cyan"), (name, "bold cyan"),
+                                  (f": applying {count} object(s)", "dim")))
 
     def applied(self, a: Applied) -> None:
         if self.settings.verbosity or a.action != "unchanged":
-            style = {"created": "green", "configured": "yellow", "replaced": "magenta"}.get(
-                a.action, "dim")
-            self._line(f"  [{style}]{a.action:<10}[/{style}] {a.ref}")
+            style = ACTION_STYLES.get(a.action, "")
+            self._print(Text.assemble("  ", (f"{a.action:<10}", style), " ", a.ref))
 
     def target_update(self, t: Target) -> None:
         if t.verdict.ready:
-            self._waiting.pop(t.ref, None)
-            self._line(f"  [green]✓[/green] {t.ref} [dim]{t.verdict.reason}[/dim]")
+            self.waiting.pop(t.ref, None)
+            self._print(Text.assemble("  ", ("ready     ", "green"), f" {t.ref} ",
+                                      (t.verdict.reason, "dim")))
         elif t.verdict.failed:
-            self._waiting.pop(t.ref, None)
-            self._line(f"  [red]✗ {t.ref}[/red] {t.verdict.reason}")
+            self.waiting.pop(t.ref, None)
+            self._print(Text.assemble("  ", ("FAILED    ", "bold red"), f" {t.ref} ",
+                                      t.verdict.reason))
         else:
-            self._waiting[t.ref] = t.verdict.reason
+            self.waiting[t.ref] = t.verdict.reason
+            if not self.live:  # the spinner shows it on a terminal
+                self._print(Text.assemble("  ", ("waiting   ", "yellow"), f" {t.ref} ",
+                                          t.verdict.reason))
         self._refresh()
 
     def phase_done(self, name: str, ok: bool, summary: str) -> None:
-        self._waiting = {}
+        self.waiting = {}
         self._refresh()
-        took = time.monotonic() - self._phase_started
-        mark = "[green]✓ ready[/green]" if ok else "[red]✗ failed[/red]"
-        self._line(f"  {mark} [dim]{name} in {took:.1f}s{summary}[/dim]")
-
-    def warning(self, text: str) -> None:
-        self._line(f"[yellow]warning:[/yellow] {text}")
+        took = time.monotonic() - self.phase_started_at
+        mark = ("ready", "green") if ok else ("FAILED", "bold red")
+        self._print(Text.assemble(("phase ", "dim"), (name, "dim"), ": ", mark,
+                                  (f" in {took:.1f}s{summary}", "dim")))
 
     def finding(self, finding: Any) -> None:
-        from paless_deploy.ui.explain import render_finding
+        if self.settings.quiet:
+            return
+        from paless_deploy.ui.explain import finding_text, render_finding
 
-        self._stop_status()
-        render_finding(finding, self.console)
+        with self._lock:
+            if self._status is not None:
+                self._status.stop()
+            if self.live:
+                render_finding(finding, self.console)
+            else:
+                self.console.print(finding_text(finding), highlight=False, soft_wrap=True)
 
 
 def make_view(settings: ConsoleSettings) -> DeployView:
-    return TerminalView(settings) if settings.terminal and not settings.quiet else DeployView(settings)
+    """The deploy view for these console settings."""
+    return DeployView(settings)
