@@ -390,12 +390,30 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
     return kube
 
 
+def first_current_context(paths: tuple[Path, ...]) -> str | None:
+    """The current-context of the first file that sets one (kubectl's merge rule)."""
+    import yaml
+
+    for path in paths:
+        try:
+            data = yaml.safe_load(path.read_text())
+        except (OSError, ValueError, yaml.YAMLError):
+            continue  # the loader names the broken file
+        if isinstance(data, dict) and data.get("current-context"):
+            return str(data["current-context"])
+    return None
+
+
 def _load(source: KubeconfigSource, context: str | None) -> tuple[Any, str]:
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
     cfg = client.Configuration()
     where = source.describe()
+    if context is None and len(source.paths) > 1:
+        # The client's merge lets the last file's current-context win; kubectl lets the
+        # first file that sets one win. Choose it ourselves.
+        context = first_current_context(source.paths)
     try:
         # A path list is merged by the client's KubeConfigMerger, as kubectl merges KUBECONFIG.
         config.load_kube_config(config_file=where, context=context, client_configuration=cfg)

@@ -1,0 +1,124 @@
+"""The Kubernetes adapter without a cluster: kubeconfig resolution and merging, error mapping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paless_deploy.adapters.kube import (
+    ApiError,
+    Kube,
+    TransportError,
+    _api_error,
+    _load,
+    cluster_errors,
+    is_transient,
+    resolve_kubeconfig,
+    transport_errors,
+)
+from paless_deploy.core.errors import ClusterError, ConfigError
+
+
+def kubeconfig(path: Path, name: str, server: str) -> Path:
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": name,
+        "clusters": [{"name": name, "cluster": {"server": server}}],
+        "users": [{"name": name, "user": {"token": "t"}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+    }))
+    return path
+
+
+def test_kubeconfig_list_is_merged_as_kubectl_does(tmp_path: Path) -> None:
+    a = kubeconfig(tmp_path / "a", "first", "https://first:6443")
+    b = kubeconfig(tmp_path / "b", "second", "https://second:6443")
+    source = resolve_kubeconfig(None, {"KUBECONFIG": f"{a}:{tmp_path / 'missing'}:{b}"})
+    assert source.paths == (a, b) and source.origin == "KUBECONFIG"
+    # the first file's current-context wins; a context of the second file is reachable
+    assert _load(source, None)[1] == "https://first:6443"
+    assert _load(source, "second")[1] == "https://second:6443"
+
+
+def test_explicit_kubeconfig_wins_and_must_exist(tmp_path: Path) -> None:
+    a = kubeconfig(tmp_path / "a", "first", "https://first:6443")
+    assert resolve_kubeconfig(str(a), {"KUBECONFIG": "/nope"}).paths == (a,)
+    with pytest.raises(ClusterError, match="does not exist") as info:
+        resolve_kubeconfig(str(tmp_path / "nope"), {})
+    assert info.value.exit_code == 4
+    with pytest.raises(ClusterError, match="is a directory"):
+        resolve_kubeconfig(str(tmp_path), {})
+
+
+@pytest.mark.parametrize("content", ["{not yaml: [", "\x00\x01binary", "kind: Config\n"])
+def test_unusable_kubeconfig_is_named_not_an_internal_error(tmp_path: Path,
+                                                            content: str) -> None:
+    path = tmp_path / "config"
+    path.write_text(content)
+    with pytest.raises(ClusterError) as info:
+        _load(resolve_kubeconfig(str(path), {}), None)
+    assert str(path) in info.value.message and info.value.code == "bad-kubeconfig"
+
+
+def test_unknown_context_names_the_fix(tmp_path: Path) -> None:
+    a = kubeconfig(tmp_path / "a", "first", "https://first:6443")
+    with pytest.raises(ClusterError) as info:
+        _load(resolve_kubeconfig(str(a), {}), "nope")
+    assert "--context" in info.value.hint
+
+
+def test_status_body_is_kept() -> None:
+    body = json.dumps({"kind": "Status", "message": "jobs.batch \"x\" is forbidden",
+                       "reason": "Forbidden", "details": {"causes": [{"field": "spec"}]}})
+    err = _api_error(403, "Forbidden", body.encode())
+    assert err.status == 403 and "is forbidden" in err.message and err.causes == [
+        {"field": "spec"}]
+    assert _api_error(500, "Internal", b"<html>").message == "<html>"
+
+
+def test_transport_failures_are_classified() -> None:
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import NewConnectionError
+
+    with pytest.raises(TransportError) as info, transport_errors():
+        raise ApiException(status=0, reason="SSLError\n[SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert info.value.tls and not is_transient(info.value)
+    with pytest.raises(TransportError) as info, transport_errors():
+        raise NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    assert not info.value.tls and is_transient(info.value)
+    assert is_transient(ApiError(503, "", "", {})) and not is_transient(ApiError(422, "", "", {}))
+
+
+def kube() -> Kube:
+    return Kube(api=None, server="https://k:6443", kubeconfig="/k/config", context=None)
+
+
+def test_cluster_errors_map_to_exit_4_with_the_fix() -> None:
+    with pytest.raises(ClusterError) as info, cluster_errors(kube(), "reading x"):
+        raise TransportError("certificate verify failed", tls=True)
+    assert info.value.code == "tls" and "certificate-authority" in info.value.hint
+    with pytest.raises(ClusterError) as info, cluster_errors(kube(), "reading x"):
+        raise TransportError("Connection refused")
+    assert info.value.code == "unreachable" and "/k/config" in info.value.hint
+    with pytest.raises(ClusterError) as info, cluster_errors(kube(), "reading x", "ns"):
+        raise ApiError(403, "Forbidden", "nope", {})
+    assert info.value.code == "forbidden" and "namespace ns" in info.value.message
+    with pytest.raises(ApiError), cluster_errors(kube(), "reading x"):
+        raise ApiError(422, "Invalid", "bad", {})
+
+
+def test_unknown_kind_is_a_configuration_error() -> None:
+    class Discovery(Kube):
+        def get(self, path: str, **query: object) -> dict | None:
+            assert path == "/apis/example.com/v1"
+            return {"resources": [{"name": "widgets", "kind": "Widget", "namespaced": True},
+                                  {"name": "widgets/status", "kind": "Widget"}]}
+
+    k = Discovery(api=None, server="https://k", kubeconfig="/k", context=None)
+    widget = k.kind("example.com/v1", "Widget")
+    assert widget.plural == "widgets" and widget.namespaced
+    assert widget.path("ns", "w") == "/apis/example.com/v1/namespaces/ns/widgets/w"
+    with pytest.raises(ConfigError, match="does not serve Gadget") as info:
+        k.kind("example.com/v1", "Gadget")
+    assert info.value.exit_code == 2 and "CRD" in info.value.hint
