@@ -187,7 +187,7 @@ def preflight(kube: Any, run_ctx: Any, objects: list[dict], refs: dict[str, str]
 
 
 def _images_of(obj: dict) -> list[str]:
-    from paless_deploy.stages.render import pod_containers
+    from paless_deploy.core.podspec import pod_containers
 
     return [c.get("image", "") for c in pod_containers(obj)]
 

@@ -39,8 +39,13 @@ from typing import Any
 
 from paless_deploy.core.config import parse_duration
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.podspec import (
+    pod_containers,
+    pod_spec,
+    spec_container,
+    template_annotations,
+)
 from paless_deploy.core.report import ErrorReport
-from paless_deploy.stages.render import pod_spec
 
 ANNOTATION_ALLOWED_RESTARTS = "paless.io/allowed-restarts"
 ANNOTATION_FAILURE_GRACE = "paless.io/failure-grace"
@@ -117,7 +122,7 @@ class Policy:
         ConfigError naming the object and the annotation.
         """
         annotations = dict(_get(obj, "metadata", "annotations") or {})
-        annotations.update(_template_annotations(obj))
+        annotations.update(template_annotations(obj))
         policy = self
         if ANNOTATION_ALLOWED_RESTARTS in annotations:
             text = str(annotations[ANNOTATION_ALLOWED_RESTARTS]).strip()
@@ -154,16 +159,6 @@ def _get(obj: Any, *keys: str) -> Any:
     for key in keys:
         obj = obj.get(key) if isinstance(obj, Mapping) else None
     return obj
-
-
-def _template_annotations(obj: Mapping[str, Any]) -> dict:
-    kind = obj.get("kind")
-    if kind == "CronJob":
-        return dict(_get(obj, "spec", "jobTemplate", "spec", "template", "metadata",
-                         "annotations") or {})
-    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
-        return dict(_get(obj, "spec", "template", "metadata", "annotations") or {})
-    return {}
 
 
 def _name(obj: Mapping[str, Any]) -> str:
@@ -296,14 +291,6 @@ def pod_owner(pod: Mapping[str, Any]) -> str:
             return f"Deployment/{name[: -len(template_hash) - 1]}"
         return f"{kind}/{name}"
     return ""
-
-
-def _spec_container(pod: Mapping[str, Any], name: str) -> dict:
-    for key in ("initContainers", "containers"):
-        for container in _get(pod, "spec", key) or []:
-            if container.get("name") == name:
-                return container
-    return {}
 
 
 def _is_data_service(name: str) -> bool:
@@ -498,7 +485,7 @@ class _PodContext:
 
     def image_pull(self, status: Mapping[str, Any], reason: str, message: str) -> Finding:
         name = str(status.get("name") or "")
-        image = str(status.get("image") or _spec_container(self.pod, name).get("image") or "")
+        image = str(status.get("image") or spec_container(self.pod, name).get("image") or "")
         pulls = [e for e in self.events if e.get("reason") in ("Failed", "ErrImagePull")
                  and "pull" in _event_message(e).lower()]
         texts = [message, *(_event_message(e) for e in pulls)]
@@ -566,7 +553,7 @@ class _PodContext:
     def oom(self, status: Mapping[str, Any], terminated: Mapping[str, Any],
             restarts: int) -> Finding:
         name = str(status.get("name") or "")
-        limit = _get(_spec_container(self.pod, name), "resources", "limits", "memory")
+        limit = _get(spec_container(self.pod, name), "resources", "limits", "memory")
         state = (f"container {name}: terminated OOMKilled (exit code "
                  f"{terminated.get('exitCode', 137)}), restarts {restarts}")
         now_limit = f"its limit is {limit}" if limit else "it has no memory limit (the node ran out)"
@@ -679,7 +666,7 @@ def _rclone_hint(logs: str, unready: tuple[str, ...]) -> str:
 
 def pod_requests(pod: Mapping[str, Any]) -> NodeCapacity:
     """The pod's effective requests: containers summed, or the largest init container."""
-    spec = pod_spec_of(pod)
+    spec = pod_spec(pod) or {}
 
     def total(containers: list[dict]) -> NodeCapacity:
         return NodeCapacity(
@@ -691,11 +678,6 @@ def pod_requests(pod: Mapping[str, Any]) -> NodeCapacity:
     inits = [total([c]) for c in spec.get("initContainers") or []]
     return NodeCapacity(max([main.cpu_m, *(i.cpu_m for i in inits)]),
                         max([main.memory, *(i.memory for i in inits)]))
-
-
-def pod_spec_of(obj: Mapping[str, Any]) -> dict:
-    """The pod spec of a Pod or workload (render.pod_spec), {} when there is none."""
-    return pod_spec(obj) or {}
 
 
 def _fmt_bytes(value: int) -> str:
@@ -1037,8 +1019,7 @@ def manifest_warnings(objects: Iterable[Mapping[str, Any]]) -> list[str]:
             if strategy != "Recreate":
                 warnings.append(f"Deployment/{name}: a {strategy} update briefly runs two "
                                 "schedulers (duplicate periodic tasks); use strategy Recreate.")
-        for container in (pod_spec_of(obj).get("containers") or []) + (
-                pod_spec_of(obj).get("initContainers") or []):
+        for container in pod_containers(obj):
             image = str(container.get("image") or "")
             last = image.rsplit("/", 1)[-1]
             if "@" in image:

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from paless_deploy.core.diagnose import Finding
-from paless_deploy.stages.render import pod_spec
+from paless_deploy.core.podspec import indexed_containers, pod_spec, pod_spec_path
 
 Existing = Callable[[str, str, str], "dict | None"]  # (kind, namespace, name) -> object or None
 
-_SPEC_PREFIX = {"Pod": "spec", "CronJob": "spec.jobTemplate.spec.template.spec"}
 _KEYED_KINDS = ("Secret", "ConfigMap")
 
 
@@ -35,27 +34,26 @@ def pod_references(obj: Mapping[str, Any]) -> Iterator[Reference]:
     spec = pod_spec(obj)
     if spec is None:
         return
-    prefix = _SPEC_PREFIX.get(str(obj.get("kind")), "spec.template.spec")
+    prefix = pod_spec_path(str(obj.get("kind")))
     for index, secret in enumerate(spec.get("imagePullSecrets") or []):
         if secret.get("name"):
             yield Reference("Secret", secret["name"], (), f"{prefix}.imagePullSecrets[{index}]")
-    for list_name in ("initContainers", "containers"):
-        for ci, container in enumerate(spec.get(list_name) or []):
-            base = f"{prefix}.{list_name}[{ci}]"
-            for ei, env in enumerate(container.get("env") or []):
-                source = env.get("valueFrom") or {}
-                for field, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
-                    ref = source.get(field)
-                    if ref and ref.get("name"):
-                        yield Reference(kind, ref["name"], (str(ref.get("key", "")),),
-                                        f"{base}.env[{ei}].valueFrom.{field}",
-                                        bool(ref.get("optional")))
-            for fi, env_from in enumerate(container.get("envFrom") or []):
-                for field, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
-                    ref = env_from.get(field)
-                    if ref and ref.get("name"):
-                        yield Reference(kind, ref["name"], (), f"{base}.envFrom[{fi}].{field}",
-                                        bool(ref.get("optional")))
+    for list_name, ci, container in indexed_containers(obj):
+        base = f"{prefix}.{list_name}[{ci}]"
+        for ei, env in enumerate(container.get("env") or []):
+            source = env.get("valueFrom") or {}
+            for field, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                ref = source.get(field)
+                if ref and ref.get("name"):
+                    yield Reference(kind, ref["name"], (str(ref.get("key", "")),),
+                                    f"{base}.env[{ei}].valueFrom.{field}",
+                                    bool(ref.get("optional")))
+        for fi, env_from in enumerate(container.get("envFrom") or []):
+            for field, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+                ref = env_from.get(field)
+                if ref and ref.get("name"):
+                    yield Reference(kind, ref["name"], (), f"{base}.envFrom[{fi}].{field}",
+                                    bool(ref.get("optional")))
     for vi, volume in enumerate(spec.get("volumes") or []):
         base = f"{prefix}.volumes[{vi}]"
         if volume.get("secret", {}).get("secretName"):

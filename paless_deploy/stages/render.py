@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.podspec import pod_containers
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES
 
 KUSTOMIZE_TIMEOUT_S = 120
@@ -55,18 +56,6 @@ _FREE_FORM_KEYS = frozenset({"annotations", "labels", "data", "stringData", "bin
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _INTEGER = re.compile(r"-?[0-9]+")
 _REMOVE = object()  # marker: an optional field whose variable is unset
-
-# Where a pod spec lives in each workload kind.
-_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
 def render_overlay(
@@ -331,23 +320,6 @@ def rewrite_images(objects: list[dict], app_images: Mapping[str, str]) -> list[d
                 )
         result.append(obj)
     return result
-
-
-def pod_containers(obj: Mapping[str, Any]) -> list[dict]:
-    """The containers, init containers and ephemeral containers of a workload's pod spec."""
-    spec = pod_spec(obj)
-    if spec is None:
-        return []
-    return [c for key in _CONTAINER_LISTS for c in spec.get(key) or [] if isinstance(c, dict)]
-
-
-def pod_spec(obj: Mapping[str, Any]) -> dict | None:
-    """The pod spec inside a workload object, or None for kinds without pods."""
-    path = _POD_SPEC_PATHS.get(str(obj.get("kind")))
-    node: Any = obj
-    for key in path or ():
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if path and isinstance(node, dict) else None
 
 
 def has_tag_or_digest(image: str) -> bool:

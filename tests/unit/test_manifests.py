@@ -15,11 +15,11 @@ import pytest
 from kubernetes_validate.utils import all_versions
 
 from paless_deploy.core.plan import plan_phases
+from paless_deploy.core.podspec import pod_spec
 from paless_deploy.core.variables import VARIABLES
 from paless_deploy.stages.render import (
     CLUSTER_SCOPED_KINDS,
     has_tag_or_digest,
-    pod_spec,
     render_overlay,
 )
 
