@@ -45,6 +45,7 @@ from paless_deploy.core.podspec import (
     spec_container,
     template_annotations,
 )
+from paless_deploy.core.quantities import cpu_millicores, format_bytes, memory_bytes
 from paless_deploy.core.report import ErrorReport
 
 ANNOTATION_ALLOWED_RESTARTS = "paless.io/allowed-restarts"
@@ -140,8 +141,8 @@ class Policy:
 
     def with_nodes(self, nodes: Iterable[Mapping[str, Any]]) -> Policy:
         """This policy with the node count and the largest allocatable of the cluster."""
-        caps = [NodeCapacity(parse_cpu(_get(n, "status", "allocatable", "cpu") or "0"),
-                             parse_memory(_get(n, "status", "allocatable", "memory") or "0"))
+        caps = [NodeCapacity(cpu_millicores(_get(n, "status", "allocatable", "cpu")),
+                             memory_bytes(_get(n, "status", "allocatable", "memory")))
                 for n in nodes]
         if not caps:
             return self
@@ -191,29 +192,6 @@ def _age(since: str | None, now: datetime | None) -> float:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return (now - start).total_seconds()
-
-
-_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
-_MEM_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10,
-              "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-_MEM = re.compile(r"^(\d+(?:\.\d+)?)([kMGT]i?|)$")
-
-
-def parse_cpu(text: str | float) -> int:
-    """A CPU quantity in millicores ("250m" -> 250, "2" -> 2000); 0 when unparsable."""
-    match = _CPU.match(str(text).strip())
-    if not match:
-        return 0
-    value = float(match.group(1))
-    return int(value if match.group(2) else value * 1000)
-
-
-def parse_memory(text: str | float) -> int:
-    """A memory quantity in bytes ("512Mi", "1G", "1024"); 0 when unparsable."""
-    match = _MEM.match(str(text).strip())
-    if not match:
-        return 0
-    return int(float(match.group(1)) * _MEM_UNITS[match.group(2)])
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -426,9 +404,9 @@ class _PodContext:
                 if "Insufficient cpu" in text and requests.cpu_m > node.cpu_m:
                     too_big.append(f"cpu {requests.cpu_m}m > {node.cpu_m}m")
                 if "Insufficient memory" in text and requests.memory > node.memory:
-                    too_big.append(f"memory {_fmt_bytes(requests.memory)} > "
-                                   f"{_fmt_bytes(node.memory)}")
-            wanted = f"cpu {requests.cpu_m}m, memory {_fmt_bytes(requests.memory)}"
+                    too_big.append(f"memory {format_bytes(requests.memory)} > "
+                                   f"{format_bytes(node.memory)}")
+            wanted = f"cpu {requests.cpu_m}m, memory {format_bytes(requests.memory)}"
             if too_big:
                 message = (f"Pod {self.name}{self.of} requests more than any node can offer "
                            f"({'; '.join(too_big)} allocatable on the largest node).")
@@ -670,21 +648,13 @@ def pod_requests(pod: Mapping[str, Any]) -> NodeCapacity:
 
     def total(containers: list[dict]) -> NodeCapacity:
         return NodeCapacity(
-            sum(parse_cpu(_get(c, "resources", "requests", "cpu") or 0) for c in containers),
-            sum(parse_memory(_get(c, "resources", "requests", "memory") or 0)
-                for c in containers))
+            sum(cpu_millicores(_get(c, "resources", "requests", "cpu")) for c in containers),
+            sum(memory_bytes(_get(c, "resources", "requests", "memory")) for c in containers))
 
     main = total(spec.get("containers") or [])
     inits = [total([c]) for c in spec.get("initContainers") or []]
     return NodeCapacity(max([main.cpu_m, *(i.cpu_m for i in inits)]),
                         max([main.memory, *(i.memory for i in inits)]))
-
-
-def _fmt_bytes(value: int) -> str:
-    for unit, size in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
-        if value >= size and value % size == 0:
-            return f"{value // size}{unit}"
-    return f"{value / 2**20:.0f}Mi" if value >= 2**20 else str(value)
 
 
 # --- controllers --------------------------------------------------------------------------------

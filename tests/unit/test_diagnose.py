@@ -161,6 +161,20 @@ def test_insufficient_cpu_that_a_node_could_hold_is_tolerated(policy):
     assert "Insufficient cpu" in f.message
 
 
+def test_requests_in_exponent_form_are_read_exactly(policy):
+    pod = one(load("unschedulable-cpu"), "Pod")
+    pod["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "64e3"  # 64000 cores
+    (f,) = dx.diagnose_pod(pod, [], policy, LATER)
+    assert f.fatal and "64000000m > 4000m" in f.message
+
+
+def test_node_capacity_in_any_quantity_spelling():
+    nodes = [{"status": {"allocatable": {"cpu": "7500m", "memory": "1e9"}}},
+             {"status": {"allocatable": {"cpu": "0.5", "memory": "1Pi"}}},
+             {"status": {}}]
+    assert dx.Policy().with_nodes(nodes).largest_node == dx.NodeCapacity(7500, 2**50)
+
+
 def test_unschedulable_node_selector_after_grace(policy):
     (f,) = pod_findings("unschedulable-selector", policy)
     assert f.code == "unschedulable" and f.fatal
