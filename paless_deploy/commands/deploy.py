@@ -149,7 +149,7 @@ def _wait_default_serviceaccount(kube: Any, namespace: str, timeout: float = 30.
 def preflight(kube: Any, run_ctx: Any, objects: list[dict], refs: dict[str, str]) -> list[Any]:
     """References to Secrets/ConfigMaps/claims and our images in the registry, before applying."""
     from paless_deploy.adapters.kube import cluster_errors
-    from paless_deploy.core.diagnose import Finding
+    from paless_deploy.core.diagnosis.findings import Finding
     from paless_deploy.core.preflight import check_references
     from paless_deploy.stages.images import _AuthRequired, registry_manifest_digest
 
@@ -264,7 +264,7 @@ def _deploy(run_ctx: Any, command: str, *, only_apps: Sequence[str] | None, prun
                            code="preflight")
         return run.fail(err, findings)
 
-    from paless_deploy.core.diagnose import manifest_warnings
+    from paless_deploy.core.diagnosis.lint import manifest_warnings
 
     for warning in manifest_warnings(objects):
         run.view.warning(warning)
@@ -319,7 +319,7 @@ def _apply_phases(run: _Run, kube: Any, phases: list[Any], objects: list[dict], 
 
     ctx = run.ctx
     deadline = time.monotonic() + ctx.remaining_s()
-    from paless_deploy.core.diagnose import Policy
+    from paless_deploy.core.diagnosis.findings import Policy
 
     storage_classes, nodes = _cluster_facts(kube)
     policy = Policy(tolerate_all=tolerate, registry=run.config.registry).with_nodes(nodes)

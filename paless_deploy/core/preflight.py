@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paless_deploy.core.diagnose import Finding
+from paless_deploy.core.diagnosis.findings import Finding
+from paless_deploy.core.diagnosis.hints import rendered_from
 from paless_deploy.core.podspec import indexed_containers, pod_spec, pod_spec_path
 
 Existing = Callable[[str, str, str], "dict | None"]  # (kind, namespace, name) -> object or None
@@ -153,10 +154,10 @@ def _hint(ref: Reference, missing: list[str] | None) -> str:
                 "in the pod template.")
     if missing:
         what = f"the key {', '.join(missing)} to {ref.kind} {ref.name}"
-        rendered_from = (" (paless-secret is rendered from k8s/base/config.yaml: add the key "
-                         "there, its value from a ${VARIABLE})"
-                         if ref.name == "paless-secret" else "")
-        return f"Add {what}{rendered_from}, or fix the key in the pod template."
+        source = rendered_from(ref.name)
+        note = (f" ({ref.name} is rendered from {source}: add the key there, its value from "
+                "a ${VARIABLE})" if source else "")
+        return f"Add {what}{note}, or fix the key in the pod template."
     return (f"Add the {ref.kind} {ref.name} to the overlay (config phase) or create it in the "
             f"namespace, or mark the reference `optional: true` if the pod can run without it.")
 

@@ -1,6 +1,6 @@
 """Wait stage: watch one phase's objects until each is ready, failed, or out of time.
 
-Readiness comes from `readiness` (rules per kind), failures from `diagnose` (pods,
+Readiness comes from `readiness` (rules per kind), failures from `core.diagnosis` (pods,
 ReplicaSets, Jobs, claims and their events), all read from a NamespaceWatcher's
 mirror, so a failure is seen as soon as the API server records it.
 """
@@ -13,6 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from paless_deploy.core.diagnosis.claims import diagnose_pvc
+from paless_deploy.core.diagnosis.deadline import describe_not_ready
+from paless_deploy.core.diagnosis.pods import diagnose_pod
+from paless_deploy.core.diagnosis.workloads import (
+    diagnose_deployment,
+    diagnose_job,
+    diagnose_replicaset,
+    diagnose_statefulset,
+)
 from paless_deploy.core.errors import DeployFailed
 from paless_deploy.core.readiness import (
     WAITED_KINDS,
@@ -46,14 +55,14 @@ class PhaseOutcome:
     """What the wait of one phase found."""
 
     targets: list[Target]
-    findings: list[Any] = field(default_factory=list)  # diagnose.Finding
+    findings: list[Any] = field(default_factory=list)  # core.diagnosis.findings.Finding
     warnings: list[str] = field(default_factory=list)
     failed: bool = False
     timed_out: str = ""  # "", "progress-deadline" or "deadline"
 
 
 class PhaseWaiter:
-    """Waits for the targets of one phase; the decisions live in readiness and diagnose."""
+    """Waits for the targets of one phase; the decisions live in readiness and diagnosis."""
 
     def __init__(self, watcher: NamespaceWatcher, targets: list[Applied], *,
                  deadline: float, progress_deadline_s: float, policy: Any,
@@ -64,7 +73,7 @@ class PhaseWaiter:
         self.targets = [Target(a) for a in targets if a.kind in WAITED_KINDS]
         self.deadline = deadline
         self.progress_deadline_s = progress_deadline_s
-        self.policy = policy  # diagnose.Policy for the cluster; tuned per object
+        self.policy = policy  # diagnosis.findings.Policy for the cluster; tuned per object
         self.storage_classes = storage_classes
         self.on_update = on_update or (lambda t: None)
         self.fetch_logs = fetch_logs or (lambda pod, container: None)
@@ -129,8 +138,6 @@ class PhaseWaiter:
 
     def diagnose(self, t: Target, live: dict | None) -> list[Any]:
         """Findings for the target, its pods, its ReplicaSet and its claim."""
-        from paless_deploy.core import diagnose as dx
-
         if live is None:
             return []
         if (t.applied.kind in ("Deployment", "StatefulSet")
@@ -145,25 +152,25 @@ class PhaseWaiter:
         pods = self.pods_of(t, live)
         findings: list[Any] = []
         if kind == "Deployment":
-            findings += dx.diagnose_deployment(live, w.events_for(kind, name), policy)
+            findings += diagnose_deployment(live, w.events_for(kind, name), policy)
             rs = self.current_replicaset(live)
             if rs is not None:
-                findings += dx.diagnose_replicaset(
+                findings += diagnose_replicaset(
                     rs, w.events_for("ReplicaSet", rs["metadata"]["name"]), policy, now)
         elif kind == "StatefulSet":
-            findings += dx.diagnose_statefulset(live, w.events_for(kind, name), policy, now)
+            findings += diagnose_statefulset(live, w.events_for(kind, name), policy, now)
         elif kind == "Job":
             failed_logs = next((self._crash_logs(p) for p in pods if self._crash_logs(p)), None)
-            findings += dx.diagnose_job(live, w.events_for(kind, name), policy, pods=pods,
+            findings += diagnose_job(live, w.events_for(kind, name), policy, pods=pods,
                                         logs=failed_logs)
         elif kind == "PersistentVolumeClaim":
             cls = (live.get("spec") or {}).get("storageClassName")
-            findings += dx.diagnose_pvc(live, w.events_for(kind, name),
+            findings += diagnose_pvc(live, w.events_for(kind, name),
                                         self.storage_classes.get(cls or ""), policy, now)
         unready = self._unready_data_services()
         for pod in pods:
             pname = pod["metadata"]["name"]
-            findings += dx.diagnose_pod(pod, w.events_for("Pod", pname), policy, now,
+            findings += diagnose_pod(pod, w.events_for("Pod", pname), policy, now,
                                         logs=self._crash_logs(pod), unready_services=unready)
         return findings
 
@@ -261,8 +268,6 @@ def _dedupe(findings: list[Any]) -> list[Any]:
 
 def not_ready_summary(waiter: PhaseWaiter) -> list[str]:
     """Each target still not ready and what it waits for (for the deadline message)."""
-    from paless_deploy.core.diagnose import describe_not_ready
-
     lines = []
     for t in waiter.targets:
         if t.verdict.ready:

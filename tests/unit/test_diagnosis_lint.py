@@ -1,8 +1,8 @@
-"""Paless knowledge about rendered manifests: duplicate schedulers, :latest images."""
+"""diagnosis.lint: duplicate schedulers, :latest images."""
 
 from __future__ import annotations
 
-from paless_deploy.core.diagnose import manifest_warnings
+from paless_deploy.core.diagnosis.lint import manifest_warnings
 from paless_deploy.core.variables import VARIABLES
 from paless_deploy.stages.render import render_overlay
 
@@ -48,3 +48,11 @@ def test_the_shipped_dev_overlay_has_no_warnings():
     refs = {app: f"localhost:5000/paless-{app}:0123456789ab" for app in ("web", "worker", "scheduler")}
     objects = render_overlay(REPO, "dev", "paless", values, refs)
     assert manifest_warnings(objects) == []
+
+
+def test_untagged_init_containers_warn_too():
+    obj = scheduler()
+    obj["spec"]["template"]["spec"]["initContainers"] = [{"name": "wait", "image": "busybox"}]
+    (w,) = manifest_warnings(iter([obj]))  # any iterable, read once
+    assert "container wait uses busybox" in w
+
