@@ -11,6 +11,7 @@ from paless_deploy.core.diagnosis.hints import (
     dependency_hint,
     is_data_service,
     job_hint,
+    mentions_fuse,
     rclone_hint,
     rendered_from,
 )
@@ -33,9 +34,14 @@ def test_rclone_rows_first_match_wins():
     fuse, minio, creds = (row.hint for row in RCLONE_HINTS)
     assert rclone_hint("fusermount: permission denied", ("minio",)) == fuse
     assert rclone_hint("", ("minio",)) == minio
-    assert rclone_hint("dial tcp 10.0.0.1:9000: i/o timeout", ()) == minio
+    assert rclone_hint("dial tcp 10.0.0.1:9000: connection refused", ()) == minio
     assert rclone_hint("signaturedoesnotmatch", ()) == creds
     assert rclone_hint("", ()) == RCLONE_DEFAULT
+
+
+def test_refused_is_not_about_fuse():
+    assert mentions_fuse("fusermount: exit status 1") and mentions_fuse("open /dev/fuse")
+    assert not mentions_fuse("dial tcp: connection refused")
 
 
 def test_dependency_hint_only_for_app_containers():

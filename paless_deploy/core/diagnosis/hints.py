@@ -36,6 +36,7 @@ JOB_HINTS: tuple[tuple[str, str], ...] = (
 # --- the rclone media sidecar: first matching row wins -------------------------------------
 
 RCLONE_CONTAINER = "rclone"
+FUSE = r"\bfuse"  # fuse, fusermount, /dev/fuse; not "refused"
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class LogHint:
 
 
 RCLONE_HINTS: tuple[LogHint, ...] = (
-    LogHint(r"fuse|permission denied|operation not permitted",
+    LogHint(rf"{FUSE}|permission denied|operation not permitted",
             "rclone cannot use FUSE: the sidecar must run with securityContext.privileged: "
             "true and the node needs /dev/fuse."),
     LogHint(r"connection refused|no such host|dial tcp|timeout",
@@ -77,6 +78,11 @@ MEMORY_TUNING = "worker: fewer PAPERLESS_TASK_WORKERS"
 FUSE_MOUNT = "The node needs FUSE (/dev/fuse) and the rclone sidecar must be privileged."
 # create-failed under Pod Security admission.
 PRIVILEGED_SIDECAR = "the rclone sidecar needs privileged"
+
+
+def mentions_fuse(text: str) -> bool:
+    """Whether a message is about FUSE (the rclone sidecar's mount)."""
+    return re.search(FUSE, text, re.IGNORECASE) is not None
 
 
 def is_data_service(name: str) -> bool:

@@ -19,6 +19,7 @@ from paless_deploy.core.diagnosis.hints import (
     MEMORY_TUNING,
     RCLONE_CONTAINER,
     dependency_hint,
+    mentions_fuse,
     rclone_hint,
     rendered_from,
 )
@@ -365,7 +366,7 @@ class _PodContext:
         if missing:
             hint = (f"Create the {missing.group(1)} {missing.group(2)} in namespace {self.ns} or "
                     "fix the volume's reference in the pod template.")
-        elif "fuse" in latest.lower():
+        elif mentions_fuse(latest):
             hint = FUSE_MOUNT
         else:
             hint = ("Check the volume's source (claim bound? node can reach the storage?); the "
