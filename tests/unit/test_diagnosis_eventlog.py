@@ -28,3 +28,11 @@ def test_timestamps_and_series():
     assert eventlog.last_seen(event) == "2026-01-01T00:05:00Z"
     assert eventlog.parse_time("not a time") is None and eventlog.parse_time(None) is None
 
+
+def test_unique_messages_newest_first_without_the_recorder_prefix():
+    events = [{"reason": "FailedMount", "message": "a"},
+              {"reason": "FailedMount", "message": "(combined from similar events): b"},
+              {"reason": "FailedMount", "message": "b"},
+              {"message": "c"}]
+    assert eventlog.unique_messages(events) == ("c", "FailedMount: b", "FailedMount: a")
+    assert eventlog.unique_messages(events, limit=1) == ("c",)

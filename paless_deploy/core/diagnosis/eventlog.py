@@ -83,8 +83,9 @@ def unique_messages(events: Iterable[Mapping[str, Any]], limit: int = 3) -> tupl
     seen: list[str] = []
     for event in reversed(list(events)):  # newest first
         text = strip_combined(message(event))
-        if text and text not in seen:
-            seen.append(f"{event.get('reason')}: {text}" if event.get("reason") else text)
+        line = f"{event.get('reason')}: {text}" if event.get("reason") else text
+        if text and line not in seen:
+            seen.append(line)
         if len(seen) >= limit:
             break
-    return tuple(dict.fromkeys(seen))
+    return tuple(seen)
