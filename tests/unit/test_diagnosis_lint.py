@@ -1,8 +1,11 @@
-"""diagnosis.lint: duplicate schedulers, :latest images."""
+"""diagnosis.lint: duplicate schedulers, :latest images, unreadable policy annotations."""
 
 from __future__ import annotations
 
-from paless_deploy.core.diagnosis.lint import manifest_warnings
+import pytest
+
+from paless_deploy.core.diagnosis.lint import check_policy_annotations, manifest_warnings
+from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.variables import VARIABLES
 from paless_deploy.stages.render import render_overlay
 
@@ -56,3 +59,26 @@ def test_untagged_init_containers_warn_too():
     (w,) = manifest_warnings(iter([obj]))  # any iterable, read once
     assert "container wait uses busybox" in w
 
+
+def test_readable_policy_annotations_pass():
+    obj = scheduler()
+    obj["metadata"]["annotations"] = {"paless.io/allowed-restarts": "5"}
+    obj["spec"]["template"]["metadata"] = {"annotations": {"paless.io/failure-grace": "90s"}}
+    check_policy_annotations([obj, {"kind": "Service", "metadata": {"name": "web"}}])
+
+
+@pytest.mark.parametrize(("where", "key", "value"), [
+    ("object", "paless.io/allowed-restarts", "many"),
+    ("template", "paless.io/allowed-restarts", "-1"),
+    ("template", "paless.io/failure-grace", "a while"),
+    ("object", "paless.io/failure-grace", "5 minutes"),
+])
+def test_unreadable_policy_annotations_are_config_errors(where, key, value):
+    obj = scheduler()
+    if where == "object":
+        obj["metadata"]["annotations"] = {key: value}
+    else:
+        obj["spec"]["template"]["metadata"] = {"annotations": {key: value}}
+    with pytest.raises(ConfigError) as err:
+        check_policy_annotations([obj])
+    assert "Deployment/scheduler" in err.value.message and key in err.value.message

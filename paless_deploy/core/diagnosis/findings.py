@@ -24,7 +24,7 @@ A PVC Pending under a WaitForFirstConsumer StorageClass is not a finding at all.
 `Policy(tolerate_all=True)` (the CLI's tolerate flag) makes every finding non-fatal: the
 progress deadline then decides. Per object, the annotations `paless.io/allowed-restarts`
 and `paless.io/failure-grace` (on the object or its pod template) tune the policy; a bad
-value is a ConfigError naming the object and the annotation.
+value is a ConfigError found by `lint` before anything is applied.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def policy_overrides(obj: Mapping[str, Any]) -> PolicyOverrides:
     """The policy annotations of `obj` and its pod template (the template's win).
 
     A value that is not a whole number (restarts) or a duration (grace) is a ConfigError
-    naming the object and the annotation.
+    naming the object and the annotation: `lint` calls this at plan time for every object.
     """
     annotations = dict(nested(obj, "metadata", "annotations") or {})
     annotations.update(template_annotations(obj))

@@ -1,6 +1,5 @@
-"""Lint at plan time: rendered objects that apply cleanly but will misbehave.
-
-Paless knowledge about the manifests themselves (one scheduler, immutable image tags).
+"""Lint at plan time: rendered objects that apply cleanly but will misbehave, or whose
+policy annotations cannot be read, found before anything is built or applied.
 """
 
 from __future__ import annotations
@@ -8,9 +7,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from paless_deploy.core.diagnosis.findings import policy_overrides
 from paless_deploy.core.diagnosis.hints import SINGLE_INSTANCE_COMPONENT
 from paless_deploy.core.objects import name_of, nested
 from paless_deploy.core.podspec import pod_containers
+
+
+def check_policy_annotations(objects: Iterable[Mapping[str, Any]]) -> None:
+    """Raise ConfigError for the first `paless.io/allowed-restarts` or `paless.io/failure-grace`
+    value (on an object or its pod template) that is not a whole number / a duration.
+
+    The wait stage reads them only once pods misbehave; checked here, a typo stops the
+    deploy before anything is applied instead of in the middle of a phase.
+    """
+    for obj in objects:
+        policy_overrides(obj)
 
 
 def manifest_warnings(objects: Iterable[Mapping[str, Any]]) -> list[str]:
