@@ -32,9 +32,10 @@ from paless_deploy.core.readiness import (
     readiness,
 )
 from paless_deploy.stages.apply import Applied
-from paless_deploy.stages.watcher import NamespaceWatcher
+from paless_deploy.stages.watcher import KIND_PATHS, NamespaceWatcher
 
 TICK_S = 1.0  # re-evaluate time-based policies (grace periods) at least this often
+_MIRRORED_WAITED = WAITED_KINDS & frozenset(KIND_PATHS)
 
 
 @dataclass
@@ -70,7 +71,8 @@ class PhaseWaiter:
                  on_update: Callable[[Target], None] | None = None,
                  fetch_logs: Callable[[str, str], str | None] | None = None) -> None:
         self.watcher = watcher
-        self.targets = [Target(a) for a in targets if a.kind in WAITED_KINDS]
+        # Only what the watcher mirrors, until the waiter reads other kinds itself.
+        self.targets = [Target(a) for a in targets if a.kind in _MIRRORED_WAITED]
         self.deadline = deadline
         self.progress_deadline_s = progress_deadline_s
         self.policy = policy  # diagnosis.findings.Policy for the cluster; tuned per object
@@ -78,7 +80,7 @@ class PhaseWaiter:
         self.on_update = on_update or (lambda t: None)
         self.fetch_logs = fetch_logs or (lambda pod, container: None)
         self._logs_cache: dict[tuple[str, str, int], str | None] = {}
-        self.others = [a for a in targets if a.kind not in WAITED_KINDS]
+        self.others = [a for a in targets if a.kind not in _MIRRORED_WAITED]
 
     # -- evaluation ----------------------------------------------------------
 

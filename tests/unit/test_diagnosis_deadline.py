@@ -31,6 +31,10 @@ def test_describe_not_ready_of_jobs_claims_and_other_kinds():
     doc = load("unschedulable-pvc")
     assert describe_not_ready(one(doc, "PersistentVolumeClaim")) == (
         "PersistentVolumeClaim/paperless-data-pvc: Pending, not bound")
+    cert = {"kind": "Certificate", "metadata": {"name": "tls", "generation": 1},
+            "status": {"observedGeneration": 1, "conditions": [
+                {"type": "Ready", "status": "False", "reason": "Issuing"}]}}
+    assert describe_not_ready(cert) == "Certificate/tls: Ready=False (Issuing)"
 
 
 def test_pod_waiting_for():

@@ -11,6 +11,7 @@ from typing import Any
 
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.objects import name_of, nested, ref_of
+from paless_deploy.core.readiness import readiness
 
 
 def _selected(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list[Mapping]:
@@ -87,7 +88,7 @@ def describe_not_ready(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]
     elif kind == "PersistentVolumeClaim":
         head = f"{status.get('phase', 'Pending')}, not bound"
     else:
-        head = "not ready"
+        head = readiness(obj).reason or "not ready"
     parts = [f"{kind}/{name}: {head}"]
     for pod in sorted(_selected(obj, pods), key=name_of):
         waiting = pod_waiting_for(pod)
