@@ -1,20 +1,25 @@
 """Wait stage: watch one phase's objects until each is ready, failed, or out of time.
 
-Readiness comes from `readiness` (rules per kind), failures from `core.diagnosis` (pods,
-ReplicaSets, Jobs, claims and their events), all read from a NamespaceWatcher's
-mirror, so a failure is seen as soon as the API server records it.
+Readiness comes from `core.readiness` (rules per kind), failures from `core.diagnosis`
+(pods, ReplicaSets, Jobs, claims and their events), all read from a NamespaceWatcher's
+mirror, so a failure is seen as soon as the API server records it. Kinds the watcher
+does not mirror (a DaemonSet, a custom resource with conditions) are read again at most
+once a second.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+from paless_deploy.adapters.kube import rest_resource
 from paless_deploy.core.diagnosis.claims import diagnose_pvc
 from paless_deploy.core.diagnosis.deadline import describe_not_ready
+from paless_deploy.core.diagnosis.findings import Finding, Policy
+from paless_deploy.core.diagnosis.hints import DATA_SERVICES
 from paless_deploy.core.diagnosis.pods import diagnose_pod
 from paless_deploy.core.diagnosis.workloads import (
     diagnose_deployment,
@@ -24,18 +29,39 @@ from paless_deploy.core.diagnosis.workloads import (
 )
 from paless_deploy.core.errors import DeployFailed
 from paless_deploy.core.readiness import (
-    WAITED_KINDS,
+    IN_PROGRESS,
     Readiness,
     generation_pending,
     hpa_warning,
     ingress_warning,
+    is_waited,
     readiness,
 )
 from paless_deploy.stages.apply import Applied
-from paless_deploy.stages.watcher import KIND_PATHS, NamespaceWatcher
+from paless_deploy.stages.watcher import KIND_PATHS
 
 TICK_S = 1.0  # re-evaluate time-based policies (grace periods) at least this often
-_MIRRORED_WAITED = WAITED_KINDS & frozenset(KIND_PATHS)
+POLL_S = 1.0  # read an object the watcher does not mirror at most this often
+
+# Controllers whose status describes the previous spec until they observe ours.
+_GENERATION_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+
+
+class WatchedNamespace(Protocol):
+    """What the waiter reads from a NamespaceWatcher (and what a test's fake provides)."""
+
+    kube: Any
+
+    def get(self, kind: str, name: str) -> dict | None: ...
+
+    def items(self, kind: str) -> list[dict]: ...
+
+    def events_for(self, kind: str, name: str) -> list[dict]: ...
+
+    def wait_for_change(self, since: int, timeout: float) -> int: ...
+
+
+FetchLive = Callable[[Applied], "dict | None"]
 
 
 @dataclass
@@ -43,8 +69,11 @@ class Target:
     """One applied object the phase waits for."""
 
     applied: Applied
-    verdict: Readiness = field(default_factory=lambda: Readiness("in-progress", "not seen yet"))
+    verdict: Readiness = field(default_factory=lambda: Readiness(IN_PROGRESS, "not seen yet"))
     ready_at: float | None = None
+    polled: dict | None = None  # last read, for kinds the watcher does not mirror
+    polled_at: float | None = None
+    poll_error: str = ""  # why the last read failed, if it did
 
     @property
     def ref(self) -> str:
@@ -56,35 +85,58 @@ class PhaseOutcome:
     """What the wait of one phase found."""
 
     targets: list[Target]
-    findings: list[Any] = field(default_factory=list)  # core.diagnosis.findings.Finding
+    findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failed: bool = False
     timed_out: str = ""  # "", "progress-deadline" or "deadline"
 
 
-class PhaseWaiter:
-    """Waits for the targets of one phase; the decisions live in readiness and diagnosis."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, watcher: NamespaceWatcher, targets: list[Applied], *,
-                 deadline: float, progress_deadline_s: float, policy: Any,
+
+def _owned_by(obj: Mapping[str, Any], uid: str | None) -> bool:
+    return bool(uid) and any(o.get("uid") == uid
+                             for o in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+class PhaseWaiter:
+    """Waits for the targets of one phase; the decisions live in readiness and diagnosis.
+
+    `deadline` is a reading of `clock` (time.monotonic unless a test gives its own);
+    `utcnow` measures the diagnosis' grace periods; `fetch_live` reads an object of a kind
+    the watcher does not mirror (by default a GET through the watcher's Kube).
+    """
+
+    def __init__(self, watcher: WatchedNamespace, targets: list[Applied], *,
+                 deadline: float, progress_deadline_s: float, policy: Policy,
                  storage_classes: Mapping[str, dict],
                  on_update: Callable[[Target], None] | None = None,
-                 fetch_logs: Callable[[str, str], str | None] | None = None) -> None:
+                 fetch_logs: Callable[[str, str], str | None] | None = None,
+                 fetch_live: FetchLive | None = None,
+                 mirrored: Collection[str] = frozenset(KIND_PATHS),
+                 clock: Callable[[], float] = time.monotonic,
+                 utcnow: Callable[[], datetime] = _utcnow) -> None:
         self.watcher = watcher
-        # Only what the watcher mirrors, until the waiter reads other kinds itself.
-        self.targets = [Target(a) for a in targets if a.kind in _MIRRORED_WAITED]
+        self.targets = [Target(a, polled=a.live) for a in targets if _waited(a)]
+        self.others = [a for a in targets if not _waited(a)]
         self.deadline = deadline
         self.progress_deadline_s = progress_deadline_s
-        self.policy = policy  # diagnosis.findings.Policy for the cluster; tuned per object
+        self.policy = policy  # for the cluster; tuned per object
         self.storage_classes = storage_classes
         self.on_update = on_update or (lambda t: None)
         self.fetch_logs = fetch_logs or (lambda pod, container: None)
+        self.fetch_live = fetch_live or self._get_from_cluster
+        self.mirrored = mirrored
+        self.clock = clock
+        self.utcnow = utcnow
         self._logs_cache: dict[tuple[str, str, int], str | None] = {}
-        self.others = [a for a in targets if a.kind not in _MIRRORED_WAITED]
 
     # -- evaluation ----------------------------------------------------------
 
     def _live(self, t: Target) -> dict | None:
+        if t.applied.kind not in self.mirrored:
+            return t.polled
         live = self.watcher.get(t.applied.kind, t.applied.name)
         if live is None:
             return None
@@ -92,9 +144,27 @@ class PhaseWaiter:
             return None  # the replaced Job, not ours yet
         return live
 
+    def _poll(self, t: Target, now_m: float) -> None:
+        """Read a target the watcher does not mirror again, at most every POLL_S."""
+        if t.applied.kind in self.mirrored or t.verdict.ready:
+            return
+        if t.polled_at is not None and now_m - t.polled_at < POLL_S:
+            return
+        t.polled_at = now_m
+        try:
+            t.polled, t.poll_error = self.fetch_live(t.applied), ""
+        except Exception as exc:  # noqa: BLE001 - judged on the last read; deadlines still run
+            t.poll_error = str(exc) or type(exc).__name__
+
+    def _get_from_cluster(self, applied: Applied) -> dict | None:
+        api_version = str(applied.live.get("apiVersion") or (applied.body or {}).get("apiVersion"))
+        return rest_resource(self.watcher.kube, api_version, applied.kind).get(
+            applied.name, applied.namespace)
+
     def _verdict(self, t: Target, live: dict | None) -> Readiness:
         if live is None:
-            return Readiness("in-progress", "not in the watch cache yet")
+            return Readiness(IN_PROGRESS, f"cannot read it: {t.poll_error}" if t.poll_error
+                             else "not in the watch cache yet")
         if t.applied.kind == "PersistentVolumeClaim":
             cls = (live.get("spec") or {}).get("storageClassName")
             sc = self.storage_classes.get(cls or "") or {}
@@ -105,31 +175,30 @@ class PhaseWaiter:
     def pods_of(self, t: Target, live: dict) -> list[dict]:
         """The pods of the target's current revision (old revisions' pods are going away)."""
         kind = t.applied.kind
+        uid = live["metadata"].get("uid")
+        if kind == "Pod":
+            return [live]
         pods = self.watcher.items("Pod")
-        if kind == "Job":
-            uid = live["metadata"].get("uid")
-            return [p for p in pods if any(o.get("uid") == uid for o in
-                                           (p["metadata"].get("ownerReferences") or []))]
+        if kind in ("Job", "ReplicaSet"):
+            return [p for p in pods if _owned_by(p, uid)]
         if kind == "StatefulSet":
             rev = (live.get("status") or {}).get("updateRevision")
-            owned = [p for p in pods if any(o.get("uid") == live["metadata"].get("uid") for o in
-                                            (p["metadata"].get("ownerReferences") or []))]
-            return [p for p in owned if not rev
-                    or (p["metadata"].get("labels") or {}).get("controller-revision-hash") == rev]
+            return [p for p in pods if _owned_by(p, uid) and (
+                not rev or (p["metadata"].get("labels") or {}).get("controller-revision-hash") == rev)]
+        if kind == "DaemonSet":
+            generation = str(live["metadata"].get("generation") or "")
+            return [p for p in pods if _owned_by(p, uid) and (p["metadata"].get("labels") or {})
+                    .get("pod-template-generation", generation) == generation]
         if kind == "Deployment":
             rs = self.current_replicaset(live)
-            if rs is None:
-                return []
-            return [p for p in pods if any(o.get("uid") == rs["metadata"].get("uid") for o in
-                                           (p["metadata"].get("ownerReferences") or []))]
+            return [] if rs is None else [p for p in pods if _owned_by(p, rs["metadata"].get("uid"))]
         return []
 
     def current_replicaset(self, deployment: dict) -> dict | None:
         uid = deployment["metadata"].get("uid")
         revision = ((deployment["metadata"].get("annotations") or {})
                     .get("deployment.kubernetes.io/revision"))
-        owned = [rs for rs in self.watcher.items("ReplicaSet")
-                 if any(o.get("uid") == uid for o in (rs["metadata"].get("ownerReferences") or []))]
+        owned = [rs for rs in self.watcher.items("ReplicaSet") if _owned_by(rs, uid)]
         for rs in owned:
             if (rs["metadata"].get("annotations") or {}).get(
                     "deployment.kubernetes.io/revision") == revision:
@@ -138,42 +207,44 @@ class PhaseWaiter:
             return None  # the new ReplicaSet is not in the cache yet: never judge the old one
         return max(owned, key=lambda rs: rs["metadata"].get("creationTimestamp", ""), default=None)
 
-    def diagnose(self, t: Target, live: dict | None) -> list[Any]:
+    def diagnose(self, t: Target, live: dict | None) -> list[Finding]:
         """Findings for the target, its pods, its ReplicaSet and its claim."""
         if live is None:
             return []
-        if (t.applied.kind in ("Deployment", "StatefulSet")
+        if (t.applied.kind in _GENERATION_KINDS
                 and generation_pending(live, t.applied.generation)):
             # The cache still shows the spec before our apply: its pods are the old
             # revision's (perhaps the failure this apply fixes). Judge the new ones.
             return []
         policy = self.policy.for_object(live)
-        now = datetime.now(UTC)
+        now = self.utcnow()
         w = self.watcher
         kind, name = t.applied.kind, t.applied.name
         pods = self.pods_of(t, live)
-        findings: list[Any] = []
+        findings: list[Finding] = []
         if kind == "Deployment":
             findings += diagnose_deployment(live, w.events_for(kind, name), policy)
             rs = self.current_replicaset(live)
             if rs is not None:
                 findings += diagnose_replicaset(
                     rs, w.events_for("ReplicaSet", rs["metadata"]["name"]), policy, now)
+        elif kind == "ReplicaSet":
+            findings += diagnose_replicaset(live, w.events_for(kind, name), policy, now)
         elif kind == "StatefulSet":
             findings += diagnose_statefulset(live, w.events_for(kind, name), policy, now)
         elif kind == "Job":
             failed_logs = next((self._crash_logs(p) for p in pods if self._crash_logs(p)), None)
             findings += diagnose_job(live, w.events_for(kind, name), policy, pods=pods,
-                                        logs=failed_logs)
+                                     logs=failed_logs)
         elif kind == "PersistentVolumeClaim":
             cls = (live.get("spec") or {}).get("storageClassName")
             findings += diagnose_pvc(live, w.events_for(kind, name),
-                                        self.storage_classes.get(cls or ""), policy, now)
+                                     self.storage_classes.get(cls or ""), policy, now)
         unready = self._unready_data_services()
         for pod in pods:
             pname = pod["metadata"]["name"]
             findings += diagnose_pod(pod, w.events_for("Pod", pname), policy, now,
-                                        logs=self._crash_logs(pod), unready_services=unready)
+                                     logs=self._crash_logs(pod), unready_services=unready)
         return findings
 
     def _unready_data_services(self) -> tuple[str, ...]:
@@ -181,7 +252,7 @@ class PhaseWaiter:
         out = []
         for sts in self.watcher.items("StatefulSet"):
             name = sts["metadata"]["name"]
-            if name in ("postgres", "redis", "minio") and not readiness(sts).ready:
+            if name in DATA_SERVICES and not readiness(sts).ready:
                 out.append(name)
         return tuple(out)
 
@@ -203,14 +274,15 @@ class PhaseWaiter:
 
     def run(self) -> PhaseOutcome:
         outcome = PhaseOutcome(targets=self.targets)
-        last_progress = time.monotonic()
+        last_progress = self.clock()
         signatures: dict[str, tuple] = {}
         version = -1
         while True:
-            now_m = time.monotonic()
+            now_m = self.clock()
             all_ready = True
-            findings: list[Any] = []
+            findings: list[Finding] = []
             for t in self.targets:
+                self._poll(t, now_m)
                 live = self._live(t)
                 verdict = self._verdict(t, live)
                 sig = (verdict.state, verdict.progress)
@@ -228,7 +300,7 @@ class PhaseWaiter:
                 if verdict.failed:
                     outcome.failed = True
             outcome.findings = _dedupe(findings)
-            if any(getattr(f, "fatal", False) for f in outcome.findings):
+            if any(f.fatal for f in outcome.findings):
                 outcome.failed = True
             if all_ready or outcome.failed:
                 break
@@ -257,11 +329,15 @@ class PhaseWaiter:
         return out
 
 
-def _dedupe(findings: list[Any]) -> list[Any]:
-    seen: set[tuple] = set()
+def _waited(applied: Applied) -> bool:
+    return is_waited({"kind": applied.kind, **(applied.live or {})})
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str, str]] = set()
     out = []
     for f in findings:
-        key = (getattr(f, "code", ""), getattr(f, "resource", ""), getattr(f, "reason", ""))
+        key = (f.code, f.resource, f.reason)
         if key not in seen:
             seen.add(key)
             out.append(f)
