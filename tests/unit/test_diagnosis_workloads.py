@@ -96,10 +96,10 @@ def test_job_backoff_limit_exceeded(policy):
     assert diagnose_pod(pods[0], doc["events"], policy, LATER) == []
 
 
-def test_job_deadline_exceeded_is_fatal_even_when_tolerating(policy):
+def test_job_deadline_exceeded_is_fatal_unless_every_failure_is_tolerated(policy):
     doc = load("job-deadline")
     (f,) = diagnose_job(one(doc, "Job"), doc["events"], policy)
-    assert (f.code, f.reason) == ("job-failed", "DeadlineExceeded")
+    assert (f.code, f.reason, f.fatal) == ("job-failed", "DeadlineExceeded", True)
     assert "activeDeadlineSeconds" in f.message
     (tolerated,) = diagnose_job(one(doc, "Job"), doc["events"], Policy(tolerate_all=True))
     assert not tolerated.fatal  # tolerate_all is absolute; the deadline then decides
