@@ -161,14 +161,3 @@ def _hint(ref: Reference, missing: list[str] | None) -> str:
     return (f"Add the {ref.kind} {ref.name} to the overlay (config phase) or create it in the "
             f"namespace, or mark the reference `optional: true` if the pod can run without it.")
 
-
-def missing_image_finding(obj: Mapping[str, Any], path: str, image: str, answer: str) -> Finding:
-    """An image of ours that the registry does not have (`answer`: what the registry said)."""
-    kind, name = str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))
-    return Finding(
-        code="missing-image", resource=f"{kind}/{name}", reason="ImageNotInRegistry",
-        message=f"{kind} {name} uses image {image} ({path}), which the registry does not have.",
-        hint=("Push it first (`paless-deploy push`, or `paless-deploy all` which builds and "
-              "pushes), or check REGISTRY points at the registry the cluster pulls from."),
-        commands=(f"docker manifest inspect --insecure {image}",),
-        evidence=(answer,) if answer else (), fatal=True)
