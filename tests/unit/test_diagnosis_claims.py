@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from paless_deploy.core.diagnosis.claims import diagnose_pvc
 from paless_deploy.core.diagnosis.findings import Policy
-from tests.unit.recorded import LATER, cluster_policy, load, one
-
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return cluster_policy()
+from tests.unit.recorded import LATER, load, one
 
 
 def test_pvc_no_matching_pv_is_tolerated(policy):

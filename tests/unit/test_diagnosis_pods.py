@@ -19,12 +19,7 @@ from paless_deploy.core.diagnosis.pods import (
     pod_owner,
     pod_requests,
 )
-from tests.unit.recorded import LATER, cluster_policy, load, one
-
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return cluster_policy()
+from tests.unit.recorded import LATER, load, one
 
 
 def pod_findings(case: str, policy: Policy, now: datetime | None = LATER, **kw) -> list:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from paless_deploy.core.diagnosis.eventlog import parse_time
 from paless_deploy.core.diagnosis.findings import Policy
 from paless_deploy.core.diagnosis.pods import diagnose_pod
@@ -13,12 +11,7 @@ from paless_deploy.core.diagnosis.workloads import (
     diagnose_replicaset,
     diagnose_statefulset,
 )
-from tests.unit.recorded import LATER, all_of, cluster_policy, load, one
-
-
-@pytest.fixture(scope="module")
-def policy() -> Policy:
-    return cluster_policy()
+from tests.unit.recorded import LATER, all_of, load, one
 
 
 def test_replicaset_quota_failed_create(policy):
