@@ -163,8 +163,10 @@ class PhaseWaiter:
 
     def _verdict(self, t: Target, live: dict | None) -> Readiness:
         if live is None:
+            if t.applied.kind in self.mirrored:
+                return Readiness(IN_PROGRESS, "not in the watch cache yet")
             return Readiness(IN_PROGRESS, f"cannot read it: {t.poll_error}" if t.poll_error
-                             else "not in the watch cache yet")
+                             else "not found")
         if t.applied.kind == "PersistentVolumeClaim":
             cls = (live.get("spec") or {}).get("storageClassName")
             sc = self.storage_classes.get(cls or "") or {}

@@ -291,6 +291,23 @@ def test_a_condition_kind_that_never_gets_ready_times_out_with_its_reason(clock)
     assert not_ready_summary(w) == ["Certificate/tls: Ready=False (Issuing)"]
 
 
+def test_a_condition_kind_that_cannot_be_read_says_why(clock):
+    def fetch_live(target: Applied) -> dict | None:
+        raise RuntimeError("403 forbidden")
+
+    watcher = FakeWatcher(clock, {"items": []})
+    gone = waiter(watcher, [applied(certificate("False"))], fetch_live=lambda target: None,
+                  progress_deadline_s=2)
+    gone.run()
+    assert not_ready_summary(gone) == ["Certificate/tls: not found"]
+    w = waiter(watcher, [applied(certificate("False"))], fetch_live=fetch_live,
+               progress_deadline_s=2)
+    w.run()
+    # the apply's answer is the last good read; the error is kept for the deadline message
+    assert w.targets[0].poll_error == "403 forbidden"
+    assert w.targets[0].verdict.reason == "Ready=False (Issuing)"
+
+
 def test_daemonset_pods_are_diagnosed(clock):
     doc = load("image-pull")
     pod = copy.deepcopy(one(doc, "Pod"))

@@ -1,4 +1,4 @@
-"""Diagnosis: turn what the cluster reports (status, events, logs) into Findings people can act on.
+"""Diagnosis: what the cluster reports (status, events, logs) as Findings people can act on.
 
 - `findings`: the Finding type, its codes, and the Policy that decides what is fatal;
 - rules, pure and one module per subject: `pods`, `workloads` (ReplicaSet/StatefulSet
@@ -6,7 +6,7 @@
   still waiting when time runs out);
 - `hints`: the Paless knowledge the rules add to their advice, as tables;
 - `lint`: warnings and policy-annotation errors found in rendered manifests at plan time;
-- `events` and `kubectl`: reading events, and the commands a finding suggests.
+- `eventlog` and `kubectl`: reading events, and the commands a finding suggests.
 
 To add a failure rule: write it in the module of its subject, give its code a row in
 `findings.CODES` (and the table of `findings`' docstring), and call it from the wait stage.
