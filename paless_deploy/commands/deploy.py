@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect, with_retries
 from paless_deploy.core import labels
 from paless_deploy.core.config import Config
-from paless_deploy.core.diagnose import Finding, Policy, manifest_warnings
+from paless_deploy.core.diagnosis.findings import Finding, Policy
+from paless_deploy.core.diagnosis.lint import manifest_warnings
 from paless_deploy.core.discover import App, select_apps
 from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
 from paless_deploy.core.imageref import in_repository
 from paless_deploy.core.kinds import by_kind, object_key
 from paless_deploy.core.lease import LeaseState, ago, utc_now
 from paless_deploy.core.plan import Phase, plan_phases
-from paless_deploy.core.render import pod_containers
+from paless_deploy.core.podspec import pod_containers
 from paless_deploy.core.report import ErrorReport, ObjectReport, PhaseReport, Result, scrub
 from paless_deploy.stages.apply import (
     CONFIGURED,

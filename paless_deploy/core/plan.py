@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from paless_deploy.core.diagnosis.lint import check_policy_annotations
 from paless_deploy.core.errors import ConfigError
 
 PHASE_ANNOTATION = "paless.io/phase"
@@ -95,8 +96,12 @@ def phase_of(obj: Mapping[str, Any]) -> str:
 def plan_phases(objects: list[dict]) -> list[Phase]:
     """Group `objects` into phases in PHASE_ORDER, keeping their order within a phase.
 
-    Empty phases are omitted, so the apply stage never waits on nothing.
+    Empty phases are omitted, so the apply stage never waits on nothing. The objects'
+    annotations are checked here, before anything is built or applied: a phase that does
+    not exist, or a policy annotation (`paless.io/allowed-restarts`, `paless.io/failure-grace`)
+    that cannot be read, is a ConfigError.
     """
+    check_policy_annotations(objects)
     members: dict[str, list[dict]] = {name: [] for name in PHASE_ORDER}
     for obj in objects:
         members[phase_of(obj)].append(obj)

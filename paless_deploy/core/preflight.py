@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from paless_deploy.core.diagnose import Finding
-from paless_deploy.core.render import pod_spec
+from paless_deploy.core.diagnosis.findings import Finding
+from paless_deploy.core.diagnosis.hints import rendered_from
+from paless_deploy.core.podspec import indexed_containers, pod_spec, pod_spec_path
 
 Existing = Callable[[str, str, str], "dict | None"]  # (kind, namespace, name) -> object or None
 
-_SPEC_PREFIX = {"Pod": "spec", "CronJob": "spec.jobTemplate.spec.template.spec"}
 _KEYED_KINDS = ("Secret", "ConfigMap")
 
 
@@ -35,27 +35,26 @@ def pod_references(obj: Mapping[str, Any]) -> Iterator[Reference]:
     spec = pod_spec(obj)
     if spec is None:
         return
-    prefix = _SPEC_PREFIX.get(str(obj.get("kind")), "spec.template.spec")
+    prefix = pod_spec_path(str(obj.get("kind")))
     for index, secret in enumerate(spec.get("imagePullSecrets") or []):
         if secret.get("name"):
             yield Reference("Secret", secret["name"], (), f"{prefix}.imagePullSecrets[{index}]")
-    for list_name in ("initContainers", "containers"):
-        for ci, container in enumerate(spec.get(list_name) or []):
-            base = f"{prefix}.{list_name}[{ci}]"
-            for ei, env in enumerate(container.get("env") or []):
-                source = env.get("valueFrom") or {}
-                for field, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
-                    ref = source.get(field)
-                    if ref and ref.get("name"):
-                        yield Reference(kind, ref["name"], (str(ref.get("key", "")),),
-                                        f"{base}.env[{ei}].valueFrom.{field}",
-                                        bool(ref.get("optional")))
-            for fi, env_from in enumerate(container.get("envFrom") or []):
-                for field, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
-                    ref = env_from.get(field)
-                    if ref and ref.get("name"):
-                        yield Reference(kind, ref["name"], (), f"{base}.envFrom[{fi}].{field}",
-                                        bool(ref.get("optional")))
+    for list_name, ci, container in indexed_containers(obj):
+        base = f"{prefix}.{list_name}[{ci}]"
+        for ei, env in enumerate(container.get("env") or []):
+            source = env.get("valueFrom") or {}
+            for field, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                ref = source.get(field)
+                if ref and ref.get("name"):
+                    yield Reference(kind, ref["name"], (str(ref.get("key", "")),),
+                                    f"{base}.env[{ei}].valueFrom.{field}",
+                                    bool(ref.get("optional")))
+        for fi, env_from in enumerate(container.get("envFrom") or []):
+            for field, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+                ref = env_from.get(field)
+                if ref and ref.get("name"):
+                    yield Reference(kind, ref["name"], (), f"{base}.envFrom[{fi}].{field}",
+                                    bool(ref.get("optional")))
     for vi, volume in enumerate(spec.get("volumes") or []):
         base = f"{prefix}.volumes[{vi}]"
         if volume.get("secret", {}).get("secretName"):
@@ -155,21 +154,10 @@ def _hint(ref: Reference, missing: list[str] | None) -> str:
                 "in the pod template.")
     if missing:
         what = f"the key {', '.join(missing)} to {ref.kind} {ref.name}"
-        rendered_from = (" (paless-secret is rendered from k8s/base/config.yaml: add the key "
-                         "there, its value from a ${VARIABLE})"
-                         if ref.name == "paless-secret" else "")
-        return f"Add {what}{rendered_from}, or fix the key in the pod template."
+        source = rendered_from(ref.name)
+        note = (f" ({ref.name} is rendered from {source}: add the key there, its value from "
+                "a ${VARIABLE})" if source else "")
+        return f"Add {what}{note}, or fix the key in the pod template."
     return (f"Add the {ref.kind} {ref.name} to the overlay (config phase) or create it in the "
             f"namespace, or mark the reference `optional: true` if the pod can run without it.")
 
-
-def missing_image_finding(obj: Mapping[str, Any], path: str, image: str, answer: str) -> Finding:
-    """An image of ours that the registry does not have (`answer`: what the registry said)."""
-    kind, name = str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))
-    return Finding(
-        code="missing-image", resource=f"{kind}/{name}", reason="ImageNotInRegistry",
-        message=f"{kind} {name} uses image {image} ({path}), which the registry does not have.",
-        hint=("Push it first (`paless-deploy push`, or `paless-deploy all` which builds and "
-              "pushes), or check REGISTRY points at the registry the cluster pulls from."),
-        commands=(f"docker manifest inspect --insecure {image}",),
-        evidence=(answer,) if answer else (), fatal=True)

@@ -1,7 +1,10 @@
 """Readiness rules per kind, as data: is this live object ready, failed, or still in progress?
 
-Pure functions over API JSON dicts (camelCase, as the API server returns them), in
-the spirit of kstatus: each rule says Current / InProgress / Failed with a reason.
+Pure functions over API JSON dicts (camelCase, as the API server returns them), in the
+spirit of kstatus: `RULES` maps a kind to its rule; a kind without one is judged by the
+conditions every well-behaved controller writes (`observedGeneration`, `Ready` /
+`Available`, `Reconciling` / `Stalled`), and is ready as soon as it exists when it carries
+none of them. To add a kind: write its rule here and give it a row in `RULES`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from paless_deploy.core.objects import condition, nested
 
 READY = "ready"
 IN_PROGRESS = "in-progress"
@@ -32,11 +37,15 @@ class Readiness:
         return self.state == FAILED
 
 
-def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind:
-            return cond
-    return None
+@dataclass(frozen=True)
+class Facts:
+    """What a rule may need besides the object itself."""
+
+    applied_generation: int | None = None  # metadata.generation our apply produced
+    wait_for_first_consumer: bool = False  # the claim's StorageClass binds on first use
+
+
+Rule = Callable[[Mapping[str, Any], Facts], Readiness]
 
 
 def generation_pending(obj: Mapping[str, Any], applied_generation: int | None) -> str | None:
@@ -53,19 +62,29 @@ def generation_pending(obj: Mapping[str, Any], applied_generation: int | None) -
     return None
 
 
-def deployment_readiness(obj: Mapping[str, Any], applied_generation: int | None = None) -> Readiness:
+def _int(obj: Mapping[str, Any], *path: str) -> int:
+    return int(nested(obj, *path) or 0)
+
+
+def _desired(obj: Mapping[str, Any]) -> int:
+    replicas = nested(obj, "spec", "replicas")
+    return 1 if replicas is None else int(replicas)
+
+
+# --- rules, one per kind ----------------------------------------------------------------------
+
+def deployment_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
     """updated = available = desired replicas, no old replicas, generation observed."""
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
-    updated = int(status.get("updatedReplicas") or 0)
-    available = int(status.get("availableReplicas") or 0)
-    total = int(status.get("replicas") or 0)
-    progress = (updated, available, total, int(status.get("readyReplicas") or 0))
-    progressing = _condition(obj, "Progressing")
+    desired = _desired(obj)
+    updated = _int(obj, "status", "updatedReplicas")
+    available = _int(obj, "status", "availableReplicas")
+    total = _int(obj, "status", "replicas")
+    progress = (updated, available, total, _int(obj, "status", "readyReplicas"))
+    progressing = condition(obj, "Progressing")
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return Readiness(FAILED, f"progress deadline exceeded: {progressing.get('message', '')}",
                          progress)
-    waiting = generation_pending(obj, applied_generation)
+    waiting = generation_pending(obj, facts.applied_generation)
     if waiting:
         return Readiness(IN_PROGRESS, waiting, progress)
     if updated < desired:
@@ -77,17 +96,18 @@ def deployment_readiness(obj: Mapping[str, Any], applied_generation: int | None 
     return Readiness(READY, f"{available}/{desired} available", progress)
 
 
-def statefulset_readiness(obj: Mapping[str, Any], applied_generation: int | None = None) -> Readiness:
+def statefulset_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
     """ready = desired replicas, current revision = update revision, generation observed."""
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
-    ready = int(status.get("readyReplicas") or 0)
-    updated = int(status.get("updatedReplicas") or 0)
+    status = obj.get("status") or {}
+    desired = _desired(obj)
+    ready = _int(obj, "status", "readyReplicas")
+    updated = _int(obj, "status", "updatedReplicas")
     progress = (ready, updated, status.get("currentRevision"), status.get("updateRevision"))
-    waiting = generation_pending(obj, applied_generation)
+    waiting = generation_pending(obj, facts.applied_generation)
     if waiting:
         return Readiness(IN_PROGRESS, waiting, progress)
-    rolling = ((spec.get("updateStrategy") or {}).get("type") or "RollingUpdate") == "RollingUpdate"
+    strategy = nested(obj, "spec", "updateStrategy", "type") or "RollingUpdate"
+    rolling = strategy == "RollingUpdate"
     if rolling and updated < desired:
         return Readiness(IN_PROGRESS, f"{updated} of {desired} replicas updated", progress)
     if rolling and desired and status.get("currentRevision") != status.get("updateRevision"):
@@ -97,15 +117,55 @@ def statefulset_readiness(obj: Mapping[str, Any], applied_generation: int | None
     return Readiness(READY, f"{ready}/{desired} ready", progress)
 
 
-def job_readiness(obj: Mapping[str, Any], applied_generation: int | None = None) -> Readiness:
+def daemonset_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+    """Every node that should run a pod runs an updated, available one; generation observed."""
+    desired = nested(obj, "status", "desiredNumberScheduled")
+    updated = _int(obj, "status", "updatedNumberScheduled")
+    available = _int(obj, "status", "numberAvailable")
+    progress = (desired, updated, available, _int(obj, "status", "numberReady"))
+    waiting = generation_pending(obj, facts.applied_generation)
+    if waiting:
+        return Readiness(IN_PROGRESS, waiting, progress)
+    if desired is None:
+        return Readiness(IN_PROGRESS, "controller has not counted its nodes yet", progress)
+    if updated < int(desired):
+        return Readiness(IN_PROGRESS, f"{updated} of {desired} pods updated", progress)
+    if available < int(desired):
+        return Readiness(IN_PROGRESS, f"{available} of {desired} pods available", progress)
+    return Readiness(READY, f"{available}/{desired} available", progress)
+
+
+def replicaset_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+    """available = ready = desired replicas, none in excess, generation observed."""
+    desired = _desired(obj)
+    available = _int(obj, "status", "availableReplicas")
+    ready = _int(obj, "status", "readyReplicas")
+    total = _int(obj, "status", "replicas")
+    progress = (total, ready, available)
+    waiting = generation_pending(obj, facts.applied_generation)
+    if waiting:
+        return Readiness(IN_PROGRESS, waiting, progress)
+    failure = condition(obj, "ReplicaFailure")
+    if failure and failure.get("status") == "True":
+        # Quota or admission: may clear by itself; the diagnosis says why and when to stop.
+        return Readiness(IN_PROGRESS, f"cannot create pods ({failure.get('reason', '')})",
+                         progress)
+    if available < desired:
+        return Readiness(IN_PROGRESS, f"{available} of {desired} replicas available", progress)
+    if total > desired:
+        return Readiness(IN_PROGRESS, f"{total - desired} replicas pending termination", progress)
+    return Readiness(READY, f"{available}/{desired} available", progress)
+
+
+def job_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
     """Complete condition: ready; Failed condition: failed."""
     status = obj.get("status") or {}
     progress = (status.get("active"), status.get("succeeded"), status.get("failed"))
-    failed = _condition(obj, "Failed")
+    failed = condition(obj, "Failed")
     if failed and failed.get("status") == "True":
         return Readiness(FAILED, f"{failed.get('reason', 'Failed')}: {failed.get('message', '')}".rstrip(": "),
                          progress)
-    complete = _condition(obj, "Complete")
+    complete = condition(obj, "Complete")
     if complete and complete.get("status") == "True":
         return Readiness(READY, "complete", progress)
     active = int(status.get("active") or 0)
@@ -113,61 +173,149 @@ def job_readiness(obj: Mapping[str, Any], applied_generation: int | None = None)
                      else "waiting for its pod", progress)
 
 
-def pvc_readiness(obj: Mapping[str, Any], wait_for_first_consumer: bool = False) -> Readiness:
+def pod_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+    """Ready condition True, or run to completion; failed when the pod failed for good."""
+    phase = nested(obj, "status", "phase") or "Pending"
+    ready = condition(obj, "Ready")
+    progress = (phase, (ready or {}).get("status"))
+    if phase == "Succeeded":
+        return Readiness(READY, "completed", progress)
+    if phase == "Failed":
+        return Readiness(FAILED, f"pod failed: {nested(obj, 'status', 'reason') or 'Failed'}",
+                         progress)
+    if ready and ready.get("status") == "True":
+        return Readiness(READY, "ready", progress)
+    return Readiness(IN_PROGRESS, f"{phase}, not ready", progress)
+
+
+def pvc_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
     """Bound, or Pending under a WaitForFirstConsumer class (binds when a pod uses it)."""
-    phase = (obj.get("status") or {}).get("phase") or "Pending"
+    phase = nested(obj, "status", "phase") or "Pending"
     if phase == "Bound":
         return Readiness(READY, "bound", (phase,))
     if phase == "Lost":
         return Readiness(FAILED, "claim lost its volume", (phase,))
-    if wait_for_first_consumer:
+    if facts.wait_for_first_consumer:
         return Readiness(READY, "pending until a pod uses it (WaitForFirstConsumer)", (phase,))
     return Readiness(IN_PROGRESS, "waiting for a volume to bind", (phase,))
 
 
-def exists_readiness(obj: Mapping[str, Any], applied_generation: int | None = None) -> Readiness:
+def exists_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
     """Kinds that are ready as soon as the API server has them."""
     return Readiness(READY, "exists", ())
 
 
-RULES: dict[str, Callable[..., Readiness]] = {
+def conditions_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+    """Any other kind, as kstatus judges it: by the generation and the standard conditions.
+
+    In progress while being deleted, while `status.observedGeneration` (when the
+    controller writes it) is behind `metadata.generation`, or while `Reconciling` is True;
+    failed when `Stalled` is True; then `Ready` (else `Available`) decides, True meaning
+    ready and anything else in progress (a False condition with a reason is a controller
+    still working: the progress deadline decides). No such condition: ready.
+    """
+    conditions = nested(obj, "status", "conditions") or []
+    progress = (nested(obj, "status", "observedGeneration"),
+                tuple((c.get("type"), c.get("status"), c.get("reason"))
+                      for c in conditions if isinstance(c, Mapping)))
+    if nested(obj, "metadata", "deletionTimestamp"):
+        return Readiness(IN_PROGRESS, "being deleted", progress)
+    if nested(obj, "status", "observedGeneration") is not None:
+        waiting = generation_pending(obj, facts.applied_generation)
+        if waiting:
+            return Readiness(IN_PROGRESS, waiting, progress)
+    stalled = condition(obj, "Stalled")
+    if stalled and stalled.get("status") == "True":
+        return Readiness(FAILED, _condition_text(stalled), progress)
+    reconciling = condition(obj, "Reconciling")
+    if reconciling and reconciling.get("status") == "True":
+        return Readiness(IN_PROGRESS, _condition_text(reconciling), progress)
+    verdict = condition(obj, "Ready") or condition(obj, "Available")
+    if verdict is None:
+        return Readiness(READY, "exists (no readiness condition)", progress)
+    if verdict.get("status") == "True":
+        return Readiness(READY, f"{verdict.get('type')}", progress)
+    return Readiness(IN_PROGRESS, _condition_text(verdict), progress)
+
+
+def _condition_text(cond: Mapping[str, Any]) -> str:
+    """ "Ready=False (Reason): message", for people."""
+    head = f"{cond.get('type')}={cond.get('status', 'Unknown')}"
+    if cond.get("reason"):
+        head += f" ({cond['reason']})"
+    return f"{head}: {cond['message']}" if cond.get("message") else head
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+RULES: Mapping[str, Rule] = {
     "Deployment": deployment_readiness,
     "StatefulSet": statefulset_readiness,
+    "DaemonSet": daemonset_readiness,
+    "ReplicaSet": replicaset_readiness,
     "Job": job_readiness,
+    "Pod": pod_readiness,
+    "PersistentVolumeClaim": pvc_readiness,
+    # Ready when they exist; what can still be wrong with them is a warning, not a wait
+    # (Ingress without a controller, HPA without metrics: see the warnings below).
+    **{kind: exists_readiness for kind in (
+        "Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole",
+        "ClusterRoleBinding", "Secret", "ConfigMap", "NetworkPolicy", "LimitRange",
+        "ResourceQuota", "StorageClass", "PersistentVolume", "Service", "Endpoints",
+        "Ingress", "IngressClass", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+        "CronJob", "Lease", "PriorityClass")},
 }
 
-WAITED_KINDS = frozenset(RULES) | {"PersistentVolumeClaim"}
+# Kinds whose rule is more than "exists": the wait stage always waits for them.
+WAITED_KINDS = frozenset(kind for kind, rule in RULES.items() if rule is not exists_readiness)
+
+
+def rule_for(kind: str) -> Rule:
+    """The readiness rule of a kind: its row in RULES, else the conditions rule."""
+    return RULES.get(kind, conditions_readiness)
+
+
+def is_waited(obj: Mapping[str, Any]) -> bool:
+    """Whether the wait stage must watch `obj` (as the API server returned it) become ready.
+
+    Kinds with a rule of their own are always waited for; kinds without one only when
+    they carry status conditions or an observedGeneration, since an object with no status
+    at all (nor a controller writing one) would otherwise be waited on forever.
+    """
+    kind = str(obj.get("kind") or "")
+    if kind in RULES:
+        return kind in WAITED_KINDS
+    status = obj.get("status")
+    return isinstance(status, Mapping) and bool(
+        status.get("conditions") or status.get("observedGeneration") is not None)
 
 
 def readiness(obj: Mapping[str, Any], *, applied_generation: int | None = None,
               wait_for_first_consumer: bool = False) -> Readiness:
     """The one entry point: the verdict for any kind."""
-    kind = obj.get("kind", "")
-    if kind == "PersistentVolumeClaim":
-        return pvc_readiness(obj, wait_for_first_consumer)
-    rule = RULES.get(kind, exists_readiness)
-    return rule(obj, applied_generation)
+    facts = Facts(applied_generation, wait_for_first_consumer)
+    return rule_for(str(obj.get("kind") or ""))(obj, facts)
 
 
 def ingress_warning(obj: Mapping[str, Any]) -> str | None:
     """An Ingress without an address: no controller serves its class."""
-    lb = ((obj.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    lb = nested(obj, "status", "loadBalancer", "ingress") or []
     if lb:
         return None
-    cls = (obj.get("spec") or {}).get("ingressClassName") or "(default)"
-    name = (obj.get("metadata") or {}).get("name")
+    cls = nested(obj, "spec", "ingressClassName") or "(default)"
+    name = nested(obj, "metadata", "name")
     return (f"Ingress/{name} has no address: no controller for class {cls}? "
             "(k3s ships Traefik; elsewhere install the controller or set INGRESS_CLASS)")
 
 
 def hpa_warning(obj: Mapping[str, Any]) -> str | None:
     """An HPA whose metrics are unavailable: metrics-server missing?"""
-    name = (obj.get("metadata") or {}).get("name")
-    able = _condition(obj, "ScalingActive")
+    name = nested(obj, "metadata", "name")
+    able = condition(obj, "ScalingActive")
     if able and able.get("status") == "False":
         return (f"HorizontalPodAutoscaler/{name} has no metrics ({able.get('reason')}): "
                 "metrics-server installed? (bundled in k3s)")
-    current = (obj.get("status") or {}).get("currentMetrics")
+    current = nested(obj, "status", "currentMetrics")
     if not current:
         return (f"HorizontalPodAutoscaler/{name} has no metrics yet: metrics-server installed? "
                 "(bundled in k3s)")

@@ -18,6 +18,8 @@ from paless_deploy.core import labels
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import has_tag_or_digest
 from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS
+from paless_deploy.core.objects import ref_of
+from paless_deploy.core.podspec import pod_containers
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES
 
 REDACTED = "<redacted>"
@@ -42,19 +44,6 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _INTEGER = re.compile(r"-?[0-9]+")
 _REMOVE = object()  # marker: an optional field whose variable is unset
 
-# Where a pod spec lives in each workload kind.
-_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
-_CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-
-
 def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> list[dict]:
     """Fill braced `${NAME}` placeholders for allow-listed names; return new objects.
 
@@ -68,7 +57,7 @@ def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> l
     problems: list[str] = []
     result = []
     for obj in objects:
-        label = _object_label(obj)
+        label = ref_of(obj)
         in_secret = obj.get("kind") == "Secret"
         result.append(_substitute(obj, (), label, in_secret, variables, problems))
     if problems:
@@ -173,7 +162,7 @@ def rewrite_images(objects: list[dict], app_images: Mapping[str, str]) -> list[d
             elif not has_tag_or_digest(image):
                 known = ", ".join(sorted(app_images)) or "none"
                 raise ConfigError(
-                    f"{_object_label(obj)} container {container.get('name')!r} uses image "
+                    f"{ref_of(obj)} container {container.get('name')!r} uses image "
                     f"{image!r}, which is neither an app (known apps: {known}) "
                     "nor pinned by a tag or digest.",
                     "Pin the image (e.g. name:1.2.3), or add the app's Dockerfile "
@@ -181,23 +170,6 @@ def rewrite_images(objects: list[dict], app_images: Mapping[str, str]) -> list[d
                 )
         result.append(obj)
     return result
-
-
-def pod_containers(obj: Mapping[str, Any]) -> list[dict]:
-    """The containers, init containers and ephemeral containers of a workload's pod spec."""
-    spec = pod_spec(obj)
-    if spec is None:
-        return []
-    return [c for key in _CONTAINER_LISTS for c in spec.get(key) or [] if isinstance(c, dict)]
-
-
-def pod_spec(obj: Mapping[str, Any]) -> dict | None:
-    """The pod spec inside a workload object, or None for kinds without pods."""
-    path = _POD_SPEC_PATHS.get(str(obj.get("kind")))
-    node: Any = obj
-    for key in path or ():
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if path and isinstance(node, dict) else None
 
 
 def set_namespace_and_labels(objects: list[dict], namespace: str) -> list[dict]:
@@ -238,9 +210,3 @@ def to_yaml(objects: list[dict]) -> str:
     """Multi-document YAML of `objects`, in order, keys as given."""
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return yaml.dump_all(objects, Dumper=dumper, sort_keys=False, default_flow_style=False)
-
-
-def _object_label(obj: Mapping[str, Any]) -> str:
-    """`Kind/name` of an object, for messages."""
-    metadata = obj.get("metadata") or {}
-    return f"{obj.get('kind', '?')}/{metadata.get('name', '?')}"

@@ -17,15 +17,15 @@ from paless_deploy.adapters.registry import (
     registry_scheme,
     split_registry,
 )
+from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.errors import BuildError, ClusterError
 from paless_deploy.core.kinds import by_kind
+from paless_deploy.core.podspec import pod_containers
 from paless_deploy.core.preflight import check_references
-from paless_deploy.core.render import pod_containers
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
     from paless_deploy.core.config import Config
-    from paless_deploy.core.diagnose import Finding
 
 _REFERENCED_KINDS = ("Secret", "ConfigMap", "PersistentVolumeClaim")
 
@@ -44,8 +44,6 @@ def check_writable(kube: Kube, namespace: str) -> None:
 def preflight(kube: Kube, config: Config, objects: list[dict],
               refs: Mapping[str, str]) -> list[Finding]:
     """References to Secrets/ConfigMaps/claims and our images in the registry."""
-    from paless_deploy.core.diagnose import Finding
-
     def existing(kind: str, namespace: str, name: str) -> dict | None:
         if kind not in _REFERENCED_KINDS:
             return None

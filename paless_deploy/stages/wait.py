@@ -1,8 +1,10 @@
 """Wait stage: watch one phase's objects until each is ready, failed, or out of time.
 
-Readiness comes from `readiness` (rules per kind), failures from `diagnose` (pods,
-ReplicaSets, Jobs, claims and their events), all read from a NamespaceWatcher's
-mirror, so a failure is seen as soon as the API server records it.
+Readiness comes from `core.readiness` (rules per kind), failures from `core.diagnosis`
+(pods, ReplicaSets, Jobs, claims and their events), all read from a NamespaceWatcher's
+mirror, so a failure is seen as soon as the API server records it. Kinds the watcher
+does not mirror (a DaemonSet, a custom resource with conditions) are read again at most
+once a second.
 """
 
 from __future__ import annotations
@@ -11,21 +13,51 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+from paless_deploy.core.diagnosis.claims import diagnose_pvc
+from paless_deploy.core.diagnosis.deadline import describe_not_ready
+from paless_deploy.core.diagnosis.findings import Finding, Policy
+from paless_deploy.core.diagnosis.hints import DATA_SERVICES
+from paless_deploy.core.diagnosis.pods import diagnose_pod
+from paless_deploy.core.diagnosis.workloads import (
+    diagnose_deployment,
+    diagnose_job,
+    diagnose_replicaset,
+    diagnose_statefulset,
+)
 from paless_deploy.core.errors import DeployFailed
 from paless_deploy.core.readiness import (
-    WAITED_KINDS,
+    IN_PROGRESS,
     Readiness,
     generation_pending,
     hpa_warning,
     ingress_warning,
+    is_waited,
     readiness,
 )
 from paless_deploy.stages.apply import Applied
-from paless_deploy.stages.watcher import NamespaceWatcher
 
 TICK_S = 1.0  # re-evaluate time-based policies (grace periods) at least this often
+
+# Controllers whose status describes the previous spec until they observe ours.
+_GENERATION_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+
+
+class WatchedNamespace(Protocol):
+    """What the waiter reads from a NamespaceWatcher (and what a test's fake provides)."""
+
+    kube: Any
+
+    def get(self, kind: str, name: str) -> dict | None: ...
+
+    def items(self, kind: str) -> list[dict]: ...
+
+    def events_for(self, kind: str, name: str) -> list[dict]: ...
+
+    def wait_for_change(self, since: int, timeout: float) -> int: ...
+
+    def mirror(self, api_version: str, kind: str) -> None: ...
 
 
 @dataclass
@@ -33,7 +65,7 @@ class Target:
     """One applied object the phase waits for."""
 
     applied: Applied
-    verdict: Readiness = field(default_factory=lambda: Readiness("in-progress", "not seen yet"))
+    verdict: Readiness = field(default_factory=lambda: Readiness(IN_PROGRESS, "not seen yet"))
     ready_at: float | None = None
 
     @property
@@ -46,30 +78,52 @@ class PhaseOutcome:
     """What the wait of one phase found."""
 
     targets: list[Target]
-    findings: list[Any] = field(default_factory=list)  # diagnose.Finding
+    findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failed: bool = False
     timed_out: str = ""  # "", "progress-deadline" or "deadline"
 
 
-class PhaseWaiter:
-    """Waits for the targets of one phase; the decisions live in readiness and diagnose."""
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, watcher: NamespaceWatcher, targets: list[Applied], *,
-                 deadline: float, progress_deadline_s: float, policy: Any,
+
+def _owned_by(obj: Mapping[str, Any], uid: str | None) -> bool:
+    return bool(uid) and any(o.get("uid") == uid
+                             for o in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+class PhaseWaiter:
+    """Waits for the targets of one phase; the decisions live in readiness and diagnosis.
+
+    `deadline` is a reading of `clock` (time.monotonic unless a test gives its own);
+    `utcnow` measures the diagnosis' grace periods. The watcher is asked to mirror every
+    kind awaited (CRDs included), so each is judged from a watch, never by polling.
+    """
+
+    def __init__(self, watcher: WatchedNamespace, targets: list[Applied], *,
+                 deadline: float, progress_deadline_s: float, policy: Policy,
                  storage_classes: Mapping[str, dict],
                  on_update: Callable[[Target], None] | None = None,
-                 fetch_logs: Callable[[str, str], str | None] | None = None) -> None:
+                 fetch_logs: Callable[[str, str], str | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 utcnow: Callable[[], datetime] = _utcnow) -> None:
         self.watcher = watcher
-        self.targets = [Target(a) for a in targets if a.kind in WAITED_KINDS]
+        self.targets = [Target(a) for a in targets if _waited(a)]
+        self.others = [a for a in targets if not _waited(a)]
         self.deadline = deadline
         self.progress_deadline_s = progress_deadline_s
-        self.policy = policy  # diagnose.Policy for the cluster; tuned per object
+        self.policy = policy  # for the cluster; tuned per object
         self.storage_classes = storage_classes
         self.on_update = on_update or (lambda t: None)
         self.fetch_logs = fetch_logs or (lambda pod, container: None)
+        self.clock = clock
+        self.utcnow = utcnow
         self._logs_cache: dict[tuple[str, str, int], str | None] = {}
-        self.others = [a for a in targets if a.kind not in WAITED_KINDS]
+        for t in self.targets:
+            api_version = str(t.applied.live.get("apiVersion")
+                              or (t.applied.body or {}).get("apiVersion") or "")
+            watcher.mirror(api_version, t.applied.kind)
 
     # -- evaluation ----------------------------------------------------------
 
@@ -83,7 +137,7 @@ class PhaseWaiter:
 
     def _verdict(self, t: Target, live: dict | None) -> Readiness:
         if live is None:
-            return Readiness("in-progress", "not in the watch cache yet")
+            return Readiness(IN_PROGRESS, "not in the watch cache yet")
         if t.applied.kind == "PersistentVolumeClaim":
             cls = (live.get("spec") or {}).get("storageClassName")
             sc = self.storage_classes.get(cls or "") or {}
@@ -94,31 +148,30 @@ class PhaseWaiter:
     def pods_of(self, t: Target, live: dict) -> list[dict]:
         """The pods of the target's current revision (old revisions' pods are going away)."""
         kind = t.applied.kind
+        uid = live["metadata"].get("uid")
+        if kind == "Pod":
+            return [live]
         pods = self.watcher.items("Pod")
-        if kind == "Job":
-            uid = live["metadata"].get("uid")
-            return [p for p in pods if any(o.get("uid") == uid for o in
-                                           (p["metadata"].get("ownerReferences") or []))]
+        if kind in ("Job", "ReplicaSet"):
+            return [p for p in pods if _owned_by(p, uid)]
         if kind == "StatefulSet":
             rev = (live.get("status") or {}).get("updateRevision")
-            owned = [p for p in pods if any(o.get("uid") == live["metadata"].get("uid") for o in
-                                            (p["metadata"].get("ownerReferences") or []))]
-            return [p for p in owned if not rev
-                    or (p["metadata"].get("labels") or {}).get("controller-revision-hash") == rev]
+            return [p for p in pods if _owned_by(p, uid) and (
+                not rev or (p["metadata"].get("labels") or {}).get("controller-revision-hash") == rev)]
+        if kind == "DaemonSet":
+            generation = str(live["metadata"].get("generation") or "")
+            return [p for p in pods if _owned_by(p, uid) and (p["metadata"].get("labels") or {})
+                    .get("pod-template-generation", generation) == generation]
         if kind == "Deployment":
             rs = self.current_replicaset(live)
-            if rs is None:
-                return []
-            return [p for p in pods if any(o.get("uid") == rs["metadata"].get("uid") for o in
-                                           (p["metadata"].get("ownerReferences") or []))]
+            return [] if rs is None else [p for p in pods if _owned_by(p, rs["metadata"].get("uid"))]
         return []
 
     def current_replicaset(self, deployment: dict) -> dict | None:
         uid = deployment["metadata"].get("uid")
         revision = ((deployment["metadata"].get("annotations") or {})
                     .get("deployment.kubernetes.io/revision"))
-        owned = [rs for rs in self.watcher.items("ReplicaSet")
-                 if any(o.get("uid") == uid for o in (rs["metadata"].get("ownerReferences") or []))]
+        owned = [rs for rs in self.watcher.items("ReplicaSet") if _owned_by(rs, uid)]
         for rs in owned:
             if (rs["metadata"].get("annotations") or {}).get(
                     "deployment.kubernetes.io/revision") == revision:
@@ -127,44 +180,44 @@ class PhaseWaiter:
             return None  # the new ReplicaSet is not in the cache yet: never judge the old one
         return max(owned, key=lambda rs: rs["metadata"].get("creationTimestamp", ""), default=None)
 
-    def diagnose(self, t: Target, live: dict | None) -> list[Any]:
+    def diagnose(self, t: Target, live: dict | None) -> list[Finding]:
         """Findings for the target, its pods, its ReplicaSet and its claim."""
-        from paless_deploy.core import diagnose as dx
-
         if live is None:
             return []
-        if (t.applied.kind in ("Deployment", "StatefulSet")
+        if (t.applied.kind in _GENERATION_KINDS
                 and generation_pending(live, t.applied.generation)):
             # The cache still shows the spec before our apply: its pods are the old
             # revision's (perhaps the failure this apply fixes). Judge the new ones.
             return []
         policy = self.policy.for_object(live)
-        now = datetime.now(UTC)
+        now = self.utcnow()
         w = self.watcher
         kind, name = t.applied.kind, t.applied.name
         pods = self.pods_of(t, live)
-        findings: list[Any] = []
+        findings: list[Finding] = []
         if kind == "Deployment":
-            findings += dx.diagnose_deployment(live, w.events_for(kind, name), policy)
+            findings += diagnose_deployment(live, w.events_for(kind, name), policy)
             rs = self.current_replicaset(live)
             if rs is not None:
-                findings += dx.diagnose_replicaset(
+                findings += diagnose_replicaset(
                     rs, w.events_for("ReplicaSet", rs["metadata"]["name"]), policy, now)
+        elif kind == "ReplicaSet":
+            findings += diagnose_replicaset(live, w.events_for(kind, name), policy, now)
         elif kind == "StatefulSet":
-            findings += dx.diagnose_statefulset(live, w.events_for(kind, name), policy, now)
+            findings += diagnose_statefulset(live, w.events_for(kind, name), policy, now)
         elif kind == "Job":
             failed_logs = next((self._crash_logs(p) for p in pods if self._crash_logs(p)), None)
-            findings += dx.diagnose_job(live, w.events_for(kind, name), policy, pods=pods,
-                                        logs=failed_logs)
+            findings += diagnose_job(live, w.events_for(kind, name), policy, pods=pods,
+                                     logs=failed_logs)
         elif kind == "PersistentVolumeClaim":
             cls = (live.get("spec") or {}).get("storageClassName")
-            findings += dx.diagnose_pvc(live, w.events_for(kind, name),
-                                        self.storage_classes.get(cls or ""), policy, now)
+            findings += diagnose_pvc(live, w.events_for(kind, name),
+                                     self.storage_classes.get(cls or ""), policy, now)
         unready = self._unready_data_services()
         for pod in pods:
             pname = pod["metadata"]["name"]
-            findings += dx.diagnose_pod(pod, w.events_for("Pod", pname), policy, now,
-                                        logs=self._crash_logs(pod), unready_services=unready)
+            findings += diagnose_pod(pod, w.events_for("Pod", pname), policy, now,
+                                     logs=self._crash_logs(pod), unready_services=unready)
         return findings
 
     def _unready_data_services(self) -> tuple[str, ...]:
@@ -172,7 +225,7 @@ class PhaseWaiter:
         out = []
         for sts in self.watcher.items("StatefulSet"):
             name = sts["metadata"]["name"]
-            if name in ("postgres", "redis", "minio") and not readiness(sts).ready:
+            if name in DATA_SERVICES and not readiness(sts).ready:
                 out.append(name)
         return tuple(out)
 
@@ -194,13 +247,13 @@ class PhaseWaiter:
 
     def run(self) -> PhaseOutcome:
         outcome = PhaseOutcome(targets=self.targets)
-        last_progress = time.monotonic()
+        last_progress = self.clock()
         signatures: dict[str, tuple] = {}
         version = -1
         while True:
-            now_m = time.monotonic()
+            now_m = self.clock()
             all_ready = True
-            findings: list[Any] = []
+            findings: list[Finding] = []
             for t in self.targets:
                 live = self._live(t)
                 verdict = self._verdict(t, live)
@@ -219,7 +272,7 @@ class PhaseWaiter:
                 if verdict.failed:
                     outcome.failed = True
             outcome.findings = _dedupe(findings)
-            if any(getattr(f, "fatal", False) for f in outcome.findings):
+            if any(f.fatal for f in outcome.findings):
                 outcome.failed = True
             if all_ready or outcome.failed:
                 break
@@ -248,11 +301,15 @@ class PhaseWaiter:
         return out
 
 
-def _dedupe(findings: list[Any]) -> list[Any]:
-    seen: set[tuple] = set()
+def _waited(applied: Applied) -> bool:
+    return is_waited({"kind": applied.kind, **(applied.live or {})})
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str, str]] = set()
     out = []
     for f in findings:
-        key = (getattr(f, "code", ""), getattr(f, "resource", ""), getattr(f, "reason", ""))
+        key = (f.code, f.resource, f.reason)
         if key not in seen:
             seen.add(key)
             out.append(f)
@@ -261,8 +318,6 @@ def _dedupe(findings: list[Any]) -> list[Any]:
 
 def not_ready_summary(waiter: PhaseWaiter) -> list[str]:
     """Each target still not ready and what it waits for (for the deadline message)."""
-    from paless_deploy.core.diagnose import describe_not_ready
-
     lines = []
     for t in waiter.targets:
         if t.verdict.ready:

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING, Self
 
 from paless_deploy.adapters.kube import ApiError, TransportError, is_transient
-from paless_deploy.core.kinds import by_kind
+from paless_deploy.core.kinds import Kind, by_kind
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -27,7 +27,7 @@ class NamespaceWatcher:
     def __init__(self, kube: Kube, namespace: str, kinds: list[str] | None = None) -> None:
         self.kube = kube
         self.namespace = namespace
-        self._kinds = list(kinds or DEFAULT_KINDS)
+        self._kinds: dict[str, Kind] = {k: by_kind(k) for k in kinds or DEFAULT_KINDS}
         self._cache: dict[str, dict[str, dict]] = {k: {} for k in self._kinds}
         self._synced: dict[str, threading.Event] = {k: threading.Event() for k in self._kinds}
         self._lock = threading.Lock()
@@ -42,13 +42,27 @@ class NamespaceWatcher:
     def start(self, timeout: float = 30.0) -> NamespaceWatcher:
         """Start one watch thread per kind and wait for every initial list."""
         for kind in self._kinds:
-            t = threading.Thread(target=self._run, args=(kind,), name=f"watch-{kind}", daemon=True)
-            t.start()
-            self._threads.append(t)
+            self._start_thread(kind)
         deadline = time.monotonic() + timeout
         for kind in self._kinds:
             self._synced[kind].wait(max(0.0, deadline - time.monotonic()))
         return self
+
+    def mirror(self, api_version: str, kind: str, timeout: float = 30.0) -> None:
+        """Mirror one more kind (any the cluster serves, CRDs included) from now on."""
+        with self._lock:
+            if kind in self._kinds:
+                return
+            self._kinds[kind] = self.kube.kind(api_version, kind)
+            self._cache[kind] = {}
+            self._synced[kind] = threading.Event()
+        self._start_thread(kind)
+        self._synced[kind].wait(timeout)
+
+    def _start_thread(self, kind: str) -> None:
+        t = threading.Thread(target=self._run, args=(kind,), name=f"watch-{kind}", daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def stop(self) -> None:
         self._stop.set()
@@ -94,7 +108,7 @@ class NamespaceWatcher:
     # -- the watch loop ------------------------------------------------------
 
     def _list(self, kind: str) -> str:
-        items, version = self.kube.list(by_kind(kind), self.namespace)
+        items, version = self.kube.list(self._kinds[kind], self.namespace)
         with self.changed:
             self._cache[kind] = {item["metadata"]["name"]: item for item in items}
             self._version += 1
@@ -109,7 +123,7 @@ class NamespaceWatcher:
             try:
                 if not rv:
                     rv = self._list(kind)
-                for event in self.kube.watch(by_kind(kind), self.namespace, resource_version=rv,
+                for event in self.kube.watch(self._kinds[kind], self.namespace, resource_version=rv,
                                              timeout_s=WATCH_TIMEOUT_S):
                     if self._stop.is_set():
                         return

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from paless_deploy.core.diagnose import Finding
+from paless_deploy.core.diagnosis.findings import Finding
 
 MAX_EVIDENCE = 12  # lines; the panel stays readable, the commands show the rest
 

@@ -12,7 +12,15 @@ import time
 
 import pytest
 
-from paless_deploy.core import diagnose as dx
+from paless_deploy.core.diagnosis.claims import diagnose_pvc
+from paless_deploy.core.diagnosis.findings import Finding, Policy
+from paless_deploy.core.diagnosis.pods import diagnose_pod
+from paless_deploy.core.diagnosis.workloads import (
+    diagnose_deployment,
+    diagnose_job,
+    diagnose_replicaset,
+    diagnose_statefulset,
+)
 from tests.fixtures.recorded import record
 
 pytestmark = pytest.mark.cluster
@@ -74,24 +82,24 @@ def wait_for_state(api, namespace: str, ready, timeout: float = 20.0) -> dict:
             w.stop()
 
 
-def diagnose_all(snap: dict, policy: dx.Policy, classes: dict[str, dict]) -> list[dx.Finding]:
+def diagnose_all(snap: dict, policy: Policy, classes: dict[str, dict]) -> list[Finding]:
     events, findings = snap["events"], []
     pods = [o for o in snap["items"] if o["kind"] == "Pod"]
     for obj in snap["items"]:
         kind = obj["kind"]
         if kind == "Pod":
-            findings += dx.diagnose_pod(obj, events, policy, None)
+            findings += diagnose_pod(obj, events, policy, None)
         elif kind == "ReplicaSet":
-            findings += dx.diagnose_replicaset(obj, events, policy, None)
+            findings += diagnose_replicaset(obj, events, policy, None)
         elif kind == "Deployment":
-            findings += dx.diagnose_deployment(obj, events, policy)
+            findings += diagnose_deployment(obj, events, policy)
         elif kind == "StatefulSet":
-            findings += dx.diagnose_statefulset(obj, events, policy, None)
+            findings += diagnose_statefulset(obj, events, policy, None)
         elif kind == "Job":
-            findings += dx.diagnose_job(obj, events, policy, pods=pods)
+            findings += diagnose_job(obj, events, policy, pods=pods)
         elif kind == "PersistentVolumeClaim":
             name = obj["spec"].get("storageClassName")
-            findings += dx.diagnose_pvc(obj, events, classes.get(name or ""), policy, None)
+            findings += diagnose_pvc(obj, events, classes.get(name or ""), policy, None)
     return findings
 
 
@@ -101,7 +109,7 @@ def cluster_policy(kube_api):
 
     nodes = [kube_api.sanitize_for_serialization(n)
              for n in client.CoreV1Api(kube_api).list_node().items]
-    return dx.Policy(registry="127.0.0.1:5000").with_nodes(nodes)
+    return Policy(registry="127.0.0.1:5000").with_nodes(nodes)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +138,7 @@ def test_live_failure_is_diagnosed(sandbox, kube_api, namespace, cluster_policy,
     assert matching, [(f.code, f.message) for f in findings]
     assert matching[0].fatal is fatal
     assert f"-n {namespace} " in " ".join(matching[0].commands)
-    assert all(not f.fatal for f in diagnose_all(snap, dx.Policy(tolerate_all=True),
+    assert all(not f.fatal for f in diagnose_all(snap, Policy(tolerate_all=True),
                                                  storage_classes))
 
 

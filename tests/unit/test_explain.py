@@ -9,17 +9,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from paless_deploy.core import diagnose as dx
+from paless_deploy.core.diagnosis.findings import Finding, Policy
+from paless_deploy.core.diagnosis.pods import diagnose_pod
 from paless_deploy.ui.explain import finding_text, render_finding
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
 
 
-def crash_finding(**policy) -> dx.Finding:
+def crash_finding(**policy) -> Finding:
     doc = json.loads((RECORDED / "crash-loop.json").read_text())
     (pod,) = [o for o in doc["items"] if o["kind"] == "Pod"]
-    (f,) = dx.diagnose_pod(pod, doc["events"], dx.Policy(**policy),
-                           datetime(2030, 1, 1, tzinfo=UTC), logs="line 1\nfatal: db down\n")
+    (f,) = diagnose_pod(pod, doc["events"], Policy(**policy),
+                        datetime(2030, 1, 1, tzinfo=UTC), logs="line 1\nfatal: db down\n")
     return f
 
 

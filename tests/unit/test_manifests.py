@@ -14,9 +14,10 @@ import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import all_versions
 
+from paless_deploy.core.imageref import has_tag_or_digest
 from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS
 from paless_deploy.core.plan import plan_phases
-from paless_deploy.core.render import has_tag_or_digest, pod_spec
+from paless_deploy.core.podspec import pod_spec
 from paless_deploy.core.variables import VARIABLES
 from paless_deploy.stages.render import render_overlay
 

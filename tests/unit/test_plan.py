@@ -90,3 +90,25 @@ def test_phase_order_is_the_design_table() -> None:
         "namespace", "config", "storage", "object-storage", "object-storage-init", "data",
         "data-init", "migrate", "scheduler", "worker", "web",
     )
+
+
+def test_unreadable_policy_annotation_is_an_error_at_plan_time() -> None:
+    job = obj("Job", name="migrate", phase="migrate")
+    job["spec"] = {"template": {"metadata": {"annotations": {"paless.io/failure-grace": "soon"}}}}
+    with pytest.raises(ConfigError) as err:
+        plan_phases([obj("ConfigMap", "c"), job])
+    assert "Job/migrate: annotation paless.io/failure-grace" in err.value.message
+
+
+def test_objects_of_a_tree_not_written_for_the_tool() -> None:
+    # other labels, no annotations: only kinds and the component label decide
+    objects = [
+        {"kind": "Deployment", "metadata": {"name": "api", "labels": {"app": "api"}}},
+        {"kind": "StatefulSet", "metadata": {"name": "db", "labels": {"tier": "db"}}},
+        {"kind": "Service", "metadata": {"name": "api"}},
+        {"kind": "PersistentVolumeClaim", "metadata": {"name": "data"}},
+        {"kind": "Job", "metadata": {"name": "seed"}},
+    ]
+    assert [(p.name, [o["metadata"]["name"] for o in p.objects])
+            for p in plan_phases(objects)] == [
+        ("storage", ["data"]), ("data-init", ["seed"]), ("web", ["api", "db", "api"])]

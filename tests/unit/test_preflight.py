@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from paless_deploy.core.preflight import check_references, missing_image_finding, pod_references
+from paless_deploy.core.preflight import check_references, pod_references
 
 SECRET_VALUE = "s3cr3t-dev-value"
 
@@ -128,9 +128,3 @@ def test_secret_data_keys_count_as_present():
                "data": {"K": "c2VjcmV0"}}
     assert check_references([dep], lambda kind, ns, name: applied) == []
 
-
-def test_missing_image_finding():
-    f = missing_image_finding(workload(), "spec.template.spec.containers[0].image",
-                              "127.0.0.1:5000/paless-web:abc", "manifest unknown")
-    assert (f.code, f.resource, f.fatal) == ("missing-image", "Deployment/web", True)
-    assert "paless-deploy push" in f.hint

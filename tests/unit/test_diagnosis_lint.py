@@ -1,8 +1,11 @@
-"""Paless knowledge about rendered manifests: duplicate schedulers, :latest images."""
+"""diagnosis.lint: duplicate schedulers, :latest images, unreadable policy annotations."""
 
 from __future__ import annotations
 
-from paless_deploy.core.diagnose import manifest_warnings
+import pytest
+
+from paless_deploy.core.diagnosis.lint import check_policy_annotations, manifest_warnings
+from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.variables import VARIABLES
 from paless_deploy.stages.render import render_overlay
 
@@ -48,3 +51,34 @@ def test_the_shipped_dev_overlay_has_no_warnings():
     refs = {app: f"localhost:5000/paless-{app}:0123456789ab" for app in ("web", "worker", "scheduler")}
     objects = render_overlay(REPO, "dev", "paless", values, refs)
     assert manifest_warnings(objects) == []
+
+
+def test_untagged_init_containers_warn_too():
+    obj = scheduler()
+    obj["spec"]["template"]["spec"]["initContainers"] = [{"name": "wait", "image": "busybox"}]
+    (w,) = manifest_warnings(iter([obj]))  # any iterable, read once
+    assert "container wait uses busybox" in w
+
+
+def test_readable_policy_annotations_pass():
+    obj = scheduler()
+    obj["metadata"]["annotations"] = {"paless.io/allowed-restarts": "5"}
+    obj["spec"]["template"]["metadata"] = {"annotations": {"paless.io/failure-grace": "90s"}}
+    check_policy_annotations([obj, {"kind": "Service", "metadata": {"name": "web"}}])
+
+
+@pytest.mark.parametrize(("where", "key", "value"), [
+    ("object", "paless.io/allowed-restarts", "many"),
+    ("template", "paless.io/allowed-restarts", "-1"),
+    ("template", "paless.io/failure-grace", "a while"),
+    ("object", "paless.io/failure-grace", "5 minutes"),
+])
+def test_unreadable_policy_annotations_are_config_errors(where, key, value):
+    obj = scheduler()
+    if where == "object":
+        obj["metadata"]["annotations"] = {key: value}
+    else:
+        obj["spec"]["template"]["metadata"] = {"annotations": {key: value}}
+    with pytest.raises(ConfigError) as err:
+        check_policy_annotations([obj])
+    assert "Deployment/scheduler" in err.value.message and key in err.value.message

@@ -1,0 +1,114 @@
+"""When time runs out: what each object and each of its pods is still waiting for.
+
+Used for the overall `--timeout` (`deadline_finding`) and a phase's progress deadline
+(`describe_not_ready`), so both name the same missing pieces the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from paless_deploy.core.diagnosis.findings import Finding
+from paless_deploy.core.objects import name_of, nested, ref_of
+from paless_deploy.core.readiness import readiness
+
+
+def _selected(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list[Mapping]:
+    selector = nested(obj, "spec", "selector", "matchLabels")
+    if obj.get("kind") == "Job":
+        uid = nested(obj, "metadata", "uid")
+        selector = {"job-name": name_of(obj)} if not uid else {"controller-uid": uid}
+    if not selector:
+        return list(pods)
+    chosen = []
+    for pod in pods:
+        labels = nested(pod, "metadata", "labels") or {}
+        job_pod = obj.get("kind") == "Job" and name_of(obj) in (
+            labels.get("job-name"), labels.get("batch.kubernetes.io/job-name"))
+        if job_pod or all(labels.get(k) == v for k, v in selector.items()):
+            chosen.append(pod)
+    return chosen
+
+
+def pod_waiting_for(pod: Mapping[str, Any]) -> str:
+    """What one pod is still waiting for, in a few words; "" when it is ready."""
+    status = pod.get("status") or {}
+    conds = {c.get("type"): c for c in status.get("conditions") or []}
+    sched = conds.get("PodScheduled")
+    if sched and sched.get("status") == "False":
+        return f"not scheduled ({sched.get('reason', 'Pending')}: " \
+               f"{str(sched.get('message', '')).split(' preemption:')[0].rstrip('. ,')})"
+    if not nested(pod, "spec", "nodeName"):
+        return "not scheduled yet"
+    parts = []
+    init_statuses = status.get("initContainerStatuses") or []
+    statuses = [*init_statuses, *(status.get("containerStatuses") or [])]
+    for cs in statuses:
+        if cs.get("ready"):
+            continue
+        state = cs.get("state") or {}
+        if state.get("waiting"):
+            parts.append(f"container {cs.get('name')} waiting "
+                         f"({state['waiting'].get('reason', 'Waiting')})")
+        elif state.get("running"):
+            parts.append(f"container {cs.get('name')} running, not ready")
+        elif state.get("terminated"):
+            term = state["terminated"]
+            if term.get("reason") == "Completed" and cs in init_statuses:
+                continue
+            parts.append(f"container {cs.get('name')} terminated ({term.get('reason', '')}, "
+                         f"exit code {term.get('exitCode')})")
+    if not statuses:
+        return f"scheduled on {nested(pod, 'spec', 'nodeName')}, containers not started yet"
+    ready = conds.get("Ready")
+    if not parts and ready and ready.get("status") != "True":
+        return f"not ready ({ready.get('reason', '')})".replace(" ()", "")
+    return "; ".join(parts)
+
+
+def describe_not_ready(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]] = ()) -> str:
+    """For the deadline message: what `obj` is still waiting for, and each of its pods."""
+    kind, name = obj.get("kind"), name_of(obj)
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if kind == "Deployment":
+        desired = spec.get("replicas", 1)
+        head = (f"{status.get('availableReplicas') or 0} of {desired} replicas available, "
+                f"{status.get('updatedReplicas') or 0} updated")
+        old = (status.get("replicas") or 0) - (status.get("updatedReplicas") or 0)
+        if old > 0:
+            head += f", {old} old still running"
+    elif kind == "StatefulSet":
+        head = f"{status.get('readyReplicas') or 0} of {spec.get('replicas', 1)} replicas ready"
+        if status.get("currentRevision") != status.get("updateRevision"):
+            head += f", {status.get('updatedReplicas') or 0} updated"
+    elif kind == "Job":
+        head = (f"not complete ({status.get('active') or 0} active, "
+                f"{status.get('succeeded') or 0} succeeded, {status.get('failed') or 0} failed)")
+    elif kind == "PersistentVolumeClaim":
+        head = f"{status.get('phase', 'Pending')}, not bound"
+    else:
+        head = readiness(obj).reason or "not ready"
+    parts = [f"{kind}/{name}: {head}"]
+    for pod in sorted(_selected(obj, pods), key=name_of):
+        waiting = pod_waiting_for(pod)
+        if waiting:
+            parts.append(f"pod {name_of(pod)}: {waiting}")
+    return "; ".join(parts)
+
+
+def deadline_finding(objects: Sequence[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]],
+                     timeout_s: float, namespace: str) -> Finding:
+    """The overall deadline passed: name every resource still not ready and why."""
+    pods = list(pods)
+    lines = tuple(describe_not_ready(obj, pods) for obj in objects)
+    names = ", ".join(ref_of(o) for o in objects) or "the phase"
+    return Finding(
+        code="deadline", resource=ref_of(objects[0]) if len(objects) == 1 else "",
+        reason="DeadlineExceeded",
+        message=f"Not ready after {timeout_s:g}s: {names}.",
+        hint=("Each line below says what is still missing; if everything is merely slow, "
+              "raise --timeout."),
+        commands=(f"kubectl -n {namespace} get pods -o wide",
+                  f"kubectl -n {namespace} get events --sort-by=.lastTimestamp"),
+        evidence=lines, fatal=True)

@@ -1,0 +1,313 @@
+"""stages.wait.PhaseWaiter fed recorded objects through a fake watcher and a fake clock.
+
+The fake has NamespaceWatcher's interface (get, items, events_for, version,
+wait_for_change, kube) over a script of snapshots: every wait_for_change moves to the
+next snapshot, or, once the script is over, lets the fake clock run for the timeout asked.
+No test sleeps.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from paless_deploy.core.diagnosis.findings import Policy
+from paless_deploy.core.readiness import IN_PROGRESS, READY
+from paless_deploy.stages.apply import Applied
+from paless_deploy.stages.wait import PhaseWaiter, Target, deadline_error, not_ready_summary
+from tests.unit.recorded import LATER, cluster_policy, load, one
+
+
+class FakeClock:
+    """time.monotonic that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeWatcher:
+    """A NamespaceWatcher replaying snapshots ({"items": [...], "events": [...]})."""
+
+    def __init__(self, clock: FakeClock, *snapshots: Mapping[str, Any]) -> None:
+        self.clock = clock
+        self.snapshots = list(snapshots)
+        self.index = 0
+        self.kube = None
+        self.waits: list[float] = []
+        self.mirrored: list[tuple[str, str]] = []
+
+    @property
+    def snapshot(self) -> Mapping[str, Any]:
+        return self.snapshots[self.index]
+
+    @property
+    def version(self) -> int:
+        return self.index
+
+    def get(self, kind: str, name: str) -> dict | None:
+        return next((o for o in self.items(kind) if o["metadata"]["name"] == name), None)
+
+    def items(self, kind: str) -> list[dict]:
+        return [o for o in self.snapshot["items"] if o["kind"] == kind]
+
+    def events_for(self, kind: str, name: str) -> list[dict]:
+        return [e for e in self.snapshot.get("events") or []
+                if (e.get("involvedObject") or {}).get("kind") == kind
+                and (e.get("involvedObject") or {}).get("name") == name]
+
+    def mirror(self, api_version: str, kind: str) -> None:
+        self.mirrored.append((api_version, kind))
+
+    def wait_for_change(self, since: int, timeout: float) -> int:
+        self.waits.append(timeout)
+        if self.index + 1 < len(self.snapshots):
+            self.index += 1
+            self.clock.now += 0.1
+        else:
+            self.clock.now += timeout
+        return self.index
+
+
+def applied(obj: Mapping[str, Any], *, generation: int | None = None, uid: str | None = None,
+            action: str = "configured") -> Applied:
+    meta = obj["metadata"]
+    return Applied(kind=obj["kind"], name=meta["name"], namespace=meta.get("namespace"),
+                   action=action,
+                   generation=generation if generation is not None else meta.get("generation"),
+                   uid=uid or meta.get("uid", ""), live=dict(obj))
+
+
+def waiter(watcher: FakeWatcher, targets: list[Applied], *, policy: Policy | None = None,
+           deadline_s: float = 600, progress_deadline_s: float = 60,
+           **kw: Any) -> PhaseWaiter:
+    return PhaseWaiter(watcher, targets, deadline=watcher.clock() + deadline_s,
+                       progress_deadline_s=progress_deadline_s, policy=policy or Policy(),
+                       storage_classes=kw.pop("storage_classes", {}), clock=watcher.clock,
+                       utcnow=lambda: LATER, **kw)
+
+
+def rolled_out(doc: dict) -> dict:
+    """The slow-rollout case a moment later: every replica available, every pod ready."""
+    doc = copy.deepcopy(doc)
+    for obj in doc["items"]:
+        if obj["kind"] in ("Deployment", "ReplicaSet"):
+            obj["status"].update(availableReplicas=3, readyReplicas=3)
+        if obj["kind"] == "Pod":
+            obj["status"]["phase"] = "Running"
+            obj["status"]["conditions"].append({"type": "Ready", "status": "True"})
+    return doc
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def test_deployment_goes_from_progressing_to_ready(clock):
+    doc = load("slow-rollout")
+    watcher = FakeWatcher(clock, doc, doc, rolled_out(doc))
+    updates: list[str] = []
+    w = waiter(watcher, [applied(one(doc, "Deployment"))],
+               on_update=lambda t: updates.append(t.verdict.state))
+    outcome = w.run()
+    assert (outcome.failed, outcome.timed_out, outcome.findings) == (False, "", [])
+    (target,) = outcome.targets
+    assert target.verdict.state == READY and target.ready_at == clock()
+    assert updates == [IN_PROGRESS, READY]  # reported on change only
+
+
+def test_image_pull_backoff_fails_the_phase_at_once(clock):
+    doc = load("image-pull")
+    watcher = FakeWatcher(clock, doc)
+    outcome = waiter(watcher, [applied(one(doc, "Deployment"))], policy=cluster_policy()).run()
+    assert outcome.failed and not outcome.timed_out
+    (finding,) = outcome.findings
+    assert (finding.code, finding.reason, finding.fatal) == ("image-pull", "ImagePullBackOff", True)
+    assert finding.resource.startswith("Pod/web-")
+    assert watcher.waits == []  # decided on the first look
+
+
+def test_tolerated_failure_runs_into_the_progress_deadline(clock):
+    doc = load("never-ready")
+    watcher = FakeWatcher(clock, doc)
+    w = waiter(watcher, [applied(one(doc, "Deployment"))], progress_deadline_s=5)
+    outcome = w.run()
+    assert (outcome.failed, outcome.timed_out) == (False, "progress-deadline")
+    (finding,) = outcome.findings
+    assert (finding.code, finding.fatal) == ("not-ready", False)
+    assert sum(watcher.waits) == pytest.approx(5) and max(watcher.waits) <= 1.0  # TICK_S
+    err = deadline_error("web", w, outcome, "rec-never-ready", 5)
+    assert "Phase web made no progress for 5s" in err.message
+    assert "Deployment/web: 0 of 1 replicas available" in err.message
+    assert "running, not ready" in err.message
+
+
+def test_overall_deadline(clock):
+    doc = load("slow-rollout")
+    watcher = FakeWatcher(clock, doc)
+    w = waiter(watcher, [applied(one(doc, "Deployment"))], deadline_s=3,
+               progress_deadline_s=100)
+    outcome = w.run()
+    assert outcome.timed_out == "deadline"
+    assert not_ready_summary(w)[0].startswith("Deployment/web: 0 of 3 replicas available")
+
+
+def test_progress_resets_the_progress_deadline(clock):
+    doc = load("slow-rollout")
+    halfway = copy.deepcopy(doc)
+    one(halfway, "Deployment")["status"]["availableReplicas"] = 1
+    watcher = FakeWatcher(clock, doc)
+    w = waiter(watcher, [applied(one(doc, "Deployment"))], progress_deadline_s=5)
+    # the cluster moves after 4 s: the 5 s without progress start again from there
+    original = watcher.wait_for_change
+
+    def moving(since: int, timeout: float) -> int:
+        if clock.now >= 1004 and len(watcher.snapshots) == 1:
+            watcher.snapshots.append(halfway)
+        return original(since, timeout)
+
+    watcher.wait_for_change = moving  # type: ignore[method-assign]
+    outcome = w.run()
+    assert outcome.timed_out == "progress-deadline"
+    assert clock.now >= 1004 + 5
+
+
+def test_a_stale_generation_is_not_judged(clock):
+    failing = load("image-pull")  # what the cache shows before it sees our apply
+    fixed = rolled_out(load("image-pull"))
+    for obj in fixed["items"]:
+        if obj["kind"] == "Deployment":
+            obj["metadata"]["generation"] = obj["status"]["observedGeneration"] = 2
+            obj["status"].update(availableReplicas=1, readyReplicas=1, updatedReplicas=1)
+    watcher = FakeWatcher(clock, failing, failing, fixed)
+    target = applied(one(failing, "Deployment"), generation=2)
+    w = waiter(watcher, [target], policy=cluster_policy())
+    seen: list[str] = []
+    w.on_update = lambda t: seen.append(t.verdict.reason)
+    outcome = w.run()
+    assert (outcome.failed, outcome.findings) == (False, [])  # the old pods' failure is not ours
+    assert seen[0] == "waiting for the applied change to reach the cache"
+    assert outcome.targets[0].verdict.ready
+
+
+def test_a_replaced_job_waits_for_the_new_one(clock):
+    doc = load("job-failed")
+    old = copy.deepcopy(doc)
+    one(old, "Job")["metadata"]["uid"] = "the-job-we-replaced"
+    watcher = FakeWatcher(clock, old, doc)
+    job = one(doc, "Job")
+    logs: list[tuple[str, str]] = []
+
+    def fetch_logs(pod: str, container: str) -> str | None:
+        logs.append((pod, container))
+        return "error: relation does not exist"
+
+    w = waiter(watcher, [applied(job)], fetch_logs=fetch_logs)
+    first: list[str] = []
+    w.on_update = lambda t: first.append(t.verdict.reason)
+    outcome = w.run()
+    assert first[0] == "not in the watch cache yet"
+    assert outcome.failed
+    (finding,) = outcome.findings
+    assert (finding.code, finding.resource) == ("job-failed", "Job/migrate")
+    assert finding.evidence[-1] == "log: error: relation does not exist"
+
+
+def test_crash_logs_are_fetched_once_per_restart(clock):
+    doc = load("crash-loop")
+    watcher = FakeWatcher(clock, doc, doc, doc)
+    calls: list[tuple[str, str]] = []
+
+    def fetch_logs(pod: str, container: str) -> str | None:
+        calls.append((pod, container))
+        return "boom"
+
+    outcome = waiter(watcher, [applied(one(doc, "Deployment"))], fetch_logs=fetch_logs,
+                     progress_deadline_s=3).run()
+    assert outcome.timed_out == "progress-deadline"
+    (finding,) = outcome.findings
+    assert finding.code == "crash-loop" and not finding.fatal
+    assert "log: boom" in finding.evidence
+    assert len(calls) == 1
+
+
+def test_claim_waiting_for_first_consumer_is_ready_at_once(clock):
+    doc = load("pvc-wffc")
+    classes = {c["metadata"]["name"]: c for c in doc["storageClasses"]}
+    watcher = FakeWatcher(clock, doc)
+    outcome = waiter(watcher, [applied(one(doc, "PersistentVolumeClaim"))],
+                     storage_classes=classes).run()
+    assert outcome.targets[0].verdict.ready and not outcome.timed_out
+
+
+def test_kinds_that_only_exist_are_not_waited_and_warn(clock):
+    ingress = {"kind": "Ingress", "metadata": {"name": "web", "namespace": "ns"}, "spec": {}}
+    config = {"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}}
+    plain_cr = {"kind": "Widget", "metadata": {"name": "w", "namespace": "ns"}}
+    watcher = FakeWatcher(clock, {"items": []})
+    w = waiter(watcher, [applied(ingress), applied(config), applied(plain_cr)])
+    assert w.targets == []
+    outcome = w.run()
+    assert not outcome.failed and not outcome.timed_out
+    (warning,) = outcome.warnings
+    assert warning.startswith("Ingress/web has no address")
+
+
+def certificate(ready: str, generation: int = 1) -> dict:
+    return {"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+            "metadata": {"name": "tls", "namespace": "ns", "generation": generation},
+            "status": {"observedGeneration": generation,
+                       "conditions": [{"type": "Ready", "status": ready, "reason": "Issuing"}]}}
+
+
+def test_kinds_judged_by_conditions_are_watched_until_ready(clock):
+    # a custom resource: the watcher is asked to mirror its kind, then it becomes Ready
+    watcher = FakeWatcher(clock, {"items": [certificate("False")]},
+                          {"items": [certificate("False")]}, {"items": [certificate("True")]})
+    w = waiter(watcher, [applied(certificate("False"))])
+    outcome = w.run()
+    assert watcher.mirrored == [("cert-manager.io/v1", "Certificate")]
+    assert outcome.targets[0].verdict.ready and not outcome.timed_out
+
+
+def test_a_condition_kind_that_never_gets_ready_times_out_with_its_reason(clock):
+    watcher = FakeWatcher(clock, {"items": [certificate("False")]})
+    w = waiter(watcher, [applied(certificate("False"))], progress_deadline_s=4)
+    outcome = w.run()
+    assert outcome.timed_out == "progress-deadline"
+    assert not_ready_summary(w) == ["Certificate/tls: Ready=False (Issuing)"]
+
+
+def test_a_condition_kind_not_in_the_cache_says_so(clock):
+    watcher = FakeWatcher(clock, {"items": []})
+    gone = waiter(watcher, [applied(certificate("False"))], progress_deadline_s=2)
+    gone.run()
+    assert not_ready_summary(gone) == ["Certificate/tls: not in the watch cache yet"]
+
+
+def test_daemonset_pods_are_diagnosed(clock):
+    doc = load("image-pull")
+    pod = copy.deepcopy(one(doc, "Pod"))
+    pod["metadata"]["ownerReferences"] = [{"kind": "DaemonSet", "name": "agent", "uid": "ds-1",
+                                           "controller": True}]
+    pod["metadata"]["labels"]["pod-template-generation"] = "1"
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet",
+          "metadata": {"name": "agent", "namespace": "rec-image-pull", "uid": "ds-1",
+                       "generation": 1},
+          "status": {"observedGeneration": 1, "desiredNumberScheduled": 1}}
+    watcher = FakeWatcher(clock, {"items": [pod, ds], "events": doc["events"]})
+    outcome = waiter(watcher, [applied(ds)], policy=cluster_policy()).run()
+    assert outcome.failed
+    assert [f.code for f in outcome.findings] == ["image-pull"]
+
+
+def test_targets_are_reported_with_their_ref(clock):
+    doc = load("slow-rollout")
+    target = Target(applied(one(doc, "Deployment")))
+    assert target.ref == "Deployment/web" and target.verdict.state == IN_PROGRESS
