@@ -11,9 +11,9 @@ import os
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from paless_deploy.core import labels
+from paless_deploy.core.apitypes import ApiObject, JsonDict, JsonValue
 from paless_deploy.core.durations import parse_duration
 
 LEASE_NAME = labels.TOOL
@@ -78,7 +78,7 @@ def ci_job_url(environ: Mapping[str, str]) -> str | None:
     return environ.get("CI_JOB_URL") or environ.get("BUILD_URL") or None
 
 
-def lock_timeout(config: Any) -> float:
+def lock_timeout(config: JsonValue) -> float:
     """PALESS_LOCK_TIMEOUT in seconds (default 10m)."""
     return parse_duration(config.value("PALESS_LOCK_TIMEOUT") or "10m", "PALESS_LOCK_TIMEOUT",
                           allow_zero=True)
@@ -95,7 +95,7 @@ def parse_micro_time(text: object) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def lease_state(lease: Mapping[str, Any]) -> LeaseState:
+def lease_state(lease: ApiObject) -> LeaseState:
     """What the lock needs of a Lease object (API JSON)."""
     spec = lease.get("spec") or {}
     return LeaseState(
@@ -110,9 +110,9 @@ def lease_state(lease: Mapping[str, Any]) -> LeaseState:
 
 def lease_body(namespace: str, holder: str, duration_s: int, now: dt.datetime,
                acquired: dt.datetime, transitions: int, resource_version: str | None
-               ) -> dict[str, Any]:
+               ) -> JsonDict:
     """The Lease we write (conditioned on `resource_version` when given)."""
-    metadata: dict[str, Any] = {"name": LEASE_NAME, "namespace": namespace,
+    metadata: JsonDict = {"name": LEASE_NAME, "namespace": namespace,
                                 "labels": {labels.MANAGED_BY: labels.TOOL}}
     if resource_version:
         metadata["resourceVersion"] = resource_version

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from paless_deploy.core import labels
+from paless_deploy.core.apitypes import ApiObject, JsonDict
 from paless_deploy.core.durations import parse_duration, span
 from paless_deploy.core.errors import ConfigError
 
@@ -58,7 +59,7 @@ def commit_from_environment(environ: Mapping[str, str]) -> str | None:
 
 
 def namespace_manifest(config: Config, branch: str | None, commit: str | None, *,
-                       now: dt.datetime | None = None) -> dict[str, Any]:
+                       now: dt.datetime | None = None) -> JsonDict:
     """The Namespace object the tool creates: managed-by label, gc annotations."""
     annotations = {labels.CREATED_AT: rfc3339(now or dt.datetime.now(dt.UTC))}
     if branch:
@@ -79,7 +80,7 @@ def namespace_manifest(config: Config, branch: str | None, commit: str | None, *
     }
 
 
-def created_by_tool(namespace: Mapping[str, Any]) -> bool:
+def created_by_tool(namespace: ApiObject) -> bool:
     """True for a Namespace object carrying our managed-by label."""
     return ((namespace.get("metadata") or {}).get("labels") or {}).get(
         labels.MANAGED_BY) == labels.TOOL

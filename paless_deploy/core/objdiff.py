@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Mapping
-from typing import Any
 
 import yaml
+
+from paless_deploy.core.apitypes import ApiObject
 
 REDACTED = "<redacted>"
 REDACTED_CHANGED = "<redacted: changed>"
@@ -19,7 +19,7 @@ _DROP_META = ("managedFields", "resourceVersion", "generation", "creationTimesta
 _SECRET_FIELDS = ("data", "stringData")
 
 
-def comparable(obj: Mapping[str, Any] | None) -> dict | None:
+def comparable(obj: ApiObject | None) -> dict | None:
     """The object without status and the fields every write changes (values untouched)."""
     if obj is None:
         return None
@@ -35,7 +35,7 @@ def comparable(obj: Mapping[str, Any] | None) -> dict | None:
     return out
 
 
-def same(live: Mapping[str, Any] | None, planned: Mapping[str, Any] | None) -> bool:
+def same(live: ApiObject | None, planned: ApiObject | None) -> bool:
     """True when applying would change nothing a person cares about."""
     return comparable(live) == comparable(planned)
 
@@ -66,7 +66,7 @@ def _redact(obj: dict | None) -> dict | None:
     return obj
 
 
-def unified(ref: str, live: Mapping[str, Any] | None, planned: Mapping[str, Any] | None) -> str:
+def unified(ref: str, live: ApiObject | None, planned: ApiObject | None) -> str:
     """A unified diff of what would change ('' when nothing would); Secret values redacted."""
     a_obj, b_obj = redacted_pair(comparable(live), comparable(planned))
     a = yaml.safe_dump(a_obj, sort_keys=True).splitlines(keepends=True) if a_obj else []

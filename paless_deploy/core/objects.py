@@ -7,32 +7,33 @@ half-written status.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+
+from paless_deploy.core.apitypes import ApiObject, JsonValue
 
 
-def nested(obj: Any, *keys: str) -> Any:
+def nested(obj: JsonValue, *keys: str) -> JsonValue:
     """obj[k1][k2]...; None as soon as a level is missing or not a mapping."""
     for key in keys:
         obj = obj.get(key) if isinstance(obj, Mapping) else None
     return obj
 
 
-def name_of(obj: Mapping[str, Any]) -> str:
+def name_of(obj: ApiObject) -> str:
     """metadata.name, "" when missing."""
     return str(nested(obj, "metadata", "name") or "")
 
 
-def namespace_of(obj: Mapping[str, Any]) -> str:
+def namespace_of(obj: ApiObject) -> str:
     """metadata.namespace, "default" when missing (as kubectl reads it)."""
     return str(nested(obj, "metadata", "namespace") or "default")
 
 
-def ref_of(obj: Mapping[str, Any]) -> str:
+def ref_of(obj: ApiObject) -> str:
     """"Kind/name", the way findings and messages name an object."""
     return f"{obj.get('kind', 'Object')}/{name_of(obj)}"
 
 
-def condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+def condition(obj: ApiObject, kind: str) -> ApiObject | None:
     """The status condition of type `kind`, or None."""
     for cond in nested(obj, "status", "conditions") or []:
         if isinstance(cond, Mapping) and cond.get("type") == kind:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis.lint import check_policy_annotations
 from paless_deploy.core.errors import ConfigError
 
@@ -70,7 +70,7 @@ class Phase:
     objects: tuple[dict, ...]
 
 
-def phase_of(obj: Mapping[str, Any]) -> str:
+def phase_of(obj: ApiObject) -> str:
     """The phase an object belongs to: its annotation, else the defaults table.
 
     An annotation naming no known phase is a ConfigError: silently falling back would

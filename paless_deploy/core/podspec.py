@@ -7,7 +7,8 @@ diagnosis all walk a Deployment, a CronJob or a bare Pod the same way.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+
+from paless_deploy.core.apitypes import ApiObject, JsonValue
 
 # kind -> path of the pod spec; the pod template's metadata sits beside that spec.
 POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
@@ -23,13 +24,13 @@ POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
-def _walk(obj: Any, path: tuple[str, ...]) -> Any:
+def _walk(obj: JsonValue, path: tuple[str, ...]) -> JsonValue:
     for key in path:
         obj = obj.get(key) if isinstance(obj, Mapping) else None
     return obj
 
 
-def pod_spec(obj: Mapping[str, Any]) -> dict | None:
+def pod_spec(obj: ApiObject) -> dict | None:
     """The pod spec inside a Pod or workload object, or None for kinds without pods."""
     path = POD_SPEC_PATHS.get(str(obj.get("kind")))
     node = _walk(obj, path) if path else None
@@ -41,7 +42,7 @@ def pod_spec_path(kind: str) -> str:
     return ".".join(POD_SPEC_PATHS.get(kind, ("spec", "template", "spec")))
 
 
-def indexed_containers(obj: Mapping[str, Any]) -> Iterator[tuple[str, int, dict]]:
+def indexed_containers(obj: ApiObject) -> Iterator[tuple[str, int, dict]]:
     """(list name, index, container) for every container of the pod spec, init first."""
     spec = pod_spec(obj) or {}
     for list_name in CONTAINER_LISTS:
@@ -50,18 +51,18 @@ def indexed_containers(obj: Mapping[str, Any]) -> Iterator[tuple[str, int, dict]
                 yield list_name, index, container
 
 
-def pod_containers(obj: Mapping[str, Any]) -> list[dict]:
+def pod_containers(obj: ApiObject) -> list[dict]:
     """The init, regular and ephemeral containers of the pod spec (the dicts themselves,
     so a caller may rewrite them in place)."""
     return [container for _, _, container in indexed_containers(obj)]
 
 
-def spec_container(obj: Mapping[str, Any], name: str) -> dict:
+def spec_container(obj: ApiObject, name: str) -> dict:
     """The container called `name` in the pod spec; {} when there is none."""
     return next((c for c in pod_containers(obj) if c.get("name") == name), {})
 
 
-def template_annotations(obj: Mapping[str, Any]) -> dict[str, str]:
+def template_annotations(obj: ApiObject) -> dict[str, str]:
     """The annotations of a workload's pod template ({} for a Pod and for kinds without pods)."""
     path = POD_SPEC_PATHS.get(str(obj.get("kind")))
     if not path or len(path) < 2:

@@ -6,10 +6,10 @@ objects, else the cluster (through a callback); each gap is a `missing-reference
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.diagnosis.hints import rendered_from
 from paless_deploy.core.podspec import indexed_containers, pod_spec, pod_spec_path
@@ -30,7 +30,7 @@ class Reference:
     optional: bool = False
 
 
-def pod_references(obj: Mapping[str, Any]) -> Iterator[Reference]:
+def pod_references(obj: ApiObject) -> Iterator[Reference]:
     """Every Secret/ConfigMap/claim reference in the pod template of a workload or Pod."""
     spec = pod_spec(obj)
     if spec is None:
@@ -72,12 +72,12 @@ def pod_references(obj: Mapping[str, Any]) -> Iterator[Reference]:
                                       f"{base}.projected.sources[{si}].{field}")
 
 
-def _volume_ref(kind: str, source: Mapping[str, Any], name_field: str, path: str) -> Reference:
+def _volume_ref(kind: str, source: ApiObject, name_field: str, path: str) -> Reference:
     keys = tuple(str(item.get("key")) for item in source.get("items") or [] if item.get("key"))
     return Reference(kind, str(source[name_field]), keys, path, bool(source.get("optional")))
 
 
-def object_keys(obj: Mapping[str, Any]) -> set[str]:
+def object_keys(obj: ApiObject) -> set[str]:
     """The key names of a Secret or ConfigMap (never their values)."""
     fields: tuple[str, ...] = (("data", "stringData") if obj.get("kind", "Secret") == "Secret"
                                else ("data", "binaryData", "stringData"))
@@ -116,7 +116,7 @@ def check_references(objects: list[dict], existing: Existing) -> list[Finding]:
     return findings
 
 
-def _check(obj: Mapping[str, Any], ref: Reference, target: Mapping[str, Any] | None,
+def _check(obj: ApiObject, ref: Reference, target: ApiObject | None,
            namespace: str) -> Finding | None:
     kind, name = str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))
     resource = f"{kind}/{name}"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from paless_deploy.core.apitypes import ApiObject, JsonValue
 from paless_deploy.core.objects import condition, nested
 
 READY = "ready"
@@ -26,7 +26,7 @@ class Readiness:
 
     state: str
     reason: str = ""
-    progress: tuple[Any, ...] = ()  # changes whenever the object moves forward
+    progress: tuple[JsonValue, ...] = ()  # changes whenever the object moves forward
 
     @property
     def ready(self) -> bool:
@@ -45,10 +45,10 @@ class Facts:
     wait_for_first_consumer: bool = False  # the claim's StorageClass binds on first use
 
 
-Rule = Callable[[Mapping[str, Any], Facts], Readiness]
+Rule = Callable[[ApiObject, Facts], Readiness]
 
 
-def generation_pending(obj: Mapping[str, Any], applied_generation: int | None) -> str | None:
+def generation_pending(obj: ApiObject, applied_generation: int | None) -> str | None:
     """Why the controller has not yet looked at the applied spec, or None when it has.
 
     Until it has, the object's status (and its pods) describe the previous revision.
@@ -62,18 +62,18 @@ def generation_pending(obj: Mapping[str, Any], applied_generation: int | None) -
     return None
 
 
-def _int(obj: Mapping[str, Any], *path: str) -> int:
+def _int(obj: ApiObject, *path: str) -> int:
     return int(nested(obj, *path) or 0)
 
 
-def _desired(obj: Mapping[str, Any]) -> int:
+def _desired(obj: ApiObject) -> int:
     replicas = nested(obj, "spec", "replicas")
     return 1 if replicas is None else int(replicas)
 
 
 # --- rules, one per kind ----------------------------------------------------------------------
 
-def deployment_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+def deployment_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """updated = available = desired replicas, no old replicas, generation observed."""
     desired = _desired(obj)
     updated = _int(obj, "status", "updatedReplicas")
@@ -96,7 +96,7 @@ def deployment_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Read
     return Readiness(READY, f"{available}/{desired} available", progress)
 
 
-def statefulset_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+def statefulset_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """ready = desired replicas, current revision = update revision, generation observed."""
     status = obj.get("status") or {}
     desired = _desired(obj)
@@ -117,7 +117,7 @@ def statefulset_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Rea
     return Readiness(READY, f"{ready}/{desired} ready", progress)
 
 
-def daemonset_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+def daemonset_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """Every node that should run a pod runs an updated, available one; generation observed."""
     desired = nested(obj, "status", "desiredNumberScheduled")
     updated = _int(obj, "status", "updatedNumberScheduled")
@@ -135,7 +135,7 @@ def daemonset_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readi
     return Readiness(READY, f"{available}/{desired} available", progress)
 
 
-def replicaset_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+def replicaset_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """available = ready = desired replicas, none in excess, generation observed."""
     desired = _desired(obj)
     available = _int(obj, "status", "availableReplicas")
@@ -157,7 +157,7 @@ def replicaset_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Read
     return Readiness(READY, f"{available}/{desired} available", progress)
 
 
-def job_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+def job_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """Complete condition: ready; Failed condition: failed."""
     status = obj.get("status") or {}
     progress = (status.get("active"), status.get("succeeded"), status.get("failed"))
@@ -173,7 +173,7 @@ def job_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
                      else "waiting for its pod", progress)
 
 
-def pod_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+def pod_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """Ready condition True, or run to completion; failed when the pod failed for good."""
     phase = nested(obj, "status", "phase") or "Pending"
     ready = condition(obj, "Ready")
@@ -188,7 +188,7 @@ def pod_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
     return Readiness(IN_PROGRESS, f"{phase}, not ready", progress)
 
 
-def pvc_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+def pvc_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """Bound, or Pending under a WaitForFirstConsumer class (binds when a pod uses it)."""
     phase = nested(obj, "status", "phase") or "Pending"
     if phase == "Bound":
@@ -200,12 +200,12 @@ def pvc_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
     return Readiness(IN_PROGRESS, "waiting for a volume to bind", (phase,))
 
 
-def exists_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+def exists_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """Kinds that are ready as soon as the API server has them."""
     return Readiness(READY, "exists", ())
 
 
-def conditions_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Readiness:
+def conditions_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """Any other kind, as kstatus judges it: by the generation and the standard conditions.
 
     In progress while being deleted, while `status.observedGeneration` (when the
@@ -238,7 +238,7 @@ def conditions_readiness(obj: Mapping[str, Any], facts: Facts = Facts()) -> Read
     return Readiness(IN_PROGRESS, _condition_text(verdict), progress)
 
 
-def _condition_text(cond: Mapping[str, Any]) -> str:
+def _condition_text(cond: ApiObject) -> str:
     """ "Ready=False (Reason): message", for people."""
     head = f"{cond.get('type')}={cond.get('status', 'Unknown')}"
     if cond.get("reason"):
@@ -275,7 +275,7 @@ def rule_for(kind: str) -> Rule:
     return RULES.get(kind, conditions_readiness)
 
 
-def is_waited(obj: Mapping[str, Any]) -> bool:
+def is_waited(obj: ApiObject) -> bool:
     """Whether the wait stage must watch `obj` (as the API server returned it) become ready.
 
     Kinds with a rule of their own are always waited for; kinds without one only when
@@ -290,14 +290,14 @@ def is_waited(obj: Mapping[str, Any]) -> bool:
         status.get("conditions") or status.get("observedGeneration") is not None)
 
 
-def readiness(obj: Mapping[str, Any], *, applied_generation: int | None = None,
+def readiness(obj: ApiObject, *, applied_generation: int | None = None,
               wait_for_first_consumer: bool = False) -> Readiness:
     """The one entry point: the verdict for any kind."""
     facts = Facts(applied_generation, wait_for_first_consumer)
     return rule_for(str(obj.get("kind") or ""))(obj, facts)
 
 
-def ingress_warning(obj: Mapping[str, Any]) -> str | None:
+def ingress_warning(obj: ApiObject) -> str | None:
     """An Ingress without an address: no controller serves its class."""
     lb = nested(obj, "status", "loadBalancer", "ingress") or []
     if lb:
@@ -308,7 +308,7 @@ def ingress_warning(obj: Mapping[str, Any]) -> str | None:
             "(k3s ships Traefik; elsewhere install the controller or set INGRESS_CLASS)")
 
 
-def hpa_warning(obj: Mapping[str, Any]) -> str | None:
+def hpa_warning(obj: ApiObject) -> str | None:
     """An HPA whose metrics are unavailable: metrics-server missing?"""
     name = nested(obj, "metadata", "name")
     able = condition(obj, "ScalingActive")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from typing import Any
 
 import yaml
 
 from paless_deploy.core import labels
+from paless_deploy.core.apitypes import JsonValue
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import has_tag_or_digest
 from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS
@@ -72,13 +72,13 @@ def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> l
 
 
 def _substitute(
-    value: Any,
+    value: JsonValue,
     path: tuple[str | int, ...],
     label: str,
     in_secret: bool,
     variables: Mapping[str, str],
     problems: list[str],
-) -> Any:
+) -> JsonValue:
     """Substitute inside one value; returns the new value or _REMOVE."""
     if isinstance(value, dict):
         out = {}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any
 
+from paless_deploy.core.apitypes import JsonDict, JsonValue
 from paless_deploy.core.errors import PalessError
 
 REPORT_VERSION = 1
@@ -68,16 +68,16 @@ class Result:
     namespace: str | None = None
     overlay: str | None = None
     duration_s: float = 0.0
-    images: list[Any] = field(default_factory=list)  # images.ImageResult
+    images: list[JsonValue] = field(default_factory=list)  # images.ImageResult
     phases: list[PhaseReport] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     errors: list[ErrorReport] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # command-specific keys
+    extra: JsonDict = field(default_factory=dict)  # command-specific keys
     version: int = REPORT_VERSION
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonDict:
         """The document as plain data, in the design's key order."""
-        doc: dict[str, Any] = {
+        doc: JsonDict = {
             "version": self.version,
             "command": self.command,
             "result": self.result,
@@ -106,7 +106,7 @@ class Result:
         return self
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: JsonValue) -> JsonValue:
     return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
 
 

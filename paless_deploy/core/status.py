@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
 
 from paless_deploy.core import labels
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.imageref import tag_of
 from paless_deploy.core.readiness import readiness
 
@@ -32,7 +32,7 @@ class Status:
     health: str = ""
     healthy: bool = True
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonDict:
         return asdict(self)
 
 

@@ -5,18 +5,18 @@ Pending under a WaitForFirstConsumer StorageClass is normal until a pod uses the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis import eventlog
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.kubectl import PVS_CMD, describe_cmd
 from paless_deploy.core.objects import name_of, namespace_of, nested
 
 
-def diagnose_pvc(pvc: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
-                 storage_class: Mapping[str, Any] | None = None,
+def diagnose_pvc(pvc: ApiObject, events: Iterable[ApiObject],
+                 storage_class: ApiObject | None = None,
                  policy: Policy | None = None, now: datetime | None = None) -> list[Finding]:
     """A claim that is Pending: ProvisioningFailed, or no PV matching (FailedBinding).
 

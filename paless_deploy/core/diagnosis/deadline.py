@@ -7,14 +7,14 @@ Used for the overall `--timeout` (`deadline_finding`) and a phase's progress dea
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.objects import name_of, nested, ref_of
 from paless_deploy.core.readiness import readiness
 
 
-def _selected(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list[Mapping]:
+def _selected(obj: ApiObject, pods: Iterable[ApiObject]) -> list[Mapping]:
     selector = nested(obj, "spec", "selector", "matchLabels")
     if obj.get("kind") == "Job":
         uid = nested(obj, "metadata", "uid")
@@ -31,7 +31,7 @@ def _selected(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list
     return chosen
 
 
-def pod_waiting_for(pod: Mapping[str, Any]) -> str:
+def pod_waiting_for(pod: ApiObject) -> str:
     """What one pod is still waiting for, in a few words; "" when it is ready."""
     status = pod.get("status") or {}
     conds = {c.get("type"): c for c in status.get("conditions") or []}
@@ -67,7 +67,7 @@ def pod_waiting_for(pod: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def describe_not_ready(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]] = ()) -> str:
+def describe_not_ready(obj: ApiObject, pods: Iterable[ApiObject] = ()) -> str:
     """For the deadline message: what `obj` is still waiting for, and each of its pods."""
     kind, name = obj.get("kind"), name_of(obj)
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
@@ -97,7 +97,7 @@ def describe_not_ready(obj: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]
     return "; ".join(parts)
 
 
-def deadline_finding(objects: Sequence[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]],
+def deadline_finding(objects: Sequence[ApiObject], pods: Iterable[ApiObject],
                      timeout_s: float, namespace: str) -> Finding:
     """The overall deadline passed: name every resource still not ready and why."""
     pods = list(pods)

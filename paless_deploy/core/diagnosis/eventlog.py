@@ -7,10 +7,10 @@ events.k8s.io/v1 (`regarding`, `note`, `eventTime`, `series`). Rules import the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.objects import name_of, nested
 
 # The event recorder's own prefix on aggregated events, not part of what happened.
@@ -37,7 +37,7 @@ def age(since: str | None, now: datetime | None) -> float:
     return (now - start).total_seconds()
 
 
-def about(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> list[dict]:
+def about(obj: ApiObject, events: Iterable[ApiObject]) -> list[dict]:
     """The events about `obj` (core/v1 or events.k8s.io/v1 shape), oldest first."""
     uid = nested(obj, "metadata", "uid")
     kind, name = obj.get("kind"), name_of(obj)
@@ -52,23 +52,23 @@ def about(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> list[d
     return sorted(mine, key=lambda e: last_seen(e) or "")
 
 
-def message(event: Mapping[str, Any]) -> str:
+def message(event: ApiObject) -> str:
     """What the event says (`message`, or `note` in the events.k8s.io shape)."""
     return str(event.get("message") or event.get("note") or "").strip()
 
 
-def first_seen(event: Mapping[str, Any]) -> str | None:
+def first_seen(event: ApiObject) -> str | None:
     """When the event was first seen."""
     return event.get("firstTimestamp") or event.get("eventTime") or event.get("lastTimestamp")
 
 
-def last_seen(event: Mapping[str, Any]) -> str | None:
+def last_seen(event: ApiObject) -> str | None:
     """When the event was last seen."""
     return (event.get("lastTimestamp") or nested(event, "series", "lastObservedTime")
             or event.get("eventTime") or event.get("firstTimestamp"))
 
 
-def with_reason(events: Iterable[Mapping[str, Any]], *reasons: str) -> list[dict]:
+def with_reason(events: Iterable[ApiObject], *reasons: str) -> list[dict]:
     """The events whose reason is one of `reasons`, in the given order."""
     return [dict(e) for e in events if e.get("reason") in reasons]
 
@@ -78,7 +78,7 @@ def strip_combined(text: str) -> str:
     return text.removeprefix(_COMBINED)
 
 
-def unique_messages(events: Iterable[Mapping[str, Any]], limit: int = 3) -> tuple[str, ...]:
+def unique_messages(events: Iterable[ApiObject], limit: int = 3) -> tuple[str, ...]:
     """Up to `limit` distinct "Reason: message" lines, newest first (as evidence)."""
     seen: list[str] = []
     for event in reversed(list(events)):  # newest first

@@ -32,8 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis.eventlog import age
 from paless_deploy.core.durations import parse_duration
 from paless_deploy.core.errors import ConfigError
@@ -99,7 +99,7 @@ class PolicyOverrides:
     grace_s: float | None = None
 
 
-def policy_overrides(obj: Mapping[str, Any]) -> PolicyOverrides:
+def policy_overrides(obj: ApiObject) -> PolicyOverrides:
     """The policy annotations of `obj` and its pod template (the template's win).
 
     A value that is not a whole number (restarts) or a duration (grace) is a ConfigError
@@ -134,7 +134,7 @@ class Policy:
     registry: str = ""
     largest_node: NodeCapacity | None = field(default=None)
 
-    def for_object(self, obj: Mapping[str, Any]) -> Policy:
+    def for_object(self, obj: ApiObject) -> Policy:
         """This policy tuned by the object's (or its pod template's) annotations.
 
         The pod template's annotations win over the object's own; a bad value is a
@@ -148,7 +148,7 @@ class Policy:
             policy = replace(policy, grace_s=overrides.grace_s)
         return policy
 
-    def with_nodes(self, nodes: Iterable[Mapping[str, Any]]) -> Policy:
+    def with_nodes(self, nodes: Iterable[ApiObject]) -> Policy:
         """This policy with the node count and the largest allocatable of the cluster."""
         caps = [NodeCapacity(cpu_millicores(nested(n, "status", "allocatable", "cpu")),
                              memory_bytes(nested(n, "status", "allocatable", "memory")))

@@ -4,16 +4,16 @@ policy annotations cannot be read, found before anything is built or applied.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis.findings import policy_overrides
 from paless_deploy.core.diagnosis.hints import SINGLE_INSTANCE_COMPONENT
 from paless_deploy.core.objects import name_of, nested
 from paless_deploy.core.podspec import pod_containers
 
 
-def check_policy_annotations(objects: Iterable[Mapping[str, Any]]) -> None:
+def check_policy_annotations(objects: Iterable[ApiObject]) -> None:
     """Raise ConfigError for the first `paless.io/allowed-restarts` or `paless.io/failure-grace`
     value (on an object or its pod template) that is not a whole number / a duration.
 
@@ -24,7 +24,7 @@ def check_policy_annotations(objects: Iterable[Mapping[str, Any]]) -> None:
         policy_overrides(obj)
 
 
-def manifest_warnings(objects: Iterable[Mapping[str, Any]]) -> list[str]:
+def manifest_warnings(objects: Iterable[ApiObject]) -> list[str]:
     """Warnings about rendered objects that will misbehave although they apply cleanly.
 
     - more than one scheduler (replicas > 1, an HPA, or a rolling update): Celery beat

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis import eventlog
 from paless_deploy.core.diagnosis.findings import Finding, NodeCapacity, Policy
 from paless_deploy.core.diagnosis.hints import (
@@ -39,7 +39,7 @@ _CONFIG_OBJECT = re.compile(r"(secret|configmap) \"([^\"]+)\" not found", re.IGN
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 
-def diagnose_pod(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
+def diagnose_pod(pod: ApiObject, events: Iterable[ApiObject],
                  policy: Policy | None = None, now: datetime | None = None, *,
                  logs: Mapping[str, str] | str | None = None,
                  unready_services: Iterable[str] = ()) -> list[Finding]:
@@ -78,7 +78,7 @@ def diagnose_pod(pod: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
     return findings
 
 
-def pod_owner(pod: Mapping[str, Any]) -> str:
+def pod_owner(pod: ApiObject) -> str:
     """The workload behind a pod as "Kind/name" (the Deployment for a ReplicaSet's pod)."""
     for ref in nested(pod, "metadata", "ownerReferences") or []:
         if not ref.get("controller", True):
@@ -91,7 +91,7 @@ def pod_owner(pod: Mapping[str, Any]) -> str:
     return ""
 
 
-def pod_requests(pod: Mapping[str, Any]) -> NodeCapacity:
+def pod_requests(pod: ApiObject) -> NodeCapacity:
     """The pod's effective requests: containers summed, or the largest init container."""
     spec = pod_spec(pod) or {}
 
@@ -117,7 +117,7 @@ def image_registry_host(image: str) -> str:
 class _PodContext:
     """What the per-container checks of one pod share."""
 
-    def __init__(self, pod: Mapping[str, Any], events: list[dict], policy: Policy,
+    def __init__(self, pod: ApiObject, events: list[dict], policy: Policy,
                  now: datetime | None, logs: Mapping[str, str] | str | None,
                  unready: tuple[str, ...]) -> None:
         self.pod, self.events, self.policy, self.now = pod, events, policy, now
@@ -226,7 +226,7 @@ class _PodContext:
 
     # -- containers ------------------------------------------------------------------------------
 
-    def container(self, status: Mapping[str, Any]) -> Finding | None:
+    def container(self, status: ApiObject) -> Finding | None:
         name = str(status.get("name") or "")
         waiting = nested(status, "state", "waiting") or {}
         reason = waiting.get("reason") or ""
@@ -245,7 +245,7 @@ class _PodContext:
             return self.crash_loop(status, terminated, restarts)
         return None
 
-    def image_pull(self, status: Mapping[str, Any], reason: str, message: str) -> Finding:
+    def image_pull(self, status: ApiObject, reason: str, message: str) -> Finding:
         name = str(status.get("name") or "")
         image = str(status.get("image") or spec_container(self.pod, name).get("image") or "")
         pulls = [e for e in self.events if e.get("reason") in ("Failed", "ErrImagePull")
@@ -311,7 +311,7 @@ class _PodContext:
             "missing.", hint, fatal=self.after_grace(self.started), commands=commands,
             evidence=[f"container {name}: {reason}: {message}".rstrip(": ")])
 
-    def oom(self, status: Mapping[str, Any], terminated: Mapping[str, Any],
+    def oom(self, status: ApiObject, terminated: ApiObject,
             restarts: int) -> Finding:
         name = str(status.get("name") or "")
         limit = nested(spec_container(self.pod, name), "resources", "limits", "memory")
@@ -329,7 +329,7 @@ class _PodContext:
             commands=[logs_cmd(self.ns, self.name, name)],
             evidence=[state, *self.log_tail(name)])
 
-    def crash_loop(self, status: Mapping[str, Any], terminated: Mapping[str, Any],
+    def crash_loop(self, status: ApiObject, terminated: ApiObject,
                    restarts: int) -> Finding:
         name = str(status.get("name") or "")
         code, why = terminated.get("exitCode"), terminated.get("reason") or "Error"

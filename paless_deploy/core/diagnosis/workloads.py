@@ -7,10 +7,10 @@ Their pods' own failures come from `pods.diagnose_pod`; these say what the contr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis import eventlog
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.hints import PRIVILEGED_SIDECAR, job_hint
@@ -19,14 +19,14 @@ from paless_deploy.core.diagnosis.pods import LOG_LINES
 from paless_deploy.core.objects import condition, name_of, namespace_of, nested
 
 
-def diagnose_replicaset(rs: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
+def diagnose_replicaset(rs: ApiObject, events: Iterable[ApiObject],
                         policy: Policy | None = None,
                         now: datetime | None = None) -> list[Finding]:
     """FailedCreate of a ReplicaSet (quota, admission) while pods are missing."""
     return _create_failed(rs, events, "ReplicaSet", policy, now)
 
 
-def diagnose_statefulset(sts: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
+def diagnose_statefulset(sts: ApiObject, events: Iterable[ApiObject],
                          policy: Policy | None = None,
                          now: datetime | None = None) -> list[Finding]:
     """FailedCreate of a StatefulSet (quota, admission, claim creation) while pods are missing.
@@ -36,7 +36,7 @@ def diagnose_statefulset(sts: Mapping[str, Any], events: Iterable[Mapping[str, A
     return _create_failed(sts, events, "StatefulSet", policy, now)
 
 
-def _create_failed(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]], kind: str,
+def _create_failed(obj: ApiObject, events: Iterable[ApiObject], kind: str,
                    policy: Policy | None, now: datetime | None) -> list[Finding]:
     policy = (policy or Policy()).for_object(obj)
     want = nested(obj, "spec", "replicas")
@@ -78,7 +78,7 @@ def _create_failed(obj: Mapping[str, Any], events: Iterable[Mapping[str, Any]], 
         policy.past_grace(since, now))]
 
 
-def diagnose_deployment(dep: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
+def diagnose_deployment(dep: ApiObject, events: Iterable[ApiObject],
                         policy: Policy | None = None) -> list[Finding]:
     """ProgressDeadlineExceeded (FailedCreate is reported on the ReplicaSet, pods on themselves)."""
     policy = policy or Policy()
@@ -104,8 +104,8 @@ def diagnose_deployment(dep: Mapping[str, Any], events: Iterable[Mapping[str, An
                                    if w.get("type") == "Warning"))), True)]
 
 
-def diagnose_job(job: Mapping[str, Any], events: Iterable[Mapping[str, Any]],
-                 policy: Policy | None = None, *, pods: Iterable[Mapping[str, Any]] = (),
+def diagnose_job(job: ApiObject, events: Iterable[ApiObject],
+                 policy: Policy | None = None, *, pods: Iterable[ApiObject] = (),
                  logs: str | None = None) -> list[Finding]:
     """A Job's Failed (or FailureTarget) condition: BackoffLimitExceeded, DeadlineExceeded, ...
 
