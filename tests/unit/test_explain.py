@@ -1,4 +1,4 @@
-"""explain: the troubleshooting panel and its plain-text twin, on recorded findings."""
+"""explain: one troubleshooting body, in a panel on a terminal and as plain text in logs."""
 
 from __future__ import annotations
 
@@ -50,5 +50,6 @@ def test_panel_shows_every_part():
     render_finding(f, Console(file=out, width=200, no_color=True, force_terminal=False))
     text = out.getvalue()
     assert f.resource in text.splitlines()[0]
-    for part in ("Evidence", "Fix:", "Look further", "log: fatal: db down", f.commands[0]):
+    for part in ("cause:", "evidence:", "fix:", "look further:", "log: fatal: db down",
+                 f.commands[0]):
         assert part in text
