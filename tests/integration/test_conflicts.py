@@ -15,10 +15,10 @@ from tests.integration.test_failures_cli import tiny as tiny  # noqa: PLC0414 - 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
 
-def deploy(tiny, sandbox, ns, *extra):
+def deploy(tiny, sandbox, ns, *extra, command="all"):
     res = subprocess.run(
         [sys.executable, "-m", "paless_deploy", "--project-dir", str(tiny), "--kubeconfig",
-         str(sandbox.kubeconfig), "-n", ns, "--overlay", "plain", "--output", "json", "all",
+         str(sandbox.kubeconfig), "-n", ns, "--overlay", "plain", "--output", "json", command,
          *extra],
         capture_output=True, text=True, env=clean_env({"PROJECT_NAME": "tiny"}), timeout=180,
         check=False)
@@ -31,6 +31,13 @@ def test_a_field_changed_by_another_manager_is_a_named_conflict(tiny, sandbox, n
     res, doc = deploy(tiny, sandbox, namespace)
     assert res.returncode == 0, res.stderr
     sandbox.kubectl("scale", "deployment", "tiny", "--replicas=3", "-n", namespace)
+
+    # diff applies as `all` does (dry run): it reports the conflict `all` would stop on
+    res, doc = deploy(tiny, sandbox, namespace, command="diff")
+    assert res.returncode == 2, res.stderr
+    assert doc["errors"][0]["code"] == "apply-conflict"
+    assert "kubectl" in doc["errors"][0]["message"]
+    assert [c["action"] for c in doc["changes"]] == ["conflict"]
 
     res, doc = deploy(tiny, sandbox, namespace)
     assert res.returncode == 1, res.stderr
