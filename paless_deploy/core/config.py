@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 from paless_deploy.core.branch import branch_namespace, current_branch
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.imageref import parse_registry
+from paless_deploy.core.imageref import parse_image, parse_registry
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
 
 DEFAULT_ENV_FILES: tuple[str, ...] = ("paless.env", ".context-management/.env")
@@ -109,6 +109,33 @@ class Config:
     def image_repository(self, app: str) -> str:
         """`{REGISTRY}/{PROJECT_NAME}-{app}`, without a tag."""
         return f"{self.registry}/{self.project_name}-{app}"
+
+    def image_aliases(self) -> dict[str, str]:
+        """PALESS_IMAGES as app -> repository (ConfigError naming the variable if unreadable)."""
+        setting = self.settings["PALESS_IMAGES"]
+        aliases: dict[str, str] = {}
+        for entry in re.split(r"[,\s]+", setting.value or ""):
+            if not entry:
+                continue
+            app, sep, repository = entry.partition("=")
+            problem = "" if sep and app and repository else "is not app=repository"
+            if not problem:
+                try:
+                    ref = parse_image(repository)
+                except ValueError as exc:
+                    problem = f"names no image repository ({exc})"
+                else:
+                    if ref.pinned:
+                        problem = "has a tag or digest (name the repository only)"
+            if problem:
+                raise ConfigError(
+                    f"PALESS_IMAGES ({setting.describe_source()}): entry {entry[:80]!r} "
+                    f"{problem}.",
+                    "Write app=repository pairs separated by commas, e.g. "
+                    "PALESS_IMAGES=web=ghcr.io/acme/paperless-web,worker=ghcr.io/acme/worker.",
+                    code="bad-images")
+            aliases[app] = repository
+        return aliases
 
     def build_args(self) -> dict[str, str]:
         """Build arguments passed to every image build."""
@@ -330,6 +357,10 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
     registry = s["REGISTRY"]
     try:
         parse_registry(registry.value or "localhost:5000", f"REGISTRY ({registry.describe_source()})")
+    except ConfigError as exc:
+        problems.append(exc)
+    try:
+        config.image_aliases()
     except ConfigError as exc:
         problems.append(exc)
     if scope == "images":

@@ -10,13 +10,20 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import yaml
 
 from paless_deploy.core import labels
-from paless_deploy.core.apitypes import JsonValue
+from paless_deploy.core.apitypes import ApiObject, JsonValue
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.imageref import has_tag_or_digest
+from paless_deploy.core.imageref import (
+    has_tag_or_digest,
+    in_repository,
+    parse_image,
+    parse_registry_lenient,
+    same_registry,
+)
 from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS
 from paless_deploy.core.objects import ref_of
 from paless_deploy.core.podspec import pod_containers
@@ -144,12 +151,65 @@ def format_path(path: tuple[str | int, ...]) -> str:
     return out
 
 
-def rewrite_images(objects: list[dict], app_images: Mapping[str, str]) -> list[dict]:
-    """Replace bare app images (`image: web`) by their built references; return new objects.
+@dataclass(frozen=True)
+class AppImages:
+    """How a tree names our apps' images, and the references they become.
+
+    An image denotes app `x` when it is the bare name `x`; or lives in
+    `{REGISTRY}/{PROJECT_NAME}-x` (any tag or none, any spelling of the same registry
+    host); or, for trees with other names, in the repository PALESS_IMAGES maps to `x`.
+    """
+
+    refs: Mapping[str, str]  # app -> the reference to deploy
+    registry: str = ""  # REGISTRY (host[:port][/prefix]); "" recognises bare names only
+    project: str = ""  # PROJECT_NAME
+    aliases: Mapping[str, str] = field(default_factory=dict)  # app -> repository in the tree
+
+    def app_of(self, image: str) -> str | None:
+        """The app an image reference denotes, or None."""
+        if image in self.refs:
+            return image
+        for app, repository in self.aliases.items():
+            if _same_repository(image, repository):
+                return app
+        if self.registry:
+            for app in self.refs:
+                if in_repository(image, self.registry, f"{self.project}-{app}"):
+                    return app
+        return None
+
+    def in_our_registry(self, image: str) -> bool:
+        """True when the image lives in REGISTRY (any spelling of its host)."""
+        registry = parse_registry_lenient(self.registry) if self.registry else None
+        if registry is None:
+            return False
+        try:
+            ref = parse_image(image)
+        except ValueError:
+            return False
+        inside = not registry.prefix or ref.path.startswith(registry.prefix + "/")
+        return inside and same_registry(ref.registry, registry.host)
+
+
+def _same_repository(image: str, repository: str) -> bool:
+    try:
+        ref, wanted = parse_image(image), parse_image(repository)
+    except ValueError:
+        return False
+    return ref.path == wanted.path and (
+        ref.domain == wanted.domain or same_registry(ref.registry, wanted.registry))
+
+
+def rewrite_images(objects: list[dict], app_images: AppImages | Mapping[str, str]
+                   ) -> list[dict]:
+    """Replace every image that denotes one of our apps by its reference; return new objects.
 
     Any other image must carry a tag or a digest: an untagged image would float, and a
-    bare name that is not an app is most likely an app that was not built.
+    bare name that is not an app is most likely an app that was not built. An image in
+    our registry under `{PROJECT_NAME}-...`, or floating there, that denotes no app is an
+    error naming the apps we have (a typo, or a tree written for another PROJECT_NAME).
     """
+    images = app_images if isinstance(app_images, AppImages) else AppImages(app_images)
     result = []
     for obj in objects:
         obj = copy.deepcopy(obj)
@@ -157,19 +217,48 @@ def rewrite_images(objects: list[dict], app_images: Mapping[str, str]) -> list[d
             image = container.get("image")
             if not isinstance(image, str):
                 continue
-            if image in app_images:
-                container["image"] = app_images[image]
+            app = images.app_of(image)
+            if app is not None:
+                container["image"] = images.refs[app]
+            elif images.in_our_registry(image) and _meant_as_ours(image, images):
+                raise _unknown_app_image(obj, container, image, images)
             elif not has_tag_or_digest(image):
-                known = ", ".join(sorted(app_images)) or "none"
+                known = ", ".join(sorted(images.refs)) or "none"
                 raise ConfigError(
                     f"{ref_of(obj)} container {container.get('name')!r} uses image "
                     f"{image!r}, which is neither an app (known apps: {known}) "
                     "nor pinned by a tag or digest.",
                     "Pin the image (e.g. name:1.2.3), or add the app's Dockerfile "
                     "(<dir>/Dockerfile or Dockerfile.<name>) so it is built.",
-                )
+                    code="unknown-image", resource=ref_of(obj))
         result.append(obj)
     return result
+
+
+def _meant_as_ours(image: str, images: AppImages) -> bool:
+    """An image of our registry named like our apps, or floating there (never rolled out)."""
+    ref = parse_image(image)
+    name = ref.path.rsplit("/", 1)[-1]
+    return ref.floating or name.startswith((f"{images.project}-", "app-"))
+
+
+def _unknown_app_image(obj: ApiObject, container: ApiObject, image: str,
+                       images: AppImages) -> ConfigError:
+    known = ", ".join(f"{images.registry}/{images.project}-{a}" for a in sorted(images.refs))
+    name = parse_image(image).path.rsplit("/", 1)[-1]
+    if name.startswith("app-") and images.project != "app":
+        hint = (f"The tree names images {images.registry}/app-<app>: it was written for "
+                "PROJECT_NAME=app (the old script's default). Set PROJECT_NAME=app, or map "
+                "the names with PALESS_IMAGES=<app>=<repository>,...")
+    else:
+        hint = ("Name one of our apps (the Dockerfiles found: "
+                f"{', '.join(sorted(images.refs)) or 'none'}), map the tree's names with "
+                "PALESS_IMAGES=<app>=<repository>,..., or pin an image that exists in the "
+                "registry.")
+    return ConfigError(
+        f"{ref_of(obj)} container {container.get('name')!r} uses image {image!r}, which is "
+        f"in our registry {images.registry} but names no app we build (ours: "
+        f"{known or 'none'}).", hint, code="unknown-app-image", resource=ref_of(obj))
 
 
 def set_namespace_and_labels(objects: list[dict], namespace: str) -> list[dict]:

@@ -27,6 +27,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PALESS_NAMESPACE", None,
              "Target namespace; default PROJECT_NAME lower-cased with _ -> -; 'auto' = from branch."),
     Variable("REGISTRY", "localhost:5000", "Registry the images are pushed to and pulled from."),
+    Variable("PALESS_IMAGES", None,
+             "Trees naming our images otherwise: app=repository,... (any tag of that repository "
+             "becomes the built image), e.g. web=ghcr.io/acme/paperless-web.",
+             substitutable=False),
     Variable("OVERLAY", "dev", "Kustomize overlay: k8s/overlays/<OVERLAY>.", substitutable=False),
     Variable("POSTGRES_DB", "paperless", "PostgreSQL database name."),
     Variable("POSTGRES_USER", "paperless", "PostgreSQL owner role (runs migrations)."),

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kustomize import kustomize_build
 from paless_deploy.core.discover import App, select_apps
-from paless_deploy.core.render import rewrite_images, set_namespace_and_labels, substitute_variables
+from paless_deploy.core.render import (
+    AppImages,
+    rewrite_images,
+    set_namespace_and_labels,
+    substitute_variables,
+)
 
 if TYPE_CHECKING:
     from paless_deploy.core.context import RunContext
@@ -24,7 +29,7 @@ def render_overlay(
     overlay: str,
     namespace: str,
     variables: Mapping[str, str],
-    app_images: Mapping[str, str],
+    app_images: AppImages | Mapping[str, str],
 ) -> list[dict]:
     """Render `k8s/overlays/<overlay>` into the objects to apply to `namespace`.
 
@@ -47,5 +52,7 @@ def discovered_apps(run_ctx: RunContext) -> list[App]:
 def render(run_ctx: RunContext, app_images: Mapping[str, str]) -> list[dict]:
     """The run's overlay rendered for its namespace, with these app images."""
     config = run_ctx.config
+    images = AppImages(app_images, registry=config.registry, project=config.project_name,
+                       aliases=config.image_aliases())
     return render_overlay(config.project_dir, config.overlay, config.namespace,
-                          config.substitution_values(), app_images)
+                          config.substitution_values(), images)

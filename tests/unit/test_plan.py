@@ -112,3 +112,126 @@ def test_objects_of_a_tree_not_written_for_the_tool() -> None:
     assert [(p.name, [o["metadata"]["name"] for o in p.objects])
             for p in plan_phases(objects)] == [
         ("storage", ["data"]), ("data-init", ["seed"]), ("web", ["api", "db", "api"])]
+
+
+# ---------------------------------------------------------------------------
+# trees labelled by hand: components from other labels, names and images; Jobs after
+# what they need
+
+
+def workload(kind: str, name: str, pod_labels: dict, image: str, **spec: object) -> dict:
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": name},
+            "spec": {"selector": {"matchLabels": pod_labels}, **spec,
+                     "template": {"metadata": {"labels": pod_labels},
+                                  "spec": {"containers": [{"name": "c", "image": image}]}}}}
+
+
+def service(name: str, selector: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": selector}}
+
+
+def job(name: str, *, env: dict | None = None, args: list | None = None,
+        env_from: str | None = None, claim: str | None = None) -> dict:
+    container: dict = {"name": "c", "image": "busybox:1"}
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    if args:
+        container["args"] = args
+    if env_from:
+        container["envFrom"] = [{"configMapRef": {"name": env_from}}]
+    spec: dict = {"containers": [container]}
+    if claim:
+        spec["volumes"] = [{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+            "spec": {"template": {"spec": spec}}}
+
+
+HAND = [
+    workload("Deployment", "db", {"app": "database", "tier": "x"}, "postgres:16"),
+    service("db", {"app": "database"}),
+    workload("StatefulSet", "cache", {"component": "redis"}, "redis:7"),
+    service("cache", {"component": "redis"}),
+    workload("Deployment", "objects", {"app": "minio"}, "quay.io/minio/minio:RELEASE.2024"),
+    service("minio-service", {"app": "minio"}),
+    workload("Deployment", "paperless-webserver", {"app": "paperless-webserver"},
+             "localhost:5000/paless-web:latest"),
+    workload("Deployment", "celery", {"app.kubernetes.io/name": "paperless-worker"},
+             "localhost:5000/paless-worker:latest"),
+    workload("Deployment", "beat", {"app": "periodic"}, "localhost:5000/paless-scheduler"),
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "env"},
+     "data": {"DATABASE_URL": "postgresql://u@db:5432/paperless"}},
+    job("create-bucket", env={"MC_HOST": "http://minio-service:9000"}),
+    job("db-init", args=["psql", "-h", "db", "-c", "select 1"]),
+    job("migrate", env_from="env"),
+]
+
+
+def placed(objects: list[dict]) -> dict[str, tuple[str, str]]:
+    return {f"{o['kind']}/{o['metadata']['name']}": (p.name, r)
+            for p in plan_phases(objects) for o, r in zip(p.objects, p.reasons, strict=True)}
+
+
+def test_components_from_hand_labels_names_and_images() -> None:
+    where = placed(HAND)
+    assert where["Deployment/db"][0] == "data" and "image postgres:16" in where["Deployment/db"][1]
+    assert where["StatefulSet/cache"] == ("data", "component redis (label component=redis)")
+    assert where["Deployment/objects"][0] == "object-storage"
+    assert where["Deployment/paperless-webserver"][0] == "web"
+    assert where["Deployment/celery"][0] == "worker"
+    assert where["Deployment/beat"][0] == "scheduler"
+    assert where["Service/db"] == ("data", "selects the pods of Deployment/db")
+    assert where["Service/minio-service"][0] == "object-storage"
+
+
+def test_jobs_land_after_the_services_they_address() -> None:
+    where = placed(HAND)
+    assert where["Job/create-bucket"][0] == "object-storage-init"
+    assert "addresses Service minio-service (env MC_HOST)" in where["Job/create-bucket"][1]
+    assert where["Job/db-init"][0] == "data-init"
+    assert "addresses Service db" in where["Job/db-init"][1]
+    # the migration Job reads the database's host from a ConfigMap
+    assert where["Job/migrate"][0] == "migrate"
+    assert "envFrom ConfigMap env" in where["Job/migrate"][1]
+
+
+def test_a_job_named_for_the_bucket_still_waits_for_the_database_it_uses() -> None:
+    where = placed([*HAND[:2], job("bucket-and-db", env={"PGHOST": "db"})])
+    assert where["Job/bucket-and-db"][0] == "data-init"
+
+
+def test_a_job_mounting_a_statefulsets_claim_comes_after_it() -> None:
+    sts = workload("StatefulSet", "pg", {"x": "y"}, "example/thing:1", replicas=1,
+                   volumeClaimTemplates=[{"metadata": {"name": "data"}}])
+    sts["metadata"]["labels"] = {"app.kubernetes.io/component": "postgres"}
+    where = placed([sts, job("backup", claim="data-pg-0")])
+    assert where["Job/backup"][0] == "data-init"
+    assert "mounts claim data-pg-0 of StatefulSet/pg" in where["Job/backup"][1]
+
+
+def test_hosts_are_matched_as_whole_names() -> None:
+    from paless_deploy.core.plan import addresses
+
+    assert addresses("http://minio-service:9000/x", "minio-service")
+    assert addresses("postgres.team.svc.cluster.local:5432", "postgres")
+    assert addresses("db", "db") and addresses("-h db", "db")
+    assert not addresses("dbname", "db") and not addresses("my-db", "db")
+    assert not addresses("paless-minio-service", "minio-service")
+
+
+def test_most_workloads_in_the_fallback_phase_is_a_warning() -> None:
+    from paless_deploy.core.plan import fallback_warning
+
+    anonymous = [workload("Deployment", f"svc{i}", {"a": str(i)}, f"example/x{i}:1")
+                 for i in range(3)]
+    warning = fallback_warning(plan_phases(anonymous))
+    assert warning and "3 of 3 workloads" in warning and "paless-deploy plan" in warning
+    assert fallback_warning(plan_phases(HAND)) is None
+
+
+def test_the_applications_name_alone_is_weaker_than_an_image() -> None:
+    db = workload("Deployment", "paperless-db", {"app": "paperless-db"}, "postgres:16")
+    web = workload("Deployment", "paperless", {"app": "paperless"}, "ghcr.io/acme/app:1")
+    where = placed([db, web])
+    assert where["Deployment/paperless-db"] == ("data", "component postgres (image postgres:16)")
+    assert where["Deployment/paperless"][0] == "web"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.render import (
     REDACTED,
+    AppImages,
     format_path,
     has_tag_or_digest,
     redact_secrets,
@@ -210,3 +211,61 @@ def test_value_is_inserted_verbatim_in_one_pass(value: str) -> None:
 def test_strings_without_braced_placeholders_are_unchanged(text: str) -> None:
     objects = [{"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": text}}]
     assert substitute_variables(objects, {}) == objects
+
+
+# ---------------------------------------------------------------------------
+# images of trees not written for the tool
+
+
+def deployment_with(*images: str) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"template": {"spec": {
+                "initContainers": [{"name": "init", "image": images[0]}],
+                "containers": [{"name": f"c{i}", "image": image}
+                               for i, image in enumerate(images[1:])]}}}}
+
+
+OURS = AppImages({"web": "localhost:5000/paless-web:abc123", "worker": "localhost:5000/paless-worker:def456"},
+                 registry="localhost:5000", project="paless")
+
+
+def images_of(obj: dict) -> list[str]:
+    spec = obj["spec"]["template"]["spec"]
+    return [c["image"] for c in spec["initContainers"] + spec["containers"]]
+
+
+@pytest.mark.parametrize("spelling", [
+    "web", "localhost:5000/paless-web", "localhost:5000/paless-web:latest",
+    "127.0.0.1:5000/paless-web:v1", "[::1]:5000/paless-web:latest",
+    "localhost:5000/paless-web@sha256:" + "a" * 64])
+def test_every_spelling_of_our_image_is_rewritten(spelling: str) -> None:
+    (obj,) = rewrite_images([deployment_with(spelling, "localhost:5000/paless-worker:latest",
+                                             "postgres:16")], OURS)
+    assert images_of(obj) == ["localhost:5000/paless-web:abc123",
+                              "localhost:5000/paless-worker:def456", "postgres:16"]
+
+
+def test_explicit_mapping_for_other_names() -> None:
+    images = AppImages(OURS.refs, registry="localhost:5000", project="paless",
+                       aliases={"web": "ghcr.io/acme/paperless-web"})
+    (obj,) = rewrite_images([deployment_with("ghcr.io/acme/paperless-web:2.1", "redis:7")],
+                            images)
+    assert images_of(obj) == ["localhost:5000/paless-web:abc123", "redis:7"]
+
+
+def test_an_image_of_our_registry_naming_no_app_is_an_error() -> None:
+    with pytest.raises(ConfigError) as info:
+        rewrite_images([deployment_with("localhost:5000/paless-webb:latest")], OURS)
+    assert "paless-webb" in info.value.message and "localhost:5000/paless-web" in \
+        info.value.message and info.value.exit_code == 2
+
+
+def test_a_tree_written_for_project_name_app_says_so() -> None:
+    with pytest.raises(ConfigError, match="names no app") as info:
+        rewrite_images([deployment_with("localhost:5000/app-web:latest")], OURS)
+    assert "PROJECT_NAME=app" in info.value.hint
+
+
+def test_a_pinned_mirror_in_our_registry_is_left_alone() -> None:
+    (obj,) = rewrite_images([deployment_with("localhost:5000/postgres:16")], OURS)
+    assert images_of(obj) == ["localhost:5000/postgres:16"]
