@@ -296,6 +296,15 @@ def render_command(ctx: click.Context, show_secrets: bool) -> int:
     return _run(ctx, "deploy", lambda run_ctx: run_render(run_ctx, show_secrets=show_secrets))
 
 
+@cli.command("plan")
+@click.pass_context
+def plan_command(ctx: click.Context) -> int:
+    """The phases, their objects and why each object is in its phase (nothing applied)."""
+    from paless_deploy.commands.plan import run_plan
+
+    return _run(ctx, "deploy", run_plan)
+
+
 @cli.command("diff")
 @click.pass_context
 def diff_command(ctx: click.Context) -> int:

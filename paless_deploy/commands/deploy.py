@@ -26,8 +26,9 @@ from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, Pa
 from paless_deploy.core.imageref import in_repository
 from paless_deploy.core.kinds import by_kind, object_key
 from paless_deploy.core.lease import LeaseState, ago, utc_now
-from paless_deploy.core.plan import Phase, plan_phases
+from paless_deploy.core.plan import Phase, fallback_warning, plan_phases
 from paless_deploy.core.podspec import pod_containers
+from paless_deploy.core.render import hpa_targets
 from paless_deploy.core.report import ErrorReport, ObjectReport, PhaseReport, Result, scrub
 from paless_deploy.stages.apply import (
     CONFIGURED,
@@ -39,7 +40,7 @@ from paless_deploy.stages.apply import (
 from paless_deploy.stages.images import build_images, plan_images
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import ensure_namespace, namespace_exists
-from paless_deploy.stages.preflight import check_writable, preflight
+from paless_deploy.stages.preflight import check_writable, claim_cluster_objects, preflight
 from paless_deploy.stages.prune import find_prunable, prune
 from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.stages.wait import PhaseOutcome, PhaseWaiter, deadline_error
@@ -141,20 +142,30 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     # phase annotation fails in a second, before any image is built or pushed.
     plans, _ = plan_images(run.config, to_build)
     refs.update({p.app.name: p.ref for p in plans})
-    objects = render(ctx, _refs_for_render(run.config, apps, refs))
-    phases = plan_phases(objects)
+    rendered = render(ctx, _refs_for_render(run.config, apps, refs))
+    phases = plan_phases(rendered.objects)
     images = build_images(run.config, to_build, push=True, progress=make_progress(ctx.console),
                           plans=plans)
     run.result.images = images
     built = {r.app: r.ref for r in images}
     if any(refs.get(app) != ref for app, ref in built.items()):
         refs.update(built)  # what was really pushed
-        objects = render(ctx, _refs_for_render(run.config, apps, refs))
-        phases = plan_phases(objects)
+        rendered = render(ctx, _refs_for_render(run.config, apps, refs))
+        phases = plan_phases(rendered.objects)
+    objects = rendered.objects
+    for warning in rendered.warnings:
+        run.warn(warning)
+    fallen = fallback_warning(phases)
+    if fallen:
+        run.warn(fallen)
 
     namespace_there = namespace_exists(kube, run.namespace)
     if namespace_there:
         check_writable(kube, run.namespace)
+    objects, foreign = claim_cluster_objects(kube, objects, run.namespace)
+    for warning in foreign:
+        run.warn(warning)
+    phases = plan_phases(objects)
     findings = preflight(kube, run.config, objects, refs)
     if findings:
         for f in findings:
@@ -223,6 +234,7 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
     deadline = time.monotonic() + run.ctx.remaining_s()
     storage_classes, nodes = _cluster_facts(kube)
     policy = Policy(tolerate_all=options.tolerate, registry=run.config.registry).with_nodes(nodes)
+    autoscalers = hpa_targets(objects)
     watcher = NamespaceWatcher(kube, run.namespace).start()
     try:
         for phase in phases:
@@ -239,7 +251,9 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
                 # objects of one group do not depend on each other: apply them at once
                 with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
                     results = list(pool.map(
-                        lambda o: apply_object(kube, o, force_conflicts=options.force_conflicts),
+                        lambda o: apply_object(kube, o, force_conflicts=options.force_conflicts,
+                                               autoscaler=autoscalers.get(
+                                                   (o["kind"], o["metadata"]["name"]))),
                         group))
                 for a in results:
                     applied.append(a)

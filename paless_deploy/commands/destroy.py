@@ -22,6 +22,7 @@ from paless_deploy.core.kinds import by_kind
 from paless_deploy.core.labels import instance_selector, managed_selector
 from paless_deploy.core.lease import holder_identity
 from paless_deploy.core.namespaces import created_by_tool, namespace_expiry, parse_rfc3339
+from paless_deploy.core.ownership import volume_deletable
 from paless_deploy.core.report import Result
 from paless_deploy.stages.lock import NamespaceLock, lock_for
 from paless_deploy.stages.prune import PruneRef, managed_objects, prune
@@ -56,11 +57,14 @@ def _read_namespace(kube: Kube, name: str) -> dict | None:
 
 
 def _volumes_of(kube: Kube, namespace: str) -> list[PruneRef]:
-    """PersistentVolumes the tool created for `namespace` (cluster-scoped)."""
+    """PersistentVolumes the tool created for `namespace` (cluster-scoped) that are bound to
+    one of its claims, or to none: a volume bound to another namespace's claim is that
+    namespace's data, whatever its labels say."""
     with cluster_errors(kube, "listing PersistentVolumes"):
         volumes, _ = with_retries(lambda: kube.list(PERSISTENT_VOLUME,
                                                     labelSelector=instance_selector(namespace)))
-    return [PruneRef("v1", "PersistentVolume", pv["metadata"]["name"], None) for pv in volumes]
+    return [PruneRef("v1", "PersistentVolume", pv["metadata"]["name"], None) for pv in volumes
+            if volume_deletable(pv, namespace)]
 
 
 def plan_destroy(kube: Kube, namespace: str, delete_data: bool) -> DestroyPlan | None:

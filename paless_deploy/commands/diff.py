@@ -15,10 +15,12 @@ import click
 from paless_deploy.adapters.kube import connect
 from paless_deploy.core.errors import DeployFailed, ExitCode, PalessError
 from paless_deploy.core.objdiff import unified
+from paless_deploy.core.render import hpa_targets
 from paless_deploy.core.report import Result
 from paless_deploy.stages.apply import CREATED, REPLACED, UNCHANGED, apply_object, object_ref
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.namespaces import namespace_exists
+from paless_deploy.stages.preflight import claim_cluster_objects
 from paless_deploy.stages.render import discovered_apps, render
 
 if TYPE_CHECKING:
@@ -29,12 +31,16 @@ def run_diff(run_ctx: RunContext) -> Result:
     """Exit 0 when nothing would change, 1 when something would, 2 on errors."""
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
     plans, warnings = plan_images(run_ctx.config, discovered_apps(run_ctx))
-    objects = render(run_ctx, {p.app.name: p.ref for p in plans})
+    rendered = render(run_ctx, {p.app.name: p.ref for p in plans})
+    objects = rendered.objects
     ns = run_ctx.config.namespace
-    result = Result(command="diff", namespace=ns, warnings=warnings)
+    result = Result(command="diff", namespace=ns, warnings=[*warnings, *rendered.warnings])
     changes: list[dict] = []
     problems: list[PalessError] = []
     ns_exists = namespace_exists(kube, ns)
+    objects, foreign = claim_cluster_objects(kube, objects, ns)
+    result.warnings += foreign
+    autoscalers = hpa_targets(objects)
     for obj in objects:
         ref = object_ref(obj)
         if not ns_exists and obj["kind"] != "Namespace" and obj["metadata"].get("namespace"):
@@ -42,7 +48,8 @@ def run_diff(run_ctx: RunContext) -> Result:
             changes.append({"object": ref, "action": "create", "diff": unified(ref, None, obj)})
             continue
         try:
-            applied = apply_object(kube, obj, dry_run=True)
+            applied = apply_object(kube, obj, dry_run=True, autoscaler=autoscalers.get(
+                (obj["kind"], obj["metadata"]["name"])))
         except DeployFailed as exc:  # a conflict or an object the server refuses
             problems.append(exc)
             changes.append({"object": ref, "action": "conflict" if exc.code == "apply-conflict"

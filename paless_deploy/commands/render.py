@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 def run_render(run_ctx: RunContext, show_secrets: bool = False) -> Result:
     """Print the rendered manifests (Secret values redacted unless asked)."""
     plans, warnings = plan_images(run_ctx.config, discovered_apps(run_ctx))
-    objects = render(run_ctx, {p.app.name: p.ref for p in plans})
+    rendered = render(run_ctx, {p.app.name: p.ref for p in plans})
+    objects = rendered.objects
     shown = objects if show_secrets else redact_secrets(objects)
-    result = Result(command="render", warnings=warnings)
+    result = Result(command="render", warnings=[*warnings, *rendered.warnings])
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if run_ctx.json_output:
         result.extra["objects"] = shown
     else:

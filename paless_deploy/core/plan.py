@@ -231,10 +231,21 @@ def _only_key(obj: ApiObject, key: str) -> dict[str, JsonValue]:
 
 
 def addresses(text: str, service: str) -> bool:
-    """True when `text` names Service `service` as a host: `postgres`, `minio:9000`,
-    `http://minio-service:9000/x`, `postgres.ns.svc.cluster.local`, `-h postgres`."""
-    pattern = rf"(?<![A-Za-z0-9_.-]){re.escape(service)}(?:\.[a-z0-9-]+)*(?::\d+)?(?![A-Za-z0-9_-])"
-    return re.search(pattern, text) is not None
+    """True when `text` names Service `service` as a host: the whole value (`postgres`,
+    `minio:9000`, `postgres.ns.svc.cluster.local`), a URL's host (`http://minio:9000/x`,
+    `postgresql://u:p@db/paperless`), `host:port` inside a command, or the word after a
+    host flag (`-h db`, `--host=db`). A mere word in a sentence (`CREATE ROLE paperless`)
+    is not an address."""
+    host = rf"{re.escape(service)}(?:\.[a-z0-9-]+)*"
+    end = r"(?![A-Za-z0-9_.-])"
+    patterns = (
+        rf"^\s*{host}(?::\d+)?\s*$",  # the whole value
+        rf"(?:://|@){host}(?::\d+)?{end}",  # a URL's or user@host's host
+        rf"(?<![A-Za-z0-9_./-]){host}:\d+{end}",  # host:port
+        rf"(?:^|\s)(?:-h|--host(?:name)?[= ]|host=)\s*{host}{end}",  # a host flag
+    )
+    return any(re.search(p, text, re.IGNORECASE if i == 3 else 0)
+               for i, p in enumerate(patterns))
 
 
 @dataclass

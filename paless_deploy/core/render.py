@@ -24,7 +24,7 @@ from paless_deploy.core.imageref import (
     parse_registry_lenient,
     same_registry,
 )
-from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS
+from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS, api_group
 from paless_deploy.core.objects import ref_of
 from paless_deploy.core.podspec import pod_containers
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES
@@ -280,6 +280,92 @@ def set_namespace_and_labels(objects: list[dict], namespace: str) -> list[dict]:
         metadata["labels"] = current
         result.append(obj)
     return result
+
+
+def for_namespace(objects: list[dict], namespace: str) -> tuple[list[dict], list[str]]:
+    """A tree made fit for `namespace`: what any tree needs besides namespace and labels.
+
+    - a rendered Namespace is dropped (the namespace phase creates the target with the
+      tool's label; any other namespace is not ours to create), with a warning for others;
+    - an HPA's target loses `spec.replicas` (kept as its initial count, used at creation
+      only), so re-applies never fight the autoscaler, with one warning per target;
+    - two objects that become the same once the namespace is forced are an error naming
+      both (the later would silently replace the earlier).
+    Returns the new objects (namespace and labels set) and the warnings.
+    """
+    warnings: list[str] = []
+    kept = []
+    for obj in objects:
+        if obj.get("kind") == "Namespace":
+            name = str((obj.get("metadata") or {}).get("name") or "")
+            if name != namespace:
+                warnings.append(
+                    f"Namespace/{name} in the manifests was dropped: paless-deploy deploys "
+                    f"into {namespace} and creates it itself (other namespaces are not its "
+                    "to create); remove it from the tree to silence this.")
+            continue
+        kept.append(obj)
+    _refuse_duplicates(kept, namespace)
+    kept, scaled = _autoscaled(kept)
+    warnings += scaled
+    return set_namespace_and_labels(kept, namespace), warnings
+
+
+def hpa_targets(objects: list[dict]) -> dict[tuple[str, str], str]:
+    """(kind, name) of each HPA's target -> the HPA's name."""
+    targets: dict[tuple[str, str], str] = {}
+    for obj in objects:
+        if obj.get("kind") == "HorizontalPodAutoscaler":
+            ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+            targets[(str(ref.get("kind")), str(ref.get("name")))] = str(
+                (obj.get("metadata") or {}).get("name"))
+    return targets
+
+
+def _autoscaled(objects: list[dict]) -> tuple[list[dict], list[str]]:
+    targets = hpa_targets(objects)
+    warnings: list[str] = []
+    result = []
+    for obj in objects:
+        hpa = targets.get((str(obj.get("kind")), str((obj.get("metadata") or {}).get("name"))))
+        spec = obj.get("spec") or {}
+        if hpa is not None and "replicas" in spec and obj.get("kind") in ("Deployment",
+                                                                         "StatefulSet"):
+            obj = copy.deepcopy(obj)
+            replicas = obj["spec"].pop("replicas")
+            annotations = obj["metadata"].setdefault("annotations", {}) or {}
+            annotations.setdefault(labels.INITIAL_REPLICAS, str(replicas))
+            obj["metadata"]["annotations"] = annotations
+            warnings.append(
+                f"{ref_of(obj)} sets spec.replicas ({replicas}) and HorizontalPodAutoscaler/"
+                f"{hpa} scales it: replicas is applied at creation only "
+                f"({labels.INITIAL_REPLICAS}), then left to the autoscaler. Remove "
+                "spec.replicas from the manifest to silence this.")
+        result.append(obj)
+    return result, warnings
+
+
+def _refuse_duplicates(objects: list[dict], namespace: str) -> None:
+    """Two objects of the tree that become one once every namespaced object goes into
+    `namespace`: an error naming both (the later would silently replace the earlier)."""
+    seen: dict[tuple[str, str, str, str], ApiObject] = {}
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        scope = "" if obj.get("kind") in CLUSTER_SCOPED_KINDS else namespace
+        key = (api_group(str(obj.get("apiVersion", ""))), str(obj.get("kind")), scope,
+               str(meta.get("name")))
+        first = seen.setdefault(key, obj)
+        if first is obj:
+            continue
+        where = [str((o.get("metadata") or {}).get("namespace") or "(none)")
+                 for o in (first, obj)]
+        raise ConfigError(
+            f"{ref_of(obj)} appears twice in the manifests (namespaces {where[0]} and "
+            f"{where[1]} in the tree); deployed into {namespace} they are the same object "
+            "and the second would silently replace the first.",
+            "Rename one of them, or keep one: every namespaced object of the tree is "
+            "deployed into the target namespace.", code="duplicate-object",
+            resource=ref_of(obj))
 
 
 def redact_secrets(objects: list[dict]) -> list[dict]:

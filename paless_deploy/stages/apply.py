@@ -62,9 +62,20 @@ def _ssa(kube: Kube, kind: Kind, body: Mapping[str, Any], namespace: str | None,
                                            dry_run=dry_run))
 
 
-def _conflict(obj: Mapping[str, Any], exc: ApiError) -> ApplyConflict:
+def _conflict(obj: Mapping[str, Any], exc: ApiError, autoscaler: str | None = None
+              ) -> ApplyConflict:
     managers = sorted(set(re.findall(r'conflict with "([^"]+)"', exc.message)))
     who = ", ".join(managers) or "another field manager"
+    if "kube-controller-manager" in managers and ".spec.replicas" in exc.message:
+        scaler = (f"HorizontalPodAutoscaler/{autoscaler}" if autoscaler
+                  else "a HorizontalPodAutoscaler")
+        return ApplyConflict(
+            f"{object_ref(obj)}: spec.replicas is owned by kube-controller-manager because "
+            f"{scaler} scales it: {exc.message}",
+            "Leave spec.replicas to the autoscaler: remove it from the manifest (set the "
+            f"count used at creation with the annotation {labels.INITIAL_REPLICAS}), or "
+            "re-run with --force-conflicts after the command to take it back once.",
+            resource=object_ref(obj), reason="Conflict")
     return ApplyConflict(
         f"{object_ref(obj)}: fields we apply are owned by {who}: {exc.message}",
         "Someone changed them with another tool (e.g. `kubectl edit`/`scale`). Re-run the "
@@ -90,7 +101,7 @@ def _condition_true(obj: Mapping[str, Any], kind: str) -> bool:
 
 
 def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False,
-                 dry_run: bool = False) -> Applied:
+                 dry_run: bool = False, autoscaler: str | None = None) -> Applied:
     """Server-side apply one object and say whether it was created, changed or not.
 
     With `dry_run` nothing is written: the server answers with the object as the apply
@@ -114,7 +125,7 @@ def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False,
                 live = _hand_replicas_to_initial_manager(kube, kind, obj, initial, namespace)
         except ApiError as exc:
             if exc.status == 409:
-                raise _conflict(obj, exc) from None
+                raise _conflict(obj, exc, autoscaler) from None
             if exc.status in (400, 422):
                 raise _invalid(obj, exc) from None
             raise
@@ -160,8 +171,9 @@ def rollback_object(kube: Kube, applied: Applied) -> dict:
 
 
 def _initial_replicas(obj: Mapping[str, Any]) -> int | None:
-    """`paless.io/initial-replicas` of an HPA-managed Deployment without spec.replicas."""
-    if obj.get("kind") != "Deployment" or "replicas" in (obj.get("spec") or {}):
+    """`paless.io/initial-replicas` of an HPA-managed workload without spec.replicas."""
+    if obj.get("kind") not in ("Deployment", "StatefulSet") or "replicas" in (
+            obj.get("spec") or {}):
         return None
     value = ((obj.get("metadata") or {}).get("annotations") or {}).get(labels.INITIAL_REPLICAS)
     if value is None:

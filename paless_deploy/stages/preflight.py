@@ -8,9 +8,10 @@ deploy stops with nothing applied.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
-from paless_deploy.adapters.kube import cluster_errors, with_retries
+from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
 from paless_deploy.adapters.registry import (
     AuthRequired,
     registry_manifest_digest,
@@ -18,8 +19,9 @@ from paless_deploy.adapters.registry import (
     split_registry,
 )
 from paless_deploy.core.diagnosis.findings import Finding
-from paless_deploy.core.errors import BuildError, ClusterError
-from paless_deploy.core.kinds import by_kind
+from paless_deploy.core.errors import BuildError, ClusterError, ConfigError
+from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS, by_kind
+from paless_deploy.core.ownership import cluster_object_owner
 from paless_deploy.core.podspec import pod_containers
 from paless_deploy.core.preflight import check_references
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from paless_deploy.core.config import Config
 
 _REFERENCED_KINDS = ("Secret", "ConfigMap", "PersistentVolumeClaim")
+SERVICE = by_kind("Service")
 
 
 def check_writable(kube: Kube, namespace: str) -> None:
@@ -69,3 +72,75 @@ def preflight(kube: Kube, config: Config, objects: list[dict],
                 commands=(f"curl -sI {registry_scheme(host)}://{host}/v2/{repo}/manifests/{tag}",),
                 evidence=(), fatal=True))
     return findings
+
+
+def claim_cluster_objects(kube: Kube, objects: list[dict], namespace: str
+                          ) -> tuple[list[dict], list[str]]:
+    """Cluster-scoped objects are never taken over from another namespace.
+
+    For each rendered cluster-scoped object (PersistentVolume, StorageClass, ClusterRole,
+    ClusterRoleBinding, PriorityClass, IngressClass, ...) that already exists:
+    - labelled by this tool for another namespace, or a PersistentVolume bound to a claim
+      in another namespace: refused, with every NodePort clash, in one exit-2 report
+      before anything is applied;
+    - not made by this tool (a cluster's own StorageClass, say): left exactly as it is
+      and not applied (a warning says so), so that no destroy or prune of ours can ever
+      delete it;
+    - ours for this namespace: applied as usual.
+    Returns the objects to apply and the warnings.
+    """
+    refusals: list[str] = []
+    warnings: list[str] = []
+    kept: list[dict] = []
+    for obj in objects:
+        kind = obj.get("kind", "")
+        if kind not in CLUSTER_SCOPED_KINDS or kind == "Namespace":
+            kept.append(obj)
+            continue
+        name = obj["metadata"]["name"]
+        with cluster_errors(kube, f"reading {kind}/{name}"):
+            live = with_retries(partial(kube.read, kube.kind(obj["apiVersion"], kind), name))
+        verdict = cluster_object_owner(live, namespace)
+        if verdict.refusal:
+            refusals.append(f"{kind}/{name} {verdict.refusal}")
+        elif verdict.foreign:
+            warnings.append(f"{kind}/{name} already exists and was not made by paless-deploy: "
+                            "left as it is (not applied).")
+        else:
+            kept.append(obj)
+    refusals += node_port_clashes(kube, objects, namespace)
+    if refusals:
+        raise ConfigError(
+            f"Refusing to deploy into {namespace}: " + "; ".join(refusals) + ". Nothing was "
+            "applied.",
+            "Give cluster-scoped objects per-namespace names (e.g. name: postgres-pv-"
+            "${PALESS_NAMESPACE}, or an overlay patch), and leave nodePort unset (or set it "
+            "from a variable) so each namespace gets its own.",
+            code="not-ours", resource=refusals[0].split(" ", 1)[0])
+    return kept, warnings
+
+
+def node_port_clashes(kube: Kube, objects: list[dict], namespace: str) -> list[str]:
+    """Fixed NodePorts of the render that another Service of the cluster already holds."""
+    wanted = {(port.get("nodePort"), obj["metadata"]["name"])
+              for obj in objects if obj.get("kind") == "Service"
+              for port in (obj.get("spec") or {}).get("ports") or [] if port.get("nodePort")}
+    if not wanted:
+        return []
+    with cluster_errors(kube, "listing Services to check NodePorts"):
+        try:
+            services, _ = with_retries(lambda: kube.list(SERVICE))
+        except ApiError as exc:
+            if exc.status == 403:
+                return []  # may not list Services cluster-wide: the apply will tell
+            raise
+    held = {int(port["nodePort"]): (svc["metadata"].get("namespace"), svc["metadata"]["name"])
+            for svc in services for port in (svc.get("spec") or {}).get("ports") or []
+            if port.get("nodePort")}
+    clashes = []
+    for port, name in sorted(wanted, key=lambda w: (int(w[0]), w[1])):
+        holder = held.get(int(port))
+        if holder is not None and holder != (namespace, name):
+            clashes.append(f"NodePort {port} of Service/{name} is held by Service "
+                           f"{holder[0]}/{holder[1]}")
+    return clashes

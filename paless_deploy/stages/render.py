@@ -8,6 +8,7 @@ namespace and labels. `planned_refs` gives every app's reference before any buil
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,8 +16,8 @@ from paless_deploy.adapters.kustomize import kustomize_build
 from paless_deploy.core.discover import App, select_apps
 from paless_deploy.core.render import (
     AppImages,
+    for_namespace,
     rewrite_images,
-    set_namespace_and_labels,
     substitute_variables,
 )
 
@@ -24,24 +25,36 @@ if TYPE_CHECKING:
     from paless_deploy.core.context import RunContext
 
 
-def render_overlay(
-    project_dir: Path,
-    overlay: str,
-    namespace: str,
-    variables: Mapping[str, str],
-    app_images: AppImages | Mapping[str, str],
-) -> list[dict]:
+@dataclass(frozen=True)
+class Rendered:
+    """The objects to apply, and what the render had to say about the tree."""
+
+    objects: list[dict]
+    warnings: list[str] = field(default_factory=list)
+
+
+def render_tree(project_dir: Path, overlay: str, namespace: str, variables: Mapping[str, str],
+                app_images: AppImages | Mapping[str, str]) -> Rendered:
     """Render `k8s/overlays/<overlay>` into the objects to apply to `namespace`.
 
     Kustomize builds the overlay; then allow-listed `${VAR}` placeholders are filled
-    from `variables`, bare app images (`image: web`) become the references in
-    `app_images`, and every object gets the namespace (when namespaced) and the
-    design's labels. Raises ConfigError for anything the user must fix.
+    from `variables`, images of our apps become the references in `app_images`, and the
+    tree is made fit for the namespace (core.render.for_namespace: namespace, labels,
+    foreign Namespaces, HPA targets, duplicates). Raises ConfigError for anything the user
+    must fix.
     """
     objects = kustomize_build(Path(project_dir) / "k8s" / "overlays" / overlay, overlay)
     objects = substitute_variables(objects, variables)
     objects = rewrite_images(objects, app_images)
-    return set_namespace_and_labels(objects, namespace)
+    objects, warnings = for_namespace(objects, namespace)
+    return Rendered(objects, warnings)
+
+
+def render_overlay(project_dir: Path, overlay: str, namespace: str,
+                   variables: Mapping[str, str],
+                   app_images: AppImages | Mapping[str, str]) -> list[dict]:
+    """The objects of `render_tree` (for callers that do not show its warnings)."""
+    return render_tree(project_dir, overlay, namespace, variables, app_images).objects
 
 
 def discovered_apps(run_ctx: RunContext) -> list[App]:
@@ -49,10 +62,10 @@ def discovered_apps(run_ctx: RunContext) -> list[App]:
     return select_apps(run_ctx.config.project_dir)
 
 
-def render(run_ctx: RunContext, app_images: Mapping[str, str]) -> list[dict]:
+def render(run_ctx: RunContext, app_images: Mapping[str, str]) -> Rendered:
     """The run's overlay rendered for its namespace, with these app images."""
     config = run_ctx.config
     images = AppImages(app_images, registry=config.registry, project=config.project_name,
                        aliases=config.image_aliases())
-    return render_overlay(config.project_dir, config.overlay, config.namespace,
-                          config.substitution_values(), images)
+    return render_tree(config.project_dir, config.overlay, config.namespace,
+                       config.substitution_values(), images)

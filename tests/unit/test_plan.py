@@ -235,3 +235,13 @@ def test_the_applications_name_alone_is_weaker_than_an_image() -> None:
     where = placed([db, web])
     assert where["Deployment/paperless-db"] == ("data", "component postgres (image postgres:16)")
     assert where["Deployment/paperless"][0] == "web"
+
+
+def test_a_word_in_a_sentence_is_not_an_address() -> None:
+    from paless_deploy.core.plan import addresses
+
+    assert not addresses("CREATE ROLE paperless LOGIN", "paperless")
+    assert addresses("psql -h postgres -c 'CREATE ROLE paperless'", "postgres")
+    assert addresses("--host=postgres", "postgres") and addresses("redis://redis:6379", "redis")
+    assert addresses("postgresql://user:secret@db/paperless", "db")
+    assert addresses("mc alias set local http://minio-service:9000 a b", "minio-service")
