@@ -249,6 +249,8 @@ def _deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Roll changed Deployments/StatefulSets back when the deploy fails."),
         click.option("--tolerate-failures", is_flag=True,
                      help="Tolerate every detected failure until the progress deadline."),
+        click.option("--strict", is_flag=True,
+                     help="Manifest warnings (lint) are errors (exit 2), before any build."),
     )):
         command = option(command)
     return command

@@ -65,6 +65,7 @@ class DeployOptions:
     force_conflicts: bool = False
     rollback: bool = False
     tolerate: bool = False
+    strict: bool = False  # lint warnings are exit 2, before anything is built
 
 
 class _Run:
@@ -94,19 +95,21 @@ class _Run:
 
 
 def run_all(run_ctx: RunContext, no_prune: bool = False, force_conflicts: bool = False,
-            rollback_on_failure: bool = False, tolerate_failures: bool = False) -> Result:
+            rollback_on_failure: bool = False, tolerate_failures: bool = False,
+            strict: bool = False) -> Result:
     """Build and push every app, apply the whole overlay in phases, wait, prune."""
     return _deploy(run_ctx, "all", DeployOptions(
         prune=not no_prune, force_conflicts=force_conflicts, rollback=rollback_on_failure,
-        tolerate=tolerate_failures))
+        tolerate=tolerate_failures, strict=strict))
 
 
 def run_deploy(run_ctx: RunContext, apps: Sequence[str] = (), force_conflicts: bool = False,
-               rollback_on_failure: bool = False, tolerate_failures: bool = False) -> Result:
+               rollback_on_failure: bool = False, tolerate_failures: bool = False,
+               strict: bool = False) -> Result:
     """Build and push APPS; the others keep their deployed images; no prune."""
     return _deploy(run_ctx, "deploy", DeployOptions(
         only_apps=tuple(apps), prune=False, force_conflicts=force_conflicts,
-        rollback=rollback_on_failure, tolerate=tolerate_failures))
+        rollback=rollback_on_failure, tolerate=tolerate_failures, strict=strict))
 
 
 def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result:
@@ -131,6 +134,7 @@ def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result
 def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     ctx = run.ctx
     kube = connect(ctx.kubeconfig, ctx.context)
+    facts = _cluster_facts(kube)
     apps = discovered_apps(ctx)
     to_build = select_apps(ctx.config.project_dir, options.only_apps) if options.only_apps \
         else apps
@@ -138,12 +142,18 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     if options.only_apps:
         others = [a.name for a in apps if a.name not in options.only_apps]
         refs.update(deployed_app_refs(kube, run.namespace, run.config, others))
-    # Tags are content hashes: known before building, so a bad overlay, variable or
-    # phase annotation fails in a second, before any image is built or pushed.
+    # Tags are content hashes: known before building, so a bad overlay, variable, phase
+    # annotation or an object of another namespace fails in seconds, before any build.
     plans, _ = plan_images(run.config, to_build)
     refs.update({p.app.name: p.ref for p in plans})
     rendered = render(ctx, _refs_for_render(run.config, apps, refs))
     phases = plan_phases(rendered.objects)
+    _render_warnings(run, rendered.warnings, phases, rendered.objects, refs, facts, options)
+    namespace_there = namespace_exists(kube, run.namespace)
+    if namespace_there:
+        check_writable(kube, run.namespace)
+    objects, foreign = claim_cluster_objects(kube, rendered.objects, run.namespace)
+
     images = build_images(run.config, to_build, push=True, progress=make_progress(ctx.console),
                           plans=plans)
     run.result.images = images
@@ -151,18 +161,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     if any(refs.get(app) != ref for app, ref in built.items()):
         refs.update(built)  # what was really pushed
         rendered = render(ctx, _refs_for_render(run.config, apps, refs))
-        phases = plan_phases(rendered.objects)
-    objects = rendered.objects
-    for warning in rendered.warnings:
-        run.warn(warning)
-    fallen = fallback_warning(phases)
-    if fallen:
-        run.warn(fallen)
-
-    namespace_there = namespace_exists(kube, run.namespace)
-    if namespace_there:
-        check_writable(kube, run.namespace)
-    objects, foreign = claim_cluster_objects(kube, objects, run.namespace)
+        objects, foreign = claim_cluster_objects(kube, rendered.objects, run.namespace)
     for warning in foreign:
         run.warn(warning)
     phases = plan_phases(objects)
@@ -173,9 +172,8 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         err = DeployFailed(f"Preflight found {len(findings)} problem(s); nothing was applied.",
                            "Fix the references or images named above, then deploy again.",
                            code="preflight")
+        run.view.info(f"error: {err.message} {err.hint}")
         return run.fail(err, findings)
-    for warning in manifest_warnings(objects):
-        run.warn(warning)
     with run.view:
         run.current_phase = NAMESPACE_PHASE
         started_iso, started = _now_iso(), time.monotonic()
@@ -186,7 +184,27 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         if not namespace_there:
             check_writable(kube, run.namespace)
         with lock_for(kube, ctx, run.result.command, on_wait=_lock_waiting(run)):
-            return _apply_phases(run, kube, phases, objects, options)
+            return _apply_phases(run, kube, phases, objects, options, facts)
+
+
+def _render_warnings(run: _Run, render_warnings: list[str], phases: list[Phase],
+                     objects: list[dict], refs: dict[str, str], facts: ClusterFacts,
+                     options: DeployOptions) -> None:
+    """What the render and the lint say about the tree; with --strict, any of it is exit 2
+    before anything is built or applied."""
+    warnings = list(render_warnings)
+    fallen = fallback_warning(phases)
+    if fallen:
+        warnings.append(fallen)
+    warnings += manifest_warnings(objects, refs.values(), node_count=len(facts.nodes) or None)
+    if options.strict and warnings:
+        raise ConfigError(
+            f"--strict: the manifests have {len(warnings)} warning(s): " + " | ".join(warnings),
+            "Fix each (the warning says how), or opt an object out of a lint rule with the "
+            "annotation paless.io/lint-ignore: <rule> and a comment saying why.",
+            code="strict")
+    for warning in warnings:
+        run.warn(warning)
 
 
 def _lock_waiting(run: _Run) -> Callable[[LeaseState], None]:
@@ -230,10 +248,10 @@ def _now_iso() -> str:
 
 
 def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict],
-                  options: DeployOptions) -> Result:
+                  options: DeployOptions, facts: ClusterFacts) -> Result:
     deadline = time.monotonic() + run.ctx.remaining_s()
-    storage_classes, nodes = _cluster_facts(kube)
-    policy = Policy(tolerate_all=options.tolerate, registry=run.config.registry).with_nodes(nodes)
+    policy = Policy(tolerate_all=options.tolerate,
+                    registry=run.config.registry).with_nodes(facts.nodes)
     autoscalers = hpa_targets(objects)
     watcher = NamespaceWatcher(kube, run.namespace).start()
     try:
@@ -262,7 +280,8 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
                     reports.append(ObjectReport(a.kind, a.name, a.action, None, ""))
                     wait_volume_available(kube, a)
             waited = [a for a in applied if _should_wait(a, options.only_apps)]
-            outcome, waiter = _wait(run, watcher, waited, deadline, storage_classes, policy)
+            outcome, waiter = _wait(run, watcher, waited, deadline, facts.storage_classes,
+                                    policy)
             verdicts = {t.ref: t.verdict for t in outcome.targets}
             reports[:] = [ObjectReport(a.kind, a.name, a.action,
                                        verdicts[a.ref].ready if a.ref in verdicts else True,
@@ -301,9 +320,17 @@ def _should_wait(a: Applied, only_apps: Sequence[str]) -> bool:
     return component in only_apps or a.action != "unchanged"
 
 
-def _cluster_facts(kube: Kube) -> tuple[dict[str, dict], list[dict]]:
-    """StorageClasses (for WaitForFirstConsumer) and the nodes (registry and capacity hints);
-    either may be unreadable for a namespace-scoped user, which only costs hints."""
+@dataclass(frozen=True)
+class ClusterFacts:
+    """What the rules need to know about the cluster: StorageClasses (WaitForFirstConsumer)
+    and nodes (registry reach, capacity, whether claims can be shared)."""
+
+    storage_classes: dict[str, dict]
+    nodes: list[dict]
+
+
+def _cluster_facts(kube: Kube) -> ClusterFacts:
+    """Either list may be unreadable for a namespace-scoped user, which only costs hints."""
     classes: dict[str, dict] = {}
     nodes: list[dict] = []
     try:
@@ -316,7 +343,7 @@ def _cluster_facts(kube: Kube) -> tuple[dict[str, dict], list[dict]]:
         nodes = kube.list(by_kind("Node"))[0]
     except ApiError:
         pass
-    return classes, nodes
+    return ClusterFacts(classes, nodes)
 
 
 def _wait(run: _Run, watcher: NamespaceWatcher, waited: list[Applied], deadline: float,

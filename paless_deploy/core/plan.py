@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 from paless_deploy.core import labels
 from paless_deploy.core.apitypes import ApiObject, JsonValue
+from paless_deploy.core.components import component_of
 from paless_deploy.core.diagnosis.lint import check_policy_annotations
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.imageref import parse_image
 from paless_deploy.core.kinds import PHASE_BY_KIND
 from paless_deploy.core.objects import ref_of
 from paless_deploy.core.podspec import pod_containers, pod_spec
@@ -51,21 +51,6 @@ PHASE_BY_COMPONENT: Mapping[str, str] = {
 FALLBACK_PHASE = "web"
 JOB_PHASE = "data-init"
 
-# What names a component in trees written without our labels: the words that may appear
-# in a label value, an object name or an image's repository (Paless knowledge, as data).
-COMPONENT_WORDS: Mapping[str, tuple[str, ...]] = {
-    "postgres": ("postgres", "postgresql", "pg", "pgsql"),
-    "redis": ("redis", "valkey"),
-    "minio": ("minio",),
-    "scheduler": ("scheduler", "beat"),
-    "worker": ("worker", "celery"),
-    "web": ("web", "webserver"),
-}
-# Words that name the application as a whole: its web part, but only when no label,
-# name or image says more (a `paperless-db` running postgres is the database).
-WEAK_COMPONENT_WORDS: Mapping[str, tuple[str, ...]] = {"web": ("paperless", "paless")}
-# Where a component may be named, strongest first (label keys, then the name, the image).
-COMPONENT_LABELS = (labels.COMPONENT, "component", labels.NAME, "app", "k8s-app")
 # Jobs whose names say what they do (the bucket and migration Jobs of a Paless tree).
 JOB_NAME_PHASES: tuple[tuple[str, str], ...] = (("migrat", "migrate"),
                                                  ("bucket", "object-storage-init"))
@@ -101,47 +86,6 @@ def _annotation(obj: ApiObject) -> str | None:
             f"{PHASE_ANNOTATION}={annotated!r}, which is not a phase.",
             f"Use one of: {', '.join(PHASE_ORDER)}.", code="bad-phase")
     return str(annotated)
-
-
-def _words(text: str) -> set[str]:
-    return set(re.split(r"[^a-z0-9]+", text.lower())) - {""}
-
-
-def _component_in(text: str, table: Mapping[str, tuple[str, ...]] = COMPONENT_WORDS
-                  ) -> str | None:
-    words = _words(text)
-    for component, synonyms in table.items():
-        if words & set(synonyms):
-            return component
-    return None
-
-
-def component_of(obj: ApiObject) -> tuple[str, str] | None:
-    """(component, where it was read) from labels, name or image; None when none says."""
-    metadata = obj.get("metadata") or {}
-    found = dict(metadata.get("labels") or {})
-    template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    for key, value in (template.get("labels") or {}).items():
-        found.setdefault(key, value)
-    value = found.get(labels.COMPONENT)
-    if isinstance(value, str) and value in PHASE_BY_COMPONENT:
-        return value, f"label {labels.COMPONENT}={value}"
-    places = [(f"label {key}={found[key]}", str(found[key])) for key in COMPONENT_LABELS
-              if isinstance(found.get(key), str) and found[key]]
-    name = str(metadata.get("name") or "")
-    places.append((f"name {name}", name))
-    for container in pod_containers(obj):
-        image = str(container.get("image") or "")
-        try:
-            places.append((f"image {image}", parse_image(image).path.rsplit("/", 1)[-1]))
-        except ValueError:
-            continue
-    for table in (COMPONENT_WORDS, WEAK_COMPONENT_WORDS):
-        for where, text in places:
-            component = _component_in(text, table)
-            if component:
-                return component, where
-    return None
 
 
 def phase_of(obj: ApiObject) -> str:

@@ -1,16 +1,28 @@
 """Lint at plan time: rendered objects that apply cleanly but will misbehave, or whose
 policy annotations cannot be read, found before anything is built or applied.
+
+Each rule is a function over the whole render (some need to see several objects: an HPA
+and its target, a claim and everything mounting it) returning warnings that name the
+object and the fix. `--strict` makes them exit 2. An object opts out of a rule with the
+annotation `paless.io/lint-ignore: <rule>[,<rule>...]` (write why beside it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.components import component_of
 from paless_deploy.core.diagnosis.findings import policy_overrides
 from paless_deploy.core.diagnosis.hints import SINGLE_INSTANCE_COMPONENT
-from paless_deploy.core.objects import name_of, nested
-from paless_deploy.core.podspec import pod_containers
+from paless_deploy.core.imageref import parse_image
+from paless_deploy.core.objects import name_of, nested, ref_of
+from paless_deploy.core.podspec import pod_containers, pod_spec
+
+LINT_IGNORE = "paless.io/lint-ignore"
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")
+SINGLE_WRITER_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
 
 
 def check_policy_annotations(objects: Iterable[ApiObject]) -> None:
@@ -24,37 +36,164 @@ def check_policy_annotations(objects: Iterable[ApiObject]) -> None:
         policy_overrides(obj)
 
 
-def manifest_warnings(objects: Iterable[ApiObject]) -> list[str]:
+@dataclass(frozen=True)
+class LintContext:
+    """What the rules know besides the objects: our images, the cluster's size."""
+
+    objects: Sequence[ApiObject]
+    ours: frozenset[str] = frozenset()  # the references of the images we build
+    node_count: int | None = None  # None: unknown (plan, render); 1: a laptop
+    hpa_targets: dict[str, ApiObject] = field(default_factory=dict)  # name -> its HPA
+
+    @classmethod
+    def of(cls, objects: Iterable[ApiObject], ours: Iterable[str] = (),
+           node_count: int | None = None) -> LintContext:
+        objects = list(objects)
+        targets = {str(nested(o, "spec", "scaleTargetRef", "name") or ""): o for o in objects
+                   if o.get("kind") == "HorizontalPodAutoscaler"}
+        return cls(objects, frozenset(ours), node_count, targets)
+
+    def may_run_more_than_once(self, obj: ApiObject) -> bool:
+        replicas = nested(obj, "spec", "replicas")
+        hpa = self.hpa_targets.get(name_of(obj))
+        return ((replicas is not None and int(replicas) > 1)
+                or (hpa is not None and int(nested(hpa, "spec", "maxReplicas") or 2) > 1))
+
+
+Rule = Callable[[ApiObject, LintContext], list[str]]
+
+
+def _scheduler_twice(obj: ApiObject, ctx: LintContext) -> list[str]:
+    if obj.get("kind") not in WORKLOADS or not _is_scheduler(obj):
+        return []
+    name, out = name_of(obj), []
+    if ctx.may_run_more_than_once(obj) or obj.get("kind") == "DaemonSet":
+        out.append(f"{ref_of(obj)}: more than one scheduler would run and every periodic task "
+                   "would run twice; keep replicas 1 and no HPA.")
+    strategy = nested(obj, "spec", "strategy", "type") or "RollingUpdate"
+    if obj.get("kind") == "Deployment" and strategy != "Recreate":
+        out.append(f"Deployment/{name}: a {strategy} update briefly runs two schedulers "
+                   "(duplicate periodic tasks); use strategy Recreate.")
+    return out
+
+
+def _is_scheduler(obj: ApiObject) -> bool:
+    found = component_of(obj)
+    if found is not None and found[0] == SINGLE_INSTANCE_COMPONENT:
+        return True
+    words = {w for c in pod_containers(obj) for w in [*(c.get("command") or []),
+                                                       *(c.get("args") or [])]
+             if isinstance(w, str)}
+    return "beat" in words
+
+
+def _floating_image(obj: ApiObject, ctx: LintContext) -> list[str]:
+    out = []
+    for container in pod_containers(obj):
+        image = str(container.get("image") or "")
+        try:
+            floating = parse_image(image).floating
+        except ValueError:
+            continue
+        if floating:
+            out.append(f"{ref_of(obj)} container {container.get('name')} uses {image}: a "
+                       "re-pushed :latest image is never rolled out; use an immutable tag.")
+    return out
+
+
+def _secret_env_from(obj: ApiObject, ctx: LintContext) -> list[str]:
+    out = []
+    for container in pod_containers(obj):
+        if container.get("image") not in ctx.ours:
+            continue
+        for source in container.get("envFrom") or []:
+            secret = (source.get("secretRef") or {}).get("name")
+            if secret:
+                out.append(f"{ref_of(obj)} container {container.get('name')} takes every key of "
+                           f"Secret {secret} as environment (envFrom): every credential in it "
+                           "reaches the app and its child processes; reference the keys it "
+                           "needs with env[].valueFrom.secretKeyRef.")
+    return out
+
+
+def _no_readiness_probe(obj: ApiObject, ctx: LintContext) -> list[str]:
+    if obj.get("kind") not in WORKLOADS:
+        return []
+    containers = (pod_spec(obj) or {}).get("containers") or []
+    if containers and not any(c.get("readinessProbe") for c in containers):
+        return [(f"{ref_of(obj)} has no readiness probe: it counts as ready as soon as its "
+                "containers start, before it serves; add a readinessProbe (or annotate "
+                f"{LINT_IGNORE}: no-readiness-probe, saying why).")]
+    return []
+
+
+def _shared_single_writer_claim(obj: ApiObject, ctx: LintContext) -> list[str]:
+    if obj.get("kind") != "PersistentVolumeClaim" or ctx.node_count == 1:
+        return []
+    modes = nested(obj, "spec", "accessModes") or []
+    if not modes or not all(m in SINGLE_WRITER_MODES for m in modes):
+        return []
+    claim = name_of(obj)
+    users = [w for w in ctx.objects if w.get("kind") in WORKLOADS and claim in _claims(w)]
+    several = len(users) > 1 or any(ctx.may_run_more_than_once(w) for w in users)
+    if not several:
+        return []
+    nodes = f"the cluster has {ctx.node_count} nodes" if ctx.node_count else "on several nodes"
+    return [(f"PersistentVolumeClaim/{claim} is {'/'.join(modes)} and mounted by "
+            f"{', '.join(ref_of(w) for w in users)} (more than one pod): {nodes}, so pods on "
+            "another node fail with a Multi-Attach error; use ReadWriteMany "
+            "(SHARED_VOLUME_ACCESS_MODE) or keep them on one node.")]
+
+
+def _claims(obj: ApiObject) -> set[str]:
+    return {str((v.get("persistentVolumeClaim") or {}).get("claimName"))
+            for v in (pod_spec(obj) or {}).get("volumes") or [] if v.get("persistentVolumeClaim")}
+
+
+def _privileged(obj: ApiObject, ctx: LintContext) -> list[str]:
+    return [f"{ref_of(obj)} container {c.get('name')} is privileged (full access to its node); "
+            "keep it only if it needs it (a FUSE mount does), and say so with "
+            f"{LINT_IGNORE}: privileged."
+            for c in pod_containers(obj) if nested(c, "securityContext", "privileged") is True]
+
+
+def _pull_always(obj: ApiObject, ctx: LintContext) -> list[str]:
+    return [f"{ref_of(obj)} container {c.get('name')} pulls {c.get('image')} with "
+            "imagePullPolicy Always: our tags are immutable content hashes, so every pod start "
+            "asks the registry for nothing (and fails when it is down); use IfNotPresent."
+            for c in pod_containers(obj)
+            if c.get("image") in ctx.ours and c.get("imagePullPolicy") == "Always"]
+
+
+RULES: dict[str, Rule] = {
+    "scheduler-twice": _scheduler_twice,
+    "floating-image": _floating_image,
+    "secret-envfrom": _secret_env_from,
+    "no-readiness-probe": _no_readiness_probe,
+    "shared-rwo-claim": _shared_single_writer_claim,
+    "privileged": _privileged,
+    "pull-always": _pull_always,
+}
+
+
+def _ignored(obj: ApiObject) -> set[str]:
+    text = str(nested(obj, "metadata", "annotations", LINT_IGNORE) or "")
+    return {part.strip() for part in text.split(",") if part.strip()}
+
+
+def manifest_warnings(objects: Iterable[ApiObject], ours: Iterable[str] = (),
+                      node_count: int | None = None) -> list[str]:
     """Warnings about rendered objects that will misbehave although they apply cleanly.
 
-    - more than one scheduler (replicas > 1, an HPA, or a rolling update): Celery beat
-      would run twice and duplicate every periodic task;
-    - an image tagged `latest` (or untagged): re-pushing it changes nothing in the pod
-      spec, so Kubernetes never rolls the new image out.
+    `ours`: the references of the images we build (the app-image rules look at those);
+    `node_count`: the cluster's nodes when known (a single-writer claim shared by pods is
+    fine on one node).
     """
-    objects = list(objects)
+    ctx = LintContext.of(objects, ours, node_count)
     warnings: list[str] = []
-    hpa_targets = {(nested(o, "spec", "scaleTargetRef", "name") or "") for o in objects
-                   if o.get("kind") == "HorizontalPodAutoscaler"}
-    for obj in objects:
-        kind, name = obj.get("kind"), name_of(obj)
-        component = (nested(obj, "metadata", "labels") or {}).get("app.kubernetes.io/component")
-        if kind == "Deployment" and component == SINGLE_INSTANCE_COMPONENT:
-            replicas = nested(obj, "spec", "replicas")
-            strategy = nested(obj, "spec", "strategy", "type") or "RollingUpdate"
-            if (replicas is not None and int(replicas) > 1) or name in hpa_targets:
-                warnings.append(f"Deployment/{name}: more than one scheduler would run and every "
-                                "periodic task would run twice; keep replicas 1 and no HPA.")
-            if strategy != "Recreate":
-                warnings.append(f"Deployment/{name}: a {strategy} update briefly runs two "
-                                "schedulers (duplicate periodic tasks); use strategy Recreate.")
-        for container in pod_containers(obj):
-            image = str(container.get("image") or "")
-            last = image.rsplit("/", 1)[-1]
-            if "@" in image:
-                continue
-            if ":" not in last or last.endswith(":latest"):
-                warnings.append(f"{kind}/{name} container {container.get('name')} uses {image}: "
-                                "a re-pushed :latest image is never rolled out; use an "
-                                "immutable tag.")
+    for obj in ctx.objects:
+        skip = _ignored(obj)
+        for name, rule in RULES.items():
+            if name not in skip:
+                warnings += rule(obj, ctx)
     return warnings
