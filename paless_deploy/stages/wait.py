@@ -67,6 +67,7 @@ class Target:
     applied: Applied
     verdict: Readiness = field(default_factory=lambda: Readiness(IN_PROGRESS, "not seen yet"))
     ready_at: float | None = None
+    waiting_for: str = ""  # while not ready: what blocks it, down to its pods (for the view)
 
     @property
     def ref(self) -> str:
@@ -261,8 +262,9 @@ class PhaseWaiter:
                 if signatures.get(t.ref) != sig:
                     signatures[t.ref] = sig
                     last_progress = now_m
-                if verdict != t.verdict:
-                    t.verdict = verdict
+                detail = "" if verdict.ready else self._waiting_for(t, live, verdict)
+                if verdict != t.verdict or detail != t.waiting_for:
+                    t.verdict, t.waiting_for = verdict, detail
                     if verdict.ready and t.ready_at is None:
                         t.ready_at = now_m
                     self.on_update(t)
@@ -286,6 +288,14 @@ class PhaseWaiter:
             version = self.watcher.wait_for_change(version, max(0.05, min(TICK_S, wake)))
         outcome.warnings = self._warnings()
         return outcome
+
+    def _waiting_for(self, t: Target, live: dict | None, verdict: Readiness) -> str:
+        """What blocks a target, down to its pods: `1 of 3 replicas available, 1 updated;
+        pod web-5d8-x: not scheduled (Unschedulable: 0/4 nodes are available: ...)`."""
+        if live is None:
+            return verdict.reason
+        text = describe_not_ready(live, self.pods_of(t, live))
+        return text.removeprefix(f"{t.ref}: ")
 
     def _warnings(self) -> list[str]:
         out = []

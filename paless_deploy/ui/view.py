@@ -42,6 +42,9 @@ class Target(Protocol):
     @property
     def verdict(self) -> Readiness: ...
 
+    @property
+    def waiting_for(self) -> str: ...
+
 
 ACTION_STYLES = {"created": "green", "configured": "yellow", "replaced": "magenta",
                  "unchanged": "dim", "pruned": "red"}
@@ -135,10 +138,10 @@ class DeployView:
             self._print(Text.assemble("  ", ("FAILED    ", "bold red"), f" {t.ref} ",
                                       t.verdict.reason))
         else:
-            self.waiting[t.ref] = t.verdict.reason
-            if not self.live:  # the spinner shows it on a terminal
-                self._print(Text.assemble("  ", ("waiting   ", "yellow"), f" {t.ref} ",
-                                          t.verdict.reason))
+            why = t.waiting_for or t.verdict.reason
+            if not self.live and self.waiting.get(t.ref) != why:  # a terminal: the spinner
+                self._print(Text.assemble("  ", ("waiting   ", "yellow"), f" {t.ref} ", why))
+            self.waiting[t.ref] = why
         self._refresh()
 
     def phase_done(self, name: str, ok: bool, summary: str) -> None:

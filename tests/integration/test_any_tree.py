@@ -35,17 +35,33 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return Project(dest, env)
 
 
+def free_fixed_volumes(sandbox, *namespaces: str) -> None:
+    """Delete the tree's fixed-name PVs and the namespaces holding their claims (a run
+    interrupted earlier may have left them), and wait until they are gone."""
+    holders = set(namespaces)
+    for pv in FIXED_PVS:
+        res = sandbox.kubectl("get", "pv", pv, "-o", "jsonpath={.spec.claimRef.namespace}",
+                              check=False)
+        if res.returncode == 0 and res.stdout:
+            holders.add(res.stdout)
+    if holders:
+        sandbox.kubectl("delete", "namespace", "--ignore-not-found", "--wait=false",
+                        *sorted(holders), check=False)
+    sandbox.kubectl("delete", "pv", "--ignore-not-found", "--wait=false", *FIXED_PVS,
+                    check=False)
+    for pv in FIXED_PVS:
+        sandbox.kubectl("wait", "--for=delete", f"pv/{pv}", "--timeout=120s", check=False)
+
+
 @pytest.fixture(scope="module")
 def first(tree: Project, sandbox):
     """The tree deployed into a fresh namespace (the fixed PVs freed before and after)."""
     ns = f"t-any-{uuid.uuid4().hex[:6]}"
-    sandbox.kubectl("delete", "pv", "--ignore-not-found", *FIXED_PVS)
-    run = run_cli(tree, sandbox.kubeconfig, ns, "all", timeout=400)
-    yield ns, run
-    sandbox.kubectl("delete", "namespace", "--ignore-not-found", "--wait=false", ns,
-                    check=False)
-    sandbox.kubectl("delete", "pv", "--ignore-not-found", "--wait=false", *FIXED_PVS,
-                    check=False)
+    free_fixed_volumes(sandbox)
+    try:
+        yield ns, run_cli(tree, sandbox.kubeconfig, ns, "all", timeout=400)
+    finally:
+        free_fixed_volumes(sandbox, ns)
 
 
 def pods_by_owner(sandbox, ns: str) -> dict[str, list[dict]]:
@@ -92,7 +108,7 @@ def test_the_trees_own_namespace_and_replicas_are_handled_with_warnings(first, s
     assert "Namespace/paperless in the manifests was dropped" in warnings
     assert "HorizontalPodAutoscaler/paperless-web scales it" in warnings
     assert sandbox.kubectl("get", "namespace", "paperless", check=False).returncode != 0
-    web = get_json(sandbox, "deployment", "paperless-web", "-n", ns)
+    web = get_json(sandbox, "deployment", "paperless-web", "-n", ns, "--show-managed-fields")
     managers = {m["manager"] for m in web["metadata"]["managedFields"]
                 if "f:replicas" in str(m.get("fieldsV1", {}).get("f:spec", {}))}
     assert "paless-deploy" not in managers, "replicas must be left to the autoscaler"

@@ -53,3 +53,22 @@ def test_panel_shows_every_part():
     for part in ("cause:", "evidence:", "fix:", "look further:", "log: fatal: db down",
                  f.commands[0]):
         assert part in text
+
+
+def test_the_spinner_counts_the_elapsed_time_and_says_why(monkeypatch):
+    from paless_deploy.core.context import ConsoleSettings
+    from paless_deploy.ui import view as view_module
+
+    now = [100.0]
+    monkeypatch.setattr(view_module.time, "monotonic", lambda: now[0])
+    view = view_module.DeployView(ConsoleSettings(color=False, terminal=True))
+    view.phase_started("web", 1)
+    view.waiting["Deployment/web"] = "pod web-1: not scheduled (Insufficient cpu)"
+    out = io.StringIO()
+    console = Console(file=out, width=200, no_color=True)
+    console.print(view_module._Waiting(view))
+    now[0] += 7
+    console.print(view_module._Waiting(view))
+    first, second = out.getvalue().splitlines()
+    assert "0s" in first and "7s" in second
+    assert "Deployment/web (pod web-1: not scheduled (Insufficient cpu))" in second

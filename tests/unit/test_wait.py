@@ -311,3 +311,17 @@ def test_targets_are_reported_with_their_ref(clock):
     doc = load("slow-rollout")
     target = Target(applied(one(doc, "Deployment")))
     assert target.ref == "Deployment/web" and target.verdict.state == IN_PROGRESS
+
+
+def test_the_waiting_reason_names_what_blocks_down_to_the_pod(clock):
+    doc = load("unschedulable-cpu")
+    deployment = one(doc, "Deployment")
+    updates: list[str] = []
+    watcher = FakeWatcher(clock, doc)
+    w = waiter(watcher, [applied(deployment)], policy=Policy(tolerate_all=True),
+               progress_deadline_s=2, on_update=lambda t: updates.append(t.waiting_for))
+    w.run()
+    (target,) = w.targets
+    assert "not scheduled" in target.waiting_for and "Insufficient cpu" in target.waiting_for
+    assert not target.waiting_for.startswith("Deployment/"), "the view names the target"
+    assert updates and updates[-1] == target.waiting_for
