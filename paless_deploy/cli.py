@@ -188,12 +188,18 @@ def _run(ctx: click.Context, scope: str | None,
          command: Callable[[RunContext], Result]) -> int:
     """Build the RunContext, run the command, emit its result; errors go to main()."""
     run_ctx = _run_context(ctx, scope)
+    said = list(run_ctx.config.warnings)  # the env files' shell habits, said once, first
+    if not run_ctx.json_output and not run_ctx.console.quiet:
+        for warning in said:
+            click.echo(f"warning: {warning}", err=True)
     try:
         result = command(run_ctx)
     except PalessError as exc:
         if exc.report is not None:
             exc.report.duration_s = run_ctx.elapsed_s()
+            exc.report.warnings[:0] = said
         raise
+    result.warnings[:0] = said
     return _emit(run_ctx, result)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
+from paless_deploy.core import envfile
 from paless_deploy.core.branch import branch_namespace, current_branch
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import parse_image, parse_registry
@@ -72,6 +73,7 @@ class Config:
     namespace_source: str  # why: "PALESS_NAMESPACE (flag)", "PROJECT_NAME", "branch <b>"
     branch: str | None = None  # set in branch mode (PALESS_NAMESPACE=auto)
     env_files: tuple[Path, ...] = ()  # the env files actually read, in order
+    warnings: tuple[str, ...] = ()  # what the env files deserve a word about (shell habits)
 
     def value(self, name: str) -> str | None:
         """Effective value of a variable (None when unset)."""
@@ -191,12 +193,12 @@ def resolve_env_files(project_dir: Path, env_files: list[Path] | None) -> list[P
     if env_files is None:
         return [project_dir / name for name in DEFAULT_ENV_FILES
                 if (project_dir / name).is_file()]
-    missing = [path for path in env_files if not Path(path).is_file()]
+    missing = [path for path in env_files if not Path(path).exists()]
     if missing:
         raise ConfigError(
             f"Env file {missing[0]} does not exist (given with --env-file).",
             "Check the path; relative paths are taken from the current directory.",
-        )
+            code="no-env-file")
     return [Path(path) for path in env_files]
 
 
@@ -207,34 +209,23 @@ def _display_path(path: Path, project_dir: Path) -> str:
         return str(path)
 
 
-def _line_numbers(path: Path) -> dict[str, int]:
-    """Line of the last assignment of each key (python-dotenv: the last one wins)."""
-    lines: dict[str, int] = {}
-    pattern = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    for number, line in enumerate(text.splitlines(), start=1):
-        match = pattern.match(line)
-        if match:
-            lines[match.group(1)] = number
-    return lines
-
-
-def read_env_file(path: Path, project_dir: Path) -> dict[str, Setting]:
-    """Known variables of one env file with `<file>:<line>` sources; never executed."""
-    from dotenv import dotenv_values
-
-    try:
-        values = dotenv_values(path, interpolate=False)
-        lines = _line_numbers(path)
-    except OSError as exc:
-        raise ConfigError(f"Cannot read env file {path}: {exc.strerror}.",
-                          "Check the file's permissions.") from exc
-    shown = _display_path(path, project_dir)
-    return {
-        name: Setting(name, value if value is not None else "", f"{shown}:{lines.get(name, 0)}")
-        for name, value in values.items()
-        if name in BY_NAME
-    }
+def read_env_files(files: list[Path], project_dir: Path, environ: Mapping[str, str]
+                   ) -> tuple[dict[str, Setting], list[str]]:
+    """Known variables of the env files (later wins) with `<file>:<line>` sources, and the
+    warnings their shell habits deserve (core.envfile); never executed."""
+    settings: dict[str, Setting] = {}
+    warnings: list[str] = []
+    seen: dict[str, str] = {}  # every key of the files read so far (for ${OTHER})
+    for path in files:
+        env = envfile.read(path, _display_path(path, project_dir))
+        values = envfile.expand(env, lambda name: environ.get(name, seen.get(name)),
+                                lambda name: name in BY_NAME, lambda name: name in SECRET_NAMES)
+        seen.update({e.key: e.value for e in env.entries})
+        seen.update({k: v for k, (v, _) in values.items()})
+        settings.update({name: Setting(name, value, f"{env.shown}:{line}")
+                         for name, (value, line) in values.items()})
+        warnings += env.warnings
+    return settings, warnings
 
 
 def load_config(
@@ -269,8 +260,8 @@ def load_config(
         v.name: Setting(v.name, v.default, SOURCE_DEFAULT) for v in VARIABLES
     }
     files = resolve_env_files(project_dir, env_files)
-    for path in files:
-        settings.update(read_env_file(path, project_dir))
+    from_files, warnings = read_env_files(files, project_dir, environ)
+    settings.update(from_files)
     for name in BY_NAME:
         if name in environ:
             settings[name] = Setting(name, environ[name], SOURCE_ENVIRONMENT)
@@ -287,6 +278,7 @@ def load_config(
         namespace_source=namespace_source,
         branch=branch,
         env_files=tuple(files),
+        warnings=tuple(warnings),
     )
     if validate:
         problems = config_problems(config, scope=scope)

@@ -1,0 +1,150 @@
+"""Env files (paless.env), read strictly and never executed.
+
+python-dotenv's parser reads the lines; this module says what a person used to the old
+script (which `source`d its env files) must know:
+- a line that is not `KEY=value` is an error naming file:line (it was silently dropped);
+- a UTF-8 byte-order mark and CRLF line ends are read as a shell would; a binary file or a
+  directory is named for what it is;
+- `${OTHER}` and `${OTHER:-default}` are expanded, as the shell did (from the values that
+  win at that point: the environment, else the files read so far, else earlier lines);
+- `$(command)` and backticks are never run, and a bare `$NAME` is not expanded: both are
+  kept literally with a warning naming file:line and the variable (never the value);
+- single-quoted values are literal, as in the shell.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paless_deploy.core.errors import ConfigError
+
+_BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+_COMMAND = re.compile(r"\$\(|`")
+_BARE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+MAX_SHOWN = 60
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One `KEY=value` line."""
+
+    key: str
+    value: str
+    line: int
+    literal: bool  # single-quoted: no expansion, as in the shell
+
+
+@dataclass
+class EnvFile:
+    """The entries of one file, in order, and the warnings its shell habits deserve."""
+
+    shown: str  # the path as messages show it
+    entries: list[Entry] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def decode(data: bytes, shown: str) -> str:
+    """The file's text: UTF-8 (a BOM dropped), CRLF read as LF; ConfigError for binary."""
+    if b"\x00" in data:
+        raise ConfigError(f"Env file {shown} is not a text file (it contains NUL bytes).",
+                          "Pass the env file (KEY=value lines), not a binary.",
+                          code="bad-env-file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Env file {shown} is not UTF-8 text (byte {exc.start} cannot be "
+                          "read).", "Save it as UTF-8 (KEY=value lines).",
+                          code="bad-env-file") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse(text: str, shown: str) -> EnvFile:
+    """Every KEY=value line; ConfigError naming file:line for the first one that is not."""
+    from dotenv.parser import parse_stream
+
+    env = EnvFile(shown)
+    for binding in parse_stream(io.StringIO(text)):
+        # A binding's text starts with the blank and comment lines before it.
+        string = binding.original.string
+        lead = len(string) - len(string.lstrip())
+        line = binding.original.line + string[:lead].count("\n")
+        if binding.error:
+            source = string.strip()
+            shown_line = source if len(source) <= MAX_SHOWN else source[:MAX_SHOWN] + "..."
+            why = ("an unterminated quote" if source.count('"') % 2 or source.count("'") % 2
+                   else "not KEY=value")
+            raise ConfigError(
+                f"{shown}:{line}: {why}: {shown_line!r} (only the line's start is shown).",
+                "Write one KEY=value per line (quote values with spaces: KEY=\"a b\"); "
+                "comments start with #.", code="bad-env-file")
+        if binding.key is None:
+            continue  # a comment or a blank line
+        after = binding.original.string.split("=", 1)[1].strip() if "=" in \
+            binding.original.string else ""
+        env.entries.append(Entry(binding.key, binding.value or "", line,
+                                 literal=after.startswith("'")))
+    return env
+
+
+def expand(env: EnvFile, known: Callable[[str], str | None], wanted: Callable[[str], bool],
+           secret: Callable[[str], bool] = lambda key: False) -> dict[str, tuple[str, int]]:
+    """The file's values for the keys `wanted` accepts, `${OTHER}` expanded from `known`
+    (what wins before this file) and the file's earlier lines, with warnings appended to
+    `env.warnings` for what the shell would have done differently. key -> (value, line)."""
+    mine: dict[str, str] = {}
+    result: dict[str, tuple[str, int]] = {}
+
+    def lookup(name: str) -> str | None:
+        found = known(name)
+        return found if found is not None else mine.get(name)
+
+    for entry in env.entries:
+        value = entry.value
+        where = f"{env.shown}:{entry.line}"
+        if not entry.literal:
+            if _COMMAND.search(value):
+                env.warnings.append(
+                    f"{where}: {entry.key} holds a command substitution ($(...) or backticks): "
+                    "env files are read, never run, so it is kept as written. Put the "
+                    "command's output in the file, or export the variable before running "
+                    "paless-deploy.")
+            value = _BRACED.sub(lambda m: _expanded(m, lookup), value)
+            bare = [m.group(1) for m in _BARE.finditer(_BRACED.sub("", entry.value))]
+            if bare:
+                # the name after $ is part of the value: never shown for a secret
+                named = "a bare $NAME" if secret(entry.key) else f"${bare[0]}"
+                braced = "${NAME}" if secret(entry.key) else f"${{{bare[0]}}}"
+                env.warnings.append(
+                    f"{where}: {entry.key} uses {named} without braces: it is kept as written "
+                    f"(the old script's shell expanded it). Write {braced} to expand it, or "
+                    "quote the value with single quotes to keep it literal.")
+        mine[entry.key] = value
+        if wanted(entry.key):
+            result[entry.key] = (value, entry.line)
+    return result
+
+
+def _expanded(match: re.Match[str], lookup: Callable[[str], str | None]) -> str:
+    value = lookup(match.group(1))
+    default = match.group(2)
+    if value:
+        return value
+    return default if default is not None else (value or "")
+
+
+def read(path: Path, shown: str) -> EnvFile:
+    """Read and parse one env file; ConfigError naming a directory, an unreadable file."""
+    if path.is_dir():
+        raise ConfigError(f"Env file {shown} is a directory.",
+                          "Pass the path of an env file (KEY=value lines).",
+                          code="bad-env-file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"Cannot read env file {shown}: {exc.strerror}.",
+                          "Check the file's permissions.", code="bad-env-file") from None
+    return parse(decode(data, shown), shown)
