@@ -305,12 +305,13 @@ def render_command(ctx: click.Context, show_secrets: bool) -> int:
 
 
 @cli.command("plan")
+@click.option("--strict", is_flag=True, help="Manifest warnings (lint) are errors (exit 2).")
 @click.pass_context
-def plan_command(ctx: click.Context) -> int:
+def plan_command(ctx: click.Context, strict: bool) -> int:
     """The phases, their objects and why each object is in its phase (nothing applied)."""
     from paless_deploy.commands.plan import run_plan
 
-    return _run(ctx, "deploy", run_plan)
+    return _run(ctx, "deploy", lambda run_ctx: run_plan(run_ctx, strict=strict))
 
 
 @cli.command("diff")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -63,10 +64,10 @@ def kustomize_build(overlay_dir: Path, overlay: str) -> list[dict]:
     if done.returncode != 0:
         raise ConfigError(
             f"Kustomize failed on overlay {overlay!r} ({' '.join(command)}): "
-            f"{done.stderr.strip() or 'no error output'}",
-            f"Fix the kustomization in {overlay_dir}; "
-            f"`{' '.join(command)}` reproduces the error.",
-        )
+            f"{_short_error(done.stderr) or 'no error output'}",
+            _missing_file_hint(done.stderr) or (
+                f"Fix the kustomization in {overlay_dir}; "
+                f"`{' '.join(command)}` reproduces the error."), code="kustomize")
     _write_cache(cache, done.stdout)
     return _parse_kustomize_output(done.stdout, overlay, overlay_dir)
 
@@ -173,3 +174,23 @@ def kubectl_client_version() -> tuple[dict[str, Any] | None, str]:
     except (OSError, subprocess.TimeoutExpired, ValueError, KeyError, TypeError) as exc:
         return None, f"`kubectl version --client` failed: {exc}"
     return dict(info), ""
+
+
+_MISSING = re.compile(r"lstat (/[^:'\s]+): no such file or directory")
+
+
+def _short_error(stderr: str) -> str:
+    """kubectl's error without its log prefix (`E1130 07:41:55.39 run.go:72] "command failed"`)."""
+    text = stderr.strip()
+    match = re.search(r'err="(.*)"\s*$', text, re.DOTALL)
+    return match.group(1) if match else text
+
+
+def _missing_file_hint(stderr: str) -> str | None:
+    """A missing resource with a `.example` beside it: the copy step of a setup was skipped."""
+    for path in dict.fromkeys(_MISSING.findall(stderr)):
+        example = Path(path + ".example")
+        if example.is_file() and not Path(path).exists():
+            return (f"{path} does not exist, but {example.name} does: copy it and fill it in "
+                    f"(`cp {example} {path}`), then run again.")
+    return None

@@ -20,7 +20,7 @@ from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect,
 from paless_deploy.core import labels
 from paless_deploy.core.config import Config
 from paless_deploy.core.diagnosis.findings import Finding, Policy
-from paless_deploy.core.diagnosis.lint import manifest_warnings
+from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
 from paless_deploy.core.discover import App, select_apps
 from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
 from paless_deploy.core.imageref import in_repository
@@ -197,12 +197,7 @@ def _render_warnings(run: _Run, render_warnings: list[str], phases: list[Phase],
     if fallen:
         warnings.append(fallen)
     warnings += manifest_warnings(objects, refs.values(), node_count=len(facts.nodes) or None)
-    if options.strict and warnings:
-        raise ConfigError(
-            f"--strict: the manifests have {len(warnings)} warning(s): " + " | ".join(warnings),
-            "Fix each (the warning says how), or opt an object out of a lint rule with the "
-            "annotation paless.io/lint-ignore: <rule> and a comment saying why.",
-            code="strict")
+    refuse_when_strict(warnings, options.strict)
     for warning in warnings:
         run.warn(warning)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import click
@@ -24,7 +25,10 @@ from paless_deploy.adapters.registry import check_registry as ping_registry
 from paless_deploy.core.errors import PalessError
 from paless_deploy.core.imageref import Registry
 from paless_deploy.core.kinds import by_kind
+from paless_deploy.core.render import classes_named
 from paless_deploy.core.report import RESULT_FAILED, ErrorReport, Result
+from paless_deploy.stages.images import plan_images
+from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
@@ -296,7 +300,44 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
          lambda: check_registry_for_nodes(kube, config.registry)),
     ]
     checks.extend(_guarded(name, required, fn) for name, required, fn in cluster_checks)
+    checks.extend(_rendered_class_checks(run_ctx, kube, storage_class, ingress_class))
     return checks
+
+
+def _rendered_class_checks(run_ctx: RunContext, kube: Kube, configured_storage: str | None,
+                           configured_ingress: str) -> list[Check]:
+    """The StorageClasses and IngressClasses the rendered manifests name must exist (a
+    tree may name classes of its own, not only STORAGE_CLASS and INGRESS_CLASS)."""
+    try:
+        plans, _ = plan_images(run_ctx.config, discovered_apps(run_ctx))
+        objects = render(run_ctx, {p.app.name: p.ref for p in plans}).objects
+    except PalessError as exc:
+        return [Check("render", False, True, exc.message, exc.hint)]
+    storage, ingress = classes_named(objects)
+    checks: list[Check] = []
+    for name, users in sorted(storage.items()):
+        if name == configured_storage:
+            continue
+        checks.append(_guarded(f"StorageClass {name}", True,
+                               partial(_named_storage_class, kube, name, users)))
+    for name, users in sorted(ingress.items()):
+        if name == configured_ingress:
+            continue
+        checks.append(_guarded(f"IngressClass {name}", False,
+                               partial(check_ingress_class, kube, name)))
+    return checks
+
+
+def _named_storage_class(kube: Kube, name: str, users: list[str]) -> Check:
+    names = [c["metadata"]["name"] for c in _storage_classes(kube)]
+    if name in names:
+        return Check(f"StorageClass {name}", True, True, f"exists (used by {', '.join(users)})")
+    return Check(f"StorageClass {name}", False, True,
+                 f"{', '.join(users)} name StorageClass {name}, which the cluster does not have "
+                 f"(it has: {', '.join(names) or 'none'}); their claims would stay Pending",
+                 f"Change storageClassName in the manifests to one of: {', '.join(names) or '-'} "
+                 "(or use ${STORAGE_CLASS} there and set STORAGE_CLASS), or install a "
+                 f"provisioner that serves class {name}.")
 
 
 def run_doctor(run_ctx: RunContext) -> Result:

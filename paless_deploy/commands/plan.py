@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
 from paless_deploy.core.plan import fallback_warning, plan_phases
 from paless_deploy.core.report import Result
 from paless_deploy.stages.images import plan_images
@@ -21,15 +22,19 @@ if TYPE_CHECKING:
     from paless_deploy.core.context import RunContext
 
 
-def run_plan(run_ctx: RunContext) -> Result:
-    """Print (or put in the JSON document) each phase with its objects and reasons."""
+def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
+    """Print (or put in the JSON document) each phase with its objects and reasons, and
+    what the lint says about the tree (with `strict`, any warning is exit 2)."""
     plans, warnings = plan_images(run_ctx.config, discovered_apps(run_ctx))
-    rendered = render(run_ctx, {p.app.name: p.ref for p in plans})
+    refs = {p.app.name: p.ref for p in plans}
+    rendered = render(run_ctx, refs)
     phases = plan_phases(rendered.objects)
-    warnings = [*warnings, *rendered.warnings]
+    lint = [*rendered.warnings, *manifest_warnings(rendered.objects, refs.values())]
     fallen = fallback_warning(phases)
     if fallen:
-        warnings.append(fallen)
+        lint.append(fallen)
+    refuse_when_strict(lint, strict)
+    warnings = [*warnings, *lint]
     rows: list[tuple[str, str, str, str]] = [
         ("namespace", "Namespace", run_ctx.config.namespace,
          "the target namespace (created when absent)")]

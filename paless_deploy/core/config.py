@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -393,26 +393,35 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
             f"Set MINIO_ROOT_PASSWORD to at least {MIN_CREDENTIAL_LENGTH} characters.",
         ))
 
-    if config.overlay == "prod":
-        for variable in VARIABLES:
-            if not variable.secret:
-                continue
-            setting = s[variable.name]
-            value = setting.value or ""
-            if variable.dev_default is not None and value == variable.dev_default:
-                problems.append(ConfigError(
-                    f"The prod overlay refuses {variable.name}: it is still the development "
-                    f"default ({setting.describe_source()}).",
-                    f"Set {variable.name} to a generated secret, e.g. in the CI secret store "
-                    "or an env file outside the repository (`openssl rand -base64 32`).",
-                ))
-            elif len(value) < MIN_CREDENTIAL_LENGTH and variable.name != "MINIO_ROOT_PASSWORD":
-                problems.append(ConfigError(
-                    f"The prod overlay refuses {variable.name} ({setting.describe_source()}): "
-                    f"shorter than {MIN_CREDENTIAL_LENGTH} characters.",
-                    f"Set {variable.name} to a generated secret of at least "
-                    f"{MIN_CREDENTIAL_LENGTH} characters (`openssl rand -base64 32`).",
-                ))
+    return problems
+
+
+def prod_problems(config: Config, used: Collection[str]) -> list[ConfigError]:
+    """The prod overlay refuses development credentials and short ones, among the variables
+    the rendered manifests use (`used`: the `${NAME}` placeholders of the overlay); other
+    overlays refuse nothing here."""
+    if config.overlay != "prod":
+        return []
+    problems: list[ConfigError] = []
+    for variable in VARIABLES:
+        if not variable.secret or variable.name not in used:
+            continue
+        setting = config.settings[variable.name]
+        value = setting.value or ""
+        if variable.dev_default is not None and value == variable.dev_default:
+            problems.append(ConfigError(
+                f"The prod overlay refuses {variable.name}: it is still the development "
+                f"default ({setting.describe_source()}).",
+                f"Set {variable.name} to a generated secret, e.g. in the CI secret store "
+                "or an env file outside the repository (`openssl rand -base64 32`).",
+                code="dev-credential"))
+        elif len(value) < MIN_CREDENTIAL_LENGTH:
+            problems.append(ConfigError(
+                f"The prod overlay refuses {variable.name} ({setting.describe_source()}): "
+                f"shorter than {MIN_CREDENTIAL_LENGTH} characters.",
+                f"Set {variable.name} to a generated secret of at least "
+                f"{MIN_CREDENTIAL_LENGTH} characters (`openssl rand -base64 32`).",
+                code="short-credential"))
     return problems
 
 

@@ -78,6 +78,12 @@ def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> l
     return result
 
 
+def placeholders_in(objects: list[dict]) -> set[str]:
+    """The allow-listed `${NAME}` placeholders the objects use (before substitution)."""
+    text = repr(objects)
+    return {name for name in _PLACEHOLDER.findall(text) if name in SUBSTITUTABLE_NAMES}
+
+
 def _substitute(
     value: JsonValue,
     path: tuple[str | int, ...],
@@ -366,6 +372,25 @@ def _refuse_duplicates(objects: list[dict], namespace: str) -> None:
             "Rename one of them, or keep one: every namespaced object of the tree is "
             "deployed into the target namespace.", code="duplicate-object",
             resource=ref_of(obj))
+
+
+def classes_named(objects: list[dict]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """StorageClass and IngressClass names the objects use -> the objects using each."""
+    storage: dict[str, list[str]] = {}
+    ingress: dict[str, list[str]] = {}
+    for obj in objects:
+        spec = obj.get("spec") or {}
+        names = []
+        if obj.get("kind") in ("PersistentVolumeClaim", "PersistentVolume"):
+            names.append(spec.get("storageClassName"))
+        for template in spec.get("volumeClaimTemplates") or []:
+            names.append((template.get("spec") or {}).get("storageClassName"))
+        for name in names:
+            if name:  # "" means no class (static volumes), None the default class
+                storage.setdefault(str(name), []).append(ref_of(obj))
+        if obj.get("kind") == "Ingress" and spec.get("ingressClassName"):
+            ingress.setdefault(str(spec["ingressClassName"]), []).append(ref_of(obj))
+    return storage, ingress
 
 
 def redact_secrets(objects: list[dict]) -> list[dict]:

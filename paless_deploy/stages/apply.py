@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
+from paless_deploy.adapters.kube import ApiError, TransportError, cluster_errors, with_retries
 from paless_deploy.core import labels
 from paless_deploy.core.errors import DeployFailed
-from paless_deploy.core.kinds import Kind
+from paless_deploy.core.kinds import Kind, by_kind
 from paless_deploy.core.objdiff import same
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def _conflict(obj: Mapping[str, Any], exc: ApiError, autoscaler: str | None = No
     who = ", ".join(managers) or "another field manager"
     if "kube-controller-manager" in managers and ".spec.replicas" in exc.message:
         scaler = (f"HorizontalPodAutoscaler/{autoscaler}" if autoscaler
-                  else "a HorizontalPodAutoscaler")
+                  else "a HorizontalPodAutoscaler (not in the manifests)")
         return ApplyConflict(
             f"{object_ref(obj)}: spec.replicas is owned by kube-controller-manager because "
             f"{scaler} scales it: {exc.message}",
@@ -82,6 +82,21 @@ def _conflict(obj: Mapping[str, Any], exc: ApiError, autoscaler: str | None = No
         "command with --force-conflicts after it (`paless-deploy all --force-conflicts`) to "
         "take them over, or remove them from the manifests.",
         resource=object_ref(obj), reason="Conflict")
+
+
+def _autoscaler_of(kube: Kube, obj: Mapping[str, Any]) -> str | None:
+    """The name of an HPA in the cluster that scales `obj` (one made outside the tree)."""
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    try:
+        hpas, _ = kube.list(by_kind("HorizontalPodAutoscaler"), namespace)
+    except (ApiError, TransportError):
+        return None  # the conflict is still named, only without the HPA
+    for hpa in hpas:
+        ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}
+        if ref.get("kind") == obj.get("kind") and ref.get("name") == (
+                obj.get("metadata") or {}).get("name"):
+            return str(hpa["metadata"]["name"])
+    return None
 
 
 def _invalid(obj: Mapping[str, Any], exc: ApiError) -> DeployFailed:
@@ -125,7 +140,7 @@ def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False,
                 live = _hand_replicas_to_initial_manager(kube, kind, obj, initial, namespace)
         except ApiError as exc:
             if exc.status == 409:
-                raise _conflict(obj, exc, autoscaler) from None
+                raise _conflict(obj, exc, autoscaler or _autoscaler_of(kube, obj)) from None
             if exc.status in (400, 422):
                 raise _invalid(obj, exc) from None
             raise

@@ -7,16 +7,18 @@ namespace and labels. `planned_refs` gives every app's reference before any buil
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kustomize import kustomize_build
+from paless_deploy.core.config import combined_error, prod_problems
 from paless_deploy.core.discover import App, select_apps
 from paless_deploy.core.render import (
     AppImages,
     for_namespace,
+    placeholders_in,
     rewrite_images,
     substitute_variables,
 )
@@ -34,16 +36,18 @@ class Rendered:
 
 
 def render_tree(project_dir: Path, overlay: str, namespace: str, variables: Mapping[str, str],
-                app_images: AppImages | Mapping[str, str]) -> Rendered:
+                app_images: AppImages | Mapping[str, str],
+                check_used: Callable[[set[str]], None] = lambda used: None) -> Rendered:
     """Render `k8s/overlays/<overlay>` into the objects to apply to `namespace`.
 
-    Kustomize builds the overlay; then allow-listed `${VAR}` placeholders are filled
-    from `variables`, images of our apps become the references in `app_images`, and the
-    tree is made fit for the namespace (core.render.for_namespace: namespace, labels,
-    foreign Namespaces, HPA targets, duplicates). Raises ConfigError for anything the user
-    must fix.
+    Kustomize builds the overlay; `check_used` sees the `${NAME}` placeholders it uses
+    (the prod guard judges those only); then the placeholders are filled from
+    `variables`, images of our apps become the references in `app_images`, and the tree
+    is made fit for the namespace (core.render.for_namespace: namespace, labels, foreign
+    Namespaces, HPA targets, duplicates). Raises ConfigError for anything the user must fix.
     """
     objects = kustomize_build(Path(project_dir) / "k8s" / "overlays" / overlay, overlay)
+    check_used(placeholders_in(objects))
     objects = substitute_variables(objects, variables)
     objects = rewrite_images(objects, app_images)
     objects, warnings = for_namespace(objects, namespace)
@@ -63,9 +67,16 @@ def discovered_apps(run_ctx: RunContext) -> list[App]:
 
 
 def render(run_ctx: RunContext, app_images: Mapping[str, str]) -> Rendered:
-    """The run's overlay rendered for its namespace, with these app images."""
+    """The run's overlay rendered for its namespace, with these app images; the prod
+    overlay refuses development and short credentials among the variables it uses."""
     config = run_ctx.config
     images = AppImages(app_images, registry=config.registry, project=config.project_name,
                        aliases=config.image_aliases())
+
+    def prod_guard(used: set[str]) -> None:
+        problems = prod_problems(config, used)
+        if problems:
+            raise combined_error(problems)
+
     return render_tree(config.project_dir, config.overlay, config.namespace,
-                       config.substitution_values(), images)
+                       config.substitution_values(), images, prod_guard)

@@ -268,3 +268,49 @@ def test_light_commands_do_not_import_docker_or_kubernetes(project: Path,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert "HEAVY=[]" in done.stderr
+
+
+def test_env_file_shell_habits_are_warnings_in_every_output(project: Path,
+                                                            capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    (project / "paless.env").write_text("PAPERLESS_SECRET_KEY=$(openssl rand -hex 32)\n")
+    code, out, err = run(capsys, "--output", "json", "config")
+    doc = json.loads(out)
+    assert code == 0
+    assert any("paless.env:1: PAPERLESS_SECRET_KEY holds a command substitution" in w
+               for w in doc["warnings"])
+    code, _, err = run(capsys, "config")
+    assert "warning: paless.env:1" in err and "openssl" not in err
+
+
+def test_an_env_file_syntax_error_is_exit_2(project: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "paless.env").write_text("OVERLAY=dev\nthis line is wrong\n")
+    code, out, err = run(capsys, "--output", "json", "config")
+    doc = json.loads(out)
+    assert code == 2 and doc["errors"][0]["code"] == "bad-env-file"
+    assert "paless.env:2" in doc["errors"][0]["message"]
+
+
+def test_a_missing_resource_with_an_example_says_cp(project: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    overlay = project / "k8s" / "overlays" / "dev"
+    (overlay / "kustomization.yaml").write_text("resources:\n  - secret.yaml\n")
+    (overlay / "secret.yaml.example").write_text("apiVersion: v1\nkind: Secret\n")
+    code, _, err = run(capsys, "render")
+    assert code == 2 and "cp " in err and "secret.yaml.example" in err
+
+
+def test_plan_strict_makes_lint_warnings_exit_2(project: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    overlay = project / "k8s" / "overlays" / "dev"
+    (overlay / "kustomization.yaml").write_text("resources:\n  - web.yaml\n")
+    (overlay / "web.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n"
+        "  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n"
+        "    spec: {containers: [{name: web, image: web}]}\n")
+    code, out, _ = run(capsys, "--output", "json", "plan")
+    assert code == 0 and any("no readiness probe" in w for w in json.loads(out)["warnings"])
+    code, out, _ = run(capsys, "--output", "json", "plan", "--strict")
+    doc = json.loads(out)
+    assert code == 2 and doc["errors"][0]["code"] == "strict"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from paless_deploy.adapters.kustomize import kustomize_build
+from paless_deploy.core.errors import ConfigError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "overlays" / "project"
 
@@ -61,3 +62,14 @@ def test_the_cache_can_be_turned_off(project: Path, tmp_path: Path,
     monkeypatch.setenv("PALESS_NO_RENDER_CACHE", "1")
     kustomize_build(overlay(project), "x")
     assert cache_files(tmp_path) == []
+
+
+def test_a_missing_resource_with_an_example_beside_it_says_cp(tmp_path: Path) -> None:
+    overlay = tmp_path / "k8s" / "overlays" / "dev"
+    overlay.mkdir(parents=True)
+    (overlay / "kustomization.yaml").write_text("resources:\n  - secret.yaml\n")
+    (overlay / "secret.yaml.example").write_text("apiVersion: v1\nkind: Secret\n")
+    with pytest.raises(ConfigError) as info:
+        kustomize_build(overlay, "dev")
+    assert f"cp {overlay}/secret.yaml.example {overlay}/secret.yaml" in info.value.hint
+    assert not info.value.message.startswith("E1") and "run.go" not in info.value.message

@@ -16,6 +16,7 @@ from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.components import component_of
 from paless_deploy.core.diagnosis.findings import policy_overrides
 from paless_deploy.core.diagnosis.hints import SINGLE_INSTANCE_COMPONENT
+from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import parse_image
 from paless_deploy.core.objects import name_of, nested, ref_of
 from paless_deploy.core.podspec import pod_containers, pod_spec
@@ -197,3 +198,12 @@ def manifest_warnings(objects: Iterable[ApiObject], ours: Iterable[str] = (),
             if name not in skip:
                 warnings += rule(obj, ctx)
     return warnings
+
+
+def refuse_when_strict(warnings: list[str], strict: bool) -> None:
+    """With `--strict`, any warning about the manifests is exit 2, naming them all."""
+    if strict and warnings:
+        raise ConfigError(
+            f"--strict: the manifests have {len(warnings)} warning(s): " + " | ".join(warnings),
+            "Fix each (the warning says how), or opt an object out of a lint rule with the "
+            f"annotation {LINT_IGNORE}: <rule> and a comment saying why.", code="strict")
