@@ -286,7 +286,7 @@ def test_env_file_shell_habits_are_warnings_in_every_output(project: Path,
 def test_an_env_file_syntax_error_is_exit_2(project: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     (project / "paless.env").write_text("OVERLAY=dev\nthis line is wrong\n")
-    code, out, err = run(capsys, "--output", "json", "config")
+    code, out, _ = run(capsys, "--output", "json", "config")
     doc = json.loads(out)
     assert code == 2 and doc["errors"][0]["code"] == "bad-env-file"
     assert "paless.env:2" in doc["errors"][0]["message"]
