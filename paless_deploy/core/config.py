@@ -338,6 +338,19 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
     """
     problems: list[ConfigError] = []
     s = config.settings
+    needed = ("PROJECT_NAME", "REGISTRY") if scope == "images" else (
+        "PROJECT_NAME", "REGISTRY", "PALESS_NAMESPACE", "OVERLAY")
+    for name in needed:
+        setting = s[name]
+        if setting.explicit and setting.value is not None and not setting.value.strip():
+            default = BY_NAME[name].default
+            problems.append(ConfigError(
+                f"{name} is set but empty ({setting.describe_source()}): an empty value would "
+                "silently fall back to the default.",
+                f"Give it a value, or remove it there to use the default"
+                + (f" ({default})." if default else " (derived from PROJECT_NAME).")
+                + (" In CI, check that the variable passed to -n is set." if setting.source
+                   == SOURCE_FLAG else ""), code="empty-value"))
     project = s["PROJECT_NAME"]
     if not project.value or not _IMAGE_COMPONENT.match(project.value):
         problems.append(ConfigError(

@@ -8,6 +8,7 @@ adapter's; stages/render.py joins the two.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,15 @@ def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> l
     return result
 
 
+def near_variable(name: str) -> str | None:
+    """The known variable `name` is most likely a typo of, or None: `${POSTGRES_PASWORD}`
+    is an error, while `${HOME}` in a container's shell command is left to the shell."""
+    if name in SUBSTITUTABLE_NAMES:
+        return None
+    close = difflib.get_close_matches(name, sorted(SUBSTITUTABLE_NAMES), n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
 def placeholders_in(objects: list[dict]) -> set[str]:
     """The allow-listed `${NAME}` placeholders the objects use (before substitution)."""
     text = repr(objects)
@@ -108,7 +118,13 @@ def _substitute(
         return [item for item in items if item is not _REMOVE]
     if not isinstance(value, str):
         return value
-    names = [n for n in _PLACEHOLDER.findall(value) if n in SUBSTITUTABLE_NAMES]
+    found = _PLACEHOLDER.findall(value)
+    for name in found:
+        near = near_variable(name)
+        if near:
+            problems.append(f"{label} field {format_path(path)} uses ${{{name}}}, which is not a "
+                            f"variable: did you mean ${{{near}}}?")
+    names = [n for n in found if n in SUBSTITUTABLE_NAMES]
     if not names:
         return value
     field = format_path(path)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from paless_deploy.core.diagnosis.claims import diagnose_pvc
 from paless_deploy.core.diagnosis.deadline import describe_not_ready
+from paless_deploy.core.diagnosis.eventlog import last_seen, parse_time
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.hints import DATA_SERVICES
 from paless_deploy.core.diagnosis.pods import diagnose_pod
@@ -38,6 +39,7 @@ from paless_deploy.core.readiness import (
 )
 from paless_deploy.stages.apply import Applied
 
+EVENT_SKEW_S = 2.0  # how far this machine's clock may lag the API server's
 TICK_S = 1.0  # re-evaluate time-based policies (grace periods) at least this often
 
 # Controllers whose status describes the previous spec until they observe ours.
@@ -120,6 +122,8 @@ class PhaseWaiter:
         self.fetch_logs = fetch_logs or (lambda pod, container: None)
         self.clock = clock
         self.utcnow = utcnow
+        # events older than this (less a little clock skew) belong to an earlier apply
+        self.since = utcnow() - timedelta(seconds=EVENT_SKEW_S)
         self._logs_cache: dict[tuple[str, str, int], str | None] = {}
         for t in self.targets:
             api_version = str(t.applied.live.get("apiVersion")
@@ -197,27 +201,30 @@ class PhaseWaiter:
         pods = self.pods_of(t, live)
         findings: list[Finding] = []
         if kind == "Deployment":
-            findings += diagnose_deployment(live, w.events_for(kind, name), policy)
+            findings += diagnose_deployment(live, self._events(kind, name), policy)
             rs = self.current_replicaset(live)
             if rs is not None:
                 findings += diagnose_replicaset(
-                    rs, w.events_for("ReplicaSet", rs["metadata"]["name"]), policy, now)
+                    rs, self._events("ReplicaSet", rs["metadata"]["name"]), policy, now,
+                    self.since)
         elif kind == "ReplicaSet":
-            findings += diagnose_replicaset(live, w.events_for(kind, name), policy, now)
+            findings += diagnose_replicaset(live, self._events(kind, name), policy, now,
+                                            self.since)
         elif kind == "StatefulSet":
-            findings += diagnose_statefulset(live, w.events_for(kind, name), policy, now)
+            findings += diagnose_statefulset(live, self._events(kind, name), policy, now,
+                                             self.since)
         elif kind == "Job":
             failed_logs = next((self._crash_logs(p) for p in pods if self._crash_logs(p)), None)
-            findings += diagnose_job(live, w.events_for(kind, name), policy, pods=pods,
+            findings += diagnose_job(live, self._events(kind, name), policy, pods=pods,
                                      logs=failed_logs)
         elif kind == "PersistentVolumeClaim":
             cls = (live.get("spec") or {}).get("storageClassName")
-            findings += diagnose_pvc(live, w.events_for(kind, name),
+            findings += diagnose_pvc(live, self._events(kind, name),
                                      self.storage_classes.get(cls or ""), policy, now)
         unready = self._unready_data_services()
         for pod in pods:
             pname = pod["metadata"]["name"]
-            findings += diagnose_pod(pod, w.events_for("Pod", pname), policy, now,
+            findings += diagnose_pod(pod, self._events("Pod", pname), policy, now,
                                      logs=self._crash_logs(pod), unready_services=unready)
         return findings
 
@@ -288,6 +295,12 @@ class PhaseWaiter:
             version = self.watcher.wait_for_change(version, max(0.05, min(TICK_S, wake)))
         outcome.warnings = self._warnings()
         return outcome
+
+    def _events(self, kind: str, name: str) -> list[dict]:
+        """The object's events of this phase: an event last seen before the apply (a quota
+        refusal of the previous run, fixed since) is no evidence of a failure now."""
+        return [e for e in self.watcher.events_for(kind, name)
+                if (seen := parse_time(last_seen(e))) is None or seen >= self.since]
 
     def _waiting_for(self, t: Target, live: dict | None, verdict: Readiness) -> str:
         """What blocks a target, down to its pods: `1 of 3 replicas available, 1 updated;

@@ -283,3 +283,17 @@ def test_secret_values_are_the_configured_credentials(tmp_path: Path) -> None:
     assert "paperless" not in secrets  # POSTGRES_USER is not a secret
     log = "connecting as paperless with pg-s3cret-value and minio-s3cret\n"
     assert scrub(log, secrets) == "connecting as paperless with <redacted> and <redacted>\n"
+
+
+@pytest.mark.parametrize(("overrides", "environ", "name"), [
+    ({"PALESS_NAMESPACE": ""}, {}, "PALESS_NAMESPACE"),
+    ({}, {"PALESS_NAMESPACE": ""}, "PALESS_NAMESPACE"),
+    ({}, {"REGISTRY": " "}, "REGISTRY"),
+    ({"OVERLAY": ""}, {}, "OVERLAY"),
+])
+def test_an_explicitly_empty_value_is_an_error_not_a_fallback(project: Path, overrides: dict,
+                                                              environ: dict, name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(project, None, overrides, environ)
+    assert info.value.message.startswith(f"{name} is set but empty")
+    assert info.value.exit_code == 2

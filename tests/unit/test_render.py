@@ -269,3 +269,15 @@ def test_a_tree_written_for_project_name_app_says_so() -> None:
 def test_a_pinned_mirror_in_our_registry_is_left_alone() -> None:
     (obj,) = rewrite_images([deployment_with("localhost:5000/postgres:16")], OURS)
     assert images_of(obj) == ["localhost:5000/postgres:16"]
+
+
+def test_a_typo_of_a_variable_is_an_error_naming_the_nearest() -> None:
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                  "data": {"db": "${POSTGRES_DBB}", "shell": "echo ${HOME} ${PATH}"}}
+    with pytest.raises(ConfigError) as info:
+        substitute_variables([config_map], {"POSTGRES_DB": "paperless"})
+    assert "${POSTGRES_DBB}" in info.value.message and "did you mean ${POSTGRES_DB}" in \
+        info.value.message
+    config_map["data"]["db"] = "${POSTGRES_DB}"
+    (obj,) = substitute_variables([config_map], {"POSTGRES_DB": "paperless"})
+    assert obj["data"] == {"db": "paperless", "shell": "echo ${HOME} ${PATH}"}

@@ -325,3 +325,22 @@ def test_the_waiting_reason_names_what_blocks_down_to_the_pod(clock):
     assert "not scheduled" in target.waiting_for and "Insufficient cpu" in target.waiting_for
     assert not target.waiting_for.startswith("Deployment/"), "the view names the target"
     assert updates and updates[-1] == target.waiting_for
+
+
+def test_events_from_before_the_apply_are_no_evidence(clock):
+    from datetime import UTC, datetime, timedelta
+
+    doc = load("quota")
+    seen = datetime(2026, 11, 26, 7, 9, 33, tzinfo=UTC)
+
+    def run_at(now: datetime) -> list[str]:
+        watcher = FakeWatcher(clock, doc)
+        w = PhaseWaiter(watcher, [applied(one(doc, "Deployment"))], deadline=clock() + 2,
+                        progress_deadline_s=2, policy=Policy(grace_s=0),
+                        storage_classes={}, clock=clock, utcnow=lambda: now)
+        return [f.code for f in w.run().findings]
+
+    assert "create-failed" in run_at(seen + timedelta(seconds=1))
+    # the quota was fixed and the deploy runs again a minute later: the old refusals stay
+    # in the API for an hour, but they are not this run's
+    assert "create-failed" not in run_at(seen + timedelta(seconds=60))

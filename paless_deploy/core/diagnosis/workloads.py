@@ -20,24 +20,28 @@ from paless_deploy.core.objects import condition, name_of, namespace_of, nested
 
 
 def diagnose_replicaset(rs: ApiObject, events: Iterable[ApiObject],
-                        policy: Policy | None = None,
-                        now: datetime | None = None) -> list[Finding]:
-    """FailedCreate of a ReplicaSet (quota, admission) while pods are missing."""
-    return _create_failed(rs, events, "ReplicaSet", policy, now)
+                        policy: Policy | None = None, now: datetime | None = None,
+                        not_before: datetime | None = None) -> list[Finding]:
+    """FailedCreate of a ReplicaSet (quota, admission) while pods are missing.
+
+    `not_before`: a ReplicaFailure condition that turned true before it (the refusal of an
+    earlier apply, fixed since, until the controller's next sync) is no evidence."""
+    return _create_failed(rs, events, "ReplicaSet", policy, now, not_before)
 
 
 def diagnose_statefulset(sts: ApiObject, events: Iterable[ApiObject],
-                         policy: Policy | None = None,
-                         now: datetime | None = None) -> list[Finding]:
+                         policy: Policy | None = None, now: datetime | None = None,
+                         not_before: datetime | None = None) -> list[Finding]:
     """FailedCreate of a StatefulSet (quota, admission, claim creation) while pods are missing.
 
-    Its pods' failures come from diagnose_pod.
+    Its pods' failures come from diagnose_pod; `not_before` as for diagnose_replicaset.
     """
-    return _create_failed(sts, events, "StatefulSet", policy, now)
+    return _create_failed(sts, events, "StatefulSet", policy, now, not_before)
 
 
 def _create_failed(obj: ApiObject, events: Iterable[ApiObject], kind: str,
-                   policy: Policy | None, now: datetime | None) -> list[Finding]:
+                   policy: Policy | None, now: datetime | None,
+                   not_before: datetime | None = None) -> list[Finding]:
     policy = (policy or Policy()).for_object(obj)
     want = nested(obj, "spec", "replicas")
     have = nested(obj, "status", "replicas") or 0
@@ -47,6 +51,9 @@ def _create_failed(obj: ApiObject, events: Iterable[ApiObject], kind: str,
     failed = [e for e in failed if e.get("type", "Warning") == "Warning"]
     cond = condition(obj, "ReplicaFailure")
     cond = cond if cond and cond.get("status") == "True" else None
+    turned = eventlog.parse_time((cond or {}).get("lastTransitionTime"))
+    if cond and not failed and not_before and turned and turned < not_before:
+        cond = None  # an earlier apply's refusal; no fresh event says it still holds
     if not failed and not cond:
         return []
     text = (eventlog.message(failed[-1]) if failed else "") or str((cond or {}).get("message"))
