@@ -347,7 +347,7 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
             problems.append(ConfigError(
                 f"{name} is set but empty ({setting.describe_source()}): an empty value would "
                 "silently fall back to the default.",
-                f"Give it a value, or remove it there to use the default"
+                "Give it a value, or remove it there to use the default"
                 + (f" ({default})." if default else " (derived from PROJECT_NAME).")
                 + (" In CI, check that the variable passed to -n is set." if setting.source
                    == SOURCE_FLAG else ""), code="empty-value"))
