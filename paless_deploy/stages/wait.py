@@ -196,7 +196,6 @@ class PhaseWaiter:
             return []
         policy = self.policy.for_object(live)
         now = self.utcnow()
-        w = self.watcher
         kind, name = t.applied.kind, t.applied.name
         pods = self.pods_of(t, live)
         findings: list[Finding] = []
