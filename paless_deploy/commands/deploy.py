@@ -43,6 +43,7 @@ from paless_deploy.stages.namespaces import ensure_namespace, namespace_exists
 from paless_deploy.stages.preflight import check_writable, claim_cluster_objects, preflight
 from paless_deploy.stages.prune import find_prunable, prune
 from paless_deploy.stages.render import discovered_apps, render
+from paless_deploy.stages.validate import dry_run_all
 from paless_deploy.stages.wait import PhaseOutcome, PhaseWaiter, deadline_error
 from paless_deploy.stages.watcher import NamespaceWatcher
 from paless_deploy.ui.progress import make_progress
@@ -184,6 +185,14 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         if not namespace_there:
             check_writable(kube, run.namespace)
         with lock_for(kube, ctx, run.result.command, on_wait=_lock_waiting(run)):
+            try:
+                dry_run_all(kube, objects, run.namespace, force_conflicts=options.force_conflicts)
+            except PalessError as exc:
+                if ns_report.action == "created":
+                    exc.message += (f" (Only the namespace itself was created, empty; "
+                                    f"`paless-deploy -n {run.namespace} destroy --yes` removes "
+                                    "it.)")
+                raise
             return _apply_phases(run, kube, phases, objects, options, facts)
 
 

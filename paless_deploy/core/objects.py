@@ -39,3 +39,15 @@ def condition(obj: ApiObject, kind: str) -> ApiObject | None:
         if isinstance(cond, Mapping) and cond.get("type") == kind:
             return cond
     return None
+
+
+def whole_number(value: JsonValue, default: int) -> int:
+    """An integer field of a manifest as written, `default` when absent or not a number
+    (`replicas: "three"`: the server's dry run names that mistake, not a crash here)."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return default

@@ -21,7 +21,7 @@ from paless_deploy.core.components import component_of
 from paless_deploy.core.diagnosis.lint import check_policy_annotations
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.kinds import PHASE_BY_KIND
-from paless_deploy.core.objects import ref_of
+from paless_deploy.core.objects import ref_of, whole_number
 from paless_deploy.core.podspec import pod_containers, pod_spec
 
 PHASE_ANNOTATION = labels.PHASE
@@ -291,7 +291,7 @@ def _claims_of_statefulsets(graph: _Graph) -> dict[str, tuple[str, str]]:
         if obj.get("kind") != "StatefulSet":
             continue
         spec = obj.get("spec") or {}
-        replicas = int(spec.get("replicas") or 1)
+        replicas = whole_number(spec.get("replicas"), 1)
         for template in spec.get("volumeClaimTemplates") or []:
             base = f"{(template.get('metadata') or {}).get('name')}-{obj['metadata']['name']}"
             for ordinal in range(max(1, replicas)):

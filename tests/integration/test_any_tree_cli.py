@@ -155,3 +155,34 @@ def test_doctor_checks_the_classes_the_manifests_name(tiny, sandbox, ns):
     assert check["status"] == "FAIL" and "PersistentVolumeClaim/orphan" in check["detail"]
     assert "storageClassName" in check["fix"]
     assert res.returncode == 1
+
+
+@pytest.mark.parametrize(("case", "extra", "words"), [
+    ("unknown-kind", {"apiVersion": "example.com/v1", "kind": "Widget",
+                      "metadata": {"name": "w"}, "spec": {}},
+     "does not serve Widget in example.com/v1"),
+    ("bad-value", "three", "replicas"),
+    ("unknown-field", {"replicaz": 2}, "unknown field"),
+])
+def test_every_object_is_validated_before_anything_is_applied(tiny, sandbox, ns, case, extra,
+                                                              words):
+    good = probed()
+    good["metadata"]["name"] = "early"
+    good["metadata"]["annotations"] = {"paless.io/phase": "config"}
+    bad = probed()
+    if case == "bad-value":
+        bad["spec"]["replicas"] = extra
+        objects = [good, bad]
+    elif case == "unknown-field":
+        bad["spec"].update(extra)
+        objects = [good, bad]
+    else:
+        objects = [good, bad, extra]
+    write_overlay(tiny, f"invalid-{case}", objects)
+    res, doc = cli(tiny, sandbox, ns, f"invalid-{case}", "all")
+    assert res.returncode == 2, res.stderr
+    error = doc["errors"][-1]
+    assert error["code"] == "invalid-manifest" and words in error["message"]
+    assert "Nothing was applied" in error["message"]
+    # the object of the first phase was not applied either
+    assert sandbox.kubectl("get", "deployment", "early", "-n", ns, check=False).returncode != 0

@@ -18,7 +18,7 @@ from paless_deploy.core.diagnosis.findings import policy_overrides
 from paless_deploy.core.diagnosis.hints import SINGLE_INSTANCE_COMPONENT
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import parse_image
-from paless_deploy.core.objects import name_of, nested, ref_of
+from paless_deploy.core.objects import name_of, nested, ref_of, whole_number
 from paless_deploy.core.podspec import pod_containers, pod_spec
 
 LINT_IGNORE = "paless.io/lint-ignore"
@@ -57,8 +57,8 @@ class LintContext:
     def may_run_more_than_once(self, obj: ApiObject) -> bool:
         replicas = nested(obj, "spec", "replicas")
         hpa = self.hpa_targets.get(name_of(obj))
-        return ((replicas is not None and int(replicas) > 1)
-                or (hpa is not None and int(nested(hpa, "spec", "maxReplicas") or 2) > 1))
+        return (whole_number(replicas, 1) > 1
+                or (hpa is not None and whole_number(nested(hpa, "spec", "maxReplicas"), 2) > 1))
 
 
 Rule = Callable[[ApiObject, LintContext], list[str]]

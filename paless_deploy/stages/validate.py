@@ -1,0 +1,93 @@
+"""Validate stage: one server-side dry run of every rendered object before phase one.
+
+The API server judges each object exactly as the apply will send it (same field manager,
+strict field validation, admission): a kind the cluster does not serve, an invalid value,
+an unknown field, an admission refusal. Every bad object is named in one exit-2 report
+and nothing is applied; a field another manager owns is reported the same way (exit 1,
+as for a conflict found while applying), before any phase changed the cluster.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
+from paless_deploy.core import labels
+from paless_deploy.core.errors import ConfigError, DeployFailed, PalessError
+from paless_deploy.core.objects import ref_of
+
+if TYPE_CHECKING:
+    from paless_deploy.adapters.kube import Kube
+
+PARALLEL = 8
+MAX_SHOWN = 240  # a server's message is cut here (a 100 KB value is not echoed back)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What the API server said about one object."""
+
+    ref: str
+    reason: str  # Invalid, unknown-kind, Conflict, Forbidden, ...
+    message: str
+    conflict: bool = False
+
+
+def dry_run_all(kube: Kube, objects: list[dict], namespace: str, *,
+                force_conflicts: bool = False) -> None:
+    """Dry-run every object (in parallel); raise one error naming every refusal."""
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        refusals = [r for r in pool.map(
+            lambda obj: _dry_run(kube, obj, force_conflicts), objects) if r is not None]
+    if not refusals:
+        return
+    invalid = [r for r in refusals if not r.conflict]
+    listed = "; ".join(f"{r.ref}: {r.message}" for r in (invalid or refusals))
+    if invalid:
+        raise ConfigError(
+            f"The API server refuses {len(invalid)} object(s) of the manifests: {listed}. "
+            f"Nothing was applied to {namespace}.",
+            "Fix each object named (the server's words say which field), then run again; "
+            "`paless-deploy render` shows what was sent.",
+            code="invalid-manifest", resource=invalid[0].ref, reason=invalid[0].reason)
+    raise DeployFailed(
+        f"Fields of {len(refusals)} object(s) are owned by another manager: {listed}. "
+        f"Nothing was applied to {namespace}.",
+        "Someone changed them with another tool (e.g. `kubectl edit`/`scale`). Re-run the "
+        "command with --force-conflicts after it to take them over, or remove them from "
+        "the manifests.", code="apply-conflict", resource=refusals[0].ref, reason="Conflict")
+
+
+def _dry_run(kube: Kube, obj: dict, force: bool) -> Refusal | None:
+    ref = ref_of(obj)
+    try:
+        with cluster_errors(kube, f"validating {ref}", obj["metadata"].get("namespace")):
+            kind = kube.kind(obj["apiVersion"], obj["kind"])
+            namespace = obj["metadata"].get("namespace") if kind.namespaced else None
+            with_retries(lambda: kube.apply(kind, obj, namespace, manager=labels.FIELD_MANAGER,
+                                            force=force, dry_run=True))
+    except PalessError as exc:
+        if exc.code == "unknown-kind":
+            return Refusal(ref, "unknown-kind", exc.message)
+        raise
+    except ApiError as exc:
+        if exc.status == 409:
+            return Refusal(ref, "Conflict", _short(exc.message), conflict=True)
+        if exc.status == 422 and obj.get("kind") == "Job" and "immutable" in exc.message:
+            return None  # a changed Job is replaced, not patched
+        if exc.status in (400, 403, 404, 422):
+            return Refusal(ref, exc.reason or str(exc.status), _short(_with_causes(exc)))
+        raise
+    return None
+
+
+def _with_causes(exc: ApiError) -> str:
+    fields = [f"{c.get('field')}: {c.get('message')}" for c in exc.causes if c.get("field")]
+    return exc.message if not fields or all(f in exc.message for f in fields) else (
+        f"{exc.message} ({'; '.join(fields)})")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "..."
