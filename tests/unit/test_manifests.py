@@ -12,6 +12,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import yaml
 from kubernetes_validate.utils import all_versions
 
 from paless_deploy.core.imageref import has_tag_or_digest
@@ -115,6 +116,29 @@ def check_long_running_containers(objects: list[dict]) -> list[str]:
             for probe in ("readinessProbe", "livenessProbe"):
                 if probe not in c:
                     problems.append(f"{label(obj)} {c['name']}: no {probe}")
+    return problems
+
+
+PROBE_PATHS = yaml.safe_load((PROJECT / "k8s" / "probe-paths.yaml").read_text())
+PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
+
+
+def check_probe_paths(objects: list[dict]) -> list[str]:
+    """Every HTTP probe of an app container asks a path the app answers without
+    credentials (k8s/probe-paths.yaml): a 401 is a failed probe."""
+    problems = []
+    for obj, spec in pods(objects):
+        app = component(obj)
+        for c in containers(spec, init=False):
+            for probe in PROBES:
+                get = (c.get(probe) or {}).get("httpGet")
+                if not get or app not in APP_COMPONENTS:
+                    continue
+                allowed = PROBE_PATHS.get(app) or []
+                if get.get("path", "/") not in allowed:
+                    problems.append(f"{label(obj)} {c['name']}: {probe} asks "
+                                    f"{get.get('path')!r}, which {app} does not answer without "
+                                    f"credentials (k8s/probe-paths.yaml allows {allowed})")
     return problems
 
 
@@ -247,7 +271,7 @@ def test_no_placeholder_left(overlay: str) -> None:
 
 @pytest.mark.parametrize("check", [
     check_long_running_containers, check_security_contexts, check_images_pinned,
-    check_secret_access, check_hpa_targets, check_scheduler,
+    check_secret_access, check_hpa_targets, check_scheduler, check_probe_paths,
 ])
 def test_policy(overlay: str, check) -> None:
     assert check(rendered(overlay)) == []
@@ -363,6 +387,9 @@ def _web(objects: list[dict]) -> dict:
 @pytest.mark.parametrize(("check", "mutate", "expected"), [
     (check_long_running_containers,
      lambda o: _web(o)["containers"][0].pop("livenessProbe"), "no livenessProbe"),
+    (check_probe_paths,
+     lambda o: _web(o)["containers"][0]["readinessProbe"]["httpGet"].update(path="/api/"),
+     "readinessProbe asks '/api/'"),
     (check_long_running_containers,
      lambda o: _web(o)["containers"][1]["resources"].pop("limits"), "no limits.cpu"),
     (check_security_contexts, lambda o: _web(o).pop("securityContext"), "without securityContext"),
@@ -391,7 +418,7 @@ def _web(objects: list[dict]) -> dict:
     (lambda o: check_cluster_scoped_names(o, NAMESPACE),
      lambda o: by_name(o, "PersistentVolume", f"paless-data-{NAMESPACE}")["metadata"].update(
          name="data-volume"), "cluster-scoped name"),
-], ids=["no-liveness", "no-limits", "no-pod-security-context", "privileged-app",
+], ids=["no-liveness", "probe-needs-credentials", "no-limits", "no-pod-security-context", "privileged-app",
         "latest-tag", "no-tag", "envfrom-secret", "extra-secret-key", "hpa-target-replicas",
         "scheduler-rolling", "scheduler-replicas", "fixed-node-port", "cluster-scoped-name"])
 def test_policy_check_catches_a_bad_object(check, mutate, expected: str) -> None:
