@@ -61,7 +61,8 @@ def commit_from_environment(environ: Mapping[str, str]) -> str | None:
 def namespace_manifest(config: Config, branch: str | None, commit: str | None, *,
                        now: dt.datetime | None = None) -> JsonDict:
     """The Namespace object the tool creates: managed-by label, gc annotations."""
-    annotations = {labels.CREATED_AT: rfc3339(now or dt.datetime.now(dt.UTC))}
+    created = rfc3339(now or dt.datetime.now(dt.UTC))
+    annotations = {labels.CREATED_AT: created, labels.DEPLOYED_AT: created}
     if branch:
         annotations[labels.BRANCH] = branch[:MAX_ANNOTATION]
     if commit:

@@ -26,13 +26,15 @@ def test_manifest_carries_label_and_gc_annotations(tmp_path):
     assert meta["name"] == "paless-feature-x"
     assert meta["labels"]["app.kubernetes.io/managed-by"] == "paless-deploy"
     assert meta["annotations"] == {"paless.io/created-at": "2025-05-10T12:00:00Z",
+                                   "paless.io/deployed-at": "2025-05-10T12:00:00Z",
                                    "paless.io/branch": "feature/x",
                                    "paless.io/commit": "abc123", "paless.io/ttl": "3d"}
 
 
-def test_manifest_without_git_or_ttl_has_only_created_at(tmp_path):
+def test_manifest_without_git_or_ttl_has_only_created_and_deployed_at(tmp_path):
     meta = namespace_manifest(config(tmp_path), None, None, now=NOW)["metadata"]
-    assert meta["annotations"] == {"paless.io/created-at": "2025-05-10T12:00:00Z"}
+    assert meta["annotations"] == {"paless.io/created-at": "2025-05-10T12:00:00Z",
+                                   "paless.io/deployed-at": "2025-05-10T12:00:00Z"}
 
 
 def test_bad_ttl_is_a_config_error_naming_the_variable(tmp_path):
