@@ -196,7 +196,7 @@ def github_summary(result: Result) -> str:
            f"| namespace | {_code(result.namespace or '')} |",
            f"| overlay | {_code(result.overlay or '')} |"]
     if result.url:
-        out.append(f"| URL | {_md(result.url)} |")
+        out.append(f"| URL | {_link(result.url)} |")
     out += [f"| duration | {result.duration_s:.1f} s |", ""]
     images = _images(result)
     if images:
@@ -407,6 +407,13 @@ def _md(text: str) -> str:
     """Text safe inside Markdown paragraphs and table cells (no HTML, no markup)."""
     escaped = _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
     return escaped.replace("\r", "").replace("\n", "<br>")
+
+
+def _link(url: str) -> str:
+    """A Markdown link to `url` (its text escaped; the target cannot end the link early)."""
+    target = "".join(c if c.isascii() and c.isprintable() and c not in " ()<>|" else
+                     "".join(f"%{b:02X}" for b in c.encode()) for c in url)
+    return f"[{_md(url)}]({target})"
 
 
 def _code(text: str) -> str:

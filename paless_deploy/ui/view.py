@@ -80,6 +80,7 @@ class DeployView:
         self.waiting: dict[str, str] = {}
         self._status: Status | None = None
         self.markers = LogMarkers(settings.ci)  # CI: a fold per phase in the job log
+        self._folded = ""  # the phase whose fold is open
 
     def __enter__(self) -> Self:
         if self.live:
@@ -89,6 +90,9 @@ class DeployView:
     def __exit__(self, *exc: object) -> None:
         if self._status is not None:
             self._status.stop()
+        if self._folded:  # a phase cut by an error or Ctrl-C: close its fold all the same
+            self._marker(self.markers.phase_end(self._folded, time.time()))
+            self._folded = ""
 
     # -- output ---------------------------------------------------------------
 
@@ -129,6 +133,7 @@ class DeployView:
         self.phase, self.phase_started_at = name, time.monotonic()
         self.waiting = {}
         self._marker(self.markers.phase_start(name, time.time()))
+        self._folded = name
         self._print(Text.assemble(("phase ", "bold cyan"), (name, "bold cyan"),
                                   (f": applying {count} object(s)", "dim")))
 
@@ -161,6 +166,7 @@ class DeployView:
         self._print(Text.assemble(("phase ", "dim"), (name, "dim"), ": ", mark,
                                   (f" in {took:.1f}s{summary}", "dim")))
         self._marker(self.markers.phase_end(name, time.time()))
+        self._folded = ""
 
     def finding(self, finding: Any) -> None:
         if self.settings.quiet:

@@ -26,7 +26,13 @@ from tests.ci_parsers import (
     parse_gitlab_dotenv,
     parse_workflow_command,
 )
-from tests.integration.deploy_helpers import clean_env, delete_instances, get_json
+from tests.integration.deploy_helpers import (
+    clean_env,
+    delete_instances,
+    get_json,
+    tiny_project,
+    write_overlay,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -61,20 +67,10 @@ BROKEN = deployment({"sandbox.paless.io/fail": "config-error",
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("ci")
-    (root / "tiny").mkdir()
-    (root / "tiny" / "hello.txt").write_text("hello from the ci contract\n")
-    (root / "tiny" / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
+    root = tiny_project(tmp_path_factory.mktemp("ci"), "hello from the ci contract\n")
     write_overlay(root, "ok", [SECRET, deployment(), SERVICE, INGRESS])
     write_overlay(root, "broken", [SECRET, BROKEN])
     return root
-
-
-def write_overlay(root: Path, name: str, objects: list[dict]) -> None:
-    base = root / "k8s" / "overlays" / name
-    base.mkdir(parents=True, exist_ok=True)
-    (base / "objects.yaml").write_text("\n---\n".join(json.dumps(o) for o in objects))
-    (base / "kustomization.yaml").write_text("resources:\n- objects.yaml\n")
 
 
 @pytest.fixture
@@ -282,6 +278,13 @@ def test_images_from_one_report_deploys_identical_digests_and_builds_nothing(
         live = get_json(sandbox, "deployment", "tiny", "-n", ns)
         assert live["spec"]["template"]["spec"]["containers"][0]["image"] == pinned
 
+    # `deploy APP` takes that app's image from the report too (the others keep theirs)
+    res = cli(sandbox, tiny, "-n", ns, "--overlay", "ok", "--output", "json", "deploy", "tiny",
+              "--images-from", str(report), env=no_docker)
+    assert res.returncode == 0, res.stderr
+    assert [i["action"] for i in json.loads(res.stdout)["images"]] == ["skipped"]
+    assert pod_images(sandbox, ns) == {pinned}
+
     # A tree that builds nothing (no Dockerfile; its image comes from elsewhere) deploys.
     foreign = tmp_path / "foreign"
     write_overlay(foreign, "ok", [deployment(image=pinned)])
@@ -398,10 +401,7 @@ def test_destroy_from_report_without_a_checkout(sandbox, tiny, tmp_path, namespa
               "spec": {"capacity": {"storage": "1Mi"}, "accessModes": ["ReadWriteOnce"],
                        "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "manual",
                        "hostPath": {"path": f"/tmp/paless-test/{ns}"}}}
-    project = tmp_path / "project"
-    (project / "tiny").mkdir(parents=True)
-    for f in (tiny / "tiny").iterdir():
-        (project / "tiny" / f.name).write_bytes(f.read_bytes())
+    project = tiny_project(tmp_path / "project", "hello from the ci contract\n")
     write_overlay(project, "pv", [volume, deployment(), SERVICE])
     deployed = cli(sandbox, project, "-n", ns, "--overlay", "pv", "--output", "json", "all")
     assert deployed.returncode == 0, deployed.stderr

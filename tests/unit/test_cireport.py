@@ -147,6 +147,8 @@ def test_summary_has_result_images_phase_table_and_failures() -> None:
     assert "sha256:" + "a" * 64 in text
     assert "keeps exiting \\| really." in text  # a pipe cannot break the table
     assert "**Fix:** Fix the config." in text
+    assert "| URL | [https://paless.paless-feature-x.example.com/]" \
+           "(https://paless.paless-feature-x.example.com/) |" in text
     assert "kubectl -n ns logs worker-abc-1 --previous" in text
     assert "````text" in text  # evidence with ``` inside still stays in its block
     assert "<html>" in text.split("````text", 1)[1]  # verbatim inside the code block
