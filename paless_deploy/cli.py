@@ -27,6 +27,7 @@ from paless_deploy.core.report import Result
 from paless_deploy.ui.panels import print_error
 
 PROG = "paless-deploy"
+CI_CHOICES = ("auto", "github", "gitlab", "none")  # core.cireport's, without importing it
 
 
 @dataclass
@@ -41,6 +42,10 @@ class Invocation:
     options: dict[str, Any] = field(default_factory=dict)
     namespace: str | None = None
     overlay: str | None = None
+    ci: str = "auto"  # --ci
+    junit: Path | None = None  # --junit (all, deploy)
+    dotenv: Path | None = None  # --dotenv (all, deploy)
+    secrets: list[str] = field(default_factory=list)  # scrubbed from every CI report
 
     def __post_init__(self) -> None:
         # Usage errors happen before the group callback: read --output early.
@@ -118,6 +123,9 @@ def _invocation(ctx: click.Context) -> Invocation:
 @click.option("--output", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="json: exactly one JSON document on stdout.")
 @click.option("--no-color", is_flag=True, help="No colour (also when NO_COLOR is set).")
+@click.option("--ci", type=click.Choice(CI_CHOICES), default="auto", show_default=True,
+              help="CI conventions: log groups, annotations, outputs, summary (github), "
+                   "sections and dotenv (gitlab); auto: from GITHUB_ACTIONS / GITLAB_CI.")
 @click.option("-v", "--verbose", count=True, help="More detail (tracebacks of internal errors).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.version_option(__version__, "--version", prog_name=PROG)
@@ -129,6 +137,7 @@ def cli(ctx: click.Context, **options: Any) -> int:
     inv.output = options["output"]
     inv.no_color = options["no_color"]
     inv.verbosity = options["verbose"]
+    inv.ci = options["ci"]
     if ctx.invoked_subcommand is None:
         click.echo(ctx.get_help())
         ctx.exit(0)
@@ -164,21 +173,24 @@ def _run_context(ctx: click.Context, scope: str | None) -> RunContext:
                          validate=scope is not None, scope=scope or "deploy",
                          read_checkout=checkout_branch)
     inv.namespace, inv.overlay = config.namespace, config.overlay
+    inv.secrets = config.secret_values()
     console = ConsoleSettings.detect(no_color=options["no_color"], quiet=options["quiet"],
-                                     verbosity=options["verbose"])
+                                     verbosity=options["verbose"], ci=_ci_platform(inv))
     return RunContext(config=config, output=options["output"], console=console,
                       timeout_s=timeout_s, progress_deadline_s=progress_deadline_s,
                       kubeconfig=options.get("kubeconfig"), context=options.get("kube_context"),
                       verbosity=options["verbose"])
 
 
-def _emit(run_ctx: RunContext, result: Result) -> int:
-    """Finish a command: the JSON document on stdout in json mode; its exit code."""
+def _emit(inv: Invocation, run_ctx: RunContext, result: Result) -> int:
+    """Finish a command: the CI reports, the JSON document on stdout in json mode; its
+    exit code."""
     result.duration_s = run_ctx.elapsed_s()
     if result.namespace is None:
         result.namespace = run_ctx.config.namespace
     if result.overlay is None:
         result.overlay = run_ctx.config.overlay
+    _write_ci_reports(inv, result)
     if run_ctx.json_output:
         click.echo(result.to_json())
     return int(result.exit_code)
@@ -200,7 +212,35 @@ def _run(ctx: click.Context, scope: str | None,
             exc.report.warnings[:0] = said
         raise
     result.warnings[:0] = said
-    return _emit(run_ctx, result)
+    return _emit(_invocation(ctx), run_ctx, result)
+
+
+def _ci_platform(inv: Invocation) -> str:
+    import os
+
+    from paless_deploy.core.cireport import detect_platform
+
+    return detect_platform(inv.ci, os.environ)
+
+
+def _write_ci_reports(inv: Invocation, result: Result) -> None:
+    """GitHub/GitLab conventions and the --junit/--dotenv files, for every exit path."""
+    import os
+
+    from paless_deploy.ui.ci import ci_targets, write_ci_reports
+
+    targets = ci_targets(_ci_platform(inv), os.environ, junit=inv.junit, dotenv=inv.dotenv)
+    write_ci_reports(targets, result, inv.secrets)
+
+
+def _ci_files(ctx: click.Context, junit: Path | None, dotenv: Path | None) -> None:
+    """--junit and --dotenv of `all`/`deploy`: checked before anything runs."""
+    from paless_deploy.ui.ci import check_report_path
+
+    check_report_path(junit, "--junit")
+    check_report_path(dotenv, "--dotenv")
+    inv = _invocation(ctx)
+    inv.junit, inv.dotenv = junit, dotenv
 
 
 # ---------------------------------------------------------------------------
@@ -257,6 +297,14 @@ def _deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Tolerate every detected failure until the progress deadline."),
         click.option("--strict", is_flag=True,
                      help="Manifest warnings (lint) are errors (exit 2), before any build."),
+        click.option("--images-from", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Deploy the image digests this JSON report of `push`/`all` names "
+                          "(each checked in the registry); build nothing."),
+        click.option("--junit", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write a JUnit XML report: a testcase per workload and Job."),
+        click.option("--dotenv", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write DEPLOY_NAMESPACE, DEPLOY_URL, DEPLOY_RESULT (dotenv; "
+                          "default deploy.env under GitLab CI)."),
     )):
         command = option(command)
     return command
@@ -270,6 +318,7 @@ def all_command(ctx: click.Context, **options: Any) -> int:
     """Build and push every app, apply the overlay in phases, wait, prune, show status."""
     from paless_deploy.commands.deploy import run_all
 
+    _ci_files(ctx, options.pop("junit"), options.pop("dotenv"))
     return _run(ctx, "deploy", lambda run_ctx: run_all(run_ctx, **options))
 
 
@@ -281,6 +330,7 @@ def deploy_command(ctx: click.Context, apps: tuple[str, ...], **options: Any) ->
     """Build and push only APPS, apply the overlay, wait for them (no prune)."""
     from paless_deploy.commands.deploy import run_deploy
 
+    _ci_files(ctx, options.pop("junit"), options.pop("dotenv"))
     return _run(ctx, "deploy", lambda run_ctx: run_deploy(run_ctx, list(apps), **options))
 
 
@@ -328,25 +378,49 @@ def diff_command(ctx: click.Context) -> int:
 @click.option("--delete-data", is_flag=True,
               help="Also delete PersistentVolumeClaims in a namespace the tool did not create.")
 @click.option("--dry-run", is_flag=True, help="Show what would be deleted.")
+@click.option("--from-report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Remove exactly what this JSON report of `all`/`deploy` names (its "
+                   "namespace, the cluster-scoped objects it applied); no checkout needed.")
 @click.pass_context
-def destroy_command(ctx: click.Context, **options: Any) -> int:
+def destroy_command(ctx: click.Context, from_report: Path | None, **options: Any) -> int:
     """Remove what this tool deployed in the namespace."""
-    from paless_deploy.commands.destroy import run_destroy
+    from paless_deploy.commands.destroy import read_destroy_report, run_destroy
 
-    return _run(ctx, "cluster", lambda run_ctx: run_destroy(run_ctx, **options))
+    report = None
+    if from_report is not None:
+        report = read_destroy_report(from_report)
+        _namespace_from_report(ctx, report.namespace or "")
+    return _run(ctx, "cluster", lambda run_ctx: run_destroy(run_ctx, report=report, **options))
+
+
+def _namespace_from_report(ctx: click.Context, namespace: str) -> None:
+    """The report names the namespace; -n may repeat it but not contradict it."""
+    options = _invocation(ctx).options
+    given = options.get("namespace")
+    if options.get("namespace_from_branch") or (given is not None and given != namespace):
+        raise ConfigError(
+            f"--from-report names namespace {namespace}, which contradicts "
+            + (f"-n {given}." if given is not None else "--namespace-from-branch."),
+            "Pass only --from-report: the report says which namespace to remove.",
+            code="usage")
+    options["namespace"] = namespace
 
 
 @cli.command("gc")
-@click.option("--older-than", help="Age after which a branch namespace expires (e.g. 3d).")
-@click.option("--dry-run", is_flag=True, help="Show what would be deleted.")
+@click.option("--older-than", help="Idle time (since the last deploy) after which a branch "
+                                   "namespace expires (e.g. 3d).")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted, and why.")
+@click.option("-l", "--selector", help="Only namespaces matching this label selector too.")
 @click.pass_context
-def gc_command(ctx: click.Context, older_than: str | None, dry_run: bool) -> int:
-    """Remove expired branch namespaces managed by this tool."""
+def gc_command(ctx: click.Context, older_than: str | None, dry_run: bool,
+               selector: str | None) -> int:
+    """Remove expired branch namespaces managed by this tool (never one labelled
+    paless.io/keep=true)."""
     from paless_deploy.commands.destroy import run_gc
 
     seconds = parse_duration(older_than, "--older-than") if older_than else None
-    return _run(ctx, "images",
-                lambda run_ctx: run_gc(run_ctx, older_than=seconds, dry_run=dry_run))
+    return _run(ctx, "images", lambda run_ctx: run_gc(run_ctx, older_than=seconds,
+                                                      dry_run=dry_run, selector=selector))
 
 
 @cli.command("doctor")
@@ -365,11 +439,17 @@ def doctor_command(ctx: click.Context) -> int:
 def _report_error(inv: Invocation, error: PalessError) -> int:
     settings = ConsoleSettings.detect(no_color=inv.no_color)
     print_error(error, color=settings.color, terminal=settings.terminal)
+    result = error.report or Result(command=inv.command)
+    result.namespace = result.namespace or inv.namespace
+    result.overlay = result.overlay or inv.overlay
+    result.fail_with(error)
+    try:
+        _write_ci_reports(inv, result)
+    except Exception:  # noqa: BLE001 - the error is reported already; CI files are extra
+        if inv.verbosity:
+            traceback.print_exc()
     if inv.output == "json":
-        result = error.report or Result(command=inv.command)
-        result.namespace = result.namespace or inv.namespace
-        result.overlay = result.overlay or inv.overlay
-        click.echo(result.fail_with(error).to_json())
+        click.echo(result.to_json())
     return error.exit_code
 
 

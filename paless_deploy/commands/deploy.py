@@ -14,11 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect, with_retries
 from paless_deploy.core import labels
 from paless_deploy.core.config import Config
+from paless_deploy.core.deployurl import deployment_url
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
 from paless_deploy.core.discover import App, select_apps
@@ -26,10 +28,12 @@ from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, Pa
 from paless_deploy.core.imageref import in_repository
 from paless_deploy.core.kinds import by_kind, object_key
 from paless_deploy.core.lease import LeaseState, ago, utc_now
+from paless_deploy.core.objects import name_of
 from paless_deploy.core.plan import Phase, fallback_warning, plan_phases
 from paless_deploy.core.podspec import pod_containers
 from paless_deploy.core.render import hpa_targets
 from paless_deploy.core.report import ErrorReport, ObjectReport, PhaseReport, Result, scrub
+from paless_deploy.core.reportfile import PriorReport
 from paless_deploy.stages.apply import (
     CONFIGURED,
     Applied,
@@ -43,6 +47,7 @@ from paless_deploy.stages.namespaces import ensure_namespace, namespace_exists
 from paless_deploy.stages.preflight import check_writable, claim_cluster_objects, preflight
 from paless_deploy.stages.prune import find_prunable, prune
 from paless_deploy.stages.render import discovered_apps, render
+from paless_deploy.stages.reports import check_reported_images, load_report
 from paless_deploy.stages.validate import dry_run_all
 from paless_deploy.stages.wait import PhaseOutcome, PhaseWaiter, deadline_error
 from paless_deploy.stages.watcher import NamespaceWatcher
@@ -67,6 +72,7 @@ class DeployOptions:
     rollback: bool = False
     tolerate: bool = False
     strict: bool = False  # lint warnings are exit 2, before anything is built
+    images_from: Path | None = None  # deploy the images a report names; build nothing
 
 
 class _Run:
@@ -81,10 +87,19 @@ class _Run:
         self.view: DeployView = make_view(run_ctx.console)
         self.current_phase = ""
         self.applied: list[Applied] = []
+        self.secrets = self.config.secret_values()
 
     def warn(self, text: str) -> None:
         self.view.warning(text)
         self.result.warnings.append(text)
+
+    def show(self, findings: Sequence[Finding]) -> list[Finding]:
+        """Show the findings, scrubbed of secret values (they quote container messages and
+        logs); the scrubbed ones are what the report keeps."""
+        shown = [f.scrubbed(self.secrets) for f in findings]
+        for f in shown:
+            self.view.finding(f)
+        return shown
 
     def fail(self, error: PalessError, findings: Sequence[Finding] = ()) -> Result:
         """The result of a deploy that ran and failed (findings first, then the error)."""
@@ -97,20 +112,23 @@ class _Run:
 
 def run_all(run_ctx: RunContext, no_prune: bool = False, force_conflicts: bool = False,
             rollback_on_failure: bool = False, tolerate_failures: bool = False,
-            strict: bool = False) -> Result:
-    """Build and push every app, apply the whole overlay in phases, wait, prune."""
+            strict: bool = False, images_from: Path | None = None) -> Result:
+    """Build and push every app (or take them from a report), apply the whole overlay in
+    phases, wait, prune."""
     return _deploy(run_ctx, "all", DeployOptions(
         prune=not no_prune, force_conflicts=force_conflicts, rollback=rollback_on_failure,
-        tolerate=tolerate_failures, strict=strict))
+        tolerate=tolerate_failures, strict=strict, images_from=images_from))
 
 
 def run_deploy(run_ctx: RunContext, apps: Sequence[str] = (), force_conflicts: bool = False,
                rollback_on_failure: bool = False, tolerate_failures: bool = False,
-               strict: bool = False) -> Result:
-    """Build and push APPS; the others keep their deployed images; no prune."""
+               strict: bool = False, images_from: Path | None = None) -> Result:
+    """Build and push APPS (or take them from a report); the others keep their deployed
+    images; no prune."""
     return _deploy(run_ctx, "deploy", DeployOptions(
         only_apps=tuple(apps), prune=False, force_conflicts=force_conflicts,
-        rollback=rollback_on_failure, tolerate=tolerate_failures, strict=strict))
+        rollback=rollback_on_failure, tolerate=tolerate_failures, strict=strict,
+        images_from=images_from))
 
 
 def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result:
@@ -136,29 +154,45 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     ctx = run.ctx
     kube = connect(ctx.kubeconfig, ctx.context)
     facts = _cluster_facts(kube)
+    # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
     apps = discovered_apps(ctx)
-    to_build = select_apps(ctx.config.project_dir, options.only_apps) if options.only_apps \
-        else apps
-    refs: dict[str, str] = {}
+    report = load_report(options.images_from, "--images-from") if options.images_from else None
+    if report is not None:
+        to_build: list[App] = []
+        pinned = report.pinned_refs(options.only_apps)
+        _check_report_covers(report, apps, options.only_apps)
+    else:
+        to_build = select_apps(ctx.config.project_dir, options.only_apps) \
+            if options.only_apps else apps
+        pinned = {}
+    refs: dict[str, str] = {app: str(ref) for app, ref in pinned.items()}
     if options.only_apps:
         others = [a.name for a in apps if a.name not in options.only_apps]
         refs.update(deployed_app_refs(kube, run.namespace, run.config, others))
     # Tags are content hashes: known before building, so a bad overlay, variable, phase
     # annotation or an object of another namespace fails in seconds, before any build.
-    plans, _ = plan_images(run.config, to_build)
+    plans = plan_images(run.config, to_build)[0] if to_build else []
     refs.update({p.app.name: p.ref for p in plans})
     rendered = render(ctx, _refs_for_render(run.config, apps, refs))
     phases = plan_phases(rendered.objects)
     _render_warnings(run, rendered.warnings, phases, rendered.objects, refs, facts, options)
+    run.result.url = deployment_url(rendered.objects, namespace=run.namespace,
+                                    tenant=run.config.project_name,
+                                    base_domain=run.config.value("PALESS_BASE_DOMAIN"))
     namespace_there = namespace_exists(kube, run.namespace)
     if namespace_there:
         check_writable(kube, run.namespace)
     objects, foreign = claim_cluster_objects(kube, rendered.objects, run.namespace)
 
-    images = build_images(run.config, to_build, push=True, progress=make_progress(ctx.console),
-                          plans=plans)
+    if report is not None:
+        images = check_reported_images(report, pinned, run.warn)
+    elif to_build:
+        images = build_images(run.config, to_build, push=True,
+                              progress=make_progress(ctx.console), plans=plans)
+    else:
+        images = []
     run.result.images = images
-    built = {r.app: r.ref for r in images}
+    built = {r.app: r.ref for r in images} if report is None else {}
     if any(refs.get(app) != ref for app, ref in built.items()):
         refs.update(built)  # what was really pushed
         rendered = render(ctx, _refs_for_render(run.config, apps, refs))
@@ -166,15 +200,17 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     for warning in foreign:
         run.warn(warning)
     phases = plan_phases(objects)
-    findings = preflight(kube, run.config, objects, refs)
+    # the report's digests were just found in their registry: no second look
+    findings = preflight(kube, run.config, objects,
+                         {app: ref for app, ref in refs.items() if app not in pinned})
     if findings:
-        for f in findings:
-            run.view.finding(f)
+        shown = run.show(findings)
         err = DeployFailed(f"Preflight found {len(findings)} problem(s); nothing was applied.",
                            "Fix the references or images named above, then deploy again.",
                            code="preflight")
         run.view.info(f"error: {err.message} {err.hint}")
-        return run.fail(err, findings)
+        _not_applied(run, phases)
+        return run.fail(err, shown)
     with run.view:
         run.current_phase = NAMESPACE_PHASE
         started_iso, started = _now_iso(), time.monotonic()
@@ -235,6 +271,19 @@ def deployed_app_refs(kube: Kube, namespace: str, config: Config,
     return found
 
 
+def _check_report_covers(report: PriorReport, apps: Sequence[App],
+                         only_apps: Sequence[str]) -> None:
+    """`all --images-from`: every app this checkout builds must have its image in the report."""
+    missing = [a.name for a in apps if not only_apps and report.image_of(a.name) is None]
+    if missing:
+        raise ConfigError(
+            f"{report.source} has no image for app(s) {', '.join(missing)}, which this "
+            "checkout builds (a Dockerfile for each).",
+            "Use the report of a build of this checkout (the build job's `push` or `all` with "
+            "--output json), or deploy only the apps it has: `paless-deploy deploy APP... "
+            "--images-from ...`.", code="report-missing-app")
+
+
 def _refs_for_render(config: Config, apps: list[App], refs: dict[str, str]) -> dict[str, str]:
     """Apps without a deployed image (never deployed): exit 2 pointing at `all`."""
     missing = [a.name for a in apps if a.name not in refs]
@@ -259,7 +308,7 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
     autoscalers = hpa_targets(objects)
     watcher = NamespaceWatcher(kube, run.namespace).start()
     try:
-        for phase in phases:
+        for index, phase in enumerate(phases):
             if phase.name == NAMESPACE_PHASE:
                 continue
             run.current_phase = phase.name
@@ -281,15 +330,14 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
                     applied.append(a)
                     run.applied.append(a)
                     run.view.applied(a)
-                    reports.append(ObjectReport(a.kind, a.name, a.action, None, ""))
+                    reports.append(_object_report(a, None, ""))
                     wait_volume_available(kube, a)
             waited = [a for a in applied if _should_wait(a, options.only_apps)]
             outcome, waiter = _wait(run, watcher, waited, deadline, facts.storage_classes,
                                     policy)
             verdicts = {t.ref: t.verdict for t in outcome.targets}
-            reports[:] = [ObjectReport(a.kind, a.name, a.action,
-                                       verdicts[a.ref].ready if a.ref in verdicts else True,
-                                       verdicts[a.ref].reason if a.ref in verdicts else "")
+            reports[:] = [_object_report(a, verdicts[a.ref].ready if a.ref in verdicts else True,
+                                         verdicts[a.ref].reason if a.ref in verdicts else "")
                           for a in applied]
             run.result.phases[-1] = PhaseReport(phase.name, started_iso,
                                                 round(time.monotonic() - started, 3), reports)
@@ -298,6 +346,7 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
             ok = not outcome.failed and not outcome.timed_out
             run.view.phase_done(phase.name, ok, "")
             if not ok:
+                _not_applied(run, phases[index + 1:])
                 return _phase_failed(run, kube, phase.name, outcome, waiter, options.rollback)
         if options.prune:
             _prune(run, kube, objects)
@@ -305,6 +354,18 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
         return run.result
     finally:
         watcher.stop()
+
+
+def _object_report(a: Applied, ready: bool | None, reason: str) -> ObjectReport:
+    api_version = str((a.body or a.live or {}).get("apiVersion") or "")
+    return ObjectReport(a.kind, a.name, a.action, ready, reason, api_version=api_version)
+
+
+def _not_applied(run: _Run, phases: Sequence[Phase]) -> None:
+    """What a failure left unapplied, for the report (JUnit lists it as skipped)."""
+    run.result.extra["not_applied"] = [
+        {"phase": p.name, "kind": str(o.get("kind", "")), "name": name_of(o)}
+        for p in phases if p.name != NAMESPACE_PHASE for o in p.objects]
 
 
 def _apply_groups(objects: Sequence[dict]) -> list[list[dict]]:
@@ -371,13 +432,13 @@ def _wait(run: _Run, watcher: NamespaceWatcher, waited: list[Applied], deadline:
 
 def _phase_failed(run: _Run, kube: Kube, phase: str, outcome: PhaseOutcome,
                   waiter: PhaseWaiter, rollback: bool) -> Result:
-    for f in outcome.findings:
-        run.view.finding(f)
+    findings = run.show(outcome.findings)
     if outcome.timed_out:
         err = deadline_error(phase, waiter, outcome, run.namespace, run.ctx.progress_deadline_s)
+        err.message = scrub(err.message, run.secrets)
     else:
         failed = [t.ref for t in outcome.targets if t.verdict.failed]
-        fatal = [f for f in outcome.findings if f.fatal]
+        fatal = [f for f in findings if f.fatal]
         first = fatal[0] if fatal else None
         what = ", ".join(failed) or (first.resource if first else phase)
         err = DeployFailed(
@@ -390,7 +451,7 @@ def _phase_failed(run: _Run, kube: Kube, phase: str, outcome: PhaseOutcome,
         run.warn(("Rolled back: " + ", ".join(rolled)) if rolled else "Nothing to roll back.")
         run.result.extra["rolled_back"] = rolled
     run.view.info(f"error: {err.message} {err.hint}")
-    return run.fail(err, outcome.findings)
+    return run.fail(err, findings)
 
 
 def rollback_changed(kube: Kube, run: _Run) -> list[str]:
@@ -430,3 +491,5 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
         pass
     print(f"Deployment complete: namespace {run_ctx.config.namespace}, "
           f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s():.1f}s.")
+    if result.url:
+        print(f"URL: {result.url}")

@@ -10,22 +10,32 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
 from paless_deploy.core.errors import ConfigError, DeployFailed, LockHeld, PalessError
-from paless_deploy.core.kinds import by_kind
-from paless_deploy.core.labels import instance_selector, managed_selector
+from paless_deploy.core.kinds import BY_KIND, by_kind, kind_of
+from paless_deploy.core.labels import (
+    INSTANCE,
+    MANAGED_BY,
+    TOOL,
+    instance_selector,
+    managed_selector,
+)
 from paless_deploy.core.lease import holder_identity
 from paless_deploy.core.namespaces import created_by_tool, namespace_expiry, parse_rfc3339
 from paless_deploy.core.ownership import volume_deletable
 from paless_deploy.core.report import Result
+from paless_deploy.core.reportfile import PriorReport
 from paless_deploy.stages.lock import NamespaceLock, lock_for
 from paless_deploy.stages.prune import PruneRef, managed_objects, prune
+from paless_deploy.stages.reports import load_report
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
@@ -45,6 +55,7 @@ class DestroyPlan:
     terminating: bool = False
     delete: list[PruneRef] = field(default_factory=list)
     keep: list[PruneRef] = field(default_factory=list)
+    namespace_exists: bool = True  # False: only cluster-scoped objects of a report are left
 
 
 def _namespace_ref(name: str) -> PruneRef:
@@ -94,6 +105,82 @@ def plan_destroy(kube: Kube, namespace: str, delete_data: bool) -> DestroyPlan |
     return plan
 
 
+def read_destroy_report(path: Path) -> PriorReport:
+    """`destroy --from-report`: the report of a deploy (it must name its namespace)."""
+    report = load_report(path, "--from-report")
+    if not report.namespace:
+        raise ConfigError(
+            f"{report.source} names no namespace (command {report.command!r}): it is not the "
+            "report of a deploy.",
+            "Pass the report that `paless-deploy --output json all` (or `deploy`) wrote.",
+            code="bad-report")
+    return report
+
+
+def plan_from_report(kube: Kube, report: PriorReport, delete_data: bool,
+                     warn: Callable[[str], None]) -> DestroyPlan | None:
+    """Exactly what a deploy's report names: its namespace (whole, when the tool created
+    it; else the managed objects the report lists) and the cluster-scoped objects it
+    applied that still carry this instance's labels. None when nothing of it is left."""
+    namespace = str(report.namespace)
+    cluster = _reported_cluster_objects(kube, report, warn)
+    ns = _read_namespace(kube, namespace)
+    if ns is None:
+        if not cluster:
+            return None
+        return DestroyPlan(namespace, False, delete=cluster, namespace_exists=False)
+    terminating = (ns.get("status") or {}).get("phase") == "Terminating"
+    if created_by_tool(ns):
+        return DestroyPlan(namespace, True, terminating,
+                           delete=[_namespace_ref(namespace), *cluster])
+    named = {(o.kind, o.name) for o in report.objects}
+    objects = [r for r in managed_objects(kube, namespace) if (r.kind, r.name) in named]
+    if not objects and not cluster:
+        raise ConfigError(
+            f"paless-deploy manages none of the objects {report.source} names in namespace "
+            f"{namespace} (the tool did not create that namespace). Refusing to delete anything.",
+            "Check that the report belongs to this cluster (--kubeconfig, --context).",
+            code="unmanaged-namespace")
+    plan = DestroyPlan(namespace, False, terminating)
+    for ref in [*objects, *cluster]:
+        (plan.delete if delete_data or not ref.holds_data else plan.keep).append(ref)
+    return plan
+
+
+def _reported_cluster_objects(kube: Kube, report: PriorReport,
+                              warn: Callable[[str], None]) -> list[PruneRef]:
+    """The report's cluster-scoped objects that exist and are labelled for its instance
+    (one relabelled by another deploy since is not ours to delete)."""
+    found: list[PruneRef] = []
+    for obj in report.objects:
+        if obj.kind == "Namespace":
+            continue
+        kind = kind_of(obj.api_version, obj.kind) if obj.api_version else BY_KIND.get(obj.kind)
+        if kind is None and obj.api_version:
+            try:
+                with cluster_errors(kube, f"looking up {obj.kind}"):
+                    kind = kube.kind(obj.api_version, obj.kind)
+            except ConfigError:  # the cluster no longer serves it (CRD removed): none left
+                continue
+        if kind is None:
+            warn(f"{obj.kind}/{obj.name}: the report gives no apiVersion for this kind; not "
+                 "deleted (delete it with kubectl if it was ours).")
+            continue
+        if kind.namespaced:
+            continue
+        with cluster_errors(kube, f"reading {obj.kind}/{obj.name}"):
+            live = with_retries(partial(kube.read, kind, obj.name))
+        if live is None:
+            continue
+        labels = (live.get("metadata") or {}).get("labels") or {}
+        if labels.get(INSTANCE) != report.namespace or labels.get(MANAGED_BY) != TOOL:
+            warn(f"{obj.kind}/{obj.name} is no longer labelled for {report.namespace}: "
+                 "not deleted.")
+            continue
+        found.append(PruneRef(kind.api_version, kind.kind, obj.name, None))
+    return found
+
+
 def _entry(ref: PruneRef, reason: str = "") -> dict[str, Any]:
     entry = {"kind": ref.kind, "name": ref.name, "namespace": ref.namespace}
     if reason:
@@ -120,7 +207,8 @@ def _confirm(plan: DestroyPlan, yes: bool) -> None:
     if yes:
         return
     what = (f"namespace {plan.namespace} with everything in it"
-            + (f" and {len(plan.delete) - 1} PersistentVolume(s)" if len(plan.delete) > 1 else "")
+            + (f" and {len(plan.delete) - 1} cluster-scoped object(s) (PersistentVolumes)"
+               if len(plan.delete) > 1 else "")
             if plan.created_by_tool else
             f"{len(plan.delete)} object(s) paless-deploy manages in namespace {plan.namespace}")
     try:
@@ -175,12 +263,23 @@ def _still_there(ref: PruneRef, live: Mapping[str, Any], timeout_s: float) -> De
 
 
 def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = False,
-                dry_run: bool = False) -> Result:
-    """Remove what this tool deployed into the run's namespace (see the module docstring)."""
+                dry_run: bool = False, report: PriorReport | None = None) -> Result:
+    """Remove what this tool deployed into the run's namespace (see the module docstring);
+    with `report`, exactly what that deploy's report names."""
     namespace = run_ctx.config.namespace
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
     result = Result(command="destroy", namespace=namespace)
-    plan = plan_destroy(kube, namespace, delete_data)
+
+    def warn(text: str) -> None:
+        result.warnings.append(text)
+        _say(run_ctx, f"warning: {text}")
+
+    def make_plan() -> DestroyPlan | None:
+        if report is not None:
+            return plan_from_report(kube, report, delete_data, warn)
+        return plan_destroy(kube, namespace, delete_data)
+
+    plan = make_plan()
     if plan is None:
         result.warnings.append(f"Namespace {namespace} does not exist: nothing to destroy.")
         result.extra = {"deleted": [], "kept": [], "dry_run": dry_run}
@@ -190,10 +289,14 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
         _confirm(plan, yes)
         if plan.terminating:
             _say(run_ctx, f"Namespace {namespace} is already being deleted; waiting.")
+        elif not plan.namespace_exists:  # no namespace, no lock: what the report left
+            _say(run_ctx, f"Namespace {namespace} is gone; deleting {len(plan.delete)} "
+                          "cluster-scoped object(s) its report names...")
+            delete_plan(kube, plan)
         else:
             with lock_for(kube, run_ctx, "destroy"):
                 # Re-plan under the lock: a deploy that held it may have added objects.
-                plan = plan_destroy(kube, namespace, delete_data) or plan
+                plan = make_plan() or plan
                 _say(run_ctx, f"Deleting {len(plan.delete)} object(s) in {namespace}...")
                 delete_plan(kube, plan)
         wait_gone(kube, plan.delete, max(1.0, run_ctx.remaining_s()))
@@ -216,11 +319,13 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
 
 def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool = False, *,
            selector: str | None = None, now: dt.datetime | None = None) -> Result:
-    """Delete managed namespaces older than `older_than` seconds or past their TTL.
+    """Delete managed namespaces idle (since their last deploy) longer than `older_than`
+    seconds or past their TTL; each deletion is said with its reason as it happens.
 
     Only namespaces labelled managed-by paless-deploy are considered (`selector`, extra
-    label selector terms, narrows that further; tests use it). A namespace whose lock is
-    held by a running deploy is skipped with a warning, never deleted under it.
+    label selector terms, narrows that further: `gc -l team=a`). One labelled
+    `paless.io/keep=true` is never deleted. A namespace whose lock is held by a running
+    deploy is skipped with a warning, never deleted under it.
     """
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
     now = now or dt.datetime.now(dt.UTC)
@@ -239,13 +344,15 @@ def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool =
             continue
         expiry = namespace_expiry(ns["metadata"].get("annotations"),
                                   parse_rfc3339(ns["metadata"].get("creationTimestamp")),
-                                  older_than, now)
+                                  older_than, now, namespace_labels=ns["metadata"].get("labels"))
         if not expiry.expired:
             kept.append(_entry(ref, expiry.reason))
             continue
         if dry_run:
+            _say(run_ctx, f"would delete namespace {name}: {expiry.reason}")
             deleted.append(_entry(ref, f"dry run: {expiry.reason}"))
             continue
+        _say(run_ctx, f"deleting namespace {name}: {expiry.reason}")
         plan = DestroyPlan(name, True, delete=[ref, *_volumes_of(kube, name)])
         try:
             # Timeout 0: a deploy holding the lock right now keeps its namespace this round.

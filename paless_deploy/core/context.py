@@ -27,11 +27,12 @@ class ConsoleSettings:
     terminal: bool = False  # stderr is a terminal: live progress, panels
     quiet: bool = False
     verbosity: int = 0
+    ci: str = "none"  # "github" or "gitlab": fold each phase in the CI log (--ci)
 
     @classmethod
     def detect(
         cls, *, no_color: bool = False, quiet: bool = False, verbosity: int = 0,
-        stream: IO[str] | None = None,
+        stream: IO[str] | None = None, ci: str = "none",
     ) -> ConsoleSettings:
         """Settings for the current process: NO_COLOR and --no-color disable colour."""
         stream = stream if stream is not None else sys.stderr
@@ -40,7 +41,7 @@ class ConsoleSettings:
         except (AttributeError, ValueError):
             terminal = False
         color = terminal and not no_color and "NO_COLOR" not in os.environ
-        return cls(color=color, terminal=terminal, quiet=quiet, verbosity=verbosity)
+        return cls(color=color, terminal=terminal, quiet=quiet, verbosity=verbosity, ci=ci)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ BRANCH = "paless.io/branch"
 COMMIT = "paless.io/commit"
 CREATED_AT = "paless.io/created-at"
 TTL = "paless.io/ttl"
+DEPLOYED_AT = "paless.io/deployed-at"  # namespaces: the last `all`/`deploy` (gc counts idle time)
+KEEP = "paless.io/keep"  # label on a namespace: "true" and gc never deletes it
+URL = "paless.io/url"  # on an Ingress: the deployment's URL, when its rules cannot tell
 
 # field managers
 FIELD_MANAGER = TOOL

@@ -61,7 +61,8 @@ def commit_from_environment(environ: Mapping[str, str]) -> str | None:
 def namespace_manifest(config: Config, branch: str | None, commit: str | None, *,
                        now: dt.datetime | None = None) -> JsonDict:
     """The Namespace object the tool creates: managed-by label, gc annotations."""
-    annotations = {labels.CREATED_AT: rfc3339(now or dt.datetime.now(dt.UTC))}
+    created = rfc3339(now or dt.datetime.now(dt.UTC))
+    annotations = {labels.CREATED_AT: created, labels.DEPLOYED_AT: created}
     if branch:
         annotations[labels.BRANCH] = branch[:MAX_ANNOTATION]
     if commit:
@@ -86,6 +87,19 @@ def created_by_tool(namespace: ApiObject) -> bool:
         labels.MANAGED_BY) == labels.TOOL
 
 
+def renewal_annotations(config: Config, commit: str | None, *,
+                        now: dt.datetime | None = None) -> dict[str, str]:
+    """What every `all`/`deploy` writes on a namespace the tool created: the time of this
+    deploy (gc counts idle time from it), the TTL from PALESS_TTL when set, the commit."""
+    annotations = {labels.DEPLOYED_AT: rfc3339(now or dt.datetime.now(dt.UTC))}
+    ttl = ttl_value(config)
+    if ttl:
+        annotations[labels.TTL] = ttl
+    if commit:
+        annotations[labels.COMMIT] = commit
+    return annotations
+
+
 @dataclass(frozen=True)
 class Expiry:
     """Whether a managed namespace is due for gc, and why (for the report)."""
@@ -95,27 +109,35 @@ class Expiry:
 
 
 def namespace_expiry(annotations: Mapping[str, str] | None, created: dt.datetime | None,
-                     older_than_s: float | None, now: dt.datetime) -> Expiry:
-    """gc's rule: expired when older than `older_than_s`, or past its own `paless.io/ttl`.
+                     older_than_s: float | None, now: dt.datetime, *,
+                     namespace_labels: Mapping[str, str] | None = None) -> Expiry:
+    """gc's rule: a namespace labelled `paless.io/keep=true` never expires; another one
+    expires when idle longer than `older_than_s`, or when its own `paless.io/ttl` ran out.
 
-    Age counts from `paless.io/created-at`, else the server's creationTimestamp
-    (`created`). An unreadable TTL never expires a namespace (it is reported instead).
+    Idle time counts from the last deploy (`paless.io/deployed-at`, renewed by every
+    `all`/`deploy`), else from `paless.io/created-at`, else from the server's
+    creationTimestamp (`created`): a branch in use is never collected. An unreadable TTL
+    never expires a namespace (it is reported instead).
     """
+    if str((namespace_labels or {}).get(labels.KEEP, "")).strip().lower() == "true":
+        return Expiry(False, f"labelled {labels.KEEP}=true")
     annotations = annotations or {}
+    deployed = parse_rfc3339(annotations.get(labels.DEPLOYED_AT))
     born = parse_rfc3339(annotations.get(labels.CREATED_AT)) or created
-    if born is None:
+    last = deployed or born
+    if last is None:
         return Expiry(False, "no creation time")
-    age = (now - born).total_seconds()
-    if older_than_s is not None and age > older_than_s:
-        return Expiry(True, f"created {span(age)} ago, older than {span(older_than_s)}")
+    idle = (now - last).total_seconds()
+    since = f"last deployed {span(idle)} ago" if deployed else f"created {span(idle)} ago"
+    if older_than_s is not None and idle > older_than_s:
+        return Expiry(True, f"{since}, idle longer than {span(older_than_s)}")
     ttl_text = (annotations.get(labels.TTL) or "").strip()
     if ttl_text:
         try:
             ttl = parse_duration(ttl_text, labels.TTL)
         except ConfigError:
             return Expiry(False, f"unreadable {labels.TTL} {ttl_text!r}")
-        if age > ttl:
-            return Expiry(True, f"ttl {ttl_text} expired {span(age - ttl)} ago")
-        return Expiry(False, f"ttl {ttl_text} expires in {span(ttl - age)}")
-    return Expiry(False, f"created {span(age)} ago" + (
-        "" if older_than_s is not None else ", no ttl"))
+        if idle > ttl:
+            return Expiry(True, f"ttl {ttl_text} expired {span(idle - ttl)} ago ({since})")
+        return Expiry(False, f"ttl {ttl_text} expires in {span(ttl - idle)} ({since})")
+    return Expiry(False, since + ("" if older_than_s is not None else ", no ttl"))

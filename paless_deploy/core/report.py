@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 
 from paless_deploy.core.apitypes import JsonDict, JsonValue
 from paless_deploy.core.errors import PalessError
@@ -28,6 +28,7 @@ class ObjectReport:
     action: str
     ready: bool | None = None
     reason: str = ""
+    api_version: str = ""  # "" when not known (`destroy --from-report` needs it for CRDs)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class ErrorReport:
     message: str = ""
     hint: str = ""
     commands: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)  # events, container states, log tail
+    workload: str = ""  # "Kind/name" of the awaited object it was found under, when known
 
     @classmethod
     def from_error(cls, error: PalessError) -> ErrorReport:
@@ -67,6 +70,7 @@ class Result:
     exit_code: int = 0
     namespace: str | None = None
     overlay: str | None = None
+    url: str | None = None  # where the deployment answers (all, deploy), from its Ingress
     duration_s: float = 0.0
     images: list[JsonValue] = field(default_factory=list)  # images.ImageResult
     phases: list[PhaseReport] = field(default_factory=list)
@@ -89,6 +93,7 @@ class Result:
             "phases": [_plain(p) for p in self.phases],
             "warnings": list(self.warnings),
             "errors": [_plain(e) for e in self.errors],
+            "url": self.url,  # added after the design's keys: extend, don't reorder
         }
         for key, value in self.extra.items():
             doc.setdefault(key, value)
@@ -97,6 +102,20 @@ class Result:
     def to_json(self) -> str:
         """The document as indented JSON."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def scrubbed(self, secrets: Sequence[str]) -> Result:
+        """A copy with every known secret value replaced in the texts that can quote what
+        the cluster said (messages, evidence, reasons, warnings): CI files get this copy."""
+        def s(text: str) -> str:
+            return scrub(text, secrets)
+
+        errors = [replace(e, resource=s(e.resource), reason=s(e.reason), message=s(e.message),
+                          hint=s(e.hint), commands=[s(c) for c in e.commands],
+                          evidence=[s(line) for line in e.evidence]) for e in self.errors]
+        phases = [replace(p, objects=[replace(o, reason=s(o.reason)) for o in p.objects])
+                  for p in self.phases]
+        return replace(self, errors=errors, phases=phases,
+                       warnings=[s(w) for w in self.warnings])
 
     def fail_with(self, error: PalessError) -> Result:
         """Record an error: result "error" (or "failed" for exit 1), its exit code."""

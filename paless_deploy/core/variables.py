@@ -72,7 +72,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("BASE_IMAGE", "ghcr.io/paperless-ngx/paperless-ngx:2.18.4",
              "Build argument of the component Dockerfiles (FROM ${BASE_IMAGE}).",
              substitutable=False),
-    Variable("PALESS_TTL", None, "Branch namespaces: expiry used by gc, e.g. 3d.",
+    Variable("PALESS_TTL", None, "Branch namespaces: gc deletes one not deployed for this long, e.g. 3d.",
              substitutable=False),
     Variable("PALESS_LOCK_TIMEOUT", "10m", "How long a deploy waits for the namespace lock.",
              substitutable=False),

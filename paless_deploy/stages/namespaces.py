@@ -1,7 +1,8 @@
 """The namespace phase: create the target namespace (labelled, annotated) when absent.
 
-An existing namespace is left exactly as it is; a new one is ready for pods only once
-its `default` ServiceAccount exists, so that is awaited too.
+An existing namespace keeps what it has, except that one the tool created gets each
+deploy recorded for gc (last deploy, TTL); a new one is ready for pods only once its
+`default` ServiceAccount exists, so that is awaited too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from paless_deploy.core.branch import current_branch
 from paless_deploy.core.durations import span
 from paless_deploy.core.errors import ConfigError, DeployFailed
 from paless_deploy.core.kinds import by_kind
-from paless_deploy.core.namespaces import commit_from_environment, namespace_manifest
+from paless_deploy.core.namespaces import (
+    commit_from_environment,
+    created_by_tool,
+    namespace_manifest,
+    renewal_annotations,
+)
 from paless_deploy.core.report import ObjectReport
 
 if TYPE_CHECKING:
@@ -46,8 +52,9 @@ def ensure_namespace(kube: Kube, config: Config, *, timeout_s: float = 300.0,
                      say: Callable[[str], None] = lambda text: None) -> ObjectReport:
     """The namespace phase: create the namespace (labelled, annotated) when absent.
 
-    An existing namespace is left exactly as it is ("unchanged"): its created-at stays
-    the first deploy's, and a namespace the tool did not create never gets the label.
+    An existing namespace keeps its labels and created-at ("unchanged"), and a namespace
+    the tool did not create is never labelled or annotated; one the tool created gets this
+    deploy recorded (`renew_namespace`: last deploy, TTL, commit) for gc.
     A namespace still being deleted (destroy, then deploy again: the usual CI flow) is
     waited for, up to `timeout_s`, then created anew.
     """
@@ -68,7 +75,11 @@ def ensure_namespace(kube: Kube, config: Config, *, timeout_s: float = 300.0,
                     reason="Terminating",
                     commands=[f"kubectl get namespace {name} -o yaml"])
         if current is not None:
-            return ObjectReport(kind="Namespace", name=name, action="unchanged", ready=True)
+            renewed = created_by_tool(current)
+            if renewed:
+                renew_namespace(kube, config)
+            return ObjectReport(kind="Namespace", name=name, action="unchanged", ready=True,
+                                reason="expiry renewed" if renewed else "", api_version="v1")
     manifest = namespace_manifest(config, detect_branch(config), detect_commit(config))
     with cluster_errors(kube, f"creating namespace {name}", name):
         try:
@@ -76,9 +87,25 @@ def ensure_namespace(kube: Kube, config: Config, *, timeout_s: float = 300.0,
         except ApiError as exc:
             if exc.status != 409:  # created concurrently by another deploy: fine
                 raise
-            return ObjectReport(kind="Namespace", name=name, action="unchanged", ready=True)
+            return ObjectReport(kind="Namespace", name=name, action="unchanged", ready=True,
+                                api_version="v1")
         wait_default_serviceaccount(kube, name)
-    return ObjectReport(kind="Namespace", name=name, action="created", ready=True)
+    return ObjectReport(kind="Namespace", name=name, action="created", ready=True,
+                        api_version="v1")
+
+
+def renew_namespace(kube: Kube, config: Config) -> None:
+    """Record this deploy on a namespace the tool created (last deploy, TTL, commit), so
+    `gc` counts its idle time from now: a branch in use is never collected.
+
+    A merge patch: it sets these annotations and leaves every other one (and a TTL this
+    deploy does not name) as it is.
+    """
+    patch = {"metadata": {"annotations": renewal_annotations(config, detect_commit(config))}}
+    path = NAMESPACE.path(None, config.namespace)
+    with cluster_errors(kube, f"renewing namespace {config.namespace}", config.namespace):
+        with_retries(lambda: kube.request("PATCH", path, body=patch,
+                                          content_type="application/merge-patch+json"))
 
 
 def wait_default_serviceaccount(kube: Kube, namespace: str, timeout: float = 30.0) -> None:

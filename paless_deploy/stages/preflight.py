@@ -59,7 +59,10 @@ def preflight(kube: Kube, config: Config, objects: list[dict],
     for app, ref in refs.items():
         if ref not in used or not ref.startswith(config.registry + "/"):
             continue
-        repo, tag = ref[len(config.registry) + 1:].rsplit(":", 1)
+        # repo:tag, or repo:tag@digest (deployed from a report): ask for the digest then
+        name, _, pinned = ref[len(config.registry) + 1:].partition("@")
+        repo, _, tag = name.rpartition(":")
+        tag = pinned or tag
         try:
             digest = registry_manifest_digest(config.registry, repo, tag)
         except (AuthRequired, BuildError):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kustomize import kustomize_build
 from paless_deploy.core.config import combined_error, prod_problems
-from paless_deploy.core.discover import App, select_apps
+from paless_deploy.core.discover import App, discover_apps
 from paless_deploy.core.render import (
     AppImages,
     for_namespace,
@@ -62,8 +62,8 @@ def render_overlay(project_dir: Path, overlay: str, namespace: str,
 
 
 def discovered_apps(run_ctx: RunContext) -> list[App]:
-    """Every app of the project (ConfigError when there is none)."""
-    return select_apps(run_ctx.config.project_dir)
+    """Every app of the project; none is fine (a tree deploying only images from elsewhere)."""
+    return discover_apps(run_ctx.config.project_dir)
 
 
 def render(run_ctx: RunContext, app_images: Mapping[str, str]) -> Rendered:

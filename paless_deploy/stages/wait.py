@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -276,7 +276,7 @@ class PhaseWaiter:
                     self.on_update(t)
                 if not verdict.ready:
                     all_ready = False
-                    findings += self.diagnose(t, live)
+                    findings += [replace(f, workload=t.ref) for f in self.diagnose(t, live)]
                 if verdict.failed:
                     outcome.failed = True
             outcome.findings = _dedupe(findings)

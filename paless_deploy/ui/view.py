@@ -7,6 +7,7 @@ colour with a live spinner naming what is awaited, why, and for how long; off a 
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol, Self
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
+from paless_deploy.core.cireport import LogMarkers
 from paless_deploy.ui.console import stderr_console
 
 if TYPE_CHECKING:
@@ -80,6 +82,8 @@ class DeployView:
         self.phase_started_at = time.monotonic()
         self.waiting: dict[str, str] = {}
         self._status: Status | None = None
+        self.markers = LogMarkers(settings.ci)  # CI: a fold per phase in the job log
+        self._folded = ""  # the phase whose fold is open
 
     def __enter__(self) -> Self:
         if self.live:
@@ -89,6 +93,9 @@ class DeployView:
     def __exit__(self, *exc: object) -> None:
         if self._status is not None:
             self._status.stop()
+        if self._folded:  # a phase cut by an error or Ctrl-C: close its fold all the same
+            self._marker(self.markers.phase_end(self._folded, time.time()))
+            self._folded = ""
 
     # -- output ---------------------------------------------------------------
 
@@ -100,6 +107,14 @@ class DeployView:
             line = Text(time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime())) + line
         with self._lock:
             self.console.print(line, highlight=False, soft_wrap=not self.live)
+
+    def _marker(self, line: str) -> None:
+        """A CI log marker, written as is (no timestamp: the CI reads it at line start)."""
+        if not line or self.settings.quiet:
+            return
+        with self._lock:
+            self.console.file.write(line + "\n")
+            self.console.file.flush()
 
     def _refresh(self) -> None:
         if self._status is None:
@@ -120,6 +135,8 @@ class DeployView:
     def phase_started(self, name: str, count: int) -> None:
         self.phase, self.phase_started_at = name, time.monotonic()
         self.waiting = {}
+        self._marker(self.markers.phase_start(name, time.time()))
+        self._folded = name
         self._print(Text.assemble(("phase ", "bold cyan"), (name, "bold cyan"),
                                   (f": applying {count} object(s)", "dim")))
 
@@ -151,19 +168,25 @@ class DeployView:
         mark = ("ready", "green") if ok else ("FAILED", "bold red")
         self._print(Text.assemble(("phase ", "dim"), (name, "dim"), ": ", mark,
                                   (f" in {took:.1f}s{summary}", "dim")))
+        self._marker(self.markers.phase_end(name, time.time()))
+        self._folded = ""
 
     def finding(self, finding: Any) -> None:
         if self.settings.quiet:
             return
         from paless_deploy.ui.explain import finding_text, render_finding
 
+        token = secrets.token_hex(16)  # container logs must not run workflow commands
+        self._marker(self.markers.quote_start(token))
         with self._lock:
             if self._status is not None:
                 self._status.stop()
             if self.live:
                 render_finding(finding, self.console)
             else:
-                self.console.print(finding_text(finding), highlight=False, soft_wrap=True)
+                self.console.print(finding_text(finding), highlight=False, soft_wrap=True,
+                                   markup=False)  # log lines like "[sandbox] ..." are text
+        self._marker(self.markers.quote_end(token))
 
 
 def make_view(settings: ConsoleSettings) -> DeployView:

@@ -60,6 +60,22 @@ def add_overlay(project: Project, name: str, kustomization: str) -> None:
     (d / "kustomization.yaml").write_text(kustomization)
 
 
+def tiny_project(root: Path, text: str = "hello\n") -> Path:
+    """A project of one app `tiny` (FROM scratch, one file): a deploy takes seconds."""
+    (root / "tiny").mkdir(parents=True, exist_ok=True)
+    (root / "tiny" / "hello.txt").write_text(text)
+    (root / "tiny" / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
+    return root
+
+
+def write_overlay(root: Path, name: str, objects: list[dict]) -> None:
+    """k8s/overlays/<name> of `root` holding exactly these objects."""
+    base = root / "k8s" / "overlays" / name
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "objects.yaml").write_text("\n---\n".join(json.dumps(o) for o in objects))
+    (base / "kustomization.yaml").write_text("resources:\n- objects.yaml\n")
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The process environment without kubeconfig, branch or tool settings, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.deploy_helpers import clean_env, delete_instances
+from tests.integration.deploy_helpers import (
+    clean_env,
+    delete_instances,
+    tiny_project,
+    write_overlay,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
@@ -84,18 +89,7 @@ WAITED = {"never-ready": "Deployment/tiny", "pvc-no-volume": "PersistentVolumeCl
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tiny")
-    (root / "tiny").mkdir()
-    (root / "tiny" / "hello.txt").write_text("hello\n")
-    (root / "tiny" / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
-    return root
-
-
-def write_overlay(root: Path, name: str, objects: list[dict]) -> None:
-    base = root / "k8s" / "overlays" / name
-    base.mkdir(parents=True, exist_ok=True)
-    (base / "objects.yaml").write_text("\n---\n".join(json.dumps(o) for o in objects))
-    (base / "kustomization.yaml").write_text("resources:\n- objects.yaml\n")
+    return tiny_project(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

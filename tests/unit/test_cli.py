@@ -123,7 +123,7 @@ def test_engine_options_and_durations(project: Path, engine: Any,
     engine.run_all = run_all
     assert run(capsys, "gc", "--older-than", "3d", "--dry-run")[0] == 0
     assert run(capsys, "--progress-deadline", "90", "all", "--no-prune")[0] == 0
-    assert engine.calls[0] == {"older_than": 259200.0, "dry_run": True}
+    assert engine.calls[0] == {"older_than": 259200.0, "dry_run": True, "selector": None}
     deadline, options = engine.calls[1]
     assert deadline == 90 and options["no_prune"] and not options["force_conflicts"]
 
@@ -238,7 +238,8 @@ def test_result_document_shape() -> None:
                               "errors"]
     assert doc["phases"][0]["objects"][0] == {"kind": "Deployment", "name": "web",
                                               "action": "configured", "ready": True,
-                                              "reason": ""}
+                                              "reason": "", "api_version": ""}
+    assert doc["url"] is None  # keys added since version 1 come after the design's
 
 
 def test_error_panel_without_colour() -> None:

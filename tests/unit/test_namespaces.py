@@ -26,13 +26,15 @@ def test_manifest_carries_label_and_gc_annotations(tmp_path):
     assert meta["name"] == "paless-feature-x"
     assert meta["labels"]["app.kubernetes.io/managed-by"] == "paless-deploy"
     assert meta["annotations"] == {"paless.io/created-at": "2025-05-10T12:00:00Z",
+                                   "paless.io/deployed-at": "2025-05-10T12:00:00Z",
                                    "paless.io/branch": "feature/x",
                                    "paless.io/commit": "abc123", "paless.io/ttl": "3d"}
 
 
-def test_manifest_without_git_or_ttl_has_only_created_at(tmp_path):
+def test_manifest_without_git_or_ttl_has_only_created_and_deployed_at(tmp_path):
     meta = namespace_manifest(config(tmp_path), None, None, now=NOW)["metadata"]
-    assert meta["annotations"] == {"paless.io/created-at": "2025-05-10T12:00:00Z"}
+    assert meta["annotations"] == {"paless.io/created-at": "2025-05-10T12:00:00Z",
+                                   "paless.io/deployed-at": "2025-05-10T12:00:00Z"}
 
 
 def test_bad_ttl_is_a_config_error_naming_the_variable(tmp_path):
@@ -71,3 +73,37 @@ def test_expiry_falls_back_to_creation_timestamp():
 def test_parse_rfc3339():
     assert parse_rfc3339("2025-05-10T12:00:00Z") == NOW
     assert parse_rfc3339("yesterday") is None and parse_rfc3339(None) is None
+
+
+def stamp(days_ago: float) -> str:
+    return (NOW - dt.timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_idle_time_counts_from_the_last_deploy():
+    renewed = {**ann(30, "3d"), "paless.io/deployed-at": stamp(1)}
+    expiry = namespace_expiry(renewed, None, 7 * DAY, NOW)
+    assert not expiry.expired, "a branch deployed yesterday is in use"
+    assert "expires in 2d" in expiry.reason and "last deployed 1d ago" in expiry.reason
+    idle = {**ann(30, "3d"), "paless.io/deployed-at": stamp(4)}
+    expiry = namespace_expiry(idle, None, None, NOW)
+    assert expiry.expired and expiry.reason.startswith("ttl 3d expired 1d ago")
+    assert "idle longer than 7d" in namespace_expiry(
+        {**ann(30), "paless.io/deployed-at": stamp(8)}, None, 7 * DAY, NOW).reason
+
+
+def test_the_keep_label_is_never_collected():
+    expiry = namespace_expiry(ann(100, "1h"), None, DAY, NOW,
+                              namespace_labels={"paless.io/keep": "true"})
+    assert not expiry.expired and expiry.reason == "labelled paless.io/keep=true"
+    assert namespace_expiry(ann(100), None, DAY, NOW,
+                            namespace_labels={"paless.io/keep": "false"}).expired
+
+
+def test_renewal_writes_the_deploy_time_ttl_and_commit(tmp_path):
+    from paless_deploy.core.namespaces import renewal_annotations
+
+    assert renewal_annotations(config(tmp_path, PALESS_TTL="3d"), "abc", now=NOW) == {
+        "paless.io/deployed-at": "2025-05-10T12:00:00Z", "paless.io/ttl": "3d",
+        "paless.io/commit": "abc"}
+    assert renewal_annotations(config(tmp_path), None, now=NOW) == {
+        "paless.io/deployed-at": "2025-05-10T12:00:00Z"}

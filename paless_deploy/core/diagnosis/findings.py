@@ -29,7 +29,7 @@ value is a ConfigError found by `lint` before anything is applied.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -40,7 +40,7 @@ from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.objects import nested, ref_of
 from paless_deploy.core.podspec import template_annotations
 from paless_deploy.core.quantities import cpu_millicores, memory_bytes
-from paless_deploy.core.report import ErrorReport
+from paless_deploy.core.report import ErrorReport, scrub
 
 ANNOTATION_ALLOWED_RESTARTS = "paless.io/allowed-restarts"
 ANNOTATION_FAILURE_GRACE = "paless.io/failure-grace"
@@ -76,11 +76,19 @@ class Finding:
     commands: tuple[str, ...] = ()
     evidence: tuple[str, ...] = ()
     fatal: bool = True
+    workload: str = ""  # "Kind/name" of the awaited object whose diagnosis found it
 
     def to_error_report(self) -> ErrorReport:
-        """The design's JSON error object (evidence is for people, not the report)."""
+        """The design's JSON error object; the evidence goes along for CI reports (JUnit)."""
         return ErrorReport(code=self.code, resource=self.resource, reason=self.reason,
-                           message=self.message, hint=self.hint, commands=list(self.commands))
+                           message=self.message, hint=self.hint, commands=list(self.commands),
+                           evidence=list(self.evidence), workload=self.workload)
+
+    def scrubbed(self, secrets: Sequence[str]) -> Finding:
+        """The finding with every known secret value replaced in the text we did not write
+        (container messages and logs end up in message and evidence)."""
+        return replace(self, message=scrub(self.message, secrets), hint=scrub(self.hint, secrets),
+                       evidence=tuple(scrub(line, secrets) for line in self.evidence))
 
 
 @dataclass(frozen=True)
