@@ -59,7 +59,8 @@ def deployment(name: str, replicas: int = 2, **kw) -> dict:
 def test_nodes_are_ready_with_capacity(kube_api):
     from kubernetes import client
 
-    nodes = client.CoreV1Api(kube_api).list_node().items
+    # the simulated nodes (the real node has this machine's capacity)
+    nodes = client.CoreV1Api(kube_api).list_node(label_selector="type=kwok").items
     ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)]
     assert len(ready) >= 2
     for n in ready:
