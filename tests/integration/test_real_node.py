@@ -16,6 +16,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -26,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.cluster import SANDBOX
 from tests.fixtures.realnode import ON_REAL_NODE, REAL_KEY, STATE
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
 from tests.integration.deploy_helpers import CliRun, Project, delete_instances, run_cli
@@ -459,6 +461,9 @@ def real_node_leftovers() -> list[str]:
 
 def test_down_removes_the_real_nodes_mounts_network_and_processes_and_up_restores_it(
         served, sandbox, real_node):
+    # the hard case: containerd was killed, its shims and containers run on unmanaged
+    assert only_pod(sandbox, served.namespace, "web")["status"]["containerStatuses"][0]["ready"]
+    os.kill(pids()["containerd"], signal.SIGKILL)
     try:
         sandbox_cmd("down")
         assert real_node_leftovers() == []
@@ -470,3 +475,29 @@ def test_down_removes_the_real_nodes_mounts_network_and_processes_and_up_restore
     eventually(lambda: any(p["status"].get("podIP") and all(
         c["ready"] for c in p["status"].get("containerStatuses", [{"ready": False}]))
         for p in pods(sandbox, served.namespace, "web")), 90, "the web pod Ready again")
+
+
+def test_a_missing_kernel_feature_is_named_and_the_sandbox_goes_on(tmp_path):
+    """`up` on a machine without (say) veth pairs: the real node is skipped with the reason,
+    the reason is recorded for `status` and the tests, and `up` does not fail.
+
+    The kernel here has every feature, so the check is replaced by one naming a missing one;
+    everything after it is the script's own code, on a throw-away state directory.
+    """
+    script = (
+        "import importlib.machinery, importlib.util, sys\n"
+        "loader = importlib.machinery.SourceFileLoader('sandbox', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(importlib.util.spec_from_loader('sandbox', loader))\n"
+        "sys.modules['sandbox'] = module\n"
+        "loader.exec_module(module)\n"
+        "module.missing_kernel_features = lambda: ['veth pairs (CONFIG_VETH): pod network interfaces']\n"
+        "module.start_real_node()\n")
+    res = subprocess.run([sys.executable, "-c", script, str(SANDBOX)], capture_output=True,
+                         text=True, timeout=60, check=False,
+                         env={**os.environ, "PALESS_SANDBOX_STATE": str(tmp_path)})
+    assert res.returncode == 0, res.stderr
+    assert "real node: UNAVAILABLE: this machine lacks veth pairs (CONFIG_VETH)" in res.stderr
+    assert "simulated nodes only" in res.stderr
+    recorded = json.loads((tmp_path / "realnode" / "unavailable.json").read_text())
+    assert recorded["kernel"] is True and "CONFIG_VETH" in recorded["why"]
+    assert not (tmp_path / "realnode" / "containerd").exists()  # nothing was started
