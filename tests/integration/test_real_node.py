@@ -450,11 +450,10 @@ def real_node_leftovers() -> list[str]:
     if subprocess.run(["ip", "link", "show", "paless0"], capture_output=True,
                       check=False).returncode == 0:
         left.append("bridge paless0")
-    for table, chain in (("filter", "PALESS-SANDBOX"), ("nat", "KUBE-SERVICES"),
-                         ("filter", "KUBE-FORWARD")):
-        if subprocess.run(["iptables", "-w", "10", "-t", table, "-S", chain], capture_output=True,
-                          check=False).returncode == 0:
-            left.append(f"iptables chain {table}/{chain}")
+    for save in ("iptables-save", "ip6tables-save"):  # kube-proxy's, the kubelet's, ours
+        rules = subprocess.run([save], capture_output=True, text=True, check=False).stdout
+        left += [f"{save}: {line}" for line in rules.splitlines()
+                 if "KUBE-" in line or "PALESS" in line or "paless0" in line]
     left += [f"cgroup {p}" for p in Path("/sys/fs/cgroup").glob("*/paless-sandbox")]
     return left
 
