@@ -3,8 +3,8 @@ registry and run, probes are the kubelet's, failures are containerd's and the ke
 logs, exec, port-forward and ClusterIP Services reach real containers.
 
 No kwok failure marker is used here: every state below is produced by kubelet, containerd,
-runc and the kernel. The last tests stop and restart the real node (kill -9, down/up) and
-leave the sandbox up and healthy.
+runc and the kernel. The tests of scripts/sandbox at the end stop and restart the real node
+(kill -9, down/up) and leave the sandbox up and healthy.
 """
 
 from __future__ import annotations
