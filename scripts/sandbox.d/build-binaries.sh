@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the sandbox's control plane from Go modules into a version-keyed cache dir.
+# Builds the sandbox's control plane and its real node (kubelet, kube-proxy, pause and
+# the node's helpers) from Go modules into a version-keyed cache dir.
 # Usage: build-binaries.sh CACHE_DIR K8S_VERSION ETCD_VERSION KWOK_VERSION SRC_DIR
 # Idempotent: a binary already in CACHE_DIR/bin is not rebuilt.
 set -euo pipefail
@@ -52,6 +53,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
 (cd "$work" && step "resolving modules (go mod tidy)" && go mod tidy >/dev/null)
@@ -77,6 +80,10 @@ build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
 build kubectl k8s.io/kubernetes/cmd/kubectl
 build local-path-provisioner ./cmd/local-path-provisioner "-s -w"
+build kubelet k8s.io/kubernetes/cmd/kubelet
+build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
+build pause ./cmd/pause "-s -w"
+build realnode-sweep ./cmd/realnode-sweep "-s -w"
 if [ ! -x "$bin/kwok" ]; then
   step "building kwok $kwok"
   GOBIN="$bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$kwok"

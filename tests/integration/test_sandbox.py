@@ -59,7 +59,10 @@ def deployment(name: str, replicas: int = 2, **kw) -> dict:
 def test_nodes_are_ready_with_capacity(kube_api):
     from kubernetes import client
 
-    nodes = client.CoreV1Api(kube_api).list_node().items
+    # the sandbox's simulated nodes (the real node has this machine's capacity; tests may add
+    # kwok nodes of their own)
+    nodes = [n for n in client.CoreV1Api(kube_api).list_node(label_selector="type=kwok").items
+             if n.metadata.name.startswith("sandbox-node-")]
     ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)]
     assert len(ready) >= 2
     for n in ready:

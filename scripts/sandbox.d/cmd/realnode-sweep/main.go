@@ -1,0 +1,62 @@
+// Command realnode-sweep stops and removes every pod sandbox of one CRI runtime, so the
+// runtime tears down each pod's network (CNI DEL: veth, IP, port mappings) and unmounts
+// its network namespace and shm before the sandbox stops it.
+//
+// Usage: realnode-sweep unix:///path/to/containerd.sock
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: realnode-sweep unix:///path/to/containerd.sock")
+		os.Exit(2)
+	}
+	if err := sweep(os.Args[1]); err != nil {
+		fmt.Fprintf(os.Stderr, "realnode-sweep: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func sweep(endpoint string) error {
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pods, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return fmt.Errorf("listing pod sandboxes at %s: %w", endpoint, err)
+	}
+	failed := 0
+	for _, pod := range pods.Items {
+		name := pod.Metadata.Namespace + "/" + pod.Metadata.Name
+		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: pod.Id}); err != nil {
+			fmt.Fprintf(os.Stderr, "stopping pod %s (%s): %v\n", name, pod.Id[:12], err)
+			failed++
+			continue
+		}
+		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod.Id}); err != nil {
+			fmt.Fprintf(os.Stderr, "removing pod %s (%s): %v\n", name, pod.Id[:12], err)
+			failed++
+			continue
+		}
+		fmt.Printf("removed pod %s (%s)\n", name, pod.Id[:12])
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d pod sandboxes could not be removed", failed, len(pods.Items))
+	}
+	return nil
+}
