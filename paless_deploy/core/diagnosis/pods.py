@@ -256,7 +256,15 @@ class _PodContext:
         host = image_registry_host(image)
         bare_host = host.split(":")[0]
         ours = self.policy.registry and image_registry_host(self.policy.registry + "/x") == host
-        if bare_host in _LOCAL_HOSTS and self.policy.node_count > 1:
+        # What the registry answered comes first: when it answered, it was reachable.
+        if re.search(r"unauthorized|authentication required|denied|forbidden", combined,
+                     re.IGNORECASE):
+            hint = (f"The registry {host} refused the pull: add imagePullSecrets to the pod "
+                    f"template or registry credentials to /etc/rancher/k3s/registries.yaml.")
+        elif re.search(r"not found|manifest unknown", combined, re.IGNORECASE):
+            hint = (f"The image {image} is not in the registry: push it (`paless-deploy push`) "
+                    "or correct the tag in the overlay.")
+        elif bare_host in _LOCAL_HOSTS and self.policy.node_count > 1:
             hint = (f"{host} means each node itself: on a {self.policy.node_count}-node cluster "
                     "only the node running the registry can pull from it. Push to a registry "
                     f"host all nodes reach (REGISTRY). {K3S_REGISTRIES}")
@@ -266,13 +274,6 @@ class _PodContext:
                 host != "docker.io" and not ours and re.search(r"dial tcp|connection refused",
                                                                combined, re.IGNORECASE)):
             hint = f"The nodes cannot reach the registry {host}. {K3S_REGISTRIES}"
-        elif re.search(r"unauthorized|authentication required|denied|forbidden", combined,
-                       re.IGNORECASE):
-            hint = (f"The registry {host} refused the pull: add imagePullSecrets to the pod "
-                    f"template or registry credentials to /etc/rancher/k3s/registries.yaml.")
-        elif re.search(r"not found|manifest unknown", combined, re.IGNORECASE):
-            hint = (f"The image {image} is not in the registry: push it (`paless-deploy push`) "
-                    "or correct the tag in the overlay.")
         else:
             hint = (f"Check that {image} exists and that the nodes can reach {host}; "
                     f"`docker pull {image}` from a node reproduces the error.")
