@@ -144,7 +144,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     objects = render(ctx, _refs_for_render(run.config, apps, refs))
     phases = plan_phases(objects)
     images = build_images(run.config, to_build, push=True, progress=make_progress(ctx.console),
-                          plans=plans)
+                          plans=plans, warn=run.warn)
     run.result.images = images
     built = {r.app: r.ref for r in images}
     if any(refs.get(app) != ref for app, ref in built.items()):

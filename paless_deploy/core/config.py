@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
 from paless_deploy.core.branch import branch_namespace, current_branch
+from paless_deploy.core.buildspec import (
+    BuildSecret,
+    BuildSpec,
+    normalize_platform,
+    parse_build_secrets,
+    parse_build_targets,
+    parse_builder,
+    target_for,
+)
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import parse_registry
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
@@ -72,6 +81,8 @@ class Config:
     namespace_source: str  # why: "PALESS_NAMESPACE (flag)", "PROJECT_NAME", "branch <b>"
     branch: str | None = None  # set in branch mode (PALESS_NAMESPACE=auto)
     env_files: tuple[Path, ...] = ()  # the env files actually read, in order
+    # Variables outside the table that BUILD_SECRETS names (their values are secrets).
+    named: Mapping[str, Setting] = field(default_factory=dict)
 
     def value(self, name: str) -> str | None:
         """Effective value of a variable (None when unset)."""
@@ -115,6 +126,39 @@ class Config:
         base = self.value("BASE_IMAGE")
         return {"BASE_IMAGE": base} if base else {}
 
+    @property
+    def builder(self) -> str:
+        """BUILDER: auto, buildkit or classic."""
+        return parse_builder(self.value("BUILDER"), self.settings["BUILDER"].describe_source())
+
+    @property
+    def platform(self) -> str | None:
+        """PLATFORM, normalized (`linux/amd64`); None: the engine's own."""
+        return normalize_platform(self.value("PLATFORM"),
+                                  self.settings["PLATFORM"].describe_source())
+
+    def build_targets(self) -> dict[str, str]:
+        """BUILD_TARGETS as app -> stage (`*` for every app not named)."""
+        return parse_build_targets(self.value("BUILD_TARGETS"),
+                                   self.settings["BUILD_TARGETS"].describe_source())
+
+    def build_secrets(self) -> tuple[BuildSecret, ...]:
+        """BUILD_SECRETS: each secret id and the variable holding its value."""
+        return parse_build_secrets(self.value("BUILD_SECRETS"),
+                                   self.settings["BUILD_SECRETS"].describe_source())
+
+    def build_secret_setting(self, secret: BuildSecret) -> Setting:
+        """The variable a build secret reads, with its source (value None when unset)."""
+        found = self.settings.get(secret.variable) or self.named.get(secret.variable)
+        return found or Setting(secret.variable, None, SOURCE_DEFAULT)
+
+    def build_spec(self, app: str, engine_platform: str | None = None) -> BuildSpec:
+        """What a build of `app` receives besides its context; PLATFORM, else the engine's."""
+        return BuildSpec(args=self.build_args(), target=target_for(self.build_targets(), app),
+                         platform=self.platform or engine_platform,
+                         secrets=self.build_secrets(),
+                         frontend=(self.value("DOCKERFILE_FRONTEND") or "").strip() or None)
+
     def masked(self, name: str) -> str:
         """The value safe to show: secrets masked, unset as empty string."""
         value = self.settings[name].value
@@ -126,8 +170,9 @@ class Config:
 
     def secret_values(self) -> list[str]:
         """The configured secret values (for scrubbing text we did not write, like logs)."""
-        return [v for name in SECRET_NAMES
-                if (v := self.settings[name].value) and len(v) >= 4]
+        values = [self.settings[name].value for name in SECRET_NAMES]
+        values += [setting.value for setting in self.named.values()]
+        return [v for v in values if v and len(v) >= 4]
 
     def substitution_values(self) -> dict[str, str]:
         """Values render may substitute as `${NAME}`: every allow-listed, non-empty one.
@@ -192,8 +237,10 @@ def _line_numbers(path: Path) -> dict[str, int]:
     return lines
 
 
-def read_env_file(path: Path, project_dir: Path) -> dict[str, Setting]:
-    """Known variables of one env file with `<file>:<line>` sources; never executed."""
+def read_env_file(path: Path, project_dir: Path,
+                  names: Collection[str] = BY_NAME) -> dict[str, Setting]:
+    """The variables `names` (default: the known ones) of one env file with `<file>:<line>`
+    sources; never executed."""
     from dotenv import dotenv_values
 
     try:
@@ -206,7 +253,7 @@ def read_env_file(path: Path, project_dir: Path) -> dict[str, Setting]:
     return {
         name: Setting(name, value if value is not None else "", f"{shown}:{lines.get(name, 0)}")
         for name, value in values.items()
-        if name in BY_NAME
+        if name in names
     }
 
 
@@ -253,6 +300,7 @@ def load_config(
     namespace, namespace_source, branch = _effective_namespace(settings, environ, project_dir,
                                                                read_checkout)
     _derive_ingress_host(settings, namespace)
+    named = _secret_variables(settings["BUILD_SECRETS"].value, files, project_dir, environ)
     config = Config(
         project_dir=project_dir,
         settings=MappingProxyType(settings),  # read-only: Config is immutable
@@ -260,6 +308,7 @@ def load_config(
         namespace_source=namespace_source,
         branch=branch,
         env_files=tuple(files),
+        named=MappingProxyType(named),
     )
     if validate:
         problems = config_problems(config, scope=scope)
@@ -282,6 +331,22 @@ def _effective_namespace(
         return ns.value, ns.source, None
     derived = (project.value or "").lower().replace("_", "-")
     return derived, f"derived from PROJECT_NAME ({project.source})", None
+
+
+def _secret_variables(build_secrets: str | None, files: list[Path], project_dir: Path,
+                      environ: Mapping[str, str]) -> dict[str, Setting]:
+    """The variables BUILD_SECRETS names outside the table, from env files and environment
+    (same precedence as every variable); malformed entries are left to validation."""
+    try:
+        wanted = {s.variable for s in parse_build_secrets(build_secrets)} - set(BY_NAME)
+    except ConfigError:
+        return {}
+    found: dict[str, Setting] = {}
+    for path in files if wanted else ():
+        found.update(read_env_file(path, project_dir, wanted))
+    found.update({name: Setting(name, environ[name], SOURCE_ENVIRONMENT)
+                  for name in wanted if name in environ})
+    return found
 
 
 def _derive_ingress_host(settings: dict[str, Setting], namespace: str) -> None:
@@ -332,6 +397,12 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
         parse_registry(registry.value or "localhost:5000", f"REGISTRY ({registry.describe_source()})")
     except ConfigError as exc:
         problems.append(exc)
+    for parse in (lambda: config.builder, lambda: config.platform, config.build_targets,
+                  config.build_secrets):
+        try:
+            parse()
+        except ConfigError as exc:
+            problems.append(exc)
     if scope == "images":
         return problems
 
