@@ -125,24 +125,6 @@ def test_build_only_builds_once(tmp_path: Path, env: pytest.MonkeyPatch,
     assert code == 0 and doc["images"][0]["action"] == "skipped"
 
 
-def test_failing_dockerfile_exit_3_names_the_step(tmp_path: Path, env: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str],
-                                                  docker_client: Any, project_name: str) -> None:
-    project = make_project(tmp_path / "p", {"good": "g"})
-    (project / "bad").mkdir()
-    (project / "bad" / "Dockerfile").write_text(
-        "FROM scratch\nCOPY present.txt /p\nCOPY missing.txt /m\n")
-    (project / "bad" / "present.txt").write_text("here")
-    env.setenv("PROJECT_NAME", project_name)
-    code, doc, err = run(capsys, "--project-dir", str(project), "build")
-    assert code == 3
-    assert "Step 3/3 : COPY missing.txt /m" in err
-    assert "bad" in err and "Traceback" not in err
-    assert doc["result"] == "error" and doc["exit_code"] == 3
-    assert doc["errors"][0]["code"] == "build-failed"
-    assert "COPY missing.txt" in doc["errors"][0]["message"]
-
-
 def test_unreachable_registry_exit_3_names_it(tmp_path: Path, env: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str],
                                               second_registry: Any, project_name: str) -> None:
