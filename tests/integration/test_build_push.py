@@ -104,8 +104,12 @@ def test_push_twice_then_change_one_app(tmp_path: Path, env: pytest.MonkeyPatch,
     assert third["alpha"]["action"] == "skipped" and third["alpha"]["tag"] == first["alpha"]["tag"]
     assert third["beta"]["action"] == "pushed" and third["beta"]["built"]
     assert third["beta"]["tag"] != first["beta"]["tag"]
-    assert image_events(docker_client, since, until, project_name) == [
-        ("push", repos["beta"]), ("tag", repos["beta"])]
+    # Only beta is touched. (A classic or Docker 20.10 BuildKit build also emits a `tag`
+    # event; buildx's docker driver names the image without one.)
+    events = image_events(docker_client, since, until, project_name)
+    assert ("push", repos["beta"]) in events
+    assert {name for _, name in events} == {repos["beta"]}
+    assert docker_client.inspect_image(third["beta"]["ref"])["Id"] != ids["beta"]
     assert registry.manifest_digest(repos["beta"], third["beta"]["tag"]) == third["beta"]["digest"]
     assert docker_client.inspect_image(third["alpha"]["ref"])["Id"] == ids["alpha"]
 
