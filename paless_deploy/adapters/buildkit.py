@@ -286,14 +286,19 @@ def build_with_buildkit(cli: BuildkitCli, app: App, ref: str, spec: BuildSpec,
 
 
 def _stop_on(stop: threading.Event, proc: subprocess.Popen[str]) -> None:
-    """Terminate the build when `stop` is set (Ctrl-C in the main thread)."""
+    """Terminate the build when `stop` is set (Ctrl-C in the main thread).
+
+    The build runs in its own session (a terminal's Ctrl-C does not reach it), so this
+    watcher is its only way out: not a daemon, so that an exiting interpreter waits for it
+    to stop the build rather than leave it running.
+    """
     def watch() -> None:
         while proc.poll() is None:
             if stop.wait(0.5):
                 proc.terminate()
                 return
 
-    threading.Thread(target=watch, name="build-stop", daemon=True).start()
+    threading.Thread(target=watch, name="build-stop").start()
 
 
 def explain_failure(app: App, ref: str, spec: BuildSpec, failure: BuildFailure,
