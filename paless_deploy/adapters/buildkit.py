@@ -199,6 +199,16 @@ class PlainProgress:
         self.tail.append(text)
         return False
 
+    def _summary(self) -> str:
+        """The CLI's last word after the progress: its `ERROR:` line (buildx), else the
+        last line that is not part of the failing step's excerpt (Docker 20.10)."""
+        found = [line for line in self.trailer if re.match(r"^(ERROR|error)\b", line)]
+        if found:
+            return _ERROR_PREFIX.sub("", found[-1])
+        return next((line for line in reversed(self.trailer)
+                     if not line.startswith(("-", " ", ">")) and not _LOG.match(line)
+                     and not re.match(r"^\S+:\d+$", line)), "")
+
     @property
     def counts(self) -> tuple[int, int]:
         """(steps done or cached, steps of the stages seen)."""
@@ -209,12 +219,10 @@ class PlainProgress:
     def failure(self) -> BuildFailure:
         """The failing step (or the first failing vertex), its error and last lines."""
         failed = next((v for v in self.vertices.values() if v.state == "error"), None)
-        summary = next((_ERROR_PREFIX.sub("", line) for line in reversed(self.trailer)
-                        if not line.startswith(("-", " ", ">"))
-                        and not re.match(r"^\S+:\d+$", line)), "")
+        summary = self._summary()
         if failed is None:
-            return BuildFailure("the start of the build", summary or "the build failed",
-                                tuple(self.tail))
+            lines = tuple(line for line in self.tail if _ERROR_PREFIX.sub("", line) != summary)
+            return BuildFailure("the start of the build", summary or "the build failed", lines)
         resolving = ""
         found = re.match(r"^(?:\[internal\] )?resolve image config for (?:docker-image://)?(\S+)",
                          failed.name)

@@ -126,3 +126,15 @@ def test_command_names_secrets_but_never_carries_values(app: App) -> None:
     legacy = buildkit_command(BuildkitCli(("docker", "build"), env={"DOCKER_BUILDKIT": "1"}),
                               app, "r/p-api:1", BuildSpec(), "/tmp/iid")
     assert "--load" not in legacy and "--platform" not in legacy and "--secret" not in legacy
+
+
+def test_summary_is_the_error_line_even_with_warnings_after_it() -> None:
+    parser = PlainProgress()
+    for line in ("#1 [internal] load build definition from Dockerfile", "#1 DONE 0.0s",
+                 "ERROR: failed to build: failed to solve: dockerfile parse error on line 3",
+                 "1 warning found (use docker --debug to expand):",
+                 " - JSONArgsRecommended: JSON arguments recommended for CMD (line 4)"):
+        parser.feed(line)
+    failure = parser.failure()
+    assert failure.error == "failed to build: failed to solve: dockerfile parse error on line 3"
+    assert failure.error not in failure.lines  # the excerpt does not repeat the error
