@@ -280,6 +280,13 @@ def check_storage_class(kube: Kube, class_name: str | None) -> Check:
                                                     "local-path-provisioner)"))
 
 
+def _engine_platform() -> str | None:
+    try:
+        return engine_platform(connect_docker())
+    except PalessError:
+        return None
+
+
 def check_node_platform(kube: Kube, config: Config, engine: str | None) -> Check:
     """Images are built for PLATFORM (else the engine's): the nodes must run that arch."""
     name = "nodes run the build's platform"
@@ -355,13 +362,6 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
     ]
     checks.extend(_guarded(name, required, fn) for name, required, fn in cluster_checks)
     return checks
-
-
-def _engine_platform() -> str | None:
-    try:
-        return engine_platform(connect_docker())
-    except PalessError:
-        return None
 
 
 def run_doctor(run_ctx: RunContext) -> Result:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -79,10 +79,10 @@ class Config:
     settings: Mapping[str, Setting]
     namespace: str  # effective target namespace
     namespace_source: str  # why: "PALESS_NAMESPACE (flag)", "PROJECT_NAME", "branch <b>"
+    # Variables outside the table that BUILD_SECRETS names (their values are secrets).
+    named: tuple[Setting, ...] = ()
     branch: str | None = None  # set in branch mode (PALESS_NAMESPACE=auto)
     env_files: tuple[Path, ...] = ()  # the env files actually read, in order
-    # Variables outside the table that BUILD_SECRETS names (their values are secrets).
-    named: Mapping[str, Setting] = field(default_factory=dict)
 
     def value(self, name: str) -> str | None:
         """Effective value of a variable (None when unset)."""
@@ -149,7 +149,8 @@ class Config:
 
     def build_secret_setting(self, secret: BuildSecret) -> Setting:
         """The variable a build secret reads, with its source (value None when unset)."""
-        found = self.settings.get(secret.variable) or self.named.get(secret.variable)
+        found = self.settings.get(secret.variable) or next(
+            (s for s in self.named if s.name == secret.variable), None)
         return found or Setting(secret.variable, None, SOURCE_DEFAULT)
 
     def build_spec(self, app: str, engine_platform: str | None = None) -> BuildSpec:
@@ -171,7 +172,7 @@ class Config:
     def secret_values(self) -> list[str]:
         """The configured secret values (for scrubbing text we did not write, like logs)."""
         values = [self.settings[name].value for name in SECRET_NAMES]
-        values += [setting.value for setting in self.named.values()]
+        values += [setting.value for setting in self.named]
         return [v for v in values if v and len(v) >= 4]
 
     def substitution_values(self) -> dict[str, str]:
@@ -306,9 +307,9 @@ def load_config(
         settings=MappingProxyType(settings),  # read-only: Config is immutable
         namespace=namespace,
         namespace_source=namespace_source,
+        named=tuple(named.values()),
         branch=branch,
         env_files=tuple(files),
-        named=MappingProxyType(named),
     )
     if validate:
         problems = config_problems(config, scope=scope)
@@ -392,17 +393,17 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
             "Use lower-case letters, digits and single '-', '_' or '.' between them, "
             "e.g. PROJECT_NAME=paless.",
         ))
-    registry = s["REGISTRY"]
-    try:
-        parse_registry(registry.value or "localhost:5000", f"REGISTRY ({registry.describe_source()})")
-    except ConfigError as exc:
-        problems.append(exc)
     for parse in (lambda: config.builder, lambda: config.platform, config.build_targets,
                   config.build_secrets):
         try:
             parse()
         except ConfigError as exc:
             problems.append(exc)
+    registry = s["REGISTRY"]
+    try:
+        parse_registry(registry.value or "localhost:5000", f"REGISTRY ({registry.describe_source()})")
+    except ConfigError as exc:
+        problems.append(exc)
     if scope == "images":
         return problems
 
