@@ -12,20 +12,15 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from paless_deploy.core.branch import branch_namespace, current_branch
-from paless_deploy.core.buildspec import (
-    BuildSecret,
-    BuildSpec,
-    normalize_platform,
-    parse_build_secrets,
-    parse_build_targets,
-    parse_builder,
-    target_for,
-)
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import parse_registry
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
+
+if TYPE_CHECKING:  # core.buildspec is imported where builds need it: --help stays fast
+    from paless_deploy.core.buildspec import BuildSecret, BuildSpec
 
 DEFAULT_ENV_FILES: tuple[str, ...] = ("paless.env", ".context-management/.env")
 SOURCE_FLAG = "flag"
@@ -129,21 +124,29 @@ class Config:
     @property
     def builder(self) -> str:
         """BUILDER: auto, buildkit or classic."""
+        from paless_deploy.core.buildspec import parse_builder
+
         return parse_builder(self.value("BUILDER"), self.settings["BUILDER"].describe_source())
 
     @property
     def platform(self) -> str | None:
         """PLATFORM, normalized (`linux/amd64`); None: the engine's own."""
+        from paless_deploy.core.buildspec import normalize_platform
+
         return normalize_platform(self.value("PLATFORM"),
                                   self.settings["PLATFORM"].describe_source())
 
     def build_targets(self) -> dict[str, str]:
         """BUILD_TARGETS as app -> stage (`*` for every app not named)."""
+        from paless_deploy.core.buildspec import parse_build_targets
+
         return parse_build_targets(self.value("BUILD_TARGETS"),
                                    self.settings["BUILD_TARGETS"].describe_source())
 
     def build_secrets(self) -> tuple[BuildSecret, ...]:
         """BUILD_SECRETS: each secret id and the variable holding its value."""
+        from paless_deploy.core.buildspec import parse_build_secrets
+
         return parse_build_secrets(self.value("BUILD_SECRETS"),
                                    self.settings["BUILD_SECRETS"].describe_source())
 
@@ -155,6 +158,8 @@ class Config:
 
     def build_spec(self, app: str, engine_platform: str | None = None) -> BuildSpec:
         """What a build of `app` receives besides its context; PLATFORM, else the engine's."""
+        from paless_deploy.core.buildspec import BuildSpec, target_for
+
         return BuildSpec(args=self.build_args(), target=target_for(self.build_targets(), app),
                          platform=self.platform or engine_platform,
                          secrets=self.build_secrets(),
@@ -338,6 +343,8 @@ def _secret_variables(build_secrets: str | None, files: list[Path], project_dir:
                       environ: Mapping[str, str]) -> dict[str, Setting]:
     """The variables BUILD_SECRETS names outside the table, from env files and environment
     (same precedence as every variable); malformed entries are left to validation."""
+    from paless_deploy.core.buildspec import parse_build_secrets
+
     try:
         wanted = {s.variable for s in parse_build_secrets(build_secrets)} - set(BY_NAME)
     except ConfigError:
