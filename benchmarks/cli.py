@@ -45,6 +45,7 @@ from benchmarks.harness import (
     with_latest_images,
     write_manifests,
 )
+from benchmarks.rebuild import measure_rebuilds
 from benchmarks.report import Row, compare, json_document, markdown, skipped
 
 OLD_WAIT_TIMEOUT = "120s"  # the old script's
@@ -83,7 +84,8 @@ class Bench:
         self.samples: dict[str, list[Any]] = {
             "help_paless_deploy": [], "help_kubectl": [], "noop_redeploy": [],
             "kubectl_apply": [], "old_script": [], "detect_image_pull": [],
-            "detect_crash_loop": [], "restore_runs": []}
+            "detect_crash_loop": [], "restore_runs": [], "rebuild_buildkit": [],
+            "rebuild_classic": []}
         self.notes: list[str] = []
         self.apps = app_names()
 
@@ -99,6 +101,11 @@ class Bench:
             self.samples["help_paless_deploy"].append(
                 self.tools.check(ours, "paless-deploy --help").seconds)
             self.samples["help_kubectl"].append(self.tools.check(theirs, "kubectl --help").seconds)
+
+    def measure_rebuild(self) -> None:
+        found = measure_rebuilds(self.tools, self.workdir, self.runs)
+        self.samples["rebuild_buildkit"], self.samples["rebuild_classic"] = (
+            found["buildkit"], found["classic"])
 
     # -- 2. no-op redeploy -------------------------------------------------------------------------
 
@@ -194,6 +201,9 @@ class Bench:
             compare("no-op redeploy (`all`, dev) vs the old script", s["noop_redeploy"],
                     s["old_script"], "old script", "≤ 0.2x (≥ 5x faster)",
                     lambda _m, r: r <= 0.2),
+            compare("rebuild after a one-line change (`build`): BuildKit vs classic builder",
+                    s["rebuild_buildkit"], s["rebuild_classic"], "classic builder", "≤ 0.75x",
+                    lambda _m, r: r <= 0.75),
         ]
         for case, key in ((IMAGE_PULL, "detect_image_pull"), (CRASH_LOOP, "detect_crash_loop")):
             name = f"detection latency: {case.code} (worker)"
@@ -249,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench = Bench(tools, Path(tmp), args.runs, args.quick)
         try:
             bench.measure_help()
+            bench.measure_rebuild()
             bench.set_up_deploys()
             bench.measure_redeploys()
             bench.measure_detection()

@@ -2,6 +2,7 @@
 
 Only this module imports the `docker` SDK (lazily: it is not needed for --help).
 Streams are read to drive per-image progress; failures become BuildError paragraphs.
+BuildKit builds go through the Docker CLI (adapters.buildkit).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from paless_deploy.adapters.registry import (
@@ -18,6 +18,7 @@ from paless_deploy.adapters.registry import (
     registry_unreachable,
     split_registry,
 )
+from paless_deploy.core.buildspec import BuildSpec, build_failed
 from paless_deploy.core.discover import App
 from paless_deploy.core.errors import BuildError
 from paless_deploy.core.tags import read_dockerignore
@@ -35,10 +36,11 @@ PUSH_RETRY_INITIAL_S = 1.0
 
 
 def context_paths(app: App) -> list[str]:
-    """Relative paths of the context the SDK would send for this app, sorted."""
+    """Relative paths of the app's build context after its ignore file, sorted: what
+    either builder receives (classic builds are sent exactly these)."""
     from docker.utils.build import exclude_paths
 
-    patterns = read_dockerignore(app.context)
+    patterns = read_dockerignore(app)
     return sorted(exclude_paths(str(app.context), list(patterns),
                                 dockerfile=app.dockerfile_in_context))
 
@@ -87,19 +89,38 @@ _STEP = re.compile(r"^Step \d+/\d+ : .*")
 _STEP_COUNT = re.compile(r"^Step (\d+)/(\d+) :")
 
 
-def build_image(api: DockerClient, app: App, ref: str, build_args: Mapping[str, str],
+def engine_platform(api: DockerClient) -> str | None:
+    """The engine's own platform (`linux/amd64`), what it builds when PLATFORM is unset."""
+    from docker.errors import DockerException
+
+    try:
+        version = api.version()
+    except (DockerException, OSError):
+        return None
+    os_name, arch = version.get("Os"), version.get("Arch")
+    return f"{os_name}/{arch}".lower() if os_name and arch else None
+
+
+def build_image(api: DockerClient, app: App, ref: str, spec: BuildSpec,
                 progress: ImageProgress, stop: threading.Event) -> str:
-    """Build one image (classic builder via the SDK) and return its ID."""
+    """Build one image with the engine's classic builder (via the SDK) and return its ID.
+
+    The context sent is `context_paths(app)`, so the per-Dockerfile ignore file counts
+    here as with BuildKit; build secrets need BuildKit and are not passed.
+    """
     from docker.errors import APIError
+    from docker.utils.build import create_archive
 
     tail: deque[str] = deque(maxlen=OUTPUT_TAIL)
     step = "the start of the build"
     error: str | None = None
     image_id: str | None = None
     try:
+        archive = create_archive(root=str(app.context), files=context_paths(app))
         stream = api.build(
-            path=str(app.context), dockerfile=app.dockerfile_in_context, tag=ref,
-            buildargs=dict(build_args), rm=True, forcerm=True, decode=True,
+            fileobj=archive, custom_context=True, dockerfile=app.dockerfile_in_context,
+            tag=ref, buildargs=dict(spec.args), target=spec.target, platform=spec.platform,
+            rm=True, forcerm=True, decode=True,
         )
         for chunk in stream:
             if stop.is_set():
@@ -128,13 +149,7 @@ def build_image(api: DockerClient, app: App, ref: str, build_args: Mapping[str, 
         raise BuildError(f"Lost the Docker engine while building {app.name}: {exc}.",
                          "Check that the engine is running, then run again.") from exc
     if error is not None:
-        output = "\n".join(f"    {line}" for line in tail) or "    (no output)"
-        raise BuildError(
-            f"Building {app.name} ({app.dockerfile.name}, image {ref}) failed at "
-            f"`{step}`: {error}\n  Last build output:\n{output}",
-            f"Fix that step of {app.dockerfile} or the files it uses, then run again.",
-            code="build-failed",
-        )
+        raise build_failed(app, ref, step, error, tail, classic=True)
     return image_id or local_image_id(api, ref) or ""
 
 

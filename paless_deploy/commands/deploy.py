@@ -188,7 +188,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         images = check_reported_images(report, pinned, run.warn)
     elif to_build:
         images = build_images(run.config, to_build, push=True,
-                              progress=make_progress(ctx.console), plans=plans)
+                              progress=make_progress(ctx.console), plans=plans, warn=run.warn)
     else:
         images = []
     run.result.images = images

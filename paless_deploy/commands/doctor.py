@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from paless_deploy.adapters.docker import connect_docker
+from paless_deploy.adapters.buildkit import BUILDX_HINT, find_buildkit
+from paless_deploy.adapters.docker import connect_docker, engine_platform
 from paless_deploy.adapters.kube import ApiError, Kube, connect
 from paless_deploy.adapters.kustomize import (
     kubectl_client_version,
@@ -22,6 +23,7 @@ from paless_deploy.adapters.kustomize import (
     kustomize_works,
 )
 from paless_deploy.adapters.registry import check_registry as ping_registry
+from paless_deploy.core.buildspec import BUILDER_BUILDKIT, BUILDER_CLASSIC, platform_arch
 from paless_deploy.core.errors import PalessError
 from paless_deploy.core.imageref import Registry
 from paless_deploy.core.kinds import by_kind
@@ -32,6 +34,7 @@ from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
+    from paless_deploy.core.config import Config
     from paless_deploy.core.context import RunContext
 
 DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
@@ -80,6 +83,12 @@ def registry_usable_by_nodes(registry: str, node_count: int) -> bool:
     return not (Registry(registry.split("/", 1)[0]).loopback and node_count > 1)
 
 
+def nodes_of_other_arch(build_platform: str, node_archs: dict[str, str]) -> dict[str, str]:
+    """Nodes (name -> architecture) that cannot run an image built for `build_platform`."""
+    want = platform_arch(build_platform)
+    return {name: arch for name, arch in sorted(node_archs.items()) if arch and arch != want}
+
+
 # ---------------------------------------------------------------------------
 # Machine checks
 
@@ -94,6 +103,22 @@ def check_docker() -> Check:
         return Check("Docker engine", False, True, f"The engine did not answer: {exc}",
                      "Check `docker version`.")
     return Check("Docker engine", True, True, f"answers (Docker {version})")
+
+
+def check_builder(builder: str) -> Check:
+    """Which builder `build` runs (BUILDER), and how to get BuildKit when it is missing."""
+    name = "image builder"
+    if builder == BUILDER_CLASSIC:
+        return Check(name, True, False, "classic builder (BUILDER=classic): every stage is "
+                     "built; no RUN --mount, heredocs or build secrets")
+    cli, why_not = find_buildkit()
+    required = builder == BUILDER_BUILDKIT
+    if cli is not None:
+        return Check(name, True, required, f"BuildKit: {cli.description}")
+    consequence = ("builds fail (BUILDER=buildkit)" if required else
+                   "builds fall back to the classic builder (no RUN --mount, heredocs, "
+                   "FROM --platform=$BUILDPLATFORM or build secrets)")
+    return Check(name, False, required, f"no BuildKit: {why_not}; {consequence}", BUILDX_HINT)
 
 
 def check_registry(registry: str) -> Check:
@@ -259,6 +284,43 @@ def check_storage_class(kube: Kube, class_name: str | None) -> Check:
                                                     "local-path-provisioner)"))
 
 
+def _engine_platform() -> str | None:
+    try:
+        return engine_platform(connect_docker())
+    except PalessError:
+        return None
+
+
+def check_node_platform(kube: Kube, config: Config, engine: str | None) -> Check:
+    """Images are built for PLATFORM (else the engine's): the nodes must run that arch."""
+    name = "nodes run the build's platform"
+    build = config.platform or engine
+    if build is None:
+        return Check(name, False, False, "the build's platform is unknown (Docker does not "
+                     "answer and PLATFORM is unset)", "Start Docker, or set PLATFORM.")
+    archs = {n["metadata"]["name"]: str((n.get("status") or {}).get("nodeInfo", {})
+                                        .get("architecture") or
+                                        (n["metadata"].get("labels") or {})
+                                        .get("kubernetes.io/arch", ""))
+             for n in kube.list(by_kind("Node"))[0]}
+    source = "PLATFORM" if config.platform else "the Docker engine's own, PLATFORM unset"
+    other = nodes_of_other_arch(build, archs)
+    if not other:
+        found = sorted(set(archs.values())) or ["no nodes"]
+        return Check(name, True, False, f"images for {build} ({source}); nodes: "
+                     f"{', '.join(found)}")
+    shown = ", ".join(f"{node} ({arch})" for node, arch in list(other.items())[:5])
+    more = f" and {len(other) - 5} more" if len(other) > 5 else ""
+    wanted = sorted(set(other.values()))
+    return Check(name, False, False,
+                 f"images are built for {build} ({source}), but {len(other)} of {len(archs)} "
+                 f"node(s) run another architecture: {shown}{more}; pods there fail with "
+                 "`exec format error`",
+                 f"Set PLATFORM=linux/{wanted[0]} (the nodes' architecture); BuildKit builds it "
+                 "on this machine (FROM --platform=$BUILDPLATFORM stages run natively, other RUN "
+                 "steps need QEMU binfmt).")
+
+
 def check_registry_for_nodes(kube: Kube, registry: str) -> Check:
     nodes = kube.list(by_kind("Node"))[0]
     name = "nodes can pull from the registry"
@@ -277,7 +339,8 @@ def check_registry_for_nodes(kube: Kube, registry: str) -> Check:
 def collect_checks(run_ctx: RunContext) -> list[Check]:
     """Every check, in the order a person would fix them."""
     config = run_ctx.config
-    checks = [check_docker(), check_registry(config.registry), check_kustomize()]
+    checks = [check_docker(), check_builder(config.builder), check_registry(config.registry),
+              check_kustomize()]
     try:
         kube = connect(run_ctx.kubeconfig, run_ctx.context)
     except PalessError as exc:
@@ -298,6 +361,8 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
          lambda: check_storage_class(kube, storage_class)),
         ("nodes can pull from the registry", False,
          lambda: check_registry_for_nodes(kube, config.registry)),
+        ("nodes run the build's platform", False,
+         lambda: check_node_platform(kube, config, _engine_platform())),
     ]
     checks.extend(_guarded(name, required, fn) for name, required, fn in cluster_checks)
     checks.extend(_rendered_class_checks(run_ctx, kube, storage_class, ingress_class))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import click
+
 from paless_deploy.core.discover import select_apps
 from paless_deploy.core.report import Result
 from paless_deploy.stages.images import build_images
@@ -18,11 +20,17 @@ if TYPE_CHECKING:
 def run_images(run_ctx: RunContext, command: str, names: Sequence[str], push: bool) -> Result:
     """Build (and with `push`, push) the named apps, or all of them."""
     apps = select_apps(run_ctx.config.project_dir, names)
+    warnings: list[str] = []
+
+    def warn(text: str) -> None:
+        warnings.append(text)
+        click.echo(f"warning: {text}", err=True)
+
     results = build_images(run_ctx.config, apps, push=push,
-                           progress=make_progress(run_ctx.console))
+                           progress=make_progress(run_ctx.console), warn=warn)
     if not run_ctx.json_output:
         # The full digest is in the JSON document; a prefix identifies it on screen.
         rows = [(r.app, r.action, r.ref, (r.digest or "")[:19]) for r in results]
         print_table("Images", ("app", "action", "reference", "digest"), rows,
                     run_ctx.console.color)
-    return Result(command=command, images=results)
+    return Result(command=command, images=results, warnings=warnings)

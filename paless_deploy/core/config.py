@@ -12,12 +12,16 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from paless_deploy.core import envfile
 from paless_deploy.core.branch import branch_namespace, current_branch
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import parse_image, parse_registry
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
+
+if TYPE_CHECKING:  # core.buildspec is imported where builds need it: --help stays fast
+    from paless_deploy.core.buildspec import BuildSecret, BuildSpec
 
 DEFAULT_ENV_FILES: tuple[str, ...] = ("paless.env", ".context-management/.env")
 SOURCE_FLAG = "flag"
@@ -71,6 +75,8 @@ class Config:
     settings: Mapping[str, Setting]
     namespace: str  # effective target namespace
     namespace_source: str  # why: "PALESS_NAMESPACE (flag)", "PROJECT_NAME", "branch <b>"
+    # Variables outside the table that BUILD_SECRETS names (their values are secrets).
+    named: tuple[Setting, ...] = ()
     branch: str | None = None  # set in branch mode (PALESS_NAMESPACE=auto)
     env_files: tuple[Path, ...] = ()  # the env files actually read, in order
     warnings: tuple[str, ...] = ()  # what the env files deserve a word about (shell habits)
@@ -144,6 +150,50 @@ class Config:
         base = self.value("BASE_IMAGE")
         return {"BASE_IMAGE": base} if base else {}
 
+    @property
+    def builder(self) -> str:
+        """BUILDER: auto, buildkit or classic."""
+        from paless_deploy.core.buildspec import parse_builder
+
+        return parse_builder(self.value("BUILDER"), self.settings["BUILDER"].describe_source())
+
+    @property
+    def platform(self) -> str | None:
+        """PLATFORM, normalized (`linux/amd64`); None: the engine's own."""
+        from paless_deploy.core.buildspec import normalize_platform
+
+        return normalize_platform(self.value("PLATFORM"),
+                                  self.settings["PLATFORM"].describe_source())
+
+    def build_targets(self) -> dict[str, str]:
+        """BUILD_TARGETS as app -> stage (`*` for every app not named)."""
+        from paless_deploy.core.buildspec import parse_build_targets
+
+        return parse_build_targets(self.value("BUILD_TARGETS"),
+                                   self.settings["BUILD_TARGETS"].describe_source())
+
+    def build_secrets(self) -> tuple[BuildSecret, ...]:
+        """BUILD_SECRETS: each secret id and the variable holding its value."""
+        from paless_deploy.core.buildspec import parse_build_secrets
+
+        return parse_build_secrets(self.value("BUILD_SECRETS"),
+                                   self.settings["BUILD_SECRETS"].describe_source())
+
+    def build_secret_setting(self, secret: BuildSecret) -> Setting:
+        """The variable a build secret reads, with its source (value None when unset)."""
+        found = self.settings.get(secret.variable) or next(
+            (s for s in self.named if s.name == secret.variable), None)
+        return found or Setting(secret.variable, None, SOURCE_DEFAULT)
+
+    def build_spec(self, app: str, engine_platform: str | None = None) -> BuildSpec:
+        """What a build of `app` receives besides its context; PLATFORM, else the engine's."""
+        from paless_deploy.core.buildspec import BuildSpec, target_for
+
+        return BuildSpec(args=self.build_args(), target=target_for(self.build_targets(), app),
+                         platform=self.platform or engine_platform,
+                         secrets=self.build_secrets(),
+                         frontend=(self.value("DOCKERFILE_FRONTEND") or "").strip() or None)
+
     def masked(self, name: str) -> str:
         """The value safe to show: secrets masked, unset as empty string."""
         value = self.settings[name].value
@@ -155,8 +205,9 @@ class Config:
 
     def secret_values(self) -> list[str]:
         """The configured secret values (for scrubbing text we did not write, like logs)."""
-        return [v for name in SECRET_NAMES
-                if (v := self.settings[name].value) and len(v) >= 4]
+        values = [self.settings[name].value for name in SECRET_NAMES]
+        values += [setting.value for setting in self.named]
+        return [v for v in values if v and len(v) >= 4]
 
     def substitution_values(self) -> dict[str, str]:
         """Values render may substitute as `${NAME}`: every allow-listed, non-empty one.
@@ -209,17 +260,19 @@ def _display_path(path: Path, project_dir: Path) -> str:
         return str(path)
 
 
-def read_env_files(files: list[Path], project_dir: Path, environ: Mapping[str, str]
-                   ) -> tuple[dict[str, Setting], list[str]]:
-    """Known variables of the env files (later wins) with `<file>:<line>` sources, and the
-    warnings their shell habits deserve (core.envfile); never executed."""
+def read_env_files(files: list[Path], project_dir: Path, environ: Mapping[str, str],
+                   names: Collection[str] = BY_NAME) -> tuple[dict[str, Setting], list[str]]:
+    """The variables `names` (default: the known ones) of the env files (later wins) with
+    `<file>:<line>` sources, and the warnings their shell habits deserve (core.envfile);
+    never executed. Names outside the table (build secrets) count as secrets."""
     settings: dict[str, Setting] = {}
     warnings: list[str] = []
     seen: dict[str, str] = {}  # every key of the files read so far (for ${OTHER})
     for path in files:
         env = envfile.read(path, _display_path(path, project_dir))
         values = envfile.expand(env, lambda name: environ.get(name, seen.get(name)),
-                                lambda name: name in BY_NAME, lambda name: name in SECRET_NAMES)
+                                lambda name: name in names,
+                                lambda name: name in SECRET_NAMES or name not in BY_NAME)
         seen.update({e.key: e.value for e in env.entries})
         seen.update({k: v for k, (v, _) in values.items()})
         settings.update({name: Setting(name, value, f"{env.shown}:{line}")
@@ -271,11 +324,13 @@ def load_config(
     namespace, namespace_source, branch = _effective_namespace(settings, environ, project_dir,
                                                                read_checkout)
     _derive_ingress_host(settings, namespace)
+    named = _secret_variables(settings["BUILD_SECRETS"].value, files, project_dir, environ)
     config = Config(
         project_dir=project_dir,
         settings=MappingProxyType(settings),  # read-only: Config is immutable
         namespace=namespace,
         namespace_source=namespace_source,
+        named=tuple(named.values()),
         branch=branch,
         env_files=tuple(files),
         warnings=tuple(warnings),
@@ -301,6 +356,24 @@ def _effective_namespace(
         return ns.value, ns.source, None
     derived = (project.value or "").lower().replace("_", "-")
     return derived, f"derived from PROJECT_NAME ({project.source})", None
+
+
+def _secret_variables(build_secrets: str | None, files: list[Path], project_dir: Path,
+                      environ: Mapping[str, str]) -> dict[str, Setting]:
+    """The variables BUILD_SECRETS names outside the table, from env files and environment
+    (same precedence as every variable); malformed entries are left to validation."""
+    from paless_deploy.core.buildspec import parse_build_secrets
+
+    try:
+        wanted = {s.variable for s in parse_build_secrets(build_secrets)} - set(BY_NAME)
+    except ConfigError:
+        return {}
+    found: dict[str, Setting] = {}
+    if wanted:
+        found.update(read_env_files(files, project_dir, environ, wanted)[0])
+    found.update({name: Setting(name, environ[name], SOURCE_ENVIRONMENT)
+                  for name in wanted if name in environ})
+    return found
 
 
 def _derive_ingress_host(settings: dict[str, Setting], namespace: str) -> None:
@@ -359,6 +432,12 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
             "Use lower-case letters, digits and single '-', '_' or '.' between them, "
             "e.g. PROJECT_NAME=paless.",
         ))
+    for parse in (lambda: config.builder, lambda: config.platform, config.build_targets,
+                  config.build_secrets):
+        try:
+            parse()
+        except ConfigError as exc:
+            problems.append(exc)
     registry = s["REGISTRY"]
     try:
         parse_registry(registry.value or "localhost:5000", f"REGISTRY ({registry.describe_source()})")

@@ -1,4 +1,5 @@
-"""Image tags derived from content: what Docker is sent, the Dockerfile, args and bases.
+"""Image tags derived from content: what the builder is sent, the Dockerfile, the build
+inputs (args, target, platform, secret names) and the base images.
 
 Pure functions over the files of a build context: an unchanged app gets the same tag,
 so it is neither rebuilt nor pushed; a changed one gets a new tag, so it always rolls out.
@@ -15,19 +16,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paless_deploy.core.buildspec import BuildSpec, ignore_file
 from paless_deploy.core.discover import App
 
 if TYPE_CHECKING:
     from paless_deploy.core.config import Config
 
 TAG_LENGTH = 12
-TAG_SCHEMA = b"paless-deploy/image-tag/v1\0"
+TAG_SCHEMA = b"paless-deploy/image-tag/v2\0"
 
 
-def read_dockerignore(context: Path) -> list[str]:
-    """The .dockerignore patterns exactly as `docker.APIClient.build` reads them."""
-    path = context / ".dockerignore"
-    if not path.exists():
+def read_dockerignore(app: App) -> list[str]:
+    """The patterns of the app's ignore file (`<Dockerfile>.dockerignore`, else the
+    context's `.dockerignore`), read as `docker.APIClient.build` reads a .dockerignore."""
+    path = ignore_file(app)
+    if path is None:
         return []
     lines = [line.strip() for line in path.read_text().splitlines()]
     return [line for line in lines if line and not line.startswith("#")]
@@ -99,15 +102,17 @@ class FileDigests:
 def compute_tag(
     app: App,
     paths: Sequence[str],
-    build_args: Mapping[str, str],
+    spec: BuildSpec,
     base_image_ids: Mapping[str, str | None],
     digests: FileDigests | None = None,
 ) -> str:
     """The immutable tag of an app's image: first 12 hex chars of a content hash.
 
-    Covers each path of the context as Docker sends it (`paths`, the Docker adapter's
-    `context_paths`) with its type, permission bits and content (not mtimes, owners),
-    the Dockerfile, the sorted build args and each base image's local ID.
+    Covers each path of the context as the builder receives it (`paths`, the Docker
+    adapter's `context_paths`) with its type, permission bits and content (not mtimes,
+    owners), the Dockerfile, the ignore file that chose those paths, the sorted build
+    args, the target stage, the platform, the names (never the values) of the build
+    secrets and each base image's local ID.
     """
     digests = digests or FileDigests()
     h = hashlib.sha256(TAG_SCHEMA)
@@ -129,8 +134,19 @@ def compute_tag(
         h.update(entry.encode("utf-8", "surrogateescape") + b"\0")
     h.update(b"dockerfile " + app.dockerfile_in_context.encode() + b"\0")
     h.update(app.dockerfile.read_bytes() + b"\0")
-    for name in sorted(build_args):
-        h.update(f"arg {name}={build_args[name]}\0".encode())
+    ignore = ignore_file(app)
+    if ignore is not None:
+        h.update(f"ignore {ignore.name}\0".encode() + ignore.read_bytes() + b"\0")
+    for name in sorted(spec.args):
+        h.update(f"arg {name}={spec.args[name]}\0".encode())
+    if spec.target:
+        h.update(f"target {spec.target}\0".encode())
+    if spec.platform:
+        h.update(f"platform {spec.platform}\0".encode())
+    for secret in spec.secrets:
+        h.update(f"secret {secret.id}\0".encode())
+    if spec.frontend:
+        h.update(f"frontend {spec.frontend}\0".encode())
     for ref in sorted(base_image_ids):
         h.update(f"base {ref}={base_image_ids[ref] or 'not-local'}\0".encode())
     return h.hexdigest()[:TAG_LENGTH]

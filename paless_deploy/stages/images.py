@@ -2,27 +2,43 @@
 
 The Docker daemon and the registry's HTTP API are asked before any work, so unchanged
 apps cost nothing; builds and pushes run a few at a time with per-image progress.
+Builds use BuildKit through the Docker CLI, or the classic builder (BUILDER).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from paless_deploy.adapters.buildkit import (
+    BUILDX_HINT,
+    BuildkitCli,
+    build_with_buildkit,
+    find_buildkit,
+)
 from paless_deploy.adapters.docker import (
     Cancelled,
     build_image,
     connect_docker,
     context_paths,
+    engine_platform,
     local_image_id,
     push_image,
 )
 from paless_deploy.adapters.registry import AuthRequired, check_registry, registry_manifest_digest
-from paless_deploy.core.discover import App
-from paless_deploy.core.errors import BuildError
+from paless_deploy.core.buildspec import (
+    BUILDER_AUTO,
+    BUILDER_BUILDKIT,
+    BUILDER_CLASSIC,
+    BuildSpec,
+    dockerfile_stages,
+    unknown_target_apps,
+)
+from paless_deploy.core.discover import App, discover_apps
+from paless_deploy.core.errors import BuildError, ConfigError, PalessError
 from paless_deploy.core.progress import ImageProgress, NullProgress
 from paless_deploy.core.tags import FileDigests, base_images, compute_tag, image_ref
 
@@ -54,6 +70,8 @@ class ImageResult:
     image_id: str | None = None
     built: bool = False
     pushed: bool = False
+    builder: str | None = None  # "buildkit" or "classic" when built in this run
+    platform: str | None = None  # what it was built for (PLATFORM, else the engine's)
 
 
 @dataclass(frozen=True)
@@ -61,49 +79,144 @@ class ImagePlan:
     app: App
     tag: str
     ref: str
+    spec: BuildSpec
 
 
-def plan_tags(api: DockerClient, config: Config, apps: Sequence[App]) -> list[ImagePlan]:
-    """Compute every app's tag and reference (base image IDs asked from the engine)."""
-    build_args = config.build_args()
+def _spec(config: Config, app: App, platform: str | None) -> BuildSpec:
+    """The app's build inputs; a target stage its Dockerfile lacks is an error (exit 2)."""
+    spec = config.build_spec(app.name, platform)
+    if spec.target:
+        stages = dockerfile_stages(app.dockerfile.read_text(errors="replace"))
+        if spec.target.lower() not in stages:
+            setting = config.settings["BUILD_TARGETS"]
+            raise ConfigError(
+                f"BUILD_TARGETS ({setting.describe_source()}) builds stage {spec.target!r} "
+                f"of {app.name}, but {app.dockerfile.name} has "
+                + (f"only the stages {', '.join(stages)}." if stages else "no named stage."),
+                "Name a stage of that Dockerfile (`FROM ... AS <stage>`), or drop the entry to "
+                "build its last stage.")
+    return spec
+
+
+def _check_targets(config: Config) -> None:
+    """BUILD_TARGETS names only apps of the project (a typo would silently build the last
+    stage)."""
+    if not config.build_targets():
+        return
+    apps = discover_apps(config.project_dir)
+    unknown = unknown_target_apps(config.build_targets(), [a.name for a in apps])
+    if unknown:
+        setting = config.settings["BUILD_TARGETS"]
+        raise ConfigError(
+            f"BUILD_TARGETS ({setting.describe_source()}) names {', '.join(unknown)}, which "
+            f"is not an app here (apps: {', '.join(a.name for a in apps)}).",
+            "Use the app names of `paless-deploy help`, or `*=<stage>` for every app.")
+
+
+def _plans(config: Config, apps: Sequence[App], platform: str | None,
+           base_id: Callable[[str], str | None]) -> list[ImagePlan]:
+    _check_targets(config)
     digests = FileDigests()
     ids: dict[str, str | None] = {}
     plans = []
     for app in apps:
-        bases = base_images(app.dockerfile.read_text(errors="replace"), build_args)
+        spec = _spec(config, app, platform)
+        bases = base_images(app.dockerfile.read_text(errors="replace"), spec.args)
         for base in bases:
             if base not in ids:
-                ids[base] = local_image_id(api, base)
-        tag = compute_tag(app, context_paths(app), build_args, {b: ids[b] for b in bases},
-                          digests)
-        plans.append(ImagePlan(app, tag, image_ref(config, app.name, tag)))
+                ids[base] = base_id(base)
+        tag = compute_tag(app, context_paths(app), spec, {b: ids[b] for b in bases}, digests)
+        plans.append(ImagePlan(app, tag, image_ref(config, app.name, tag), spec))
     return plans
+
+
+def plan_tags(api: DockerClient, config: Config, apps: Sequence[App]) -> list[ImagePlan]:
+    """Compute every app's tag and reference (base image IDs and the engine's platform
+    asked from the engine)."""
+    return _plans(config, apps, engine_platform(api), lambda base: local_image_id(api, base))
 
 
 def plan_images(config: Config, apps: Sequence[App]) -> tuple[list[ImagePlan], list[str]]:
     """Every app's tag and reference, without building; warnings when Docker is down
     (the tags then miss the base images' IDs and may differ from what a build makes)."""
     try:
-        return plan_tags(connect_docker(), config, apps), []
+        api = connect_docker()
     except BuildError:
-        digests = FileDigests()
-        plans = []
-        for app in apps:
-            tag = compute_tag(app, context_paths(app), config.build_args(), {}, digests)
-            plans.append(ImagePlan(app, tag, image_ref(config, app.name, tag)))
-        return plans, [("Docker is not reachable: image tags were computed without the base "
-                       "image IDs and may differ from what `build` produces.")]
+        return _plans(config, apps, None, lambda base: None), [(
+            "Docker is not reachable: image tags were computed without the base image IDs "
+            "and the engine's platform and may differ from what `build` produces.")]
+    return plan_tags(api, config, apps), []
+
+
+class _Builder:
+    """Which builder runs, chosen at the first build of the run (BUILDER), said once."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.warnings: list[str] = []  # said after the progress display ends
+        self.lock = threading.Lock()
+        self.chosen: tuple[BuildkitCli | None] | None = None
+
+    def cli(self) -> BuildkitCli | None:
+        """The BuildKit CLI to build with, None for the classic builder."""
+        with self.lock:
+            if self.chosen is None:
+                self.chosen = (self._choose(),)
+            return self.chosen[0]
+
+    def _choose(self) -> BuildkitCli | None:
+        wanted = self.config.builder
+        if wanted == BUILDER_CLASSIC:
+            self._warn_secrets("BUILDER=classic")
+            return None
+        cli, why_not = find_buildkit()
+        if cli is not None:
+            return cli
+        if wanted == BUILDER_BUILDKIT:
+            raise BuildError(f"BUILDER=buildkit, but no Docker CLI here builds with BuildKit: "
+                             f"{why_not}.", BUILDX_HINT, code="buildkit-missing")
+        assert wanted == BUILDER_AUTO
+        self.warnings.append(f"BuildKit is not available ({why_not}): building with the classic builder, "
+                  "which builds every stage and lacks RUN --mount, heredocs and "
+                  f"FROM --platform=$BUILDPLATFORM. {BUILDX_HINT} BUILDER=classic silences "
+                  "this.")
+        self._warn_secrets("the classic builder")
+        return None
+
+    def _warn_secrets(self, which: str) -> None:
+        if self.config.build_secrets():
+            self.warnings.append(f"BUILD_SECRETS is set, but {which} cannot pass build secrets: "
+                      "RUN --mount=type=secret steps get none.")
+
+
+def _secret_values(config: Config, spec: BuildSpec, app: str) -> dict[str, str]:
+    """Each build secret's variable and value; an unset one is an error (exit 2)."""
+    values = {}
+    for secret in spec.secrets:
+        setting = config.build_secret_setting(secret)
+        if not setting.value:
+            raise ConfigError(
+                f"Build secret {secret.id!r} of {app} reads {secret.variable}, which is "
+                f"{'empty' if setting.value == '' else 'not set'} "
+                f"({setting.describe_source()}).",
+                f"Set {secret.variable} in the environment or an env file (a CI secret), or "
+                f"remove {secret.id}={secret.variable} from BUILD_SECRETS.",
+                code="build-secret-missing")
+        values[secret.variable] = setting.value
+    return values
 
 
 def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
                  progress: ImageProgress | None = None, max_parallel: int = MAX_PARALLEL,
-                 plans: Sequence[ImagePlan] | None = None) -> list[ImageResult]:
+                 plans: Sequence[ImagePlan] | None = None,
+                 warn: Callable[[str], None] | None = None) -> list[ImageResult]:
     """Build (and with `push`, push) the apps' images; only what is missing is done.
 
     With `push`, an image whose tag the registry already has is neither built nor
     pushed. Results come back in the order of `apps`. Raises BuildError for the
     first failure after every started job has finished. `plans` (from `plan_images`,
-    Docker reachable) saves hashing every context a second time.
+    Docker reachable) saves hashing every context a second time. `warn` receives what
+    the user should know once (e.g. that BuildKit is missing and classic builds run).
     """
     progress = progress or NullProgress()
     api = connect_docker()
@@ -111,11 +224,11 @@ def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
         check_registry(config.registry)
     if plans is None or [p.app for p in plans] != list(apps):
         plans = plan_tags(api, config, apps)
-    build_args = config.build_args()
+    builder = _Builder(config)
     stop = threading.Event()
 
     def run(plan: ImagePlan) -> ImageResult:
-        return _process(api, config, plan, build_args, push, progress, stop)
+        return _process(api, config, plan, builder, push, progress, stop)
 
     with progress:
         for plan in plans:
@@ -130,6 +243,8 @@ def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
             executor.shutdown(wait=False, cancel_futures=True)
             raise
         executor.shutdown(wait=True)
+    for text in builder.warnings:
+        (warn or (lambda _: None))(text)
     if failures:
         first = failures[0]
         others = ", ".join(str(getattr(f, "app", "?")) for f in failures[1:]
@@ -141,20 +256,30 @@ def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
 
 
 def _collect(futures: Iterable[Future[ImageResult]]) -> tuple[list[ImageResult],
-                                                               list[BuildError]]:
+                                                               list[PalessError]]:
     results: list[ImageResult] = []
-    failures: list[BuildError] = []
+    failures: list[PalessError] = []
     for future in futures:
         try:
             results.append(future.result())
-        except BuildError as exc:
+        except (BuildError, ConfigError) as exc:
             failures.append(exc)
     return results, failures
 
 
-def _process(api: DockerClient, config: Config, plan: ImagePlan,
-             build_args: Mapping[str, str], push: bool, progress: ImageProgress,
-             stop: threading.Event) -> ImageResult:
+def _build(api: DockerClient, config: Config, plan: ImagePlan, builder: _Builder,
+           progress: ImageProgress, stop: threading.Event) -> tuple[str, str]:
+    """Build one image with the chosen builder: (image ID, "buildkit" or "classic")."""
+    cli = builder.cli()
+    if cli is None:
+        return build_image(api, plan.app, plan.ref, plan.spec, progress, stop), "classic"
+    secrets = _secret_values(config, plan.spec, plan.app.name)
+    image_id = build_with_buildkit(cli, plan.app, plan.ref, plan.spec, secrets, progress, stop)
+    return image_id or local_image_id(api, plan.ref) or "", "buildkit"
+
+
+def _process(api: DockerClient, config: Config, plan: ImagePlan, builder: _Builder,
+             push: bool, progress: ImageProgress, stop: threading.Event) -> ImageResult:
     """One app: ask the registry, build if missing locally, push if missing remotely."""
     name, ref = plan.app.name, plan.ref
     try:
@@ -164,26 +289,33 @@ def _process(api: DockerClient, config: Config, plan: ImagePlan,
             if digest:
                 progress.finish(name, "in the registry, nothing to do", ok=True)
                 return ImageResult(name, ref, plan.tag, digest, ACTION_SKIPPED,
-                                   image_id=local_image_id(api, ref))
+                                   image_id=local_image_id(api, ref),
+                                   platform=plan.spec.platform)
         image_id = local_image_id(api, ref)
-        built = False
+        built_by: str | None = None
         if image_id is None:
             progress.update(name, "building")
-            image_id = build_image(api, plan.app, ref, build_args, progress, stop)
-            built = True
+            image_id, built_by = _build(api, config, plan, builder, progress, stop)
+        built = built_by is not None
         if not push:
             progress.finish(name, "built" if built else "up to date, not rebuilt", ok=True)
             return ImageResult(name, ref, plan.tag, None,
                                ACTION_BUILT if built else ACTION_SKIPPED,
-                               image_id=image_id, built=built)
+                               image_id=image_id, built=built, builder=built_by,
+                               platform=plan.spec.platform)
         progress.update(name, "pushing")
         digest = push_image(api, config.registry, ref, name, progress, stop)
         digest = digest or _remote_digest(config.registry, config, plan)
         progress.finish(name, "built and pushed" if built else "pushed", ok=True)
         return ImageResult(name, ref, plan.tag, digest, ACTION_PUSHED,
-                           image_id=image_id, built=built, pushed=True)
+                           image_id=image_id, built=built, pushed=True, builder=built_by,
+                           platform=plan.spec.platform)
     except BuildError as exc:
         exc.app = exc.app or name
+        exc.resource = exc.resource or f"image/{name}"
+        progress.finish(name, exc.code, ok=False)
+        raise
+    except ConfigError as exc:
         progress.finish(name, exc.code, ok=False)
         raise
     except Cancelled:

@@ -120,3 +120,57 @@ def test_pure_rules():
     assert registry_usable_by_nodes("localhost:5000", 1)
     assert not registry_usable_by_nodes("127.0.0.1:5000", 3)
     assert registry_usable_by_nodes("10.0.0.5:5000", 3)
+
+
+@pytest.mark.docker
+@pytest.mark.cluster
+def test_builder_and_platform_on_the_sandbox(sandbox, docker_client, tmp_path):
+    """The sandbox provides BuildKit; its nodes are amd64, so an arm64 build is warned about."""
+    import platform
+    import re
+
+    result = run(sandbox, tmp_path)
+    builder = by_prefix(result, "image builder")
+    assert builder["ok"] and builder["detail"].startswith("BuildKit: "), builder
+    assert "docker" in builder["detail"]
+    ok = by_prefix(result, "nodes run the build's platform")
+    engine_arch = docker_client.version()["Arch"]
+    assert ok["ok"] and f"images for linux/{engine_arch}" in ok["detail"], ok
+    assert "PLATFORM unset" in ok["detail"]
+
+    other = "arm64" if platform.machine() in ("x86_64", "amd64") else "amd64"
+    result = run(sandbox, tmp_path, PLATFORM=other)
+    warned = by_prefix(result, "nodes run the build's platform")
+    assert (warned["ok"], warned["status"]) == (False, "warn"), warned
+    assert f"built for linux/{other} (PLATFORM)" in warned["detail"]
+    # every node of the sandbox is amd64 (other test runs add kwok nodes of their own)
+    assert re.search(r"but (\d+) of \1 node\(s\) run another architecture: \S+ \(amd64\)",
+                     warned["detail"]), warned
+    assert warned["fix"].startswith("Set PLATFORM=linux/amd64")
+    assert result.exit_code == 0  # a warning, not a failed required check
+
+    result = run(sandbox, tmp_path, BUILDER="classic")
+    assert "classic builder (BUILDER=classic)" in by_prefix(result, "image builder")["detail"]
+
+
+@pytest.mark.cluster
+def test_builder_missing_says_how_to_get_buildkit(sandbox, tmp_path, monkeypatch):
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    monkeypatch.setenv("PATH", str(empty_bin))  # no docker CLI at all
+    result = run(sandbox, tmp_path)
+    builder = by_prefix(result, "image builder")
+    assert builder["status"] == "warn" and "no `docker` command on PATH" in builder["detail"]
+    assert "fall back to the classic builder" in builder["detail"]
+    assert "docker-buildx" in builder["fix"]
+    result = run(sandbox, tmp_path, BUILDER="buildkit")
+    assert by_prefix(result, "image builder")["status"] == "FAIL"
+    assert result.exit_code == 1
+
+
+def test_nodes_of_other_arch():
+    from paless_deploy.commands.doctor import nodes_of_other_arch
+
+    nodes = {"b": "amd64", "a": "arm64", "c": ""}
+    assert nodes_of_other_arch("linux/amd64", nodes) == {"a": "arm64"}
+    assert nodes_of_other_arch("linux/arm64/v8", nodes) == {"b": "amd64"}

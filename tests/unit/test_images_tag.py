@@ -12,6 +12,7 @@ import pytest
 
 from paless_deploy.adapters.docker import context_paths
 from paless_deploy.adapters.registry import registry_scheme
+from paless_deploy.core.buildspec import BuildSecret, BuildSpec
 from paless_deploy.core.discover import App, discover_apps
 from paless_deploy.core.tags import base_images, compute_tag
 
@@ -34,8 +35,11 @@ def app(tmp_path: Path) -> App:
     return App("api", d / "Dockerfile", d)
 
 
-def tag(app: App, args: dict[str, str] = ARGS, ids: dict[str, str | None] = IDS) -> str:
-    return compute_tag(app, context_paths(app), args, ids)
+def tag(app: App, args: dict[str, str] = ARGS, ids: dict[str, str | None] = IDS, *,
+        target: str | None = None, platform: str | None = None,
+        secrets: tuple[BuildSecret, ...] = ()) -> str:
+    spec = BuildSpec(args=args, target=target, platform=platform, secrets=secrets)
+    return compute_tag(app, context_paths(app), spec, ids)
 
 
 def test_same_content_same_tag(app: App) -> None:
@@ -78,6 +82,35 @@ def test_build_arg_change_new_tag(app: App) -> None:
     assert tag(app, {"BASE_IMAGE": "base:2"}) != tag(app)
     assert tag(app, {**ARGS, "OTHER": "1"}) != tag(app)
     assert tag(app, {"B": "2", "A": "1"}) == tag(app, {"A": "1", "B": "2"})
+
+
+def test_target_platform_and_secret_names_are_inputs(app: App) -> None:
+    plain = tag(app)
+    assert tag(app, target="runtime") not in (plain, tag(app, target="dev"))
+    assert tag(app, platform="linux/arm64") not in (plain, tag(app, platform="linux/amd64"))
+    one = tag(app, secrets=(BuildSecret("npm", "NPM_TOKEN"),))
+    assert one != plain
+    # the names of secrets, never their values (nor the variable holding them)
+    assert tag(app, secrets=(BuildSecret("npm", "OTHER_VARIABLE"),)) == one
+    assert tag(app, secrets=(BuildSecret("pip", "NPM_TOKEN"),)) != one
+
+
+def test_per_dockerfile_ignore_file_wins_over_dockerignore(tmp_path: Path) -> None:
+    write(tmp_path / "Dockerfile.web", "FROM scratch\nCOPY . /src\n")
+    write(tmp_path / "Dockerfile.worker", "FROM scratch\nCOPY . /src\n")
+    write(tmp_path / ".dockerignore", "*.log\n")
+    write(tmp_path / "Dockerfile.web.dockerignore", "*.md\n")
+    write(tmp_path / "app.log", "log")
+    write(tmp_path / "notes.md", "notes")
+    web, worker = discover_apps(tmp_path)  # the ignore file is no app of its own
+    assert (web.name, worker.name) == ("web", "worker")
+    assert "app.log" in context_paths(web) and "notes.md" not in context_paths(web)
+    assert "notes.md" in context_paths(worker) and "app.log" not in context_paths(worker)
+    before = (tag(web, {}, {}), tag(worker, {}, {}))
+    write(tmp_path / "notes.md", "edited")  # only worker receives it
+    assert (tag(web, {}, {}), tag(worker, {}, {}) != before[1]) == (before[0], True)
+    write(tmp_path / "Dockerfile.web.dockerignore", "*.md\n*.txt\n")  # what web is sent
+    assert tag(web, {}, {}) != before[0]
 
 
 def test_base_image_id_change_new_tag(app: App) -> None:
