@@ -437,8 +437,18 @@ def _load(source: KubeconfigSource, context: str | None) -> tuple[Any, str]:
 # errors and retries
 
 
+def refused_patch(exc: BaseException) -> bool:
+    """A server-side apply the API server cannot type (a string where a number goes, a
+    field its schema lacks) comes back as 500 "failed to create typed patch object": the
+    manifest's mistake, not the server's, and never worth another try."""
+    return isinstance(exc, ApiError) and exc.status == 500 and (
+        "failed to create typed patch object" in exc.message)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Connection failures (not TLS), 5xx and 429 are worth another try; nothing else is."""
+    if refused_patch(exc):
+        return False
     if isinstance(exc, ApiError):
         return exc.status in (0, 429, 500, 502, 503, 504)
     if isinstance(exc, TransportError):

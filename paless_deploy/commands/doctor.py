@@ -376,8 +376,9 @@ def _rendered_class_checks(run_ctx: RunContext, kube: Kube, configured_storage: 
     try:
         plans, _ = plan_images(run_ctx.config, discovered_apps(run_ctx))
         objects = render(run_ctx, {p.app.name: p.ref for p in plans}).objects
-    except PalessError as exc:
-        return [Check("render", False, True, exc.message, exc.hint)]
+    except PalessError as exc:  # plan and render say more; here it only costs these checks
+        return [Check("classes the manifests name", False, False,
+                      f"could not render the manifests to read them: {exc.message}", exc.hint)]
     storage, ingress = classes_named(objects)
     checks: list[Check] = []
     for name, users in sorted(storage.items()):

@@ -258,8 +258,11 @@ def rewrite_images(objects: list[dict], app_images: AppImages | Mapping[str, str
 
 
 def _meant_as_ours(image: str, images: AppImages) -> bool:
-    """An image of our registry named like our apps, or floating there (never rolled out)."""
+    """An image of our registry named like our apps, or floating there (never rolled out),
+    when we build apps at all and it is not pinned by a digest."""
     ref = parse_image(image)
+    if ref.digest or not images.refs:
+        return False  # exact (a report's image), or a tree that builds nothing
     name = ref.path.rsplit("/", 1)[-1]
     return ref.floating or name.startswith((f"{images.project}-", "app-"))
 

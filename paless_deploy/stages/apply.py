@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from paless_deploy.adapters.kube import ApiError, TransportError, cluster_errors, with_retries
+from paless_deploy.adapters.kube import (
+    ApiError,
+    TransportError,
+    cluster_errors,
+    refused_patch,
+    with_retries,
+)
 from paless_deploy.core import labels
 from paless_deploy.core.errors import DeployFailed
 from paless_deploy.core.kinds import Kind, by_kind
@@ -62,8 +68,10 @@ def _ssa(kube: Kube, kind: Kind, body: Mapping[str, Any], namespace: str | None,
                                            dry_run=dry_run))
 
 
-def _conflict(obj: Mapping[str, Any], exc: ApiError, autoscaler: str | None = None
-              ) -> ApplyConflict:
+def conflict_error(obj: Mapping[str, Any], exc: ApiError, autoscaler: str | None = None
+                   ) -> ApplyConflict:
+    """The one description of an apply conflict: who owns the fields, and the fix (an
+    autoscaler's replicas are named as such)."""
     managers = sorted(set(re.findall(r'conflict with "([^"]+)"', exc.message)))
     who = ", ".join(managers) or "another field manager"
     if "kube-controller-manager" in managers and ".spec.replicas" in exc.message:
@@ -84,7 +92,7 @@ def _conflict(obj: Mapping[str, Any], exc: ApiError, autoscaler: str | None = No
         resource=object_ref(obj), reason="Conflict")
 
 
-def _autoscaler_of(kube: Kube, obj: Mapping[str, Any]) -> str | None:
+def autoscaler_of(kube: Kube, obj: Mapping[str, Any]) -> str | None:
     """The name of an HPA in the cluster that scales `obj` (one made outside the tree)."""
     namespace = (obj.get("metadata") or {}).get("namespace")
     try:
@@ -140,8 +148,8 @@ def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False,
                 live = _hand_replicas_to_initial_manager(kube, kind, obj, initial, namespace)
         except ApiError as exc:
             if exc.status == 409:
-                raise _conflict(obj, exc, autoscaler or _autoscaler_of(kube, obj)) from None
-            if exc.status in (400, 422):
+                raise conflict_error(obj, exc, autoscaler or autoscaler_of(kube, obj)) from None
+            if exc.status in (400, 422) or refused_patch(exc):
                 raise _invalid(obj, exc) from None
             raise
     if before is None:

@@ -4,7 +4,8 @@ The API server judges each object exactly as the apply will send it (same field 
 strict field validation, admission): a kind the cluster does not serve, an invalid value,
 an unknown field, an admission refusal. Every bad object is named in one exit-2 report
 and nothing is applied; a field another manager owns is reported the same way (exit 1,
-as for a conflict found while applying), before any phase changed the cluster.
+as for a conflict found while applying, and named the same way), before any phase
+changed the cluster.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
+from paless_deploy.adapters.kube import ApiError, cluster_errors, refused_patch, with_retries
 from paless_deploy.core import labels
-from paless_deploy.core.errors import ConfigError, DeployFailed, PalessError
+from paless_deploy.core.errors import ConfigError, PalessError
 from paless_deploy.core.objects import ref_of
+from paless_deploy.core.render import hpa_targets
+from paless_deploy.stages.apply import ApplyConflict, autoscaler_of, conflict_error
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -32,19 +35,21 @@ class Refusal:
     ref: str
     reason: str  # Invalid, unknown-kind, Conflict, Forbidden, ...
     message: str
-    conflict: bool = False
+    conflict: ApplyConflict | None = None  # the conflict, as the apply would name it
 
 
 def dry_run_all(kube: Kube, objects: list[dict], namespace: str, *,
                 force_conflicts: bool = False) -> None:
     """Dry-run every object (in parallel); raise one error naming every refusal."""
+    autoscalers = hpa_targets(objects)
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         refusals = [r for r in pool.map(
-            lambda obj: _dry_run(kube, obj, force_conflicts), objects) if r is not None]
+            lambda obj: _dry_run(kube, obj, force_conflicts, autoscalers.get(
+                (obj["kind"], obj["metadata"]["name"]))), objects) if r is not None]
     if not refusals:
         return
-    invalid = [r for r in refusals if not r.conflict]
-    listed = "; ".join(f"{r.ref}: {r.message}" for r in (invalid or refusals))
+    invalid = [r for r in refusals if r.conflict is None]
+    listed = "; ".join(f"{r.ref}: {r.message}" for r in invalid)
     if invalid:
         raise ConfigError(
             f"The API server refuses {len(invalid)} object(s) of the manifests: {listed}. "
@@ -52,15 +57,15 @@ def dry_run_all(kube: Kube, objects: list[dict], namespace: str, *,
             "Fix each object named (the server's words say which field), then run again; "
             "`paless-deploy render` shows what was sent.",
             code="invalid-manifest", resource=invalid[0].ref, reason=invalid[0].reason)
-    raise DeployFailed(
-        f"Fields of {len(refusals)} object(s) are owned by another manager: {listed}. "
-        f"Nothing was applied to {namespace}.",
-        "Someone changed them with another tool (e.g. `kubectl edit`/`scale`). Re-run the "
-        "command with --force-conflicts after it to take them over, or remove them from "
-        "the manifests.", code="apply-conflict", resource=refusals[0].ref, reason="Conflict")
+    conflicts = [r.conflict for r in refusals if r.conflict is not None]
+    first = conflicts[0]
+    more = f" (and {len(conflicts) - 1} more: " + "; ".join(
+        c.message for c in conflicts[1:]) + ")" if len(conflicts) > 1 else ""
+    raise ApplyConflict(f"{first.message}{more}. Nothing was applied to {namespace}.",
+                        first.hint, resource=first.resource, reason=first.reason)
 
 
-def _dry_run(kube: Kube, obj: dict, force: bool) -> Refusal | None:
+def _dry_run(kube: Kube, obj: dict, force: bool, autoscaler: str | None) -> Refusal | None:
     ref = ref_of(obj)
     try:
         with cluster_errors(kube, f"validating {ref}", obj["metadata"].get("namespace")):
@@ -74,10 +79,11 @@ def _dry_run(kube: Kube, obj: dict, force: bool) -> Refusal | None:
         raise
     except ApiError as exc:
         if exc.status == 409:
-            return Refusal(ref, "Conflict", _short(exc.message), conflict=True)
+            conflict = conflict_error(obj, exc, autoscaler or autoscaler_of(kube, obj))
+            return Refusal(ref, "Conflict", _short(exc.message), conflict=conflict)
         if exc.status == 422 and obj.get("kind") == "Job" and "immutable" in exc.message:
             return None  # a changed Job is replaced, not patched
-        if exc.status in (400, 403, 404, 422):
+        if exc.status in (400, 403, 404, 422) or refused_patch(exc):
             return Refusal(ref, exc.reason or str(exc.status), _short(_with_causes(exc)))
         raise
     return None
