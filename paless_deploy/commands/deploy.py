@@ -166,9 +166,11 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
             if options.only_apps else apps
         pinned = {}
     refs: dict[str, str] = {app: str(ref) for app, ref in pinned.items()}
+    kept: dict[str, str] = {}
     if options.only_apps:
         others = [a.name for a in apps if a.name not in options.only_apps]
-        refs.update(deployed_app_refs(kube, run.namespace, run.config, others))
+        kept = deployed_app_refs(kube, run.namespace, run.config, others)
+        refs.update(kept)
     # Tags are content hashes: known before building, so a bad overlay, variable, phase
     # annotation or an object of another namespace fails in seconds, before any build.
     plans = plan_images(run.config, to_build)[0] if to_build else []
@@ -201,8 +203,8 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         run.warn(warning)
     phases = plan_phases(objects)
     # the report's digests were just found in their registry: no second look
-    findings = preflight(kube, run.config, objects,
-                         {app: ref for app, ref in refs.items() if app not in pinned})
+    findings = preflight(kube, run.config, objects, refs, kept=kept, warn=run.warn,
+                         verified={str(ref) for ref in pinned.values()})
     if findings:
         shown = run.show(findings)
         err = DeployFailed(f"Preflight found {len(findings)} problem(s); nothing was applied.",

@@ -7,7 +7,7 @@ deploy stops with nothing applied.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -16,10 +16,15 @@ from paless_deploy.adapters.registry import (
     AuthRequired,
     registry_manifest_digest,
     registry_scheme,
-    split_registry,
 )
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.errors import BuildError, ClusterError, ConfigError
+from paless_deploy.core.imageref import (
+    Registry,
+    parse_image,
+    parse_registry_lenient,
+    same_registry,
+)
 from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS, by_kind
 from paless_deploy.core.ownership import cluster_object_owner
 from paless_deploy.core.podspec import pod_containers
@@ -44,9 +49,12 @@ def check_writable(kube: Kube, namespace: str) -> None:
                     "you are allowed to write (-n).", code="forbidden")
 
 
-def preflight(kube: Kube, config: Config, objects: list[dict],
-              refs: Mapping[str, str]) -> list[Finding]:
-    """References to Secrets/ConfigMaps/claims and our images in the registry."""
+def preflight(kube: Kube, config: Config, objects: list[dict], refs: Mapping[str, str], *,
+              kept: Collection[str] = (), verified: Collection[str] = (),
+              warn: Callable[[str], None] = lambda text: None) -> list[Finding]:
+    """References to Secrets/ConfigMaps/claims, and every image the manifests pull from our
+    registry: our apps' (`kept`: apps whose running image this run keeps, not builds;
+    `verified`: images already found there), and the others (missing and named like ours: a finding; otherwise a warning)."""
     def existing(kind: str, namespace: str, name: str) -> dict | None:
         if kind not in _REFERENCED_KINDS:
             return None
@@ -54,27 +62,64 @@ def preflight(kube: Kube, config: Config, objects: list[dict],
             return with_retries(lambda: kube.read(by_kind(kind), name, namespace))
 
     findings = list(check_references(objects, existing))
-    used = {c.get("image", "") for obj in objects for c in pod_containers(obj)}
-    host, _ = split_registry(config.registry)
-    for app, ref in refs.items():
-        if ref not in used or not ref.startswith(config.registry + "/"):
+    used = {str(c.get("image", "")) for obj in objects for c in pod_containers(obj)}
+    apps_of = {ref: app for app, ref in refs.items()}
+    registry = parse_registry_lenient(config.registry)
+    for image in sorted(used):
+        if registry is None or image in verified or not _in_registry(image, registry):
             continue
-        # repo:tag, or repo:tag@digest (deployed from a report): ask for the digest then
-        name, _, pinned = ref[len(config.registry) + 1:].partition("@")
-        repo, _, tag = name.rpartition(":")
-        tag = pinned or tag
-        try:
-            digest = registry_manifest_digest(config.registry, repo, tag)
-        except (AuthRequired, BuildError):
-            continue  # cannot tell from here; the nodes may still reach it
-        if digest is None:
-            findings.append(Finding(
-                code="missing-image", resource=f"image/{app}", reason="NotInRegistry",
-                message=f"The image {ref} of app {app} is not in the registry {config.registry}.",
-                hint=f"Run `paless-deploy push {app}` (or `all`), then deploy again.",
-                commands=(f"curl -sI {registry_scheme(host)}://{host}/v2/{repo}/manifests/{tag}",),
-                evidence=(), fatal=True))
+        answer = _manifest(registry, image)
+        if answer is not None:
+            continue
+        app = apps_of.get(image)
+        if app is None and not parse_image(image).path.rsplit("/", 1)[-1].startswith(
+                f"{config.project_name}-"):
+            warn(f"The image {image} is not in the registry {config.registry}: pods that use it "
+                 "will not start (ImagePullBackOff) until it is pushed.")
+            continue
+        findings.append(_missing_image(config, image, app, kept))
     return findings
+
+
+def _in_registry(image: str, registry: Registry) -> bool:
+    try:
+        ref = parse_image(image)
+    except ValueError:
+        return False
+    inside = not registry.prefix or ref.path.startswith(registry.prefix + "/")
+    return inside and same_registry(ref.registry, registry.host)
+
+
+def _manifest(registry: Registry, image: str) -> str | None:
+    """The image's digest in the registry; "" when the registry cannot tell (auth, down)."""
+    ref = parse_image(image)
+    try:
+        return registry_manifest_digest(registry.host, ref.path, ref.digest or ref.tag or
+                                        "latest")
+    except (AuthRequired, BuildError):
+        return ""  # cannot tell from here; the nodes may still reach it
+
+
+def _missing_image(config: Config, image: str, app: str | None, kept: Collection[str]
+                   ) -> Finding:
+    ref = parse_image(image)
+    host = parse_registry_lenient(config.registry)
+    url = (f"{registry_scheme(host.host)}://{host.host}/v2/{ref.path}/manifests/"
+           f"{ref.digest or ref.tag or 'latest'}") if host else image
+    if app in kept:
+        hint = (f"App {app} keeps the image it runs now, and the registry no longer has it "
+                f"(a :latest the cluster pulled once?): deploy that app too "
+                f"(`paless-deploy deploy {app}` builds and pushes its own, immutable tag).")
+    elif app is not None:
+        hint = f"Run `paless-deploy push {app}` (or `all`), then deploy again."
+    else:
+        hint = (f"Push {image} to the registry, or correct the reference in the manifests "
+                "(`paless-deploy plan` and `render` show what is deployed).")
+    return Finding(
+        code="missing-image", resource=f"image/{app or ref.path}", reason="NotInRegistry",
+        message=f"The image {image}" + (f" of app {app}" if app else "")
+        + f" is not in the registry {config.registry}.",
+        hint=hint, commands=(f"curl -sI {url}",), evidence=(), fatal=True)
 
 
 def claim_cluster_objects(kube: Kube, objects: list[dict], namespace: str

@@ -74,9 +74,47 @@ def test_an_image_missing_from_the_registry_fails_before_applying(tmp_path, sand
         assert finding["code"] == "missing-image"
         assert finding["resource"] == "image/worker"
         assert gone in finding["message"]
-        assert "push worker" in finding["hint"]
+        # the worker is kept as it runs; building its own immutable tag is the way out
+        assert "deploy worker" in finding["hint"], finding
         after = sandbox.kubectl("get", "deployment", "web", "-n", namespace, "-o",
                                 "jsonpath={.metadata.resourceVersion}").stdout
         assert after == before, "nothing may be applied after a failed preflight"
     finally:
         delete_instances(sandbox, [namespace])
+
+
+SIDECAR = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- ../dev
+patches:
+- patch: |
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: worker}
+    spec:
+      template:
+        spec:
+          containers:
+          - name: sidecar
+            image: localhost:5000/ghost-sidecar-%s:never-pushed
+"""
+
+
+def test_an_image_of_someone_else_missing_from_our_registry_is_a_warning(tmp_path, sandbox):
+    # not ours to build, and a node may have it already: said, but not in the way
+    project = make_project(tmp_path / "proj")
+    tag = uuid.uuid4().hex[:6]
+    add_overlay(project, "sidecar", SIDECAR % tag)
+    ns = f"t-preflight-side-{tag}"
+    try:
+        run = run_cli(project, sandbox.kubeconfig, ns, "--overlay", "sidecar", "all")
+        assert run.returncode == 0, (run.doc or {}).get("errors") or run.stderr[-2000:]
+        ref = f"localhost:5000/ghost-sidecar-{tag}:never-pushed"
+        assert f"The image {ref} is not in the registry localhost:5000" in run.stderr, run
+        images = sandbox.kubectl("get", "deployment", "worker", "-n", ns, "-o",
+                                 "jsonpath={.spec.template.spec.containers[*].image}").stdout
+        assert ref in images.split(), images
+    finally:
+        delete_instances(sandbox, [ns])

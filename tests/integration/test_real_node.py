@@ -260,13 +260,15 @@ def test_a_cluster_ip_service_answers_from_another_pod(served, sandbox, real_nod
 
 def test_a_reference_the_registry_lacks_is_a_real_image_pull_failure(project, sandbox, registry,
                                                                       real_node):
-    ref = f"localhost:5000/{PROJECT_NAME}-web:never-pushed"  # not an app: preflight leaves it be
-    assert registry.manifest_digest(f"{PROJECT_NAME}-web", "never-pushed") is None
+    # not named like our apps: preflight warns and lets the cluster say what it does
+    ref = "localhost:5000/ghost-realnode:never-pushed"
+    assert registry.manifest_digest("ghost-realnode", "never-pushed") is None
     run, namespace = failure_run(project, sandbox, "ghost", [workload("ghost", image=ref)])
     try:
         first = run.doc["errors"][0]
         assert first["code"] == "image-pull", run.doc["errors"]
         assert first["resource"].startswith("Pod/ghost-") and ref in first["message"]
+        assert f"The image {ref} is not in the registry" in run.stderr, run.stderr[-3000:]
         # containerd's words for the registry's 404, in the report's evidence
         assert f'failed to resolve reference "{ref}"' in run.stderr, run.stderr[-3000:]
         pod = only_pod(sandbox, namespace, "ghost")
@@ -347,7 +349,7 @@ def test_an_image_imported_into_containerd_runs_without_the_registry(project, sa
                                                                       real_node, tmp_path):
     # what the k3s import path does: `ctr -n k8s.io images import`, then IfNotPresent
     tag = uuid.uuid4().hex[:10]
-    ref = f"localhost:5000/{PROJECT_NAME}-imported:{tag}"  # never pushed
+    ref = f"localhost:5000/imported-realnode:{tag}"  # never pushed
     context = tmp_path / "imported"
     shutil.copytree(project.dir / "web", context, symlinks=True)
     (context / "rootfs" / "www" / "index.html").write_text("imported\n")
@@ -371,7 +373,7 @@ def test_an_image_imported_into_containerd_runs_without_the_registry(project, sa
             pulled = [e["message"] for e in events_of(sandbox, namespace, pod["metadata"]["name"])
                       if e["reason"] == "Pulled"]
             assert any("already present on machine" in m for m in pulled), pulled
-            assert registry.manifest_digest(f"{PROJECT_NAME}-imported", tag) is None
+            assert registry.manifest_digest("imported-realnode", tag) is None
         finally:
             delete_instances(sandbox, [namespace])
     finally:
