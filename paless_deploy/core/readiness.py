@@ -9,11 +9,14 @@ none of them. To add a kind: write its rule here and give it a row in `RULES`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from paless_deploy.core.apitypes import ApiObject, JsonValue
+from paless_deploy.core.diagnosis.eventlog import age
 from paless_deploy.core.objects import condition, nested
+from paless_deploy.core.podspec import pod_spec
 
 READY = "ready"
 IN_PROGRESS = "in-progress"
@@ -295,6 +298,32 @@ def readiness(obj: ApiObject, *, applied_generation: int | None = None,
     """The one entry point: the verdict for any kind."""
     facts = Facts(applied_generation, wait_for_first_consumer)
     return rule_for(str(obj.get("kind") or ""))(obj, facts)
+
+
+SETTLED_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod"})
+
+
+def unsettled_s(obj: ApiObject, pods: Sequence[ApiObject], settle_s: float,
+                now: datetime | None) -> float:
+    """Seconds still to watch a ready workload none of whose containers has a readiness
+    probe, before calling it ready; 0 when it has one, or has settled.
+
+    Without a probe a container counts as ready the moment it starts: an app that exits a
+    second later, once it has read its configuration, would pass. So the youngest running
+    container of its pods must have run `settle_s` seconds; a restart starts the count
+    again, and the diagnosis meanwhile sees the crash it is.
+    """
+    if settle_s <= 0 or obj.get("kind") not in SETTLED_KINDS:
+        return 0.0
+    containers = (pod_spec(obj) or {}).get("containers") or []
+    if not containers or any(c.get("readinessProbe") for c in containers):
+        return 0.0
+    statuses = [cs for pod in pods for cs in nested(pod, "status", "containerStatuses") or []]
+    if any("running" not in (cs.get("state") or {}) for cs in statuses):
+        return settle_s  # exited or waiting again: the count starts over once it runs
+    ran = [age(nested(cs, "state", "running", "startedAt"), now) for cs in statuses]
+    known = [r for r in ran if r != float("inf")]
+    return max(0.0, settle_s - min(known)) if known else 0.0
 
 
 def ingress_warning(obj: ApiObject) -> str | None:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from paless_deploy.core.diagnosis.claims import diagnose_pvc
 from paless_deploy.core.diagnosis.deadline import describe_not_ready
 from paless_deploy.core.diagnosis.eventlog import last_seen, parse_time
-from paless_deploy.core.diagnosis.findings import Finding, Policy
+from paless_deploy.core.diagnosis.findings import ANNOTATION_SETTLE, Finding, Policy
 from paless_deploy.core.diagnosis.hints import DATA_SERVICES
 from paless_deploy.core.diagnosis.pods import diagnose_pod
 from paless_deploy.core.diagnosis.workloads import (
@@ -27,6 +27,7 @@ from paless_deploy.core.diagnosis.workloads import (
     diagnose_replicaset,
     diagnose_statefulset,
 )
+from paless_deploy.core.durations import short
 from paless_deploy.core.errors import DeployFailed
 from paless_deploy.core.readiness import (
     IN_PROGRESS,
@@ -36,6 +37,7 @@ from paless_deploy.core.readiness import (
     ingress_warning,
     is_waited,
     readiness,
+    unsettled_s,
 )
 from paless_deploy.stages.apply import Applied
 
@@ -70,6 +72,7 @@ class Target:
     verdict: Readiness = field(default_factory=lambda: Readiness(IN_PROGRESS, "not seen yet"))
     ready_at: float | None = None
     waiting_for: str = ""  # while not ready: what blocks it, down to its pods (for the view)
+    settling: bool = False  # ready, but watched a while longer (no readiness probe)
 
     @property
     def ref(self) -> str:
@@ -148,7 +151,18 @@ class PhaseWaiter:
             sc = self.storage_classes.get(cls or "") or {}
             wffc = sc.get("volumeBindingMode") == "WaitForFirstConsumer"
             return readiness(live, wait_for_first_consumer=wffc)
-        return readiness(live, applied_generation=t.applied.generation)
+        verdict = readiness(live, applied_generation=t.applied.generation)
+        t.settling = False
+        if verdict.ready:
+            settle_s = self.policy.for_object(live).settle_s
+            left = unsettled_s(live, self.pods_of(t, live), settle_s, self.utcnow())
+            if left > 0:
+                t.settling = True
+                return Readiness(IN_PROGRESS, f"no readiness probe: watching its containers "
+                                 f"run {short(settle_s)} before calling it ready "
+                                 f"({left:.0f}s left; annotation {ANNOTATION_SETTLE})",
+                                 verdict.progress)
+        return verdict
 
     def pods_of(self, t: Target, live: dict) -> list[dict]:
         """The pods of the target's current revision (old revisions' pods are going away)."""
@@ -304,7 +318,7 @@ class PhaseWaiter:
     def _waiting_for(self, t: Target, live: dict | None, verdict: Readiness) -> str:
         """What blocks a target, down to its pods: `1 of 3 replicas available, 1 updated;
         pod web-5d8-x: not scheduled (Unschedulable: 0/4 nodes are available: ...)`."""
-        if live is None:
+        if live is None or t.settling:
             return verdict.reason
         text = describe_not_ready(live, self.pods_of(t, live))
         return text.removeprefix(f"{t.ref}: ")

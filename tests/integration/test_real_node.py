@@ -309,6 +309,22 @@ def test_a_container_that_exits_is_a_real_crash_loop_with_its_log_lines(project,
         delete_instances(sandbox, [namespace])
 
 
+def test_a_container_without_a_probe_that_exits_a_moment_after_starting_fails_the_deploy(
+        project, sandbox, real_node):
+    # no readiness probe: Kubernetes calls it available the moment it starts; the deploy
+    # watches it run its settle window (5s by default) and sees the exit, not a success
+    crash = "echo 'noprobe: starting'; sleep 2; echo 'noprobe: fatal: no config' >&2; exit 4"
+    run, namespace = failure_run(project, sandbox, "noprobe", [
+        workload("noprobe", command=crash, annotations=QUICK)])
+    try:
+        first = run.doc["errors"][0]
+        assert first["code"] == "crash-loop", run.doc["errors"]
+        assert "exit code 4" in first["message"], first
+        assert "log: noprobe: fatal: no config" in run.stderr, run.stderr[-3000:]
+    finally:
+        delete_instances(sandbox, [namespace])
+
+
 def memory_limits_are_enforced() -> str | None:
     """None when the kernel OOM-kills a container over its limit, else why it cannot here."""
     swaps = Path("/proc/swaps").read_text().splitlines()[1:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 
 import pytest
 
@@ -19,6 +20,7 @@ from paless_deploy.core.readiness import (
     is_waited,
     readiness,
     rule_for,
+    unsettled_s,
 )
 from tests.unit.recorded import all_of, load, one
 
@@ -233,3 +235,42 @@ def test_warnings_for_ingress_and_hpa():
 
 def test_every_pod_of_a_recorded_rollout_is_judged():
     assert [state(p) for p in all_of(load("slow-rollout"), "Pod")] == [IN_PROGRESS] * 3
+
+
+# --- the settle window of workloads without a readiness probe --------------------------------
+
+def _probe_less(probe: dict | None = None) -> dict:
+    container: dict = {"name": "app", "image": "app"}
+    if probe:
+        container["readinessProbe"] = probe
+    return {"kind": "Deployment", "metadata": {"name": "app"},
+            "spec": {"template": {"spec": {"containers": [container]}}}}
+
+
+def _pod_started(at: str | None) -> dict:
+    state = {"running": {"startedAt": at}} if at else {"waiting": {"reason": "ContainerCreating"}}
+    return {"kind": "Pod", "status": {"containerStatuses": [{"name": "app", "state": state}]}}
+
+
+NOW = datetime(2026, 11, 30, 12, 0, 10, tzinfo=UTC)
+
+
+def test_a_probe_less_workload_is_watched_until_its_youngest_container_ran_the_window():
+    pods = [_pod_started("2026-11-30T12:00:00Z"), _pod_started("2026-11-30T12:00:08Z")]
+    assert unsettled_s(_probe_less(), pods, 5.0, NOW) == pytest.approx(3.0)
+    # the restart of a crashing container starts the count again
+    assert unsettled_s(_probe_less(), [_pod_started("2026-11-30T12:00:10Z")], 5.0, NOW) == 5.0
+    assert unsettled_s(_probe_less(), pods[:1], 5.0, NOW) == 0.0  # ran 10s: settled
+    # exited (the Deployment's status has not caught up yet): not settled, whatever ran before
+    assert unsettled_s(_probe_less(), pods[:1] + [_pod_started(None)], 5.0, NOW) == 5.0
+
+
+def test_a_probe_a_zero_window_or_an_unknown_start_never_holds_a_workload_back():
+    pods = [_pod_started("2026-11-30T12:00:09Z")]
+    assert unsettled_s(_probe_less({"exec": {"command": ["true"]}}), pods, 5.0, NOW) == 0.0
+    assert unsettled_s(_probe_less(), pods, 0.0, NOW) == 0.0
+    running_since_unknown = {"kind": "Pod", "status": {"containerStatuses": [
+        {"name": "app", "state": {"running": {}}}]}}
+    assert unsettled_s(_probe_less(), [running_since_unknown], 5.0, NOW) == 0.0
+    job = {**_probe_less(), "kind": "Job"}  # a Job's completion is its own proof
+    assert unsettled_s(job, pods, 5.0, NOW) == 0.0

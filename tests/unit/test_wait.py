@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -101,6 +102,8 @@ def rolled_out(doc: dict) -> dict:
         if obj["kind"] == "Pod":
             obj["status"]["phase"] = "Running"
             obj["status"]["conditions"].append({"type": "Ready", "status": "True"})
+            for cs in obj["status"].get("containerStatuses") or []:
+                cs.update(ready=True, state={"running": {"startedAt": "2026-11-26T07:09:29Z"}})
     return doc
 
 
@@ -344,3 +347,33 @@ def test_events_from_before_the_apply_are_no_evidence(clock):
     # the quota was fixed and the deploy runs again a minute later: the old refusals stay
     # in the API for an hour, but they are not this run's
     assert "create-failed" not in run_at(seen + timedelta(seconds=60))
+
+
+def test_a_ready_workload_without_a_probe_is_watched_a_while_before_it_counts(clock):
+    # kwok-like: the Deployment is available the moment its container starts
+    doc = rolled_out(load("slow-rollout"))
+    started = LATER.isoformat().replace("+00:00", "Z")
+    for obj in doc["items"]:
+        if obj["kind"] == "Deployment":
+            for c in obj["spec"]["template"]["spec"]["containers"]:
+                c.pop("readinessProbe", None)
+        if obj["kind"] == "Pod":
+            obj["status"]["containerStatuses"] = [
+                {"name": "web", "restartCount": 0, "ready": True,
+                 "state": {"running": {"startedAt": started}}}]
+    watcher = FakeWatcher(clock, doc)
+    begin = clock()
+    reasons: list[str] = []
+    w = waiter(watcher, [applied(one(doc, "Deployment"))],
+               on_update=lambda t: reasons.append(t.verdict.reason))
+    w.utcnow = lambda: LATER + timedelta(seconds=clock() - begin)
+    outcome = w.run()
+    assert (outcome.failed, outcome.timed_out) == (False, "")
+    assert 5 <= clock() - begin <= 6, watcher.waits  # held back the 5s of the default window
+    assert any("no readiness probe" in r and "paless.io/settle" in r for r in reasons), reasons
+    # a settle window of 0: ready on the first look
+    doc2 = copy.deepcopy(doc)
+    one(doc2, "Deployment")["metadata"].setdefault("annotations", {})["paless.io/settle"] = "0s"
+    watcher2 = FakeWatcher(clock, doc2)
+    assert waiter(watcher2, [applied(one(doc2, "Deployment"))]).run().timed_out == ""
+    assert watcher2.waits == []

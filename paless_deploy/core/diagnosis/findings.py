@@ -44,6 +44,7 @@ from paless_deploy.core.report import ErrorReport, scrub
 
 ANNOTATION_ALLOWED_RESTARTS = "paless.io/allowed-restarts"
 ANNOTATION_FAILURE_GRACE = "paless.io/failure-grace"
+ANNOTATION_SETTLE = "paless.io/settle"
 
 CODES: Mapping[str, str] = {
     "image-pull": "an image cannot be pulled",
@@ -105,6 +106,7 @@ class PolicyOverrides:
 
     allowed_restarts: int | None = None
     grace_s: float | None = None
+    settle_s: float | None = None
 
 
 def policy_overrides(obj: ApiObject) -> PolicyOverrides:
@@ -128,7 +130,11 @@ def policy_overrides(obj: ApiObject) -> PolicyOverrides:
     if ANNOTATION_FAILURE_GRACE in annotations:
         grace = parse_duration(str(annotations[ANNOTATION_FAILURE_GRACE]),
                                f"{ref_of(obj)}: annotation {ANNOTATION_FAILURE_GRACE}")
-    return PolicyOverrides(restarts, grace)
+    settle = None
+    if ANNOTATION_SETTLE in annotations:
+        settle = parse_duration(str(annotations[ANNOTATION_SETTLE]),
+                                f"{ref_of(obj)}: annotation {ANNOTATION_SETTLE}", allow_zero=True)
+    return PolicyOverrides(restarts, grace, settle)
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,7 @@ class Policy:
     tolerate_all: bool = False
     allowed_restarts: int = 3
     grace_s: float = 10.0
+    settle_s: float = 5.0  # a workload without readiness probes must run this long
     node_count: int = 1
     registry: str = ""
     largest_node: NodeCapacity | None = field(default=None)
@@ -154,6 +161,8 @@ class Policy:
             policy = replace(policy, allowed_restarts=overrides.allowed_restarts)
         if overrides.grace_s is not None:
             policy = replace(policy, grace_s=overrides.grace_s)
+        if overrides.settle_s is not None:
+            policy = replace(policy, settle_s=overrides.settle_s)
         return policy
 
     def with_nodes(self, nodes: Iterable[ApiObject]) -> Policy:

@@ -123,7 +123,8 @@ def _no_readiness_probe(obj: ApiObject, ctx: LintContext) -> list[str]:
     containers = (pod_spec(obj) or {}).get("containers") or []
     if containers and not any(c.get("readinessProbe") for c in containers):
         return [(f"{ref_of(obj)} has no readiness probe: it counts as ready as soon as its "
-                "containers start, before it serves; add a readinessProbe (or annotate "
+                "containers start, before it serves (the deploy only watches it run a few "
+                "seconds, paless.io/settle); add a readinessProbe (or annotate "
                 f"{LINT_IGNORE}: no-readiness-probe, saying why).")]
     return []
 
