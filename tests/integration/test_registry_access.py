@@ -173,3 +173,26 @@ def test_login_registry_second_push_skipped(tmp_path: Path, monkeypatch: pytest.
         assert f"docker login {host}" in err and "wrong-pass" not in err + json.dumps(doc)
     finally:
         reg.stop()
+
+
+def test_plain_http_registry_under_a_secure_name_says_insecure_registries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        project_name: str, aliases: dict[str, str]) -> None:
+    """Plain HTTP under a name Docker treats as secure: the engine would refuse to push, so
+    the tool says so at once (exit 3) with the daemon.json fix, before building."""
+    address = secure_loopback_address()
+    if address is None:
+        pytest.skip("every loopback address is insecure for this engine")
+    port = free_port_on(address)
+    reg = start_registry(tmp_path / "plain-registry", f"[{address}]:{port}")
+    host = f"{aliases[address]}:{port}"
+    try:
+        project = make_project(tmp_path / "p", {"app": "v1"})
+        monkeypatch.setenv("PROJECT_NAME", project_name)
+        code, doc, err = run(capsys, "--project-dir", str(project), "--registry", host, "push")
+        assert code == 3, err
+        assert doc["errors"][0]["code"] == "registry-insecure"
+        assert f'"insecure-registries": ["{host}"]' in err and "Traceback" not in err
+        assert doc["images"] == []
+    finally:
+        reg.stop()
