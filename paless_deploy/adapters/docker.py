@@ -10,7 +10,7 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -274,3 +274,19 @@ def registry_credentials(host: str) -> RegistryCredentials | None:
     creds = RegistryCredentials(lowered.get("username", ""), lowered.get("password", ""),
                                 lowered.get("identitytoken", ""))
     return creds if (creds.username or creds.identity_token) else None
+
+
+def save_image(api: DockerClient, ref: str) -> Iterator[bytes]:
+    """`docker save REF` as a stream of archive chunks (for an import into containerd)."""
+    from docker.errors import APIError, ImageNotFound, NotFound
+
+    try:
+        yield from api.get_image(ref)
+    except (ImageNotFound, NotFound) as exc:
+        raise BuildError(f"Image {ref} is not in the local Docker engine, so it cannot be "
+                         "imported.", "Build it first (`paless-deploy build`), then run again.",
+                         code="image-missing") from exc
+    except (APIError, OSError) as exc:
+        raise BuildError(f"The Docker engine failed to export {ref}: {exc}.",
+                         "Check the engine (`docker save` reproduces it), then run again.",
+                         code="export-failed") from exc

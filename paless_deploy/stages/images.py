@@ -54,6 +54,7 @@ class ImageResult:
     image_id: str | None = None
     built: bool = False
     pushed: bool = False
+    delivery: str = ""  # how it reached the nodes: pushed, imported, on-node, docker, none
 
 
 @dataclass(frozen=True)
