@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,7 +49,7 @@ from paless_deploy.stages.apply import (
     wait_volume_available,
 )
 from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
-from paless_deploy.stages.images import build_images, plan_images
+from paless_deploy.stages.images import ImageResult, build_images, plan_images
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import ensure_namespace, namespace_exists
 from paless_deploy.stages.preflight import check_writable, claim_cluster_objects, preflight
@@ -191,7 +191,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     # annotation or an object of another namespace fails in seconds, before any build.
     plans = plan_images(run.config, to_build)[0] if to_build else []
     refs.update({p.app.name: delivery.pulled_ref(p.ref) for p in plans})
-    rendered = _delivered(render(ctx, _refs_for_render(run.config, apps, refs)), delivery,
+    rendered = delivered(render(ctx, _refs_for_render(run.config, apps, refs)), delivery,
                           refs)
     phases = plan_phases(rendered.objects)
     _render_warnings(run, rendered.warnings, phases, rendered.objects, refs, facts, options)
@@ -216,7 +216,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     built = {r.app: delivery.pulled_ref(r.ref) for r in images} if report is None else {}
     if any(refs.get(app) != ref for app, ref in built.items()):
         refs.update(built)  # what was really pushed
-        rendered = _delivered(render(ctx, _refs_for_render(run.config, apps, refs)), delivery,
+        rendered = delivered(render(ctx, _refs_for_render(run.config, apps, refs)), delivery,
                               refs)
         objects, foreign = claim_cluster_objects(kube, rendered.objects, run.namespace)
     for warning in foreign:
@@ -298,7 +298,7 @@ def deployed_app_refs(kube: Kube, namespace: str, config: Config,
     return found
 
 
-def _delivered(rendered: Rendered, delivery: Delivery, refs: dict[str, str]) -> Rendered:
+def delivered(rendered: Rendered, delivery: Delivery, refs: Mapping[str, str]) -> Rendered:
     """Images that no registry holds (imported, on the node's Docker) must not be pulled."""
     return Rendered(with_pull_policy(rendered.objects, list(refs.values()),
                                      delivery.pull_policy), rendered.warnings)
@@ -526,3 +526,20 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
           f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s():.1f}s.")
     if result.url:
         print(f"URL: {result.url}")
+
+
+def run_rollout(run_ctx: RunContext, kube: Kube, objects: list[dict], apps: Sequence[str],
+                images: Sequence[ImageResult] = ()) -> Result:
+    """Apply only `objects` (what a rebuild of `apps` changed: their workloads, the Jobs
+    running their images) phase by phase and wait, under the namespace lock: `dev`'s
+    rollout once a whole deploy went through. Failures are findings and exit 1 in the
+    result, as for `deploy`; no dry run of the rest, no prune."""
+    run = _Run(run_ctx, "dev")
+    run.result.images = list(images)
+    facts = _cluster_facts(kube)
+    try:
+        with run.view, lock_for(kube, run_ctx, "dev", on_wait=_lock_waiting(run)):
+            return _apply_phases(run, kube, plan_phases(objects), objects,
+                                 DeployOptions(only_apps=tuple(apps), prune=False), facts)
+    except PalessError as exc:
+        raise exc.with_report(run.result) from None
