@@ -18,7 +18,6 @@ from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.components import component_of
 from paless_deploy.core.imageref import parse_image
 from paless_deploy.core.kinds import object_key
-from paless_deploy.core.podspec import pod_containers, pod_spec
 
 QUIET_S = 0.2  # a burst ends after this long without a change
 MAX_WAIT_S = 10.0  # ... or this long after its first change, whatever keeps coming
@@ -247,7 +246,7 @@ def pod_port(pod: ApiObject, target: int | str) -> int | None:
     """The container port a Service's targetPort names on this pod."""
     if isinstance(target, int):
         return target
-    for container in pod_containers(pod):
+    for container in (pod.get("spec") or {}).get("containers") or []:
         for port in container.get("ports") or []:
             if port.get("name") == target and isinstance(port.get("containerPort"), int):
                 return int(port["containerPort"])
@@ -257,7 +256,7 @@ def pod_port(pod: ApiObject, target: int | str) -> int | None:
 def app_of_pod(pod: ApiObject, repositories: Mapping[str, str]) -> str | None:
     """The app a pod runs (its first container whose image lives in one of our
     repositories, `repositories` mapping repository -> app), else None."""
-    spec = pod_spec(pod) or {}
+    spec = pod.get("spec") or {}
     for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
         try:
             repository = parse_image(str(container.get("image") or "")).repository
