@@ -15,8 +15,6 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import yaml
-
 from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.podspec import pod_containers
@@ -56,6 +54,8 @@ def parse_registry_hosting(data: Mapping[str, str] | None) -> RegistryHosting | 
     text = (data or {}).get(HOSTING_KEY)
     if not text:
         return None
+    import yaml  # not needed for --help
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError:
