@@ -197,9 +197,10 @@ class DevSession:
                 iteration.result = result.result
                 self.view.rollout_failed(result)
             else:
-                iteration.edit_to_ready_s = round(time.monotonic() - started, 3)
+                if change.paths:  # the first deploy follows no edit
+                    iteration.edit_to_ready_s = round(time.monotonic() - started, 3)
                 self.view.ready(change.apps, time.monotonic() - self.ctx.started_monotonic,
-                                iteration.edit_to_ready_s if change.paths else None)
+                                iteration.edit_to_ready_s)
         iteration.duration_s = round(time.monotonic() - self.ctx.started_monotonic, 3)
 
     def _decide(self, said: bool = False) -> Delivery:

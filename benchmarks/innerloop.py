@@ -1,0 +1,229 @@
+"""Inner-loop speed: from a one-line change in web's build context to the new web pods Ready.
+
+Three ways, each in a namespace of its own (the dev overlay, on the sandbox's kwok nodes,
+images through the sandbox registry), measured in the same run, one edit at a time:
+- `paless-deploy dev` running: it sees the change, rebuilds web, pushes it and rolls out
+  what runs it (web and the migrate Job);
+- `paless-deploy web` run after each edit (what a k3s user ran before `dev`);
+- the old script's behaviour: every image rebuilt and pushed as :latest, one apply, which
+  rolls nothing out (the manifest does not change); the change reaches the pods only
+  through the `kubectl rollout restart deployment/web` a user had to add, included here.
+The edit is one line of Dockerfile.web (an ENV value), in web's build context only. The
+clock runs from writing the file to the benchmark's own watch seeing Deployment/web Ready
+on its new pod template (generation observed, updated = available = desired replicas, no
+old replicas left).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import (
+    OLD_SCRIPT,
+    REGISTRY,
+    BenchError,
+    Tools,
+    app_names,
+    copy_project,
+    create_namespace,
+    render_objects,
+    say,
+    with_latest_images,
+    write_manifests,
+)
+from benchmarks.report import Row, compare, skipped
+
+TARGET_S = 3.0
+READY_TIMEOUT_S = 300.0
+EDIT_LINE = "ENV PALESS_BENCH_EDIT="
+
+
+class InnerLoop:
+    """The inner-loop measurements of one benchmark run."""
+
+    def __init__(self, tools: Tools, workdir: Path, bench_ns: str, runs: int,
+                 quick: bool) -> None:
+        self.tools, self.runs, self.quick = tools, runs, quick
+        # a copy each: dev must see only its own edits
+        self.projects = {way: copy_project(workdir / f"inner-loop-{way}")
+                         for way in ("dev", "web", "old")}
+        self.ns_dev, self.ns_cli, self.ns_old = (f"{bench_ns}-loop-dev", f"{bench_ns}-loop-web",
+                                                 f"{bench_ns}-loop-old")
+        self.created: list[str] = []
+        self.samples: dict[str, list[float | None]] = {"dev": [], "deploy_web": [],
+                                                       "old_script": []}
+        self.notes: list[str] = []
+        self._edits = 0  # every edit writes a value never written before
+        self._dev: subprocess.Popen[str] | None = None
+        self._dev_output: list[str] = []
+
+    # -- the edit and the clock ----------------------------------------------------------------
+
+    def edit(self, way: str) -> None:
+        """Change one line of that way's Dockerfile.web: a new value every time (a new
+        image)."""
+        self._edits += 1
+        path = self.projects[way] / "Dockerfile.web"
+        lines = [line for line in path.read_text().splitlines() if not line.startswith(EDIT_LINE)]
+        path.write_text("\n".join([*lines, f"{EDIT_LINE}{self._edits}"]) + "\n")
+
+    def _apps_api(self) -> Any:
+        from kubernetes import client, config
+
+        return client.AppsV1Api(config.new_client_from_config(
+            config_file=str(self.tools.sandbox.kubeconfig)))
+
+    def ready_after(self, namespace: str, action: Any) -> float:
+        """Seconds from `action()` (the edit, then what the way does) to Deployment/web Ready
+        on a newer template than before, seen by our own watch."""
+        from kubernetes import watch
+
+        apps = self._apps_api()
+        before = apps.read_namespaced_deployment("web", namespace)
+        generation = int(before.metadata.generation)
+        seen = threading.Event()
+        stream = watch.Watch()
+        ready_at: list[float] = []
+
+        def follow() -> None:
+            for event in stream.stream(apps.list_namespaced_deployment, namespace,
+                                       field_selector="metadata.name=web",
+                                       resource_version=before.metadata.resource_version,
+                                       timeout_seconds=int(READY_TIMEOUT_S)):
+                obj = event["object"]
+                if int(obj.metadata.generation) > generation and _rolled_out(obj):
+                    ready_at.append(time.monotonic())
+                    seen.set()
+                    stream.stop()
+                    return
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        started = time.monotonic()
+        action()
+        if not seen.wait(READY_TIMEOUT_S):
+            stream.stop()
+            raise BenchError(f"Deployment/web in {namespace} was not Ready on a new template "
+                             f"within {READY_TIMEOUT_S:.0f}s of the edit")
+        return ready_at[0] - started
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def set_up(self) -> None:
+        say(f"inner loop: first deploys into {self.ns_dev} (dev), {self.ns_cli} (deploy web)"
+            + ("" if self.quick else f" and {self.ns_old} (old script)"))
+        self.created += [self.ns_dev, self.ns_cli]
+        self._dev = subprocess.Popen(
+            self.tools.pd(self.ns_dev, "dev", "--no-logs", project=self.projects["dev"]),
+            env=dict(self.tools.env), text=True, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        threading.Thread(target=self._read_dev, daemon=True).start()
+        self.tools.check(self.tools.pd(self.ns_cli, "all", project=self.projects["web"]),
+                         f"paless-deploy all -n {self.ns_cli}")
+        if not self.quick:
+            create_namespace(self.tools, self.ns_old)
+            self.created.append(self.ns_old)
+            self.old_yaml = write_manifests(
+                with_latest_images(render_objects(self.tools, self.ns_old), app_names()),
+                self.projects["old"].parent / "old-inner-loop.yaml")
+            self.tools.check(["bash", str(OLD_SCRIPT)], "old script (first run)",
+                             cwd=self.projects["old"], env=self._old_env())
+        self._wait_dev("watching for changes", "dev's first deploy")
+
+    def _read_dev(self) -> None:
+        assert self._dev is not None and self._dev.stderr is not None
+        for line in self._dev.stderr:
+            self._dev_output.append(line.rstrip())
+
+    def _wait_dev(self, text: str, what: str, after: int = 0) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not any(text in line for line in self._dev_output[after:]):
+            if self._dev is None or self._dev.poll() is not None:
+                raise BenchError(f"paless-deploy dev exited before {what}:\n"
+                                 + "\n".join(self._dev_output[-15:]))
+            if time.monotonic() > deadline:
+                raise BenchError(f"paless-deploy dev: no {what} within {READY_TIMEOUT_S:.0f}s:\n"
+                                 + "\n".join(self._dev_output[-15:]))
+            time.sleep(0.05)
+
+    def _old_env(self) -> dict[str, str]:
+        return {**self.tools.env, "NAMESPACE": self.ns_old, "MANIFESTS": str(self.old_yaml),
+                "APPS": " ".join(app_names()), "PROJECT_NAME": self.tools.env["PROJECT_NAME"],
+                "REGISTRY": REGISTRY, "WAIT_TIMEOUT": "5s"}
+
+    # -- the measurements ------------------------------------------------------------------------
+
+    def measure(self) -> None:
+        self.set_up()
+        say(f"inner loop: edit to Ready, {self.runs} round(s)")
+        for i in range(self.runs):
+            mark = len(self._dev_output)
+            dev = self.ready_after(self.ns_dev, lambda: self.edit("dev"))
+            self._wait_dev("watching for changes", "the end of its rollout", after=mark)
+            self.samples["dev"].append(dev)
+            web = self.ready_after(self.ns_cli, self._deploy_web)
+            self.samples["deploy_web"].append(web)
+            old = None if self.quick else self.ready_after(self.ns_old, self._old_way)
+            self.samples["old_script"].append(old)
+            say(f"  round {i + 1}: dev {dev:.2f}s, paless-deploy web {web:.2f}s"
+                + (f", old script + rollout restart {old:.2f}s" if old is not None else ""))
+
+    def _deploy_web(self) -> None:
+        self.edit("web")
+        self.tools.check(self.tools.pd(self.ns_cli, "web", project=self.projects["web"]),
+                         "paless-deploy web")
+
+    def _old_way(self) -> None:
+        self.edit("old")
+        self.tools.check(["bash", str(OLD_SCRIPT)], "old script", cwd=self.projects["old"],
+                         env=self._old_env())
+        self.tools.check(self.tools.kubectl("rollout", "restart", "deployment/web", "-n",
+                                            self.ns_old), "kubectl rollout restart")
+
+    def stop(self) -> None:
+        if self._dev is not None and self._dev.poll() is None:
+            self._dev.terminate()
+            try:
+                self._dev.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._dev.kill()
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def rows(self) -> list[Row]:
+        s = self.samples
+        name = "edit to Ready (web): `dev` vs `paless-deploy web`"
+        rows = [compare(name, s["dev"], s["deploy_web"], "paless-deploy web", f"≤ {TARGET_S:g} s",
+                        lambda m, _r: m <= TARGET_S)]
+        old_name = "edit to Ready (web): `dev` vs the old script + rollout restart"
+        if any(v is not None for v in s["old_script"]):
+            rows.append(compare(old_name, s["dev"], s["old_script"],
+                                "old script + rollout restart", f"≤ {TARGET_S:g} s",
+                                lambda m, _r: m <= TARGET_S))
+        else:
+            rows.append(skipped(old_name, "old script + rollout restart", f"≤ {TARGET_S:g} s"))
+        return rows
+
+    def final_notes(self) -> list[str]:
+        return [(
+            "Edit to Ready: one line of Dockerfile.web changed (web's build context only), "
+            "timed from the write to the benchmark's own watch seeing Deployment/web Ready on "
+            "its new template. dev and `paless-deploy web` rebuild web alone and roll out web "
+            "and the migrate Job (it runs the web image); images go through the sandbox "
+            "registry to kwok nodes. The old script rebuilds and pushes every image as :latest "
+            "and applies manifests that did not change, so nothing rolls out: its row adds the "
+            "`kubectl rollout restart deployment/web` its users ran by hand.")]
+
+
+def _rolled_out(deployment: Any) -> bool:
+    status = deployment.status
+    wanted = int(deployment.spec.replicas if deployment.spec.replicas is not None else 1)
+    return (int(status.observed_generation or 0) >= int(deployment.metadata.generation)
+            and int(status.updated_replicas or 0) == wanted
+            and int(status.available_replicas or 0) == wanted
+            and int(status.replicas or 0) == wanted)
+
