@@ -9,13 +9,14 @@ follows its log (timestamps on, so a reconnect resumes after the last line seen)
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, TransportError
 from paless_deploy.core.devloop import app_of_pod
 from paless_deploy.core.report import scrub
-from paless_deploy.stages.watcher import NamespaceWatcher
+from paless_deploy.stages.watcher import PodsLoop
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -33,27 +34,20 @@ class LogStreamer:
         self.repositories = dict(repositories)
         self.emit = emit  # (app, container, line)
         self.secrets = list(secrets)
-        self._watcher = NamespaceWatcher(kube, namespace, kinds=["Pod"])
+        self._pods = PodsLoop(kube, namespace, self._follow_pods, "logs")
+        self._watcher = self._pods.watcher
         self._followed: dict[tuple[str, str], threading.Thread] = {}  # (pod uid, container)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> LogStreamer:
-        self._watcher.start()
-        self._thread = threading.Thread(target=self._run, name="logs", daemon=True)
-        self._thread.start()
+        self._pods.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._watcher.stop()
+        self._pods.stop()
 
-    def _run(self) -> None:
-        version = -1
-        while not self._stop.is_set():
-            for pod in self._watcher.items("Pod"):
-                self._follow_pod(pod)
-            version = self._watcher.wait_for_change(version, 1.0)
+    def _follow_pods(self, pods: list[dict]) -> None:
+        for pod in pods:
+            self._follow_pod(pod)
 
     def _follow_pod(self, pod: dict) -> None:
         app = app_of_pod(pod, self.repositories)
@@ -91,7 +85,7 @@ class LogStreamer:
         """Follow one container until its pod is gone (or stopped for good)."""
         container = key[1]
         last = ""  # timestamp of the last line shown: a reconnect skips what came before
-        while not self._stop.is_set():
+        while not self._pods.stopped:
             state, restarts = self._container_state(pod, key)
             if state == "gone":
                 return
@@ -101,7 +95,7 @@ class LogStreamer:
             try:
                 for raw in self.kube.follow_logs(self.namespace, pod, container,
                                                  since_time=last[:19] + "Z" if last else None):
-                    if self._stop.is_set():
+                    if self._pods.stopped:
                         return
                     stamp, _, line = raw.partition(" ")
                     if last and stamp <= last:
@@ -115,7 +109,7 @@ class LogStreamer:
                                          and restarts_after == restarts and _final(
                                              self._pod(pod, key[0]))):
                 return
-            self._stop.wait(RETRY_S)
+            time.sleep(RETRY_S)
 
 
 def _final(pod: dict | None) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kustomize import start_port_forward
 from paless_deploy.core.devloop import ForwardTarget, forward_pod, pod_port
-from paless_deploy.stages.watcher import NamespaceWatcher
+from paless_deploy.stages.watcher import PodsLoop
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -76,40 +76,31 @@ class PortForwards:
             port = free_local_port(target.port, taken)
             taken.add(port)
             self.forwards.append(Forward(target, port))
-        self._watcher = NamespaceWatcher(kube, namespace, kinds=["Pod"])
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._pods = PodsLoop(kube, namespace, self._point, "port-forward")
         self._lock = threading.Lock()
         self._shown: tuple[tuple[str, str | None], ...] = ()
 
     def start(self) -> PortForwards:
-        if not self.forwards:
-            return self
-        self._watcher.start()
-        self._thread = threading.Thread(target=self._run, name="port-forward", daemon=True)
-        self._thread.start()
+        if self.forwards:
+            self._pods.start()
         return self
 
     def stop(self) -> None:
         """Close every forward (the local ports are free afterwards)."""
-        self._stop.set()
-        self._watcher.stop()
+        self._pods.stop()
         with self._lock:
             for forward in self.forwards:
                 _end(forward)
 
-    def _run(self) -> None:
-        version = -1
-        while not self._stop.is_set():
-            pods = self._watcher.items("Pod")
-            changed = False
-            for forward in self.forwards:
-                changed |= self._keep(forward, pods)
-            shown = tuple((f.url, f.pod) for f in self.forwards)
-            if changed and shown != self._shown and all(f.pod for f in self.forwards):
-                self._shown = shown
-                self.on_table(list(self.forwards))
-            version = self._watcher.wait_for_change(version, 1.0)
+    def _point(self, pods: list[dict]) -> None:
+        """Every forward at a Ready pod; the table again when one moved."""
+        changed = False
+        for forward in self.forwards:
+            changed |= self._keep(forward, pods)
+        shown = tuple((f.url, f.pod) for f in self.forwards)
+        if changed and shown != self._shown and all(f.pod for f in self.forwards):
+            self._shown = shown
+            self.on_table(list(self.forwards))
 
     def _keep(self, forward: Forward, pods: list[dict]) -> bool:
         """Point the forward at a Ready pod; True when it changed."""
@@ -122,7 +113,7 @@ class PortForwards:
             self.say(f"port-forward {forward.target.name}: kubectl ended "
                      f"({' '.join(forward.said[-2:]) or 'no output'}); starting it again")
         with self._lock:
-            if self._stop.is_set():
+            if self._pods.stopped:
                 return False
             _end(forward)
             if pod is None or name is None:

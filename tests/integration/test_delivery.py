@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from tests.fixtures.realnode import ON_REAL_NODE, REAL_NODE, RealNode
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
 from tests.integration.deploy_helpers import Project, run_cli, write_overlay
+from tests.integration.test_real_node import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
@@ -69,17 +69,6 @@ def image_of(sandbox: Any, namespace: str, name: str) -> dict:
     return json.loads(out)["spec"]["template"]["spec"]["containers"][0]
 
 
-def wait_for(check: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout}s")
-        time.sleep(interval)
-
-
 # ---------------------------------------------------------------------------
 # the import into a real containerd
 
@@ -119,9 +108,9 @@ def test_k3s_import_into_the_nodes_containerd(sandbox: Any, real_node: RealNode,
 
         # The node reports it (status.images); a second run imports nothing: containerd
         # records no image event while it runs.
-        wait_for(lambda: ref in json.dumps(json.loads(sandbox.kubectl(
+        eventually(lambda: ref in json.dumps(json.loads(sandbox.kubectl(
             "get", "node", REAL_NODE, "-o", "json").stdout)["status"].get("images")),
-            90, f"node {REAL_NODE} did not list {ref} in status.images", interval=1)
+            90, f"node {REAL_NODE} lists {ref} in status.images")
         events_proc = subprocess.Popen(
             ["ctr", f"--address={real_node.containerd_socket}", "events"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
