@@ -98,7 +98,11 @@ class DevSession:
             self._start_streams()
             while True:
                 paths, first = self._next_burst()
-                change = self._classify(paths)
+                try:
+                    change = self._classify(paths)
+                except PalessError as exc:  # two Dockerfiles for one app, say: fix and save
+                    self.view.failed(exc)
+                    continue
                 if not change.anything:
                     self.view.note(f"ignored: {_listed(change.ignored)} (in no app's build "
                                    "context, not k8s/, not an env file)")
@@ -164,14 +168,15 @@ class DevSession:
 
     def _pass(self, change: Change, started: float) -> None:
         """Rebuild, deliver, roll out; a failure is shown and kept in the report."""
-        if change.reload:
-            self.ctx = self.reload()
         self.ctx = dataclasses.replace(self.ctx, started_monotonic=time.monotonic(),
                                        started_at=time.time())  # --timeout counts per pass
         iteration = Iteration(list(change.paths), list(change.apps), change.render)
         self.iterations.append(iteration)
         self.view.change(change)
         try:
+            if change.reload:  # an env file: the configuration as it is now
+                self.ctx = dataclasses.replace(self.reload(), started_monotonic=time.monotonic(),
+                                               started_at=time.time())
             if change.render or self.applied is None:
                 result = self._deploy_all()
             else:
@@ -216,6 +221,7 @@ class DevSession:
         """The whole overlay, as `all` without prune (first pass, a new render, or after a
         failure left the cluster in an unknown state); then the state to diff against."""
         self._read_contexts()
+        self.applied = None  # unknown until this apply went through
         result = run_all(self.ctx, no_prune=True)
         delivery = self._decide(said=True)  # the deploy said it
         self.refs = {r.app: delivery.pulled_ref(r.ref) for r in result.images}
@@ -242,6 +248,7 @@ class DevSession:
         self.refs.update({r.app: delivery.pulled_ref(r.ref) for r in images})
         rendered = self._render(delivery)
         changed = changed_objects(rendered, self.applied)
+        self.applied = None  # unknown until this rollout went through
         result = run_rollout(self.ctx, self.kube, changed, names, images)
         # a failure that left objects unapplied leaves the cluster unknown: apply all next
         self.applied = rendered if not result.extra.get("not_applied") else None
@@ -260,6 +267,13 @@ class DevSession:
     # -- logs and port-forwards -----------------------------------------------------------
 
     def _start_streams(self) -> None:
+        """Logs and port-forwards; a tree that cannot be rendered yet forwards nothing."""
+        try:
+            self._start_streams_now()
+        except PalessError as exc:
+            self.view.warning(f"no log stream or port-forward: {exc.message}")
+
+    def _start_streams_now(self) -> None:
         assert self.kube is not None
         config = self.ctx.config
         delivery = self.delivery or self._decide()
