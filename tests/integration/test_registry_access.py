@@ -196,3 +196,33 @@ def test_plain_http_registry_under_a_secure_name_says_insecure_registries(
         assert doc["images"] == []
     finally:
         reg.stop()
+
+
+def test_token_registry_second_push_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str],
+                                            docker_client: Any, project_name: str) -> None:
+    """A registry behind a token service (`auth: token`, as Docker Hub and most hosted
+    registries): the 401's Bearer challenge is answered with a token for the pull scope,
+    fetched with the Docker config's login, so the second push is skipped."""
+    from tests.fixtures.registries import TokenService
+
+    workdir = tmp_path / "token-registry"
+    workdir.mkdir()
+    tokens = TokenService(workdir, "paless-test-registry", "paless-test-issuer", "ci-bot",
+                          "t0ken-pass").start()
+    host = f"127.0.0.1:{_free_port()}"
+    reg = start_registry(workdir, host, extra_config=tokens.registry_config())
+    try:
+        (tmp_path / "docker-config" / "config.json").write_text(json.dumps({"auths": {host: {
+            "auth": base64.b64encode(b"ci-bot:t0ken-pass").decode()}}}))
+        project = make_project(tmp_path / "p", {"app": "v1"})
+        monkeypatch.setenv("PROJECT_NAME", project_name)
+        before = len(tokens.asked)
+        push_twice(capsys, docker_client, project, host, project_name)
+        pull_only = f"repository:{project_name}-app:pull"
+        assert pull_only in tokens.asked[before:]  # ours: the engine asks for pull,push
+        out = capsys.readouterr()
+        assert "t0ken" not in out.out + out.err
+    finally:
+        reg.stop()
+        tokens.stop()
