@@ -253,9 +253,16 @@ def test_dev_loop(sandbox: Any, real_node: RealNode, namespace: str,
         dev.wait_for(rf"^\[web/web\] web: serving web v2 as {pod1}$", 60, stream="out")
         dev.wait_for(r"^\[web/migrate\] migrated web v2$", 60, stream="out")
 
-        # -- the worker: only the worker rolls out ---------------------------------------------
+        # -- the worker: only the worker rolls out, once git is done (.git/index.lock) ---------
+        (root / ".git").mkdir(exist_ok=True)
+        lock = root / ".git" / "index.lock"
+        lock.write_text("")
         mark = dev.mark()
         (root / "worker" / "version").write_text("worker v2\n")
+        time.sleep(1.5)  # a burst is due after 0.2 s: it must still be waiting for git
+        assert not [line for line in dev.err.lines[mark:] if "change:" in line]
+        lock.unlink()
+        dev.wait_for(r"change: worker/version -> rebuild worker$", 30, after=mark)
         dev.wait_for(r"ready: worker rolled out", 240, after=mark)
         worker1, worker_gen1 = image_tag(sandbox, namespace, "worker")
         assert worker1 != worker0 and worker_gen1 == worker_gen0 + 1
