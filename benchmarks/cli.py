@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="paless-bench-") as tmp:
         tools = Tools.create(sandbox, Path(tmp))
         bench = Bench(tools, Path(tmp), args.runs, args.quick)
-        inner = InnerLoop(tools, Path(tmp), bench.ns, args.runs, args.quick)
+        inner = InnerLoop(tools, Path(tmp), bench.ns, bench.old_ns, args.runs, args.quick)
         try:
             bench.measure_help()
             bench.set_up_deploys()
@@ -263,12 +263,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
         finally:
             inner.stop()
-            created = [*bench.created, *inner.created]
             if args.keep:
-                say(f"keeping namespaces {', '.join(created)}")
+                say(f"keeping namespaces {', '.join(bench.created)}")
             else:
-                say(f"deleting namespaces {', '.join(created)} and their PVs")
-                delete_namespaces(tools, created)
+                say(f"deleting namespaces {', '.join(bench.created)} and their PVs")
+                delete_namespaces(tools, bench.created)
     rows = bench.rows() + inner.rows()
     notes = bench.final_notes(load_before) + inner.final_notes()
     if args.json:

@@ -1,13 +1,14 @@
 """Inner-loop speed: from a one-line change in web's build context to the new web pods Ready.
 
-Three ways, each in a namespace of its own (the dev overlay, on the sandbox's kwok nodes,
-images through the sandbox registry), measured in the same run, one edit at a time:
+Three ways, measured in the same run, one edit at a time, on the stack the run deployed
+already (the dev overlay on the sandbox's kwok nodes, images through the sandbox registry):
 - `paless-deploy dev` running: it sees the change, rebuilds web, pushes it and rolls out
   what runs it (web and the migrate Job);
 - `paless-deploy web` run after each edit (what a k3s user ran before `dev`);
-- the old script's behaviour: every image rebuilt and pushed as :latest, one apply, which
-  rolls nothing out (the manifest does not change); the change reaches the pods only
-  through the `kubectl rollout restart deployment/web` a user had to add, included here.
+- the old script's behaviour, in the old script's namespace: every image rebuilt and pushed
+  as :latest, one apply, which rolls nothing out (the manifest does not change); the change
+  reaches the pods only through the `kubectl rollout restart deployment/web` a user had to
+  add, included here (not in --quick).
 The edit is one line of Dockerfile.web (an ENV value), in web's build context only. The
 clock runs from writing the file to the benchmark's own watch seeing Deployment/web Ready
 on its new pod template (generation observed, updated = available = desired replicas, no
@@ -29,7 +30,6 @@ from benchmarks.harness import (
     Tools,
     app_names,
     copy_project,
-    create_namespace,
     render_objects,
     say,
     with_latest_images,
@@ -43,20 +43,19 @@ EDIT_LINE = "ENV PALESS_BENCH_EDIT="
 
 
 class InnerLoop:
-    """The inner-loop measurements of one benchmark run."""
+    """The inner-loop measurements of one benchmark run, in namespaces the run deployed
+    already: `namespace` (the stack, by paless-deploy) for dev then `paless-deploy web`,
+    `old_namespace` (the stack, by the old script) for the old script's way."""
 
-    def __init__(self, tools: Tools, workdir: Path, bench_ns: str, runs: int,
-                 quick: bool) -> None:
+    def __init__(self, tools: Tools, workdir: Path, namespace: str, old_namespace: str,
+                 runs: int, quick: bool) -> None:
         self.tools, self.runs, self.quick = tools, runs, quick
         # a copy each: dev must see only its own edits
         self.projects = {way: copy_project(workdir / f"inner-loop-{way}")
                          for way in ("dev", "web", "old")}
-        self.ns_dev, self.ns_cli, self.ns_old = (f"{bench_ns}-loop-dev", f"{bench_ns}-loop-web",
-                                                 f"{bench_ns}-loop-old")
-        self.created: list[str] = []
+        self.namespace, self.old_namespace = namespace, old_namespace
         self.samples: dict[str, list[float | None]] = {"dev": [], "deploy_web": [],
                                                        "old_script": []}
-        self.notes: list[str] = []
         self._edits = 0  # every edit writes a value never written before
         self._dev: subprocess.Popen[str] | None = None
         self._dev_output: list[str] = []
@@ -111,28 +110,17 @@ class InnerLoop:
                              f"within {READY_TIMEOUT_S:.0f}s of the edit")
         return ready_at[0] - started
 
-    # -- set-up ----------------------------------------------------------------------------------
+    # -- the ways ---------------------------------------------------------------------------
 
-    def set_up(self) -> None:
-        say(f"inner loop: first deploys into {self.ns_dev} (dev), {self.ns_cli} (deploy web)"
-            + ("" if self.quick else f" and {self.ns_old} (old script)"))
-        self.created += [self.ns_dev, self.ns_cli]
+    def start_dev(self) -> None:
+        """`paless-deploy dev` in the namespace, up to its first "watching" (its first pass
+        redeploys what is there: nothing changes)."""
         self._dev = subprocess.Popen(
-            self.tools.pd(self.ns_dev, "dev", "--no-logs", project=self.projects["dev"]),
+            self.tools.pd(self.namespace, "dev", "--no-logs", project=self.projects["dev"]),
             env=dict(self.tools.env), text=True, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE)
         threading.Thread(target=self._read_dev, daemon=True).start()
-        self.tools.check(self.tools.pd(self.ns_cli, "all", project=self.projects["web"]),
-                         f"paless-deploy all -n {self.ns_cli}")
-        if not self.quick:
-            create_namespace(self.tools, self.ns_old)
-            self.created.append(self.ns_old)
-            self.old_yaml = write_manifests(
-                with_latest_images(render_objects(self.tools, self.ns_old), app_names()),
-                self.projects["old"].parent / "old-inner-loop.yaml")
-            self.tools.check(["bash", str(OLD_SCRIPT)], "old script (first run)",
-                             cwd=self.projects["old"], env=self._old_env())
-        self._wait_dev("watching for changes", "dev's first deploy")
+        self._wait_dev("watching for changes", "dev's first pass")
 
     def _read_dev(self) -> None:
         assert self._dev is not None and self._dev.stderr is not None
@@ -151,30 +139,45 @@ class InnerLoop:
             time.sleep(0.05)
 
     def _old_env(self) -> dict[str, str]:
-        return {**self.tools.env, "NAMESPACE": self.ns_old, "MANIFESTS": str(self.old_yaml),
+        return {**self.tools.env, "NAMESPACE": self.old_namespace,
+                "MANIFESTS": str(self.old_yaml),
                 "APPS": " ".join(app_names()), "PROJECT_NAME": self.tools.env["PROJECT_NAME"],
                 "REGISTRY": REGISTRY, "WAIT_TIMEOUT": "5s"}
 
     # -- the measurements ------------------------------------------------------------------------
 
     def measure(self) -> None:
-        self.set_up()
-        say(f"inner loop: edit to Ready, {self.runs} round(s)")
+        say(f"inner loop: edit to Ready of web with dev running in {self.namespace}, "
+            f"{self.runs} edit(s)")
+        self.start_dev()
         for i in range(self.runs):
             mark = len(self._dev_output)
-            dev = self.ready_after(self.ns_dev, lambda: self.edit("dev"))
+            self.samples["dev"].append(self.ready_after(self.namespace,
+                                                        lambda: self.edit("dev")))
             self._wait_dev("watching for changes", "the end of its rollout", after=mark)
-            self.samples["dev"].append(dev)
-            web = self.ready_after(self.ns_cli, self._deploy_web)
-            self.samples["deploy_web"].append(web)
-            old = None if self.quick else self.ready_after(self.ns_old, self._old_way)
-            self.samples["old_script"].append(old)
-            say(f"  round {i + 1}: dev {dev:.2f}s, paless-deploy web {web:.2f}s"
-                + (f", old script + rollout restart {old:.2f}s" if old is not None else ""))
+            say(f"  dev, edit {i + 1}: {self.samples['dev'][-1]:.2f}s")
+        self.stop()
+        say(f"inner loop: the same with `paless-deploy web` after each edit, {self.runs} time(s)")
+        for i in range(self.runs):
+            self.samples["deploy_web"].append(self.ready_after(self.namespace,
+                                                               self._deploy_web))
+            say(f"  paless-deploy web, edit {i + 1}: {self.samples['deploy_web'][-1]:.2f}s")
+        if self.quick:
+            return
+        say(f"inner loop: the old script + rollout restart in {self.old_namespace}, "
+            f"{self.runs} time(s)")
+        self.old_yaml = write_manifests(
+            with_latest_images(render_objects(self.tools, self.old_namespace), app_names()),
+            self.projects["old"].parent / "old-inner-loop.yaml")
+        for i in range(self.runs):
+            self.samples["old_script"].append(self.ready_after(self.old_namespace,
+                                                               self._old_way))
+            say(f"  old script + rollout restart, edit {i + 1}: "
+                f"{self.samples['old_script'][-1]:.2f}s")
 
     def _deploy_web(self) -> None:
         self.edit("web")
-        self.tools.check(self.tools.pd(self.ns_cli, "web", project=self.projects["web"]),
+        self.tools.check(self.tools.pd(self.namespace, "web", project=self.projects["web"]),
                          "paless-deploy web")
 
     def _old_way(self) -> None:
@@ -182,7 +185,7 @@ class InnerLoop:
         self.tools.check(["bash", str(OLD_SCRIPT)], "old script", cwd=self.projects["old"],
                          env=self._old_env())
         self.tools.check(self.tools.kubectl("rollout", "restart", "deployment/web", "-n",
-                                            self.ns_old), "kubectl rollout restart")
+                                            self.old_namespace), "kubectl rollout restart")
 
     def stop(self) -> None:
         if self._dev is not None and self._dev.poll() is None:
@@ -216,7 +219,8 @@ class InnerLoop:
             "and the migrate Job (it runs the web image); images go through the sandbox "
             "registry to kwok nodes. The old script rebuilds and pushes every image as :latest "
             "and applies manifests that did not change, so nothing rolls out: its row adds the "
-            "`kubectl rollout restart deployment/web` its users ran by hand.")]
+            "`kubectl rollout restart deployment/web` its users ran by hand. dev's edits come "
+            "first, then `paless-deploy web`'s, then the old script's, one at a time.")]
 
 
 def _rolled_out(deployment: Any) -> bool:
