@@ -34,7 +34,7 @@ from paless_deploy.core.devloop import (
 )
 from paless_deploy.core.discover import App
 from paless_deploy.core.errors import ClusterError, Interrupted, PalessError
-from paless_deploy.core.report import ErrorReport, Result
+from paless_deploy.core.report import ErrorReport, Result, scrub
 from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
 from paless_deploy.stages.images import build_images, plan_images
 from paless_deploy.stages.logs import LogStreamer
@@ -73,7 +73,8 @@ class DevSession:
         self.reload = reload
         self.logs = logs
         self.port_forward = port_forward
-        self.view = DevView(run_ctx.console, json_output=run_ctx.json_output)
+        self.view = DevView(run_ctx.console, json_output=run_ctx.json_output,
+                            secrets=run_ctx.config.secret_values())
         self.root = run_ctx.config.project_dir
         self.kube: Kube | None = None
         self.delivery: Delivery | None = None
@@ -189,7 +190,11 @@ class DevSession:
             self.view.failed(exc)
             iteration.result = "failed" if exc.exit_code == 1 else "error"
             iteration.exit_code = exc.exit_code
-            iteration.errors = [dataclasses.asdict(ErrorReport.from_error(exc))]
+            report = ErrorReport.from_error(exc)
+            secrets = self.ctx.config.secret_values()
+            iteration.errors = [dataclasses.asdict(dataclasses.replace(
+                report, message=scrub(report.message, secrets), hint=scrub(report.hint,
+                                                                             secrets)))]
             iteration.images = _images(exc.report)
         else:
             iteration.images = _images(result)

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from paless_deploy.core.errors import PalessError
-from paless_deploy.core.report import Result, error_text
+from paless_deploy.core.report import Result, error_text, scrub
 from paless_deploy.ui.console import stderr_console
 
 if TYPE_CHECKING:
@@ -45,8 +45,10 @@ class ForwardShown(Protocol):
 class DevView:
     """The dev session's output (thread-safe: logs come from many threads)."""
 
-    def __init__(self, settings: ConsoleSettings, *, json_output: bool = False) -> None:
+    def __init__(self, settings: ConsoleSettings, *, json_output: bool = False,
+                 secrets: Sequence[str] = ()) -> None:
         self.settings = settings
+        self.secrets = list(secrets)  # scrubbed from every line (errors quote build output)
         self.console = stderr_console(settings)
         self.json_output = json_output
         self._lock = threading.Lock()
@@ -60,6 +62,9 @@ class DevView:
         if self.settings.quiet:
             return
         line = text if isinstance(text, Text) else Text(text)
+        if self.secrets:
+            line = Text(scrub(line.plain, self.secrets)) if any(
+                secret in line.plain for secret in self.secrets) else line
         if not self.settings.terminal:
             line = Text(time.strftime("%Y-%m-%dT%H:%M:%SZ ", time.gmtime())) + line
         with self._lock:
