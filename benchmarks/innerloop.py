@@ -156,6 +156,10 @@ class InnerLoop:
                                                         lambda: self.edit("dev")))
             self._wait_dev("watching for changes", "the end of its rollout", after=mark)
             say(f"  dev, edit {i + 1}: {self.samples['dev'][-1]:.2f}s")
+            if (self.samples["dev"][-1] or 0) > 2 * TARGET_S:  # say where the time went
+                for line in self._dev_output[mark:]:
+                    if "waiting" not in line:
+                        say(f"    dev: {line}")
         self.stop()
         say(f"inner loop: the same with `paless-deploy web` after each edit, {self.runs} time(s)")
         for i in range(self.runs):
