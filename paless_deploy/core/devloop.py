@@ -29,7 +29,8 @@ EDITOR_TEMP_PATTERNS = ("*.swp", "*.swo", "*.swx", "*.swpx", "*~", ".#*", "#*#",
                         ".goutputstream-*", "*.crswap", ".*.sw?")
 # Directories whose contents are never sources (caches, environments, VCS).
 IGNORED_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".pytest_cache",
-                          ".ruff_cache", ".hypothesis", ".tox", ".venv", ".idea"})
+                          ".ruff_cache", ".hypothesis", ".tox", ".venv", ".idea",
+                          ".import_linter_cache"})
 
 
 def is_editor_temp(name: str) -> bool:
