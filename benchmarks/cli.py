@@ -45,6 +45,7 @@ from benchmarks.harness import (
     with_latest_images,
     write_manifests,
 )
+from benchmarks.innerloop import InnerLoop
 from benchmarks.rebuild import measure_rebuilds
 from benchmarks.report import Row, compare, json_document, markdown, skipped
 
@@ -257,12 +258,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="paless-bench-") as tmp:
         tools = Tools.create(sandbox, Path(tmp))
         bench = Bench(tools, Path(tmp), args.runs, args.quick)
+        inner = InnerLoop(tools, Path(tmp), bench.ns, bench.old_ns, args.runs, args.quick)
         try:
             bench.measure_help()
             bench.measure_rebuild()
             bench.set_up_deploys()
             bench.measure_redeploys()
             bench.measure_detection()
+            inner.measure()
         except BenchError as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 1
@@ -270,15 +273,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("bench: interrupted", file=sys.stderr)
             return 130
         finally:
+            inner.stop()
             if args.keep:
                 say(f"keeping namespaces {', '.join(bench.created)}")
             else:
                 say(f"deleting namespaces {', '.join(bench.created)} and their PVs")
                 delete_namespaces(tools, bench.created)
-    rows = bench.rows()
-    notes = bench.final_notes(load_before)
+    rows = bench.rows() + inner.rows()
+    notes = bench.final_notes(load_before) + inner.final_notes()
     if args.json:
-        print(json_document(rows, bench.samples, notes,
+        print(json_document(rows, {**bench.samples, **{f"edit_to_ready_{k}": v for k, v in
+                                                        inner.samples.items()}}, notes,
                             {"runs": args.runs, "quick": args.quick, "namespace": bench.ns}))
     else:
         print(markdown(rows, notes))

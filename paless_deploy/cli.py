@@ -334,6 +334,22 @@ def deploy_command(ctx: click.Context, apps: tuple[str, ...], **options: Any) ->
     return _run(ctx, "deploy", lambda run_ctx: run_deploy(run_ctx, list(apps), **options))
 
 
+@cli.command("dev")
+@click.option("--no-logs", is_flag=True, help="Do not stream the logs of our pods.")
+@click.option("--port-forward", is_flag=True,
+              help="Forward web's port 8000 and the MinIO console to localhost (the next "
+                   "free port when taken), re-established when pods are replaced.")
+@click.pass_context
+def dev_command(ctx: click.Context, no_logs: bool, port_forward: bool) -> int:
+    """Deploy, then watch the project: rebuild only what a change touches, roll out only its
+    workloads, stream their logs; until Ctrl-C (exit 130)."""
+    from paless_deploy.commands.dev import run_dev
+
+    return _run(ctx, "deploy", lambda run_ctx: run_dev(
+        run_ctx, lambda: _run_context(ctx, "deploy"), logs=not no_logs,
+        port_forward=port_forward))
+
+
 @cli.command("status")
 @click.option("--watch", is_flag=True, help="Keep refreshing until interrupted.")
 @click.pass_context

@@ -11,6 +11,8 @@ import os
 import re
 import threading
 from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from paless_deploy.adapters.registry import (
@@ -21,6 +23,7 @@ from paless_deploy.adapters.registry import (
 from paless_deploy.core.buildspec import BuildSpec, build_failed
 from paless_deploy.core.discover import App
 from paless_deploy.core.errors import BuildError
+from paless_deploy.core.registryaccess import DaemonRegistryConfig
 from paless_deploy.core.tags import read_dockerignore
 
 if TYPE_CHECKING:
@@ -236,3 +239,70 @@ def _raise_push_error(registry: str, ref: str, message: str) -> None:
     raise BuildError(f"Pushing {ref} failed: {message.strip()}.",
                      f"Check the registry {registry} and its logs, then run again.",
                      code="push-failed")
+
+
+# ---------------------------------------------------------------------------
+# What the engine knows about registries (read by adapters.registry to speak as it does)
+
+
+_registry_config: DaemonRegistryConfig | None = None
+_registry_config_lock = threading.Lock()
+
+
+def daemon_registry_config() -> DaemonRegistryConfig:
+    """The engine's insecure registries and CIDRs (`docker info`), read once per process;
+    Docker's defaults (loopback is insecure) when the engine does not answer."""
+    global _registry_config
+    with _registry_config_lock:
+        if _registry_config is None:
+            try:
+                info = connect_docker().info()
+                _registry_config = DaemonRegistryConfig.from_info(info.get("RegistryConfig"))
+            except (BuildError, OSError, ValueError):
+                _registry_config = DaemonRegistryConfig()
+            except Exception:  # noqa: BLE001 - a half-broken engine: Docker's defaults
+                _registry_config = DaemonRegistryConfig()
+        return _registry_config
+
+
+@dataclass(frozen=True)
+class RegistryCredentials:
+    """What the Docker config holds for one registry: a login or an identity token."""
+
+    username: str = ""
+    password: str = ""
+    identity_token: str = ""
+
+
+def registry_credentials(host: str) -> RegistryCredentials | None:
+    """The credentials `docker login` stored for `host` (config file, credsStore or a
+    credential helper, as the SDK resolves them), None when there are none."""
+    from docker import auth
+    from docker.errors import DockerException
+
+    try:
+        found = auth.load_config().resolve_authconfig(host)
+    except (DockerException, OSError, ValueError):
+        return None
+    if not found:
+        return None
+    lowered = {str(k).lower(): str(v or "") for k, v in found.items()}
+    creds = RegistryCredentials(lowered.get("username", ""), lowered.get("password", ""),
+                                lowered.get("identitytoken", ""))
+    return creds if (creds.username or creds.identity_token) else None
+
+
+def save_image(api: DockerClient, ref: str) -> Iterator[bytes]:
+    """`docker save REF` as a stream of archive chunks (for an import into containerd)."""
+    from docker.errors import APIError, ImageNotFound, NotFound
+
+    try:
+        yield from api.get_image(ref)
+    except (ImageNotFound, NotFound) as exc:
+        raise BuildError(f"Image {ref} is not in the local Docker engine, so it cannot be "
+                         "imported.", "Build it first (`paless-deploy build`), then run again.",
+                         code="image-missing") from exc
+    except (APIError, OSError) as exc:
+        raise BuildError(f"The Docker engine failed to export {ref}: {exc}.",
+                         "Check the engine (`docker save` reproduces it), then run again.",
+                         code="export-failed") from exc

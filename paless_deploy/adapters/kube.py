@@ -276,6 +276,25 @@ class Kube:
             raise _api_error(resp.status, resp.reason, data)
         return data.decode("utf-8", errors="replace")
 
+    def follow_logs(self, namespace: str, pod: str, container: str, *,
+                    since_time: str | None = None, idle_timeout_s: float = 300) -> Iterator[str]:
+        """A container's log as it is written (`kubectl logs -f`), one line at a time, each
+        starting with its RFC 3339 timestamp. Ends when the container stops or the stream
+        drops (TransportError after `idle_timeout_s` without a line)."""
+        query = {"container": container, "follow": "true", "timestamps": "true",
+                 "sinceTime": since_time}
+        resp = self._send("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
+                          query=query, timeout=(5, idle_timeout_s))
+        if resp.status >= 400:
+            raise _api_error(resp.status, resp.reason, resp.read())
+        from kubernetes.watch.watch import iter_resp_lines
+
+        try:
+            with transport_errors():
+                yield from iter_resp_lines(resp.response)
+        finally:
+            resp.response.release_conn()
+
     def may(self, verb: str, resource: str, group: str = "",
             namespace: str | None = None) -> bool:
         """A SelfSubjectAccessReview: may our user do `verb` on `resource`?"""

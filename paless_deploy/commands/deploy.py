@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +20,13 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect, with_retries
 from paless_deploy.core import labels
 from paless_deploy.core.config import Config
+from paless_deploy.core.delivery import (
+    REGISTRY,
+    Delivery,
+    choose_delivery,
+    node_facts,
+    with_pull_policy,
+)
 from paless_deploy.core.deployurl import deployment_url
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
@@ -41,12 +48,13 @@ from paless_deploy.stages.apply import (
     rollback_object,
     wait_volume_available,
 )
-from paless_deploy.stages.images import build_images, plan_images
+from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
+from paless_deploy.stages.images import ImageResult, build_images, plan_images
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import ensure_namespace, namespace_exists
 from paless_deploy.stages.preflight import check_writable, claim_cluster_objects, preflight
 from paless_deploy.stages.prune import find_prunable, prune
-from paless_deploy.stages.render import discovered_apps, render
+from paless_deploy.stages.render import Rendered, discovered_apps, render
 from paless_deploy.stages.reports import check_reported_images, load_report
 from paless_deploy.stages.validate import dry_run_all
 from paless_deploy.stages.wait import PhaseOutcome, PhaseWaiter, deadline_error
@@ -157,6 +165,15 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
     apps = discovered_apps(ctx)
     report = load_report(options.images_from, "--images-from") if options.images_from else None
+    # How images reach the nodes (a report's are in their registry already).
+    delivery = choose_delivery(delivery_facts(kube, run.config, facts.nodes)) \
+        if report is None else Delivery(REGISTRY, "--images-from: the report's registry")
+    run.config = config_for(run.config, delivery)
+    run.result.extra["delivery"] = {"method": delivery.method, "reason": delivery.reason}
+    if report is None:
+        run.view.info(f"images reach the nodes by {delivery.method}: {delivery.reason}")
+    if delivery.warning:
+        run.warn(delivery.warning)
     if report is not None:
         to_build: list[App] = []
         pinned = report.pinned_refs(options.only_apps)
@@ -169,13 +186,15 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     kept: dict[str, str] = {}
     if options.only_apps:
         others = [a.name for a in apps if a.name not in options.only_apps]
-        kept = deployed_app_refs(kube, run.namespace, run.config, others)
+        kept = deployed_app_refs(kube, run.namespace, run.config, others,
+                                 also=(delivery.image_registry,))
         refs.update(kept)
     # Tags are content hashes: known before building, so a bad overlay, variable, phase
     # annotation or an object of another namespace fails in seconds, before any build.
     plans = plan_images(run.config, to_build)[0] if to_build else []
-    refs.update({p.app.name: p.ref for p in plans})
-    rendered = render(ctx, _refs_for_render(run.config, apps, refs))
+    refs.update({p.app.name: delivery.pulled_ref(p.ref) for p in plans})
+    rendered = delivered(render(ctx, _refs_for_render(run.config, apps, refs)), delivery,
+                          refs)
     phases = plan_phases(rendered.objects)
     _render_warnings(run, rendered.warnings, phases, rendered.objects, refs, facts, options)
     run.result.url = deployment_url(rendered.objects, namespace=run.namespace,
@@ -189,22 +208,29 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     if report is not None:
         images = check_reported_images(report, pinned, run.warn)
     elif to_build:
-        images = build_images(run.config, to_build, push=True,
+        images = build_images(run.config, to_build, push=delivery.pushes,
                               progress=make_progress(ctx.console), plans=plans, warn=run.warn)
+        images = deliver_images(run.config, delivery, images,
+                                [node_facts(n) for n in facts.nodes], run.view.info)
     else:
         images = []
     run.result.images = images
-    built = {r.app: r.ref for r in images} if report is None else {}
+    built = {r.app: delivery.pulled_ref(r.ref) for r in images} if report is None else {}
     if any(refs.get(app) != ref for app, ref in built.items()):
         refs.update(built)  # what was really pushed
-        rendered = render(ctx, _refs_for_render(run.config, apps, refs))
+        rendered = delivered(render(ctx, _refs_for_render(run.config, apps, refs)), delivery,
+                              refs)
         objects, foreign = claim_cluster_objects(kube, rendered.objects, run.namespace)
     for warning in foreign:
         run.warn(warning)
     phases = plan_phases(objects)
-    # the report's digests were just found in their registry: no second look
+    # the report's digests were just found in their registry: no second look; our images
+    # delivered without a registry are in none
+    verified = {str(ref) for ref in pinned.values()}
+    if not delivery.pushes:
+        verified |= set(refs.values())
     findings = preflight(kube, run.config, objects, refs, kept=kept, warn=run.warn,
-                         verified={str(ref) for ref in pinned.values()})
+                         verified=verified)
     if findings:
         shown = run.show(findings)
         err = DeployFailed(f"Preflight found {len(findings)} problem(s); nothing was applied.",
@@ -258,19 +284,28 @@ def _lock_waiting(run: _Run) -> Callable[[LeaseState], None]:
 
 
 def deployed_app_refs(kube: Kube, namespace: str, config: Config,
-                      apps: Sequence[str]) -> dict[str, str]:
-    """The image reference each app currently runs in the namespace (read from workloads)."""
+                      apps: Sequence[str], also: Sequence[str] = ()) -> dict[str, str]:
+    """The image reference each app currently runs in the namespace (read from workloads),
+    in REGISTRY or in the registries `also` names (how the nodes name an advertised one)."""
     found: dict[str, str] = {}
     with cluster_errors(kube, "reading the deployed images", namespace):
         items = [item for kind in ("Deployment", "StatefulSet", "Job")
                  for item in with_retries(partial(kube.list, by_kind(kind), namespace))[0]]
+    registries = [config.registry, *(r for r in also if r)]
     for item in items:
         for c in pod_containers(item):
             image = str(c.get("image", ""))
             for app in apps:
-                if in_repository(image, config.registry, f"{config.project_name}-{app}"):
+                if any(in_repository(image, registry, f"{config.project_name}-{app}")
+                       for registry in registries):
                     found.setdefault(app, image)
     return found
+
+
+def delivered(rendered: Rendered, delivery: Delivery, refs: Mapping[str, str]) -> Rendered:
+    """Images that no registry holds (imported, on the node's Docker) must not be pulled."""
+    return Rendered(with_pull_policy(rendered.objects, list(refs.values()),
+                                     delivery.pull_policy), rendered.warnings)
 
 
 def _check_report_covers(report: PriorReport, apps: Sequence[App],
@@ -495,3 +530,20 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
           f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s():.1f}s.")
     if result.url:
         print(f"URL: {result.url}")
+
+
+def run_rollout(run_ctx: RunContext, kube: Kube, objects: list[dict], apps: Sequence[str],
+                images: Sequence[ImageResult] = ()) -> Result:
+    """Apply only `objects` (what a rebuild of `apps` changed: their workloads, the Jobs
+    running their images) phase by phase and wait, under the namespace lock: `dev`'s
+    rollout once a whole deploy went through. Failures are findings and exit 1 in the
+    result, as for `deploy`; no dry run of the rest, no prune."""
+    run = _Run(run_ctx, "dev")
+    run.result.images = list(images)
+    facts = _cluster_facts(kube)
+    try:
+        with run.view, lock_for(kube, run_ctx, "dev", on_wait=_lock_waiting(run)):
+            return _apply_phases(run, kube, plan_phases(objects), objects,
+                                 DeployOptions(only_apps=tuple(apps), prune=False), facts)
+    except PalessError as exc:
+        raise exc.with_report(run.result) from None

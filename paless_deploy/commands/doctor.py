@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from paless_deploy.adapters.buildkit import BUILDX_HINT, find_buildkit
+from paless_deploy.adapters.containerd import find_containerd, has_image
 from paless_deploy.adapters.docker import connect_docker, engine_platform
 from paless_deploy.adapters.kube import ApiError, Kube, connect
 from paless_deploy.adapters.kustomize import (
@@ -24,11 +25,13 @@ from paless_deploy.adapters.kustomize import (
 )
 from paless_deploy.adapters.registry import check_registry as ping_registry
 from paless_deploy.core.buildspec import BUILDER_BUILDKIT, BUILDER_CLASSIC, platform_arch
+from paless_deploy.core.delivery import K3S_IMPORT, Delivery, choose_delivery
 from paless_deploy.core.errors import PalessError
 from paless_deploy.core.imageref import Registry
 from paless_deploy.core.kinds import by_kind
 from paless_deploy.core.render import classes_named
 from paless_deploy.core.report import RESULT_FAILED, ErrorReport, Result
+from paless_deploy.stages.delivery import config_for, delivery_facts
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.ui.tables import print_table
@@ -336,17 +339,40 @@ def check_registry_for_nodes(kube: Kube, registry: str) -> Check:
 # The command
 
 
+def check_delivery(delivery: Delivery) -> Check:
+    """How images reach the nodes and why; a warning when the choice cannot reach some."""
+    return Check("image delivery", not delivery.warning, False,
+                 f"{delivery.method}: {delivery.reason}", delivery.warning)
+
+
+def check_containerd(config: Config) -> Check:
+    """k3s-import: the containerd to import into answers."""
+    try:
+        containerd = find_containerd(config.value("PALESS_CONTAINERD_ADDRESS"))
+        has_image(containerd, "paless-deploy.invalid/doctor:probe")
+    except PalessError as exc:
+        return Check("containerd (k3s import)", False, True, exc.message, exc.hint)
+    return Check("containerd (k3s import)", True, True, f"{containerd.where} answers")
+
+
 def collect_checks(run_ctx: RunContext) -> list[Check]:
     """Every check, in the order a person would fix them."""
     config = run_ctx.config
-    checks = [check_docker(), check_builder(config.builder), check_registry(config.registry),
-              check_kustomize()]
+    checks = [check_docker(), check_builder(config.builder)]
     try:
         kube = connect(run_ctx.kubeconfig, run_ctx.context)
     except PalessError as exc:
-        checks.append(Check("cluster", False, True, exc.message, exc.hint))
+        checks += [check_registry(config.registry), check_kustomize(),
+                   Check("cluster", False, True, exc.message, exc.hint)]
         return checks  # everything below needs the cluster
-    checks.append(Check("cluster", True, True, f"{kube.server} answers"))
+    delivery = choose_delivery(delivery_facts(kube, config))
+    if delivery.pushes:
+        config = config_for(config, delivery)
+        checks.append(check_registry(config.registry))
+    elif delivery.method == K3S_IMPORT:
+        checks.append(check_containerd(config))
+    checks += [check_kustomize(), Check("cluster", True, True, f"{kube.server} answers"),
+               check_delivery(delivery)]
     namespace = config.namespace
     ingress_class = config.value("INGRESS_CLASS") or "traefik"
     storage_class = config.value("STORAGE_CLASS")
@@ -359,11 +385,12 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
         ("default StorageClass", False, lambda: check_default_storage_class(kube)),
         (f"StorageClass {storage_class}", True,
          lambda: check_storage_class(kube, storage_class)),
-        ("nodes can pull from the registry", False,
-         lambda: check_registry_for_nodes(kube, config.registry)),
         ("nodes run the build's platform", False,
          lambda: check_node_platform(kube, config, _engine_platform())),
     ]
+    if delivery.pushes:
+        cluster_checks.append(("nodes can pull from the registry", False,
+                               lambda: check_registry_for_nodes(kube, delivery.image_registry)))
     checks.extend(_guarded(name, required, fn) for name, required, fn in cluster_checks)
     checks.extend(_rendered_class_checks(run_ctx, kube, storage_class, ingress_class))
     return checks

@@ -1,6 +1,7 @@
 """`help` and `config`: what the tool sees (apps, images, variables), secrets masked.
 
-Neither touches Docker or the cluster.
+`config` touches neither Docker nor the cluster; `help` asks the cluster (when one answers)
+how images would reach it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import click
 
 from paless_deploy.core.config import combined_error, config_problems
 from paless_deploy.core.discover import App, discover_apps
-from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.errors import ConfigError, PalessError
 from paless_deploy.core.report import Result, error_text
 from paless_deploy.ui.tables import print_table
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 PROG = "paless-deploy"
 COMMANDS_NOT_APPS = ("all", "deploy", "status", "help", "render", "diff", "build", "push",
-                     "destroy", "gc", "doctor", "config", "plan")
+                     "destroy", "gc", "doctor", "config", "plan", "dev")
 
 
 def run_help(run_ctx: RunContext, usage: str) -> Result:
@@ -39,9 +40,11 @@ def run_help(run_ctx: RunContext, usage: str) -> Result:
     warnings.extend(error_text(p) for p in config_problems(config))
     app_rows = [(a.name, str(a.dockerfile.relative_to(config.project_dir)),
                  f"{config.image_repository(a.name)}:<content tag>") for a in apps]
+    method, reason = image_delivery(run_ctx)
     result = Result(command="help", warnings=warnings, extra={
         "apps": [dict(zip(("name", "dockerfile", "image"), row)) for row in app_rows],
         "config": [dict(zip(("name", "value", "source"), row)) for row in config.rows()],
+        "delivery": {"method": method, "reason": reason},
     })
     if run_ctx.json_output:
         return result
@@ -53,12 +56,32 @@ def run_help(run_ctx: RunContext, usage: str) -> Result:
     else:
         click.echo(f"No apps found in {config.project_dir.resolve()} "
                    "(looked for <dir>/Dockerfile and Dockerfile.<name>).")
+    click.echo(f"Images reach the cluster by {method}: {reason}.")
     click.echo()
     print_table("Configuration", ("variable", "value", "source"), config.rows(),
                 run_ctx.console.color)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     return result
+
+
+def image_delivery(run_ctx: RunContext) -> tuple[str, str]:
+    """How images would reach the cluster now, and why (the cluster is asked when it
+    answers; otherwise what IMAGE_DELIVERY says)."""
+    from paless_deploy.adapters.kube import connect
+    from paless_deploy.core.delivery import choose_delivery
+    from paless_deploy.stages.delivery import delivery_facts
+
+    config = run_ctx.config
+    try:
+        delivery = choose_delivery(delivery_facts(connect(run_ctx.kubeconfig, run_ctx.context),
+                                                  config))
+    except PalessError as exc:
+        setting = config.settings["IMAGE_DELIVERY"]
+        why = (f"IMAGE_DELIVERY={setting.value} ({setting.describe_source()}); decided per "
+               f"cluster when deploying (no cluster to ask now: {exc.message})")
+        return setting.value or "auto", why
+    return delivery.method, delivery.reason
 
 
 def run_config(run_ctx: RunContext) -> Result:

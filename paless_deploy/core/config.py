@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.core import envfile
 from paless_deploy.core.branch import branch_namespace, current_branch
+from paless_deploy.core.delivery import check_method
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import parse_image, parse_registry
 from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
@@ -445,6 +446,11 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
         problems.append(exc)
     try:
         config.image_aliases()
+    except ConfigError as exc:
+        problems.append(exc)
+    delivery = s["IMAGE_DELIVERY"]
+    try:
+        check_method(delivery.value, delivery.describe_source())
     except ConfigError as exc:
         problems.append(exc)
     if scope == "images":

@@ -26,7 +26,19 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PROJECT_NAME", "paless", "Image name prefix: {REGISTRY}/{PROJECT_NAME}-{app}."),
     Variable("PALESS_NAMESPACE", None,
              "Target namespace; default PROJECT_NAME lower-cased with _ -> -; 'auto' = from branch."),
-    Variable("REGISTRY", "localhost:5000", "Registry the images are pushed to and pulled from."),
+    Variable("REGISTRY", "localhost:5000",
+             "Registry the images are pushed to and pulled from; unset, a registry the "
+             "cluster advertises (KEP-1755) or a k3s import may be chosen (IMAGE_DELIVERY)."),
+    Variable("IMAGE_DELIVERY", "auto",
+             "How images reach the nodes: auto, registry, k3s-import, docker or none "
+             "(`paless-deploy doctor` shows the choice and why).", substitutable=False),
+    Variable("PALESS_CONTAINERD_ADDRESS", None,
+             "k3s-import: the containerd socket to import into with `ctr --address` "
+             "(rootless or custom k3s); unset: `k3s ctr`, else "
+             "/run/k3s/containerd/containerd.sock.", substitutable=False),
+    Variable("PALESS_NODE_NAME", None,
+             "k3s-import: the name of this machine's node when it is not the host name "
+             "(k3s --node-name).", substitutable=False),
     Variable("PALESS_IMAGES", None,
              "Trees naming our images otherwise: app=repository,... (any tag of that repository "
              "becomes the built image), e.g. web=ghcr.io/acme/paperless-web.",

@@ -72,6 +72,7 @@ class ImageResult:
     pushed: bool = False
     builder: str | None = None  # "buildkit" or "classic" when built in this run
     platform: str | None = None  # what it was built for (PLATFORM, else the engine's)
+    delivery: str = ""  # how it reached the nodes: pushed, imported, on-node, docker, none
 
 
 @dataclass(frozen=True)

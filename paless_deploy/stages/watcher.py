@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
 from paless_deploy.adapters.kube import ApiError, TransportError, is_transient
@@ -161,3 +162,34 @@ class NamespaceWatcher:
             self._version += 1
             self.changed.notify_all()
         return rv
+
+
+class PodsLoop:
+    """Calls `handle(pods)` with the namespace's pods, from a daemon thread, at start and
+    after every change (at least once a second), until stopped; `watcher` stays readable."""
+
+    def __init__(self, kube: Kube, namespace: str, handle: Callable[[list[dict]], None],
+                 name: str) -> None:
+        self.watcher = NamespaceWatcher(kube, namespace, kinds=["Pod"])
+        self.handle = handle
+        self.name = name
+        self._stop = threading.Event()
+
+    def start(self) -> PodsLoop:
+        self.watcher.start()
+        threading.Thread(target=self._run, name=self.name, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.watcher.stop()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def _run(self) -> None:
+        version = -1
+        while not self._stop.is_set():
+            self.handle(self.watcher.items("Pod"))
+            version = self.watcher.wait_for_change(version, 1.0)

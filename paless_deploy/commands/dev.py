@@ -1,0 +1,359 @@
+"""`dev`: the inner loop on a laptop. Deploy once, then watch the project: each burst of
+changes rebuilds only the apps whose build context it touches, delivers them, and rolls out
+only the workloads (and Jobs) running them; `k8s/` or an env file means a new render and
+apply. Logs of our pods stream meanwhile; `--port-forward` brings web and the MinIO
+console to localhost. A failure is shown and the loop waits for the next change; Ctrl-C
+ends it (exit 130) with the namespace lock free and the forwards closed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from paless_deploy.adapters.docker import context_paths
+from paless_deploy.adapters.filewatch import ProjectWatch
+from paless_deploy.adapters.kube import Kube, connect
+from paless_deploy.commands.deploy import delivered, run_all, run_rollout
+from paless_deploy.core.config import DEFAULT_ENV_FILES
+from paless_deploy.core.delivery import Delivery, choose_delivery, node_facts
+from paless_deploy.core.devloop import (
+    GIT_LOCK,
+    AppContext,
+    Change,
+    Coalescer,
+    changed_objects,
+    classify,
+    forward_targets,
+    is_watched,
+)
+from paless_deploy.core.discover import App
+from paless_deploy.core.errors import ClusterError, Interrupted, PalessError
+from paless_deploy.core.report import ErrorReport, Result, scrub
+from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
+from paless_deploy.stages.images import build_images, plan_images
+from paless_deploy.stages.logs import LogStreamer
+from paless_deploy.stages.portforward import PortForwards
+from paless_deploy.stages.render import discovered_apps, render
+from paless_deploy.ui.devview import DevView
+from paless_deploy.ui.progress import make_progress
+
+if TYPE_CHECKING:
+    from paless_deploy.core.context import RunContext
+
+IDLE_TICK_S = 1.0  # re-check (git's lock, the watcher's health) at least this often
+
+
+@dataclasses.dataclass
+class Iteration:
+    """One pass of the loop, for the JSON document."""
+
+    trigger: list[str]
+    apps: list[str]
+    render: bool
+    result: str = "success"  # success, failed, error, unchanged
+    exit_code: int = 0
+    duration_s: float = 0.0
+    edit_to_ready_s: float | None = None
+    images: list[dict] = dataclasses.field(default_factory=list)
+    errors: list[dict] = dataclasses.field(default_factory=list)
+
+
+class DevSession:
+    """The state of one `dev` run between changes."""
+
+    def __init__(self, run_ctx: RunContext, reload: Callable[[], RunContext], *,
+                 logs: bool, port_forward: bool) -> None:
+        self.ctx = run_ctx
+        self.reload = reload
+        self.logs = logs
+        self.port_forward = port_forward
+        self.view = DevView(run_ctx.console, json_output=run_ctx.json_output,
+                            secrets=run_ctx.config.secret_values())
+        self.root = run_ctx.config.project_dir
+        self.kube: Kube | None = None
+        self.delivery: Delivery | None = None
+        self.apps: list[App] = []
+        self.contexts: dict[str, AppContext] = {}
+        self.refs: dict[str, str] = {}  # app -> the reference its workloads run
+        self.applied: list[dict] | None = None  # what the last apply left (None: unknown)
+        self.iterations: list[Iteration] = []
+        self.coalescer = Coalescer()
+        self.changes = threading.Condition()
+        self.watch: ProjectWatch | None = None
+        self.streamer: LogStreamer | None = None
+        self.forwards: PortForwards | None = None
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self) -> Result:
+        try:
+            self.kube = connect(self.ctx.kubeconfig, self.ctx.context)
+            self.watch = ProjectWatch(self.root, is_watched, self._changed).start()
+            self._pass(Change(paths=(), render=True), started=time.monotonic())
+            self._start_streams()
+            while True:
+                paths, first = self._next_burst()
+                try:
+                    change = self._classify(paths)
+                except PalessError as exc:  # two Dockerfiles for one app, say: fix and save
+                    self.view.failed(exc)
+                    continue
+                if not change.anything:
+                    self.view.note(f"ignored: {_listed(change.ignored)} (in no app's build "
+                                   "context, not k8s/, not an env file)")
+                    continue
+                self._pass(change, first)
+        except KeyboardInterrupt:
+            raise self._stopped() from None
+        except Interrupted:
+            raise self._stopped() from None
+        finally:
+            self._close()
+
+    def _changed(self, paths: set[str]) -> None:
+        with self.changes:
+            self.coalescer.add(paths, time.monotonic())
+            self.changes.notify_all()
+
+    def _next_burst(self) -> tuple[frozenset[str], float]:
+        """Wait for a complete burst of changes (and for git to finish, if it works)."""
+        self.view.watching()
+        with self.changes:
+            while True:
+                if self.watch is not None and self.watch.error:
+                    self.view.warning(self.watch.error)
+                    self.watch.error = None
+                now = time.monotonic()
+                if self.coalescer.due(now) and not (self.root / GIT_LOCK).exists():
+                    first = self.coalescer.first_at or now
+                    return self.coalescer.take(), first
+                wait = self.coalescer.wait_s(now)
+                self.changes.wait(IDLE_TICK_S if wait is None else max(0.02, min(wait,
+                                                                                  IDLE_TICK_S)))
+
+    def _classify(self, paths: frozenset[str]) -> Change:
+        before = dict(self.contexts)
+        self._read_contexts(paths)
+        merged = [AppContext(a.name, a.context, a.dockerfile,
+                             a.files | (before[a.name].files if a.name in before else frozenset()))
+                  for a in self.contexts.values()]
+        env_files = {str(p.relative_to(self.root)) for p in self.ctx.config.env_files
+                     if p.resolve().is_relative_to(self.root.resolve())} | set(DEFAULT_ENV_FILES)
+        change = classify(paths, merged, env_files)
+        discovered = {a.name for a in discovered_apps(self.ctx)}
+        if discovered != {a.name for a in self.apps}:  # a Dockerfile came or went
+            return dataclasses.replace(change, render=True)
+        return change
+
+    def _read_contexts(self, paths: frozenset[str] | None = None) -> None:
+        """Each app's context as Docker receives it; with `paths`, only the contexts that
+        may hold one of them are read again."""
+        self.apps = discovered_apps(self.ctx)
+        for app in self.apps:
+            context = _relative(app.context, self.root)
+            if paths is not None and app.name in self.contexts and not any(
+                    context == "" or p == context or p.startswith(context + "/") for p in paths):
+                continue
+            self.contexts[app.name] = AppContext(
+                app.name, context, _relative(app.dockerfile, self.root),
+                frozenset(context_paths(app)))
+        self.contexts = {a.name: self.contexts[a.name] for a in self.apps}
+
+    # -- one pass ---------------------------------------------------------------------------
+
+    def _pass(self, change: Change, started: float) -> None:
+        """Rebuild, deliver, roll out; a failure is shown and kept in the report."""
+        self.ctx = dataclasses.replace(self.ctx, started_monotonic=time.monotonic(),
+                                       started_at=time.time())  # --timeout counts per pass
+        iteration = Iteration(list(change.paths), list(change.apps), change.render)
+        self.iterations.append(iteration)
+        self.view.change(change)
+        try:
+            if change.reload:  # an env file: the configuration as it is now
+                self.ctx = dataclasses.replace(self.reload(), started_monotonic=time.monotonic(),
+                                               started_at=time.time())
+            if change.render or self.applied is None:
+                result = self._deploy_all()
+            else:
+                result = self._rebuild(change.apps)
+        except PalessError as exc:
+            if isinstance(exc, Interrupted):
+                raise
+            if isinstance(exc, ClusterError) and self.applied is None and not self.refs:
+                raise  # the cluster never answered: nothing to develop against
+            self.view.failed(exc)
+            iteration.result = "failed" if exc.exit_code == 1 else "error"
+            iteration.exit_code = exc.exit_code
+            report = ErrorReport.from_error(exc)
+            secrets = self.ctx.config.secret_values()
+            iteration.errors = [dataclasses.asdict(dataclasses.replace(
+                report, message=scrub(report.message, secrets), hint=scrub(report.hint,
+                                                                             secrets)))]
+            iteration.images = _images(exc.report)
+        else:
+            iteration.images = _images(result)
+            iteration.errors = [dataclasses.asdict(e) for e in result.errors]
+            iteration.exit_code = result.exit_code
+            if result.result == "unchanged":
+                iteration.result = "unchanged"
+                self.view.unchanged(change.apps)
+            elif result.exit_code:
+                iteration.result = result.result
+                self.view.rollout_failed(result)
+            else:
+                if change.paths:  # the first deploy follows no edit
+                    iteration.edit_to_ready_s = round(time.monotonic() - started, 3)
+                self.view.ready(change.apps, time.monotonic() - self.ctx.started_monotonic,
+                                iteration.edit_to_ready_s)
+        iteration.duration_s = round(time.monotonic() - self.ctx.started_monotonic, 3)
+
+    def _decide(self, said: bool = False) -> Delivery:
+        """How images reach the nodes now (said when it changed, unless `said` already)."""
+        assert self.kube is not None
+        delivery = choose_delivery(delivery_facts(self.kube, self.ctx.config))
+        if delivery != self.delivery and self.delivery is not None and not said:
+            self.view.note(f"images reach the nodes by {delivery.method}: {delivery.reason}")
+        self.delivery = delivery
+        return delivery
+
+    def _deploy_all(self) -> Result:
+        """The whole overlay, as `all` without prune (first pass, a new render, or after a
+        failure left the cluster in an unknown state); then the state to diff against."""
+        self._read_contexts()
+        self.applied = None  # unknown until this apply went through
+        result = run_all(self.ctx, no_prune=True)
+        delivery = self._decide(said=True)  # the deploy said it
+        self.refs = {r.app: delivery.pulled_ref(r.ref) for r in result.images}
+        self.applied = self._render(delivery) if result.exit_code == 0 else None
+        return result
+
+    def _render(self, delivery: Delivery) -> list[dict]:
+        return delivered(render(self.ctx, self.refs), delivery, self.refs).objects
+
+    def _rebuild(self, names: tuple[str, ...]) -> Result:
+        """Build and deliver `names`, then apply only the objects that changed."""
+        assert self.kube is not None
+        delivery = self._decide()
+        config = config_for(self.ctx.config, delivery)
+        apps = [a for a in self.apps if a.name in names]
+        plans = plan_images(config, apps)[0]
+        planned = {p.app.name: delivery.pulled_ref(p.ref) for p in plans}
+        if all(self.refs.get(app) == ref for app, ref in planned.items()):
+            return Result(command="dev", result="unchanged")
+        nodes = [node_facts(n) for n in self._nodes()]
+        images = build_images(config, apps, push=delivery.pushes, plans=plans,
+                              progress=make_progress(self.ctx.console))
+        images = deliver_images(config, delivery, images, nodes, self.view.note)
+        self.refs.update({r.app: delivery.pulled_ref(r.ref) for r in images})
+        rendered = self._render(delivery)
+        changed = changed_objects(rendered, self.applied)
+        self.applied = None  # unknown until this rollout went through
+        result = run_rollout(self.ctx, self.kube, changed, names, images)
+        # a failure that left objects unapplied leaves the cluster unknown: apply all next
+        self.applied = rendered if not result.extra.get("not_applied") else None
+        return result
+
+    def _nodes(self) -> list[dict]:
+        from paless_deploy.adapters.kube import ApiError
+        from paless_deploy.core.kinds import by_kind
+
+        assert self.kube is not None
+        try:
+            return self.kube.list(by_kind("Node"))[0]
+        except ApiError:
+            return []
+
+    # -- logs and port-forwards -----------------------------------------------------------
+
+    def _start_streams(self) -> None:
+        """Logs and port-forwards; a tree that cannot be rendered yet forwards nothing."""
+        try:
+            self._start_streams_now()
+        except PalessError as exc:
+            self.view.warning(f"no log stream or port-forward: {exc.message}")
+
+    def _start_streams_now(self) -> None:
+        assert self.kube is not None
+        config = self.ctx.config
+        delivery = self.delivery or self._decide()
+        namespace = config.namespace
+        if self.logs:
+            registries = {config.registry, config_for(config, delivery).registry,
+                          delivery.image_registry} - {""}
+            repositories = {f"{r}/{config.project_name}-{a.name}": a.name
+                            for r in registries for a in self.apps}
+            self.streamer = LogStreamer(self.kube, namespace, repositories, self.view.log_line,
+                                        config.secret_values()).start()
+        if self.port_forward:
+            objects = self.applied
+            if objects is None:
+                plans = plan_images(config_for(config, delivery), self.apps)[0]
+                refs = {**{p.app.name: p.ref for p in plans}, **self.refs}
+                objects = render(self.ctx, refs).objects
+            targets = forward_targets(objects)
+            if not targets:
+                self.view.warning("--port-forward: the manifests have no Service of web or "
+                                  "of the MinIO console to forward")
+                return
+            self.forwards = PortForwards(self.kube, namespace, targets, self.view.note,
+                                         self.view.forward_table).start()
+
+    def _close(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+        if self.streamer is not None:
+            self.streamer.stop()
+        if self.forwards is not None:
+            self.forwards.stop()
+
+    def _stopped(self) -> Interrupted:
+        done = [i for i in self.iterations if i.trigger]
+        result = Result(command="dev", namespace=self.ctx.config.namespace,
+                        overlay=self.ctx.config.overlay,
+                        extra={"iterations": [dataclasses.asdict(i) for i in self.iterations],
+                               "delivery": ({"method": self.delivery.method,
+                                             "reason": self.delivery.reason}
+                                            if self.delivery else None),
+                               "forwards": [{"name": f.target.name, "url": f.url}
+                                            for f in (self.forwards.forwards
+                                                      if self.forwards else [])]})
+        closed = " and the port-forwards closed" if self.forwards else ""
+        stopped = Interrupted(
+            f"dev stopped (Ctrl-C) after {len(done)} change(s); the namespace lock is free"
+            f"{closed}.", "Run `paless-deploy dev` again to go on; what runs stays deployed "
+            "(`paless-deploy status`).")
+        stopped.report = result
+        return stopped
+
+
+def _images(result: Result | None) -> list[dict]:
+    if result is None:
+        return []
+    return [dataclasses.asdict(i) if dataclasses.is_dataclass(i) and not isinstance(i, type)
+            else dict(i) for i in result.images]
+
+
+def _relative(path: Path, root: Path) -> str:
+    relative = path.resolve().relative_to(root.resolve()).as_posix()
+    return "" if relative == "." else relative
+
+
+def _listed(paths: tuple[str, ...]) -> str:
+    return ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+
+
+def run_dev(run_ctx: RunContext, reload: Callable[[], RunContext], *, logs: bool = True,
+            port_forward: bool = False) -> Result:
+    """Run the loop until Ctrl-C (raised as Interrupted, exit 130, with the session's
+    report); a cluster that never answers is exit 4."""
+    if run_ctx.json_output:
+        print("dev: --output json prints one JSON document when the session ends (Ctrl-C); "
+              "progress and logs go to stderr.", file=sys.stderr)
+    return DevSession(run_ctx, reload, logs=logs, port_forward=port_forward).run()
+

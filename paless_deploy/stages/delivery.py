@@ -1,0 +1,105 @@
+"""Delivery stage: how built images reach the nodes (decided from the cluster), then
+deliver them that way: a registry (the images stage pushes), an import into the
+containerd of this machine's k3s node, or nothing (the node runs on the local Docker,
+or IMAGE_DELIVERY=none).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from paless_deploy.adapters.containerd import find_containerd, has_image, import_image, this_machine
+from paless_deploy.adapters.docker import connect_docker, save_image
+from paless_deploy.adapters.kube import ApiError, TransportError
+from paless_deploy.core.config import Config, Setting
+from paless_deploy.core.delivery import (
+    HOSTING_CONFIGMAP,
+    HOSTING_NAMESPACE,
+    K3S_IMPORT,
+    Delivery,
+    DeliveryFacts,
+    NodeFacts,
+    node_facts,
+    parse_registry_hosting,
+)
+from paless_deploy.core.kinds import by_kind
+
+if TYPE_CHECKING:
+    from paless_deploy.adapters.kube import Kube
+    from paless_deploy.stages.images import ImageResult
+
+IMPORTED = "imported"  # ImageResult.delivery: streamed into the node's containerd now
+PRESENT = "on-node"  # the node had it already (status.images or its containerd)
+
+
+def delivery_facts(kube: Kube | None, config: Config, nodes: Sequence[dict] | None = None
+                   ) -> DeliveryFacts:
+    """What the decision reads: the nodes (given, or listed), the advertised registry,
+    this machine, and the configuration. A user who may not read nodes or kube-public
+    gets the decision the configuration alone allows."""
+    listed: list[dict] = list(nodes) if nodes is not None else []
+    known = nodes is not None
+    hosting = None
+    if kube is not None:
+        if nodes is None:
+            try:
+                listed, known = kube.list(by_kind("Node"))[0], True
+            except (ApiError, TransportError):
+                known = False
+        try:
+            cm = kube.read(by_kind("ConfigMap"), HOSTING_CONFIGMAP, HOSTING_NAMESPACE)
+            hosting = parse_registry_hosting((cm or {}).get("data"))
+        except (ApiError, TransportError):
+            hosting = None
+    registry = config.settings["REGISTRY"]
+    requested = config.settings["IMAGE_DELIVERY"]
+    return DeliveryFacts(
+        requested=requested.value or "auto", requested_source=requested.describe_source(),
+        registry=config.registry, registry_explicit=registry.explicit,
+        registry_source=registry.describe_source(), hosting=hosting,
+        nodes=tuple(node_facts(n) for n in listed), nodes_known=known,
+        here=this_machine(config.value("PALESS_NODE_NAME")))
+
+
+def config_for(config: Config, delivery: Delivery) -> Config:
+    """The configuration images are built and pushed with: REGISTRY becomes the registry
+    the cluster advertises when that is where they go."""
+    if not delivery.push_registry or delivery.push_registry == config.registry:
+        return config
+    settings = dict(config.settings)
+    settings["REGISTRY"] = Setting("REGISTRY", delivery.push_registry,
+                                   "derived: advertised by the cluster (KEP-1755)")
+    return dataclasses.replace(config, settings=MappingProxyType(settings))
+
+
+def deliver_images(config: Config, delivery: Delivery, results: Sequence[ImageResult],
+                   nodes: Sequence[NodeFacts], say: Callable[[str], None]
+                   ) -> list[ImageResult]:
+    """Bring each built image to the nodes as `delivery` says; each result records how
+    (`delivery`: pushed, imported, on-node, docker, none). An image the node already
+    lists (status.images) or its containerd already holds is not imported again."""
+    if delivery.method != K3S_IMPORT:
+        how = "pushed" if delivery.pushes else delivery.method
+        return [dataclasses.replace(r, delivery=how) for r in results]
+    local = [n for n in nodes if n.name in delivery.local_nodes]
+    containerd = find_containerd(config.value("PALESS_CONTAINERD_ADDRESS"))
+    api = None
+    delivered = []
+    for result in results:
+        listed = [n.name for n in local if n.has_image(result.ref)]
+        if listed or has_image(containerd, result.ref):
+            where = f"node {listed[0]} lists it" if listed else f"{containerd.where} has it"
+            say(f"{result.app}: {result.ref} not imported: {where}")
+            delivered.append(dataclasses.replace(result, delivery=PRESENT))
+            continue
+        api = api or connect_docker()
+        started = time.monotonic()
+        import_image(containerd, result.ref, save_image(api, result.ref))
+        say(f"{result.app}: imported {result.ref} into {containerd.where} "
+            f"({time.monotonic() - started:.1f}s)")
+        delivered.append(dataclasses.replace(result, delivery=IMPORTED))
+    return delivered
