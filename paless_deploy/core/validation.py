@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paless_deploy.core.durations import parse_duration
-from paless_deploy.core.errors import ConfigError, shown
+from paless_deploy.core.errors import ConfigError, PalessError, shown
 from paless_deploy.core.imageref import parse_image
 from paless_deploy.core.quantities import parse_quantity
 
@@ -150,3 +150,22 @@ def _problem(setting: Setting, wrong: str, fix: str) -> ConfigError:
     value = "its value" if setting.secret else shown(setting.value)
     return ConfigError(f"{setting.name}={value} ({setting.describe_source()}) {wrong}.", fix,
                        code="bad-value", resource=setting.name)
+
+
+def blame_base_image(error: PalessError, config: Config) -> PalessError:
+    """A build that failed on its base image names BASE_IMAGE, its value and where that came
+    from: the Dockerfile says only `FROM ${BASE_IMAGE}`, and the engine only the image."""
+    setting = config.settings.get("BASE_IMAGE")
+    first_line = error.message.split("\n", 1)[0]
+    if setting is None or not setting.value or not any(
+            mark in first_line for mark in ("${BASE_IMAGE}", "$BASE_IMAGE", setting.value)):
+        return error
+    error.message = (f"{first_line} (BASE_IMAGE is {setting.value}, "
+                     f"{setting.describe_source()})" + error.message[len(first_line):])
+    error.hint = (f"Make BASE_IMAGE an image the Docker engine has or can pull: `docker pull "
+                  f"{setting.value}` shows why it cannot; or set BASE_IMAGE (paless.env, the "
+                  "environment) to one that `docker image ls` lists. The sandbox provides a "
+                  "stand-in for the default (`scripts/sandbox up`)."
+                  + (error.hint[error.hint.index(" (Also failed"):]
+                     if " (Also failed" in error.hint else ""))
+    return error
