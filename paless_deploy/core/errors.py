@@ -99,9 +99,19 @@ class BuildError(PalessError):
 
     def __init__(self, message: str, hint: str = "", *, code: str | None = None,
                  app: str = "", commands: Sequence[str] = ()) -> None:
-        super().__init__(message, hint, code=code, resource=f"image/{app}" if app else "",
-                         commands=commands)
+        super().__init__(message, hint, code=code, commands=commands)
         self.app = app  # the app whose image failed, when known
+
+    @property
+    def app(self) -> str:
+        """The app whose image failed ("" when not known); setting it names the resource."""
+        return self._app
+
+    @app.setter
+    def app(self, app: str) -> None:
+        self._app = app
+        if app and not self.resource:
+            self.resource = f"image/{app}"
 
 
 class ClusterError(PalessError):
