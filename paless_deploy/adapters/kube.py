@@ -349,7 +349,8 @@ def _api_error(status: int, reason: str | None, data: bytes | str | None) -> Api
     message = str(body.get("message") or text.strip() or reason or "")
     if int(status) == 500 and _TYPED_PATCH.match(message):
         # server-side apply answers 500 for a body its schema refuses (`replicas: "three"`,
-        # an unknown field): the object is invalid, and asking again will not help. Its
+        # an unknown field, Secret data that is not base64): the object is invalid, and
+        # asking again will not help. Its
         # words, on one line: `.spec.replicas: expected numeric (int or float), got string`.
         lines = _TYPED_PATCH.sub("", message.strip()).splitlines()
         words = "; ".join(" ".join(line.split()) for line in lines if line.strip())
@@ -357,7 +358,8 @@ def _api_error(status: int, reason: str | None, data: bytes | str | None) -> Api
     return ApiError(int(status), str(body.get("reason") or reason or ""), message, body)
 
 
-_TYPED_PATCH = re.compile(r"^failed to create typed patch object \([^)]*\):\s*(errors:)?")
+_TYPED_PATCH = re.compile(r"^failed to (create typed patch|convert new) object \([^)]*\)"
+                          r"( to proper version)?:\s*(errors:)?")
 
 
 @contextlib.contextmanager

@@ -158,11 +158,12 @@ def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result
 
 def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     ctx = run.ctx
+    # A report that is missing or not one is the user's mistake: said before any I/O.
+    report = load_report(options.images_from, "--images-from") if options.images_from else None
     kube = connect(ctx.kubeconfig, ctx.context)
     facts = _cluster_facts(kube)
     # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
     apps = discovered_apps(ctx)
-    report = load_report(options.images_from, "--images-from") if options.images_from else None
     if report is not None:
         to_build: list[App] = []
         pinned = report.pinned_refs(options.only_apps)

@@ -478,5 +478,7 @@ def combined_error(problems: list[ConfigError]) -> ConfigError:
     if len(problems) == 1:
         return problems[0]
     lines = "\n".join(f"  - {p.message} Fix: {p.hint}" for p in problems)
+    codes = {p.code for p in problems}  # one kind of problem keeps its code for CI
     return ConfigError(f"{len(problems)} configuration problems:\n{lines}",
-                       "Fix each value at the source named above, then run again.")
+                       "Fix each value at the source named above, then run again.",
+                       code=codes.pop() if len(codes) == 1 else None)

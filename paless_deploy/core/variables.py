@@ -87,8 +87,9 @@ SUBSTITUTABLE_NAMES: frozenset[str] = frozenset(v.name for v in VARIABLES if v.s
 
 def nearest_variable(name: str, names: Collection[str] = BY_NAME) -> str | None:
     """The variable of `names` that `name` is most likely a typo of (None when `name` is one
-    of them or near none): `POSTGRES_PASWORD` -> `POSTGRES_PASSWORD`."""
+    of them or near none): `POSTGRES_PASWORD` -> `POSTGRES_PASSWORD`, `Ingress_Host` ->
+    `INGRESS_HOST`."""
     if name in names:
         return None
-    close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.8)
+    close = difflib.get_close_matches(name.upper(), sorted(names), n=1, cutoff=0.8)
     return close[0] if close else None
