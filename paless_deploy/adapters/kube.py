@@ -517,6 +517,13 @@ def cluster_errors(kube: Kube, doing: str, namespace: str | None = None) -> Iter
                 "namespace you are allowed to write (-n).", code="forbidden") from None
         if exc.status == 0:
             raise _unreachable(kube, doing, exc.message) from None
+        if exc.status >= 500 or exc.status == 429:  # still so after the retries
+            raise ClusterError(
+                f"The API server {kube.server} is unavailable ({doing}): {exc.status} "
+                f"{exc.reason}: {exc.message}",
+                "It is restarting or overloaded: run the command again once it answers "
+                "(`kubectl get --raw /readyz`); what was applied stays applied.",
+                code="unavailable", reason=exc.reason) from None
         raise
     except TransportError as exc:
         if exc.tls:

@@ -75,7 +75,7 @@ def ns(sandbox) -> Iterator[str]:
 def assert_converged(project: Project, sandbox, ns: str, overlay: str) -> dict:
     """A re-run succeeds and changes nothing: every object unchanged."""
     again = run_cli(project, sandbox.kubeconfig, ns, "--overlay", overlay, "all", timeout=240)
-    assert again.returncode == 0, again
+    assert again.returncode == 0, str(again)
     actions = {key: o["action"] for key, o in result_objects(again.doc).items()
                if key[0] != "Namespace"}
     assert actions and set(actions.values()) == {"unchanged"}, actions
@@ -92,8 +92,8 @@ def test_apiserver_restarted_mid_apply_deploy_completes_and_converges(project, s
     done = run.finish(timeout=240)
     # the outage came after the first phase began, before the next one was applied
     web_at = run.first_at("phase web: applying")
-    assert web_at is not None and applying_at < web_at, done
-    assert done.returncode == 0, done
+    assert web_at is not None and applying_at < web_at, str(done)
+    assert done.returncode == 0, str(done)
     assert done.doc["result"] == "success"
     objects = result_objects(done.doc)
     assert all(("ConfigMap", f"settings-{i}") in objects for i in range(CONFIGMAPS)), objects
@@ -109,10 +109,10 @@ def test_apiserver_restarted_mid_wait_watches_resume(project, sandbox, ns):
     restart("apiserver")
     back_at = time.monotonic() - run.started
     done = run.finish(timeout=240)
-    assert done.returncode == 0, done
+    assert done.returncode == 0, str(done)
     ready_at = run.first_at("ready      Deployment/tiny")
     # readiness was seen after the API server came back: the wait resumed its watches
-    assert ready_at is not None and ready_at > waiting_at, done
+    assert ready_at is not None and ready_at > waiting_at, str(done)
     assert result_objects(done.doc)[("Deployment", "tiny")]["ready"] is True
     assert back_at > waiting_at
     assert_converged(project, sandbox, ns, "faults")
@@ -147,14 +147,14 @@ def test_registry_stopped_mid_push_exit_3_then_rerun_pushes_only_what_is_missing
         outage.send_signal(signal.SIGINT)
         _, err = outage.communicate(timeout=120)
     assert "registry: started" in err, err
-    assert done.returncode == 3, done
+    assert done.returncode == 3, str(done)
     error = done.doc["errors"][0]
     assert REGISTRY in error["message"] + error["hint"], error
     assert error["resource"] == "image/big", error
     images = {i["app"]: i["action"] for i in done.doc["images"]}
     assert images.get("small") in (None, "pushed"), images
     again = run_cli(project, sandbox.kubeconfig, None, "push", timeout=240)
-    assert again.returncode == 0, again
+    assert again.returncode == 0, str(again)
     actions = {i["app"]: i["action"] for i in again.doc["images"]}
     assert actions == {"small": "skipped", "big": "pushed"}, actions
 
@@ -174,10 +174,10 @@ def test_dockerd_restarted_mid_build_exit_3_then_rerun_builds(tmp_path, sandbox)
     run.wait_for("sleep 10", timeout=180)
     restart("dockerd")
     done = run.finish(timeout=240)
-    assert done.returncode == 3, done
+    assert done.returncode == 3, str(done)
     assert done.doc["errors"][0]["resource"] == "image/slow", done.doc["errors"]
     again = run_cli(project, sandbox.kubeconfig, None, "push", timeout=300)
-    assert again.returncode == 0, again
+    assert again.returncode == 0, str(again)
     assert [i["action"] for i in again.doc["images"]] == ["pushed"], again.doc["images"]
 
 
@@ -194,7 +194,7 @@ def test_sigkill_mid_apply_rerun_says_it_waits_for_the_lease_then_converges(
     line = next(text for _, text in second.lines if "Waiting for the lock" in text)
     assert "pid " in line and "expires at" in line and "UTC" in line, line
     done = second.finish(timeout=300)
-    assert done.returncode == 0, done
+    assert done.returncode == 0, str(done)
     # the dead holder's lease expired (30 s after its last renewal): not much longer waited
     waited = time.monotonic() - killed
     assert waited < 30 + 20 + 60, f"{waited:.0f}s"

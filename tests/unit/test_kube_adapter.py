@@ -164,3 +164,9 @@ def test_a_kubeconfig_that_is_not_one_says_what_it_is(tmp_path: Path, text: str,
     with pytest.raises(ClusterError) as info:
         _load(resolve_kubeconfig(str(path)), None)
     assert words in info.value.message and info.value.exit_code == 4
+
+
+def test_an_api_server_still_unavailable_after_the_retries_is_exit_4() -> None:
+    with pytest.raises(ClusterError) as info, cluster_errors(kube(), "listing pods"):
+        raise ApiError(503, "ServiceUnavailable", "apiserver is shutting down", {})
+    assert info.value.code == "unavailable" and "shutting down" in info.value.message
