@@ -162,7 +162,7 @@ def test_doctor_checks_the_classes_the_manifests_name(tiny, sandbox, ns):
                       "metadata": {"name": "w"}, "spec": {}},
      "does not serve Widget in example.com/v1"),
     ("bad-value", "three", "replicas"),
-    ("unknown-field", {"replicaz": 2}, "unknown field"),
+    ("unknown-field", {"replicaz": 2}, ".spec.replicaz"),
 ])
 def test_every_object_is_validated_before_anything_is_applied(tiny, sandbox, ns, case, extra,
                                                               words):

@@ -1,6 +1,6 @@
 """Faults survived, on the sandbox's real parts: the API server restarted mid-apply and
-mid-wait, the registry stopped mid-push, dockerd restarted mid-build, the tool killed with
-SIGKILL mid-apply.
+mid-wait, etcd mid-wait, the registry stopped mid-push, dockerd restarted mid-build, the
+tool killed with SIGKILL mid-apply.
 
 Each fault is `scripts/sandbox restart COMPONENT`: one component at a time, for a few
 seconds, healthy again before the test ends (others' tests share the sandbox). After each,
@@ -9,6 +9,7 @@ the run ends with its documented exit code and no traceback, and a re-run conver
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -35,11 +36,28 @@ CONFIGMAPS = 40
 REGISTRY = "127.0.0.1:5000"
 
 
+PID_FILES = {"apiserver": "kube-apiserver", "etcd": "etcd", "registry": "registry",
+             "dockerd": "dockerd"}
+
+
+def sandbox_pids() -> dict[str, int]:
+    state = Path(os.environ.get("PALESS_SANDBOX_STATE",
+                                Path.home() / ".local" / "state" / "paless-sandbox"))
+    return {p.stem: int(p.read_text()) for p in (state / "pids").glob("*.pid")}
+
+
 def restart(component: str, *extra: str) -> subprocess.CompletedProcess:
-    """`scripts/sandbox restart COMPONENT` to its end (the component is healthy again)."""
+    """`scripts/sandbox restart COMPONENT` to its end: the component is healthy again, under
+    a new pid, and every other component kept its own."""
+    before = sandbox_pids()
     done = subprocess.run([str(SANDBOX), "restart", component, *extra], capture_output=True,
                           text=True, timeout=180, check=False)
     assert done.returncode == 0, f"restart {component} failed:\n{done.stderr}"
+    after = sandbox_pids()
+    name = PID_FILES[component]
+    assert after[name] != before[name], f"{component} kept pid {before[name]}"
+    changed = {k for k in before if k != name and after.get(k) != before[k]}
+    assert not changed, f"restart {component} touched {changed} too"
     return done
 
 
@@ -102,11 +120,12 @@ def test_apiserver_restarted_mid_apply_deploy_completes_and_converges(project, s
     assert_converged(project, sandbox, ns, "faults")
 
 
-def test_apiserver_restarted_mid_wait_watches_resume(project, sandbox, ns):
+@pytest.mark.parametrize("component", ["apiserver", "etcd"])
+def test_control_plane_restarted_mid_wait_watches_resume(project, sandbox, ns, component):
     write_overlay(project.dir, "faults", [deployment("tiny", ready_delay="12s")])
     run = LiveCli(project, sandbox.kubeconfig, ns, "--overlay", "faults", "all")
     waiting_at = run.wait_for("waiting    Deployment/tiny", timeout=180)
-    restart("apiserver")
+    restart(component)
     back_at = time.monotonic() - run.started
     done = run.finish(timeout=240)
     assert done.returncode == 0, str(done)
