@@ -223,3 +223,42 @@ def test_sigkill_mid_apply_rerun_says_it_waits_for_the_lease_then_converges(
     assert_converged(project, sandbox, ns, "faults")
     lease = sandbox.kubectl("get", "lease", "-n", ns, "-o", "name").stdout
     assert "paless-deploy" not in lease, "a lease was left behind"
+
+
+def test_sigterm_mid_wait_the_report_names_the_cut_phase_and_keeps_what_was_done(
+        project, sandbox, ns):
+    write_overlay(project.dir, "faults", [*configmaps(2), deployment("tiny", ready_delay="30s")])
+    run = LiveCli(project, sandbox.kubeconfig, ns, "--overlay", "faults", "all")
+    run.wait_for("waiting    Deployment/tiny", timeout=180)
+    run.proc.send_signal(signal.SIGTERM)
+    done = run.finish(timeout=60)
+    assert done.returncode == 130, str(done)
+    doc = done.doc
+    assert doc["exit_code"] == 130 and doc["errors"][-1]["code"] == "interrupted"
+    assert doc["interrupted_phase"] == "web" and "during phase web" in done.stderr
+    assert [i["app"] for i in doc["images"]] == ["tiny"], doc["images"]
+    phases = [p["name"] for p in doc["phases"]]
+    assert phases[:2] == ["namespace", "config"] and "web" in phases, phases
+    assert doc["duration_s"] > 0
+    lease = sandbox.kubectl("get", "lease", "-n", ns, "-o", "name").stdout
+    assert "paless-deploy" not in lease, "the lock was not released at once"
+
+
+def test_a_namespace_still_terminating_is_awaited_then_created_anew(project, sandbox, ns):
+    """The usual CI flow, destroy then deploy: a namespace held in Terminating by a finalizer
+    is waited for (said at once), and the deploy creates it anew once it is gone."""
+    write_overlay(project.dir, "faults", configmaps(1))
+    first = run_cli(project, sandbox.kubeconfig, ns, "--overlay", "faults", "all", timeout=240)
+    assert first.returncode == 0, str(first)
+    sandbox.kubectl("-n", ns, "patch", "configmap", "settings-0", "--type=merge", "-p",
+                    '{"metadata": {"finalizers": ["paless.test/hold"]}}')
+    sandbox.kubectl("delete", "namespace", ns, "--wait=false")
+    run = LiveCli(project, sandbox.kubeconfig, ns, "--overlay", "faults", "all")
+    run.wait_for(f"Namespace {ns} is still being deleted; waiting up to", timeout=60)
+    sandbox.kubectl("-n", ns, "patch", "configmap", "settings-0", "--type=json", "-p",
+                    '[{"op": "remove", "path": "/metadata/finalizers"}]')
+    done = run.finish(timeout=240)
+    assert done.returncode == 0, str(done)
+    objects = result_objects(done.doc)
+    assert objects[("Namespace", ns)]["action"] == "created", objects
+    assert objects[("ConfigMap", "settings-0")]["action"] == "created", objects
