@@ -191,6 +191,9 @@ def check(case: dict, outcome: Outcome) -> None:
         assert canary not in both, f"the canary secret {canary[:11]}... was printed\n{outcome}"
     limit = expect.get("max_output", MAX_OUTPUT)
     assert len(both) <= limit, f"{len(both)} characters printed (at most {limit})\n{outcome}"
+    if "{big}" in json.dumps(case):  # the 100 KB value: named once per stream, at most
+        for stream in (outcome.stdout, outcome.stderr):
+            assert stream.count(BIG[:40]) <= 1, f"the long value is echoed twice\n{outcome}"
     phrase = _flat(expect["phrase"])
     if outcome.mode == "json":
         try:
