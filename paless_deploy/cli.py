@@ -8,6 +8,7 @@ nor rich.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Invocation:
     junit: Path | None = None  # --junit (all, deploy)
     dotenv: Path | None = None  # --dotenv (all, deploy)
     secrets: list[str] = field(default_factory=list)  # scrubbed from every CI report
+    started: float = field(default_factory=time.monotonic)  # for duration_s on every path
 
     def __post_init__(self) -> None:
         # Usage errors happen before the group callback: read --output early.
@@ -456,6 +458,7 @@ def _report_error(inv: Invocation, error: PalessError) -> int:
     settings = ConsoleSettings.detect(no_color=inv.no_color)
     print_error(error, color=settings.color, terminal=settings.terminal)
     result = error.report or Result(command=inv.command)
+    result.duration_s = result.duration_s or time.monotonic() - inv.started
     result.namespace = result.namespace or inv.namespace
     result.overlay = result.overlay or inv.overlay
     result.fail_with(error)

@@ -104,6 +104,13 @@ def engine_platform(api: DockerClient) -> str | None:
     return f"{os_name}/{arch}".lower() if os_name and arch else None
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """A stream from the engine broke (it stopped or restarted): an OSError, or what the
+    HTTP libraries under the SDK raise for a cut response (urllib3's ProtocolError)."""
+    return isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in (
+        "urllib3", "requests", "http")
+
+
 def build_image(api: DockerClient, app: App, ref: str, spec: BuildSpec,
                 progress: ImageProgress, stop: threading.Event) -> str:
     """Build one image with the engine's classic builder (via the SDK) and return its ID.
@@ -148,9 +155,13 @@ def build_image(api: DockerClient, app: App, ref: str, spec: BuildSpec,
         error = str(exc.explanation or exc)
     except Cancelled:
         raise
-    except OSError as exc:
+    except Exception as exc:
+        if not connection_lost(exc):
+            raise
         raise BuildError(f"Lost the Docker engine while building {app.name}: {exc}.",
-                         "Check that the engine is running, then run again.") from exc
+                         "Check that the engine is running (`docker info`), then run again: "
+                         "what was built and pushed is not done twice.",
+                         code="engine-lost") from exc
     if error is not None:
         raise build_failed(app, ref, step, error, tail, classic=True)
     return image_id or local_image_id(api, ref) or ""
@@ -205,7 +216,9 @@ def push_image(api: DockerClient, registry: str, ref: str, app: str,
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = aux["Digest"]
-        except OSError as exc:
+        except Exception as exc:
+            if not connection_lost(exc):
+                raise
             raise _TransientPushError(str(exc)) from exc
         return digest
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -365,7 +366,19 @@ def _api_error(status: int, reason: str | None, data: bytes | str | None) -> Api
     if not isinstance(body, dict):
         body = {}
     message = str(body.get("message") or text.strip() or reason or "")
+    if int(status) == 500 and _TYPED_PATCH.match(message):
+        # server-side apply answers 500 for a body its schema refuses (`replicas: "three"`,
+        # an unknown field, Secret data that is not base64): the object is invalid, and
+        # asking again will not help. Its
+        # words, on one line: `.spec.replicas: expected numeric (int or float), got string`.
+        lines = _TYPED_PATCH.sub("", message.strip()).splitlines()
+        words = "; ".join(" ".join(line.split()) for line in lines if line.strip())
+        return ApiError(422, "Invalid", words, body)
     return ApiError(int(status), str(body.get("reason") or reason or ""), message, body)
+
+
+_TYPED_PATCH = re.compile(r"^failed to (create typed patch|convert new) object \([^)]*\)"
+                          r"( to proper version)?:\s*(errors:)?")
 
 
 @contextlib.contextmanager
@@ -387,12 +400,15 @@ def transport_errors() -> Iterator[None]:
     except (SSLError, ssl.SSLError) as exc:
         raise TransportError(_short(str(exc)), tls=True) from None
     except (Urllib3Error, ConnectionError, TimeoutError, OSError) as exc:
-        raise TransportError(_short(str(exc))) from None
+        tls = isinstance(getattr(exc, "reason", None), (SSLError, ssl.SSLError))
+        raise TransportError(_short(str(exc)), tls=tls) from None
 
 
 def _short(detail: str) -> str:
     text = detail.split("Caused by")[-1].strip(" ()'\"") if detail else "no answer"
-    return text[:240]
+    # urllib3 nests the cause in reprs: keep its words ("[Errno 111] Connection refused")
+    words = re.findall(r"\[(?:Errno -?\d+|SSL: [A-Z_]+)\] [^'\"()]+", text)
+    return (words[-1].strip() if words else text)[:240]
 
 
 # ---------------------------------------------------------------------------
@@ -423,6 +439,27 @@ def first_current_context(paths: tuple[Path, ...]) -> str | None:
     return None
 
 
+def _kubeconfig_problem(paths: tuple[Path, ...]) -> str | None:
+    """What makes a kubeconfig file unreadable, in words (None when each is a YAML mapping)."""
+    import yaml
+
+    for path in paths:
+        try:
+            data = yaml.safe_load(path.read_bytes())
+        except OSError as exc:
+            return f"{path}: {exc.strerror}"
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}" if mark is not None else ""
+            why = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "unreadable"
+            return f"{path} is not YAML{at} ({why})"
+        if data is not None and not isinstance(data, dict):
+            held = "a list" if isinstance(data, list) else "plain text"
+            return (f"{path} holds {held}, not a kubeconfig (a mapping of clusters, contexts "
+                    "and users)")
+    return None
+
+
 def _load(source: KubeconfigSource, context: str | None) -> tuple[Any, str]:
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
@@ -442,7 +479,8 @@ def _load(source: KubeconfigSource, context: str | None) -> tuple[Any, str]:
         raise ClusterError(f"The kubeconfig {where} cannot be used: {exc}.", hint,
                            code="bad-kubeconfig") from None
     except Exception as exc:  # noqa: BLE001 - YAML, base64, file errors: all the user's file
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        detail = _kubeconfig_problem(source.paths) or (
+            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
         raise ClusterError(f"The kubeconfig {where} cannot be read: {detail}.",
                            "Check that the file is a valid kubeconfig "
                            "(`kubectl config view` reads it the same way).",
@@ -508,6 +546,13 @@ def cluster_errors(kube: Kube, doing: str, namespace: str | None = None) -> Iter
                 "namespace you are allowed to write (-n).", code="forbidden") from None
         if exc.status == 0:
             raise _unreachable(kube, doing, exc.message) from None
+        if exc.status >= 500 or exc.status == 429:  # still so after the retries
+            raise ClusterError(
+                f"The API server {kube.server} is unavailable ({doing}): {exc.status} "
+                f"{exc.reason}: {exc.message}",
+                "It is restarting or overloaded: run the command again once it answers "
+                "(`kubectl get --raw /readyz`); what was applied stays applied.",
+                code="unavailable", reason=exc.reason) from None
         raise
     except TransportError as exc:
         if exc.tls:

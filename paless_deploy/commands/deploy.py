@@ -34,7 +34,13 @@ from paless_deploy.core.discover import App, select_apps
 from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
 from paless_deploy.core.imageref import in_repository
 from paless_deploy.core.kinds import by_kind, object_key
-from paless_deploy.core.lease import LeaseState, ago, utc_now
+from paless_deploy.core.lease import (
+    LEASE_NAME,
+    LeaseState,
+    lock_timeout,
+    utc_now,
+    waiting_message,
+)
 from paless_deploy.core.objects import name_of
 from paless_deploy.core.plan import Phase, fallback_warning, plan_phases
 from paless_deploy.core.podspec import pod_containers
@@ -160,11 +166,12 @@ def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result
 
 def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     ctx = run.ctx
+    # A report that is missing or not one is the user's mistake: said before any I/O.
+    report = load_report(options.images_from, "--images-from") if options.images_from else None
     kube = connect(ctx.kubeconfig, ctx.context)
     facts = _cluster_facts(kube)
     # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
     apps = discovered_apps(ctx)
-    report = load_report(options.images_from, "--images-from") if options.images_from else None
     # How images reach the nodes (a report's are in their registry already).
     delivery = choose_delivery(delivery_facts(kube, run.config, facts.nodes)) \
         if report is None else Delivery(REGISTRY, "--images-from: the report's registry")
@@ -249,6 +256,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         if not namespace_there:
             check_writable(kube, run.namespace)
         with lock_for(kube, ctx, run.result.command, on_wait=_lock_waiting(run)):
+            run.view.waiting_done()
             try:
                 dry_run_all(kube, objects, run.namespace, force_conflicts=options.force_conflicts)
             except PalessError as exc:
@@ -276,10 +284,11 @@ def _render_warnings(run: _Run, render_warnings: list[str], phases: list[Phase],
 
 
 def _lock_waiting(run: _Run) -> Callable[[LeaseState], None]:
-    """Said once, at once, when another deploy holds the namespace lock."""
+    """Said once, at once, when another deploy holds the namespace lock; then a spinner."""
     def say(state: LeaseState) -> None:
-        run.view.info(f"Waiting for the lock of namespace {run.namespace}: held by "
-                      f"{state.holder} since {ago(state.acquired_at, utc_now())}.")
+        run.view.info(waiting_message(run.namespace, state, utc_now(),
+                                      lock_timeout(run.config)))
+        run.view.waiting_on(f"Lease/{LEASE_NAME}", "another deploy holds it")
     return say
 
 

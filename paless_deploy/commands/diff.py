@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from paless_deploy.adapters.kube import connect
-from paless_deploy.core.errors import DeployFailed, ExitCode, PalessError
+from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError
 from paless_deploy.core.objdiff import unified
 from paless_deploy.core.render import hpa_targets
 from paless_deploy.core.report import Result
@@ -50,7 +50,9 @@ def run_diff(run_ctx: RunContext) -> Result:
         try:
             applied = apply_object(kube, obj, dry_run=True, autoscaler=autoscalers.get(
                 (obj["kind"], obj["metadata"]["name"])))
-        except DeployFailed as exc:  # a conflict or an object the server refuses
+        except (DeployFailed, ConfigError) as exc:  # a conflict, an object the server refuses
+            if isinstance(exc, ConfigError) and exc.code != "unknown-kind":
+                raise
             problems.append(exc)
             changes.append({"object": ref, "action": "conflict" if exc.code == "apply-conflict"
                             else "invalid", "diff": exc.message})

@@ -17,9 +17,16 @@ from typing import TYPE_CHECKING
 from paless_deploy.core import envfile
 from paless_deploy.core.branch import branch_namespace, current_branch
 from paless_deploy.core.delivery import check_method
-from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.errors import ConfigError, shown
 from paless_deploy.core.imageref import parse_image, parse_registry
-from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES, VARIABLES
+from paless_deploy.core.validation import form_problems
+from paless_deploy.core.variables import (
+    BY_NAME,
+    SECRET_NAMES,
+    SUBSTITUTABLE_NAMES,
+    VARIABLES,
+    nearest_variable,
+)
 
 if TYPE_CHECKING:  # core.buildspec is imported where builds need it: --help stays fast
     from paless_deploy.core.buildspec import BuildSecret, BuildSpec
@@ -31,6 +38,8 @@ SOURCE_DEFAULT = "default"
 MASK = "********"
 AUTO_NAMESPACE = "auto"
 MIN_CREDENTIAL_LENGTH = 8
+MAX_PROJECT_NAME = 100  # {REGISTRY}/{PROJECT_NAME}-{app} must stay within Docker's 255
+MAX_OVERLAY_NAME = 100
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _IMAGE_COMPONENT = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$")
@@ -138,7 +147,7 @@ class Config:
                         problem = "has a tag or digest (name the repository only)"
             if problem:
                 raise ConfigError(
-                    f"PALESS_IMAGES ({setting.describe_source()}): entry {entry[:80]!r} "
+                    f"PALESS_IMAGES ({setting.describe_source()}): entry {shown(entry)} "
                     f"{problem}.",
                     "Write app=repository pairs separated by commas, e.g. "
                     "PALESS_IMAGES=web=ghcr.io/acme/paperless-web,worker=ghcr.io/acme/worker.",
@@ -270,7 +279,8 @@ def read_env_files(files: list[Path], project_dir: Path, environ: Mapping[str, s
     warnings: list[str] = []
     seen: dict[str, str] = {}  # every key of the files read so far (for ${OTHER})
     for path in files:
-        env = envfile.read(path, _display_path(path, project_dir))
+        env = envfile.read(path, _display_path(path, project_dir),
+                           lambda name: name in SECRET_NAMES or name not in BY_NAME)
         values = envfile.expand(env, lambda name: environ.get(name, seen.get(name)),
                                 lambda name: name in names,
                                 lambda name: name in SECRET_NAMES or name not in BY_NAME)
@@ -279,6 +289,9 @@ def read_env_files(files: list[Path], project_dir: Path, environ: Mapping[str, s
         settings.update({name: Setting(name, value, f"{env.shown}:{line}")
                          for name, (value, line) in values.items()})
         warnings += env.warnings
+        warnings += [f"{env.shown}:{e.line}: {e.key} is not a variable of paless-deploy and is "
+                     f"ignored; did you mean {near}?" for e in env.entries
+                     if (near := nearest_variable(e.key))]
     return settings, warnings
 
 
@@ -397,7 +410,16 @@ def _first_of(problems: list[ConfigError]) -> ConfigError:
 
 
 def _where(setting: Setting) -> str:
-    return f"{setting.name} ({setting.describe_source()})"
+    return f"{setting.name} {setting.describe_source()}"
+
+
+_FLAGS = {"REGISTRY": "--registry", "OVERLAY": "--overlay", "PALESS_NAMESPACE": "-n"}
+
+
+def _flag_or_variable(setting: Setting) -> str:
+    """How the user wrote it: the flag's name for a flag, else the variable's."""
+    return _FLAGS.get(setting.name, setting.name) if setting.source == SOURCE_FLAG \
+        else setting.name
 
 
 SCOPES: tuple[str, ...] = ("images", "cluster", "deploy")
@@ -425,13 +447,15 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
                 + (f" ({default})." if default else " (derived from PROJECT_NAME).")
                 + (" In CI, check that the variable passed to -n is set." if setting.source
                    == SOURCE_FLAG else ""), code="empty-value"))
+    problems += form_problems(config, scope)
     project = s["PROJECT_NAME"]
-    if not project.value or not _IMAGE_COMPONENT.match(project.value):
+    if not project.value or not _IMAGE_COMPONENT.match(project.value) or len(
+            project.value) > MAX_PROJECT_NAME:
         problems.append(ConfigError(
-            f"PROJECT_NAME {project.value!r} ({project.describe_source()}) cannot start an "
-            "image name.",
-            "Use lower-case letters, digits and single '-', '_' or '.' between them, "
-            "e.g. PROJECT_NAME=paless.",
+            f"PROJECT_NAME {shown(project.value or '')} ({project.describe_source()}) cannot "
+            "start an image name.",
+            f"Use at most {MAX_PROJECT_NAME} lower-case letters, digits and single '-', '_' "
+            "or '.' between them, e.g. PROJECT_NAME=paless.", code="bad-value",
         ))
     for parse in (lambda: config.builder, lambda: config.platform, config.build_targets,
                   config.build_secrets):
@@ -441,7 +465,8 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
             problems.append(exc)
     registry = s["REGISTRY"]
     try:
-        parse_registry(registry.value or "localhost:5000", f"REGISTRY ({registry.describe_source()})")
+        parse_registry(registry.value or "localhost:5000", _flag_or_variable(registry),
+                       registry.describe_source())
     except ConfigError as exc:
         problems.append(exc)
     try:
@@ -459,8 +484,8 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
     namespace = config.namespace
     if not _DNS_LABEL.match(namespace) or len(namespace) > 63:
         problems.append(ConfigError(
-            f"Namespace {namespace!r} ({config.namespace_source}) is not a valid Kubernetes "
-            "namespace name.",
+            f"Namespace {shown(namespace)} ({config.namespace_source}) is not a valid "
+            "Kubernetes namespace name.",
             "Use at most 63 lower-case letters, digits and '-', starting and ending with a "
             "letter or digit: set PALESS_NAMESPACE or pass -n.",
         ))
@@ -468,16 +493,18 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
         return problems
 
     overlay = s["OVERLAY"]
-    if not overlay.value or not _OVERLAY_NAME.match(overlay.value):
+    if not overlay.value or not _OVERLAY_NAME.match(overlay.value) or len(
+            overlay.value) > MAX_OVERLAY_NAME:
         problems.append(ConfigError(
-            f"Overlay {overlay.value!r} ({_where(overlay)}) is not a directory name.",
+            f"Overlay {shown(overlay.value or '')} ({_where(overlay)}) is not a directory "
+            "name.",
             f"Use one of: {', '.join(available_overlays(config.project_dir)) or 'dev'}.",
         ))
     elif not (config.overlay_dir / "kustomization.yaml").is_file():
         found = available_overlays(config.project_dir)
         problems.append(ConfigError(
             f"Overlay {overlay.value!r} ({_where(overlay)}) has no "
-            f"k8s/overlays/{overlay.value}/kustomization.yaml in {config.project_dir}.",
+            f"k8s/overlays/{overlay.value}/kustomization.yaml in {config.project_dir.resolve()}.",
             (f"Set OVERLAY to one of: {', '.join(found)}." if found else
              "Run from the Paless repository (or pass --project-dir), "
              "where k8s/overlays/<overlay>/ holds the manifests."),
@@ -536,5 +563,7 @@ def combined_error(problems: list[ConfigError]) -> ConfigError:
     if len(problems) == 1:
         return problems[0]
     lines = "\n".join(f"  - {p.message} Fix: {p.hint}" for p in problems)
+    codes = {p.code for p in problems}  # one kind of problem keeps its code for CI
     return ConfigError(f"{len(problems)} configuration problems:\n{lines}",
-                       "Fix each value at the source named above, then run again.")
+                       "Fix each value at the source named above, then run again.",
+                       code=codes.pop() if len(codes) == 1 else None)

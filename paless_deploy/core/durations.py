@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 
-from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.errors import ConfigError, shown
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-MAX_SHOWN = 40  # a bad value is quoted, but never at length
 
 
 def parse_duration(text: str, what: str = "duration", *, allow_zero: bool = False) -> float:
@@ -22,15 +21,14 @@ def parse_duration(text: str, what: str = "duration", *, allow_zero: bool = Fals
     changed the cluster.
     """
     match = _DURATION.match(str(text))
-    shown = str(text) if len(str(text)) <= MAX_SHOWN else str(text)[:MAX_SHOWN] + "..."
     if not match:
         raise ConfigError(
-            f"{what}: {shown!r} is not a duration.",
+            f"{what}: {shown(text)} is not a duration.",
             "Write a number of seconds or a number with a unit: 90, 90s, 5m, 1h, 3d.",
             code="bad-duration")
     seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0 and not allow_zero:
-        raise ConfigError(f"{what}: {shown!r} is zero.",
+        raise ConfigError(f"{what}: {shown(text)} is zero.",
                           "Give a positive duration, e.g. 90s, 5m, 1h.", code="bad-duration")
     return seconds
 

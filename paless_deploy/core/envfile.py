@@ -2,7 +2,8 @@
 
 python-dotenv's parser reads the lines; this module says what a person used to the old
 script (which `source`d its env files) must know:
-- a line that is not `KEY=value` is an error naming file:line (it was silently dropped);
+- a line that is not `KEY=value` (no `=`, an unterminated quote, a key that is not a name)
+  is an error naming file:line (it was silently dropped); a secret's value is never quoted;
 - a UTF-8 byte-order mark and CRLF line ends are read as a shell would; a binary file or a
   directory is named for what it is;
 - `${OTHER}` and `${OTHER:-default}` are expanded, as the shell did (from the values that
@@ -21,10 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.errors import shown as shown_value
 
 _BRACED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
 _COMMAND = re.compile(r"\$\(|`")
 _BARE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_SHOWN = 60
 
 
@@ -62,8 +65,10 @@ def decode(data: bytes, shown: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def parse(text: str, shown: str) -> EnvFile:
-    """Every KEY=value line; ConfigError naming file:line for the first one that is not."""
+def parse(text: str, shown: str, secret: Callable[[str], bool] = lambda key: False) -> EnvFile:
+    """Every KEY=value line; ConfigError naming file:line for the first one that is not (a
+    line without `=`, an unterminated quote, a key a shell would not take). A secret's
+    value (`secret(key)`) is never quoted in the message."""
     from dotenv.parser import parse_stream
 
     env = EnvFile(shown)
@@ -72,22 +77,38 @@ def parse(text: str, shown: str) -> EnvFile:
         string = binding.original.string
         lead = len(string) - len(string.lstrip())
         line = binding.original.line + string[:lead].count("\n")
-        if binding.error:
-            source = string.strip()
-            shown_line = source if len(source) <= MAX_SHOWN else source[:MAX_SHOWN] + "..."
+        source = string.strip()
+        if binding.error or (binding.key is not None and binding.value is None):
             why = ("an unterminated quote" if source.count('"') % 2 or source.count("'") % 2
                    else "not KEY=value")
-            raise ConfigError(
-                f"{shown}:{line}: {why}: {shown_line!r} (only the line's start is shown).",
-                "Write one KEY=value per line (quote values with spaces: KEY=\"a b\"); "
-                "comments start with #.", code="bad-env-file")
+            raise _bad_line(shown, line, why, source, secret)
         if binding.key is None:
             continue  # a comment or a blank line
-        after = binding.original.string.split("=", 1)[1].strip() if "=" in \
-            binding.original.string else ""
+        if not _KEY.match(binding.key):
+            raise ConfigError(
+                f"{shown}:{line}: {_quoted(binding.key)} is not a variable name.",
+                "Names are letters, digits and _, not starting with a digit (as in a shell), "
+                "e.g. POSTGRES_PASSWORD=...", code="bad-env-file")
+        after = source.split("=", 1)[1].strip() if "=" in source else ""
         env.entries.append(Entry(binding.key, binding.value or "", line,
                                  literal=after.startswith("'")))
     return env
+
+
+def _bad_line(shown: str, line: int, why: str, source: str,
+              secret: Callable[[str], bool]) -> ConfigError:
+    key = source.split("=", 1)[0].removeprefix("export ").strip() if "=" in source else ""
+    quoted = (f"{key}=... (the value is not shown)" if key and secret(key)
+              else _quoted(source))
+    return ConfigError(
+        f"{shown}:{line}: {why}: {quoted}.",
+        "Write one KEY=value per line (quote values with spaces: KEY=\"a b\"); comments "
+        "start with #." + (" A line without '=' is refused: a shell would run it as a command."
+                           if "=" not in source else ""), code="bad-env-file")
+
+
+def _quoted(text: str) -> str:
+    return shown_value(text, MAX_SHOWN)
 
 
 def expand(env: EnvFile, known: Callable[[str], str | None], wanted: Callable[[str], bool],
@@ -136,7 +157,8 @@ def _expanded(match: re.Match[str], lookup: Callable[[str], str | None]) -> str:
     return default if default is not None else (value or "")
 
 
-def read(path: Path, shown: str) -> EnvFile:
+def read(path: Path, shown: str, secret: Callable[[str], bool] = lambda key: False
+         ) -> EnvFile:
     """Read and parse one env file; ConfigError naming a directory, an unreadable file."""
     if path.is_dir():
         raise ConfigError(f"Env file {shown} is a directory.",
@@ -147,4 +169,4 @@ def read(path: Path, shown: str) -> EnvFile:
     except OSError as exc:
         raise ConfigError(f"Cannot read env file {shown}: {exc.strerror}.",
                           "Check the file's permissions.", code="bad-env-file") from None
-    return parse(decode(data, shown), shown)
+    return parse(decode(data, shown), shown, secret)

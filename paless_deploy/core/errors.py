@@ -7,11 +7,37 @@ Kubernetes reason and the commands to look further; the CLI formats them in one 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from paless_deploy.core.report import Result
+
+
+SHOWN_CHARS = 60  # a value quoted in a message: at most this much of it
+LONG_WORD = 200  # a run of characters without a space longer than this is cut in messages
+LONG_TEXT = 8000  # a message longer than this is cut (a report of many objects stays whole)
+_LONG_WORD = re.compile(rf"\S{{{LONG_WORD + 1},}}")
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value quoted for a message, cut to `limit` characters (saying how long it was): a
+    100 KB mistake is named, not echoed."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+def readable(text: str) -> str:
+    """A message cut to a readable length: runs of more than LONG_WORD characters without a
+    space (a pasted value, a path, a token) and the text past LONG_TEXT characters."""
+    text = _LONG_WORD.sub(lambda m: f"{m.group()[:SHOWN_CHARS]}...({len(m.group()):,} "
+                          "characters)", text)
+    if len(text) > LONG_TEXT:
+        text = f"{text[:LONG_TEXT]}... ({len(text) - LONG_TEXT:,} more characters)"
+    return text
 
 
 class ExitCode:
@@ -73,9 +99,19 @@ class BuildError(PalessError):
 
     def __init__(self, message: str, hint: str = "", *, code: str | None = None,
                  app: str = "", commands: Sequence[str] = ()) -> None:
-        super().__init__(message, hint, code=code, resource=f"image/{app}" if app else "",
-                         commands=commands)
+        super().__init__(message, hint, code=code, commands=commands)
         self.app = app  # the app whose image failed, when known
+
+    @property
+    def app(self) -> str:
+        """The app whose image failed ("" when not known); setting it names the resource."""
+        return self._app
+
+    @app.setter
+    def app(self, app: str) -> None:
+        self._app = app
+        if app and not self.resource:
+            self.resource = f"image/{app}"
 
 
 class ClusterError(PalessError):

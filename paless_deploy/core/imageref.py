@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.errors import SHOWN_CHARS, ConfigError, shown
 
 DOCKER_HUB = "docker.io"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
@@ -32,6 +32,7 @@ _DOMAIN_RE = re.compile(rf"^{_DOMAIN}$")
 _TAG_RE = re.compile(rf"^{_TAG}$")
 _DIGEST_RE = re.compile(rf"^{_DIGEST}$")
 MAX_NAME = 255
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
@@ -174,24 +175,46 @@ class Registry:
         return f"{self.host}/{self.prefix}" if self.prefix else self.host
 
 
-def parse_registry(text: str, what: str = "REGISTRY") -> Registry:
-    """`host[:port][/path]` as Docker accepts it; ConfigError naming `what` otherwise."""
+def parse_registry(text: str, what: str = "REGISTRY", source: str = "") -> Registry:
+    """`host[:port][/path]` as Docker accepts it; ConfigError naming `what` (and where it came
+    from, `source`, e.g. "from the command line") and the part that is wrong otherwise."""
     value = text.strip().rstrip("/")
+    where = f" ({source})" if source else ""
     hint = ("Write host[:port] with an optional path, without a scheme: e.g. localhost:5000, "
             "registry.example.com/team.")
-    shown = value if len(value) <= 80 else value[:80] + "..."
     if "://" in value:
-        raise ConfigError(f"{what}={shown!r} has a scheme ({value.split('://')[0]}://); "
+        scheme, _, rest = value.partition("://")
+        fix = f"{what}={rest}" if len(rest) <= SHOWN_CHARS else f"{what} without {scheme}://"
+        raise ConfigError(f"{what} {shown(value)}{where} has a scheme ({shown(scheme + '://')}): "
                           "registries are named without one.",
-                          f"Drop it: {what}={value.split('://', 1)[1]}. Docker chooses HTTP or "
-                          "HTTPS by itself (loopback and insecure-registries speak HTTP).",
-                          code="bad-registry")
+                          f"Drop it: {fix}. Docker chooses HTTP or HTTPS by itself (loopback and "
+                          "insecure-registries speak HTTP).", code="bad-registry")
     host, _, prefix = value.partition("/")
-    if not value or any(c.isspace() for c in value) or not _DOMAIN_RE.match(host) or (
-            prefix and not _PATH_RE.match(prefix)):
-        raise ConfigError(f"{what}={shown!r} is not a registry address.", hint,
-                          code="bad-registry")
+    wrong = _registry_problem(value, host, prefix)
+    if wrong:
+        raise ConfigError(f"{what} {shown(value)}{where} is not a registry address: {wrong}.",
+                          hint, code="bad-registry")
     return Registry(host, prefix)
+
+
+def _registry_problem(value: str, host: str, prefix: str) -> str | None:
+    """What is wrong with a registry address, in words (None: nothing)."""
+    if not value:
+        return "it is empty"
+    if any(c.isspace() for c in value):
+        return "it contains a space"
+    if len(value) > MAX_NAME:
+        return f"it is longer than {MAX_NAME} characters"
+    if not _DOMAIN_RE.match(host) or any(len(label) > 63 for label in host.split(".")):
+        return f"{shown(host)} is not a host[:port]"
+    if int(Registry(host).port or 0) > MAX_PORT:
+        return f"the port {Registry(host).port} is above {MAX_PORT}"
+    if prefix and prefix != prefix.lower() and _PATH_RE.match(prefix.lower()):
+        return f"the path {shown(prefix)} has upper-case letters (Docker wants {prefix.lower()})"
+    if prefix and not _PATH_RE.match(prefix):
+        return (f"the path {shown(prefix)} is not lower-case letters, digits and separators "
+                "(. _ __ -) between them")
+    return None
 
 
 def same_registry(a: str, b: str) -> bool:

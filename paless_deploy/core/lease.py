@@ -130,6 +130,25 @@ def lease_body(namespace: str, holder: str, duration_s: int, now: dt.datetime,
     }
 
 
+def waiting_message(namespace: str, state: LeaseState, now: dt.datetime, timeout_s: float
+                    ) -> str:
+    """Said at once when another holder makes a deploy wait: who, since when, when its
+    lease expires unless renewed (a killed holder's does), and how long we wait."""
+    expiry = now + dt.timedelta(seconds=max(0.0, state.expires_in(now)))
+    gives_up = now + dt.timedelta(seconds=timeout_s)
+    return (f"Waiting for the lock of namespace {namespace}: held by {state.holder} since "
+            f"{ago(state.acquired_at, now)}; its lease expires at {clock(expiry, now)} unless "
+            f"its holder renews it; waiting up to {clock(gives_up, now)} "
+            "(PALESS_LOCK_TIMEOUT).")
+
+
+def clock(moment: dt.datetime, now: dt.datetime) -> str:
+    """A moment near now: `08:26:19 UTC (in 25s)`."""
+    seconds = round((moment - now).total_seconds())
+    span = f"in {seconds}s" if seconds < 120 else f"in {seconds // 60}m"
+    return f"{moment.astimezone(dt.UTC).strftime('%H:%M:%S')} UTC ({span})"
+
+
 def ago(moment: dt.datetime | None, now: dt.datetime) -> str:
     if moment is None:
         return "an unknown time"

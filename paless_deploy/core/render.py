@@ -8,7 +8,6 @@ adapter's; stages/render.py joins the two.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +27,12 @@ from paless_deploy.core.imageref import (
 from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS, api_group
 from paless_deploy.core.objects import ref_of
 from paless_deploy.core.podspec import pod_containers
-from paless_deploy.core.variables import BY_NAME, SECRET_NAMES, SUBSTITUTABLE_NAMES
+from paless_deploy.core.variables import (
+    BY_NAME,
+    SECRET_NAMES,
+    SUBSTITUTABLE_NAMES,
+    nearest_variable,
+)
 
 REDACTED = "<redacted>"
 
@@ -73,8 +77,9 @@ def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> l
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         raise ConfigError(
             f"Cannot render the manifests: {shown}{more}.",
-            "Set each variable named (paless.env, the environment, or a flag); "
-            "`paless-deploy config` shows every variable and where its value comes from.",
+            "Correct a misspelt ${NAME} in the manifest; set each variable named (paless.env, "
+            "the environment, or a flag); `paless-deploy config` shows every variable and where "
+            "its value comes from.", code="bad-variable",
         )
     return result
 
@@ -82,10 +87,7 @@ def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> l
 def near_variable(name: str) -> str | None:
     """The known variable `name` is most likely a typo of, or None: `${POSTGRES_PASWORD}`
     is an error, while `${HOME}` in a container's shell command is left to the shell."""
-    if name in SUBSTITUTABLE_NAMES:
-        return None
-    close = difflib.get_close_matches(name, sorted(SUBSTITUTABLE_NAMES), n=1, cutoff=0.8)
-    return close[0] if close else None
+    return nearest_variable(name, SUBSTITUTABLE_NAMES)
 
 
 def placeholders_in(objects: list[dict]) -> set[str]:
@@ -123,7 +125,7 @@ def _substitute(
         near = near_variable(name)
         if near:
             problems.append(f"{label} field {format_path(path)} uses ${{{name}}}, which is not a "
-                            f"variable: did you mean ${{{near}}}?")
+                            f"variable (did you mean ${{{near}}}?)")
     names = [n for n in found if n in SUBSTITUTABLE_NAMES]
     if not names:
         return value

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 
 from paless_deploy.core.apitypes import JsonDict, JsonValue
-from paless_deploy.core.errors import PalessError
+from paless_deploy.core.errors import PalessError, readable
 
 REPORT_VERSION = 1
 RESULT_SUCCESS = "success"
@@ -56,9 +56,10 @@ class ErrorReport:
 
     @classmethod
     def from_error(cls, error: PalessError) -> ErrorReport:
-        """From any PalessError (its declared fields)."""
-        return cls(code=error.code, resource=error.resource, reason=error.reason,
-                   message=error.message, hint=error.hint, commands=list(error.commands))
+        """From any PalessError (its declared fields), cut to a readable length."""
+        return cls(code=error.code, resource=readable(error.resource), reason=error.reason,
+                   message=readable(error.message), hint=readable(error.hint),
+                   commands=list(error.commands))
 
 
 @dataclass
@@ -130,10 +131,11 @@ def _plain(value: JsonValue) -> JsonValue:
 
 
 def error_text(error: PalessError) -> str:
-    """The error as one plain paragraph: cause, then fix."""
-    text = error.message.rstrip()
+    """The error as one plain paragraph: cause, then fix (cut to a readable length)."""
+    text = readable(error.message.rstrip())
     if error.hint:
-        text = f"{text}\n{error.hint}" if "\n" in text else f"{text} {error.hint}"
+        hint = readable(error.hint)
+        text = f"{text}\n{hint}" if "\n" in text else f"{text} {hint}"
     return text
 
 

@@ -6,6 +6,8 @@ and whether render may substitute it into manifests as `${NAME}`.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 
@@ -108,3 +110,13 @@ VARIABLES: tuple[Variable, ...] = (
 BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
 SECRET_NAMES: frozenset[str] = frozenset(v.name for v in VARIABLES if v.secret)
 SUBSTITUTABLE_NAMES: frozenset[str] = frozenset(v.name for v in VARIABLES if v.substitutable)
+
+
+def nearest_variable(name: str, names: Collection[str] = BY_NAME) -> str | None:
+    """The variable of `names` that `name` is most likely a typo of (None when `name` is one
+    of them or near none): `POSTGRES_PASWORD` -> `POSTGRES_PASSWORD`, `Ingress_Host` ->
+    `INGRESS_HOST`."""
+    if name in names:
+        return None
+    close = difflib.get_close_matches(name.upper(), sorted(names), n=1, cutoff=0.8)
+    return close[0] if close else None

@@ -41,6 +41,7 @@ from paless_deploy.core.discover import App, discover_apps
 from paless_deploy.core.errors import BuildError, ConfigError, PalessError
 from paless_deploy.core.progress import ImageProgress, NullProgress
 from paless_deploy.core.tags import FileDigests, base_images, compute_tag, image_ref
+from paless_deploy.core.validation import blame_base_image
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.docker import DockerClient
@@ -252,7 +253,7 @@ def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
                            if f.message != first.message)
         if others:
             first.hint = f"{first.hint} (Also failed: {others}.)"
-        raise first
+        raise blame_base_image(first, config)
     return results
 
 

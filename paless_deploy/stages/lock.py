@@ -41,6 +41,7 @@ from paless_deploy.core.lease import (
     lease_state,
     lock_timeout,
     utc_now,
+    waiting_message,
 )
 
 if TYPE_CHECKING:
@@ -277,6 +278,13 @@ def acquire(kube: Kube, namespace: str, holder: str, timeout_s: float,
 
 def lock_for(kube: Kube, run_ctx: RunContext, command: str,
              on_wait: Callable[[LeaseState], None] | None = None) -> NamespaceLock:
-    """The (not yet taken) lock of the run's namespace, timeout from PALESS_LOCK_TIMEOUT."""
-    return NamespaceLock(kube, run_ctx.config.namespace, holder_identity(command),
-                         lock_timeout(run_ctx.config), on_wait=on_wait)
+    """The (not yet taken) lock of the run's namespace, timeout from PALESS_LOCK_TIMEOUT;
+    without `on_wait`, a wait is said on stderr (who holds it, until when)."""
+    namespace, timeout_s = run_ctx.config.namespace, lock_timeout(run_ctx.config)
+
+    def say(state: LeaseState) -> None:
+        if not run_ctx.console.quiet:
+            print(waiting_message(namespace, state, utc_now(), timeout_s), file=sys.stderr)
+
+    return NamespaceLock(kube, namespace, holder_identity(command), timeout_s,
+                         on_wait=on_wait or say)

@@ -49,13 +49,21 @@ def dry_run_all(kube: Kube, objects: list[dict], namespace: str, *,
     if not refusals:
         return
     invalid = [r for r in refusals if r.conflict is None]
-    listed = "; ".join(f"{r.ref}: {r.message}" for r in invalid)
+    listed = "; ".join(f"{r.ref}: {r.message.rstrip('.')}" for r in invalid)
     if invalid:
+        unknown = [r for r in invalid if r.reason == "unknown-kind"]
+        fixes = []
+        if unknown:
+            fixes.append("Install the CRD or controller that serves "
+                         + ", ".join(sorted({r.ref.split('/')[0] for r in unknown}))
+                         + " (`kubectl api-resources` lists what the cluster serves), or remove "
+                         "those objects from the manifests.")
+        if len(unknown) < len(invalid):
+            fixes.append("Fix each field named (the server's words say which and why); "
+                         "`paless-deploy render` shows what was sent.")
         raise ConfigError(
             f"The API server refuses {len(invalid)} object(s) of the manifests: {listed}. "
-            f"Nothing was applied to {namespace}.",
-            "Fix each object named (the server's words say which field), then run again; "
-            "`paless-deploy render` shows what was sent.",
+            f"Nothing was applied to {namespace}.", " ".join(fixes),
             code="invalid-manifest", resource=invalid[0].ref, reason=invalid[0].reason)
     conflicts = [r.conflict for r in refusals if r.conflict is not None]
     first = conflicts[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-from paless_deploy.core.errors import PalessError
+from paless_deploy.core.errors import PalessError, readable
 from paless_deploy.core.report import error_text
 
 _TITLES = {
@@ -34,9 +34,9 @@ def print_error(error: PalessError, *, color: bool, terminal: bool,
     from rich.text import Text
 
     console = Console(file=stream, no_color=not color, force_terminal=True, highlight=False)
-    body = Text(error.message.rstrip())
+    body = Text(readable(error.message.rstrip()))
     if error.hint:
         body.append("\n\nFix: ", style="bold")
-        body.append(error.hint)
+        body.append(readable(error.hint))
     console.print(Panel(body, title=title, title_align="left",
                         border_style="red" if color else "none"))

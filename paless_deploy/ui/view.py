@@ -161,6 +161,18 @@ class DeployView:
             self.waiting[t.ref] = why
         self._refresh()
 
+    def waiting_on(self, ref: str, why: str) -> None:
+        """A wait before any phase (the namespace lock): the spinner counts while it lasts."""
+        self.phase, self.phase_started_at = "lock", time.monotonic()
+        self.waiting = {ref: why}
+        self._refresh()
+
+    def waiting_done(self) -> None:
+        """The wait of `waiting_on` is over (or there was none)."""
+        if self.waiting:
+            self.waiting = {}
+            self._refresh()
+
     def phase_done(self, name: str, ok: bool, summary: str) -> None:
         self.waiting = {}
         self._refresh()

@@ -293,3 +293,86 @@ class EventRecorder:
     def _seen(self, kind: str, name: str, rv: int) -> bool:
         with self._lock:
             return any(e.kind == kind and e.name == name and e.rv >= rv for e in self.events)
+
+
+# ---------------------------------------------------------------------------
+# a CLI run watched line by line (to act at a moment of it: a fault, a signal)
+
+
+class LiveCli:
+    """`python -m paless_deploy ...` started now, its stderr read line by line as it comes,
+    so a test can wait for a line (a phase starting) and act then."""
+
+    def __init__(self, project: Project, kubeconfig: Path | str, namespace: str | None,
+                 *args: str, env: dict[str, str] | None = None, json_output: bool = True
+                 ) -> None:
+        self.json_output = json_output
+        self.proc, self.argv, self.started = start_cli(project, kubeconfig, namespace, *args,
+                                                       env=env, json_output=json_output)
+        self.lines: list[tuple[float, str]] = []  # (seconds since start, line)
+        self._stdout: list[str] = []
+        self._changed = threading.Condition()
+        self._readers = [threading.Thread(target=self._read_err, daemon=True),
+                         threading.Thread(target=self._read_out, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append((time.monotonic() - self.started, line.rstrip("\n")))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _read_out(self) -> None:
+        assert self.proc.stdout is not None
+        self._stdout.append(self.proc.stdout.read())
+
+    def wait_for(self, text: str, timeout: float = 120.0) -> float:
+        """Seconds since start at which a stderr line containing `text` appeared; fails when
+        the run ends or `timeout` passes first."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for at, line in self.lines:
+                    if text in line:
+                        return at
+                if self.proc.poll() is not None and not self._readers[0].is_alive():
+                    raise AssertionError(f"the run ended before {text!r}:\n" + self.stderr)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {text!r} within {timeout:.0f}s:\n" + self.stderr)
+                self._changed.wait(min(left, 0.5))
+
+    def first_at(self, text: str) -> float | None:
+        """When a line containing `text` appeared (None: not yet)."""
+        with self._changed:
+            return next((at for at, line in self.lines if text in line), None)
+
+    @property
+    def stderr(self) -> str:
+        with self._changed:
+            return "\n".join(line for _, line in self.lines)
+
+    def finish(self, timeout: float = 300.0) -> CliRun:
+        """Wait for the end; the run as run_cli returns it (JSON parsed, no traceback)."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"paless-deploy {' '.join(self.argv)} ran past {timeout}s:\n"
+                                 + self.stderr[-4000:]) from None
+        for reader in self._readers:
+            reader.join(timeout=10)
+        run = CliRun(self.argv, self.proc.returncode, "".join(self._stdout), self.stderr,
+                     time.monotonic() - self.started)
+        if self.json_output:
+            try:
+                run.doc = json.loads(run.stdout)
+            except json.JSONDecodeError as exc:
+                raise AssertionError(f"stdout is not one JSON document ({exc}):\n{run}") from exc
+        assert "Traceback" not in run.stderr, f"a Python traceback in stderr:\n{run}"
+        return run

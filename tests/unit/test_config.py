@@ -45,12 +45,12 @@ def test_defaults(project: Path) -> None:
 
 
 def test_precedence_flag_over_environment_over_file_over_default(project: Path) -> None:
-    write(project / "paless.env", "REGISTRY=file:5000\nPOSTGRES_DB=filedb\nMINIO_BUCKET=b\n")
+    write(project / "paless.env", "REGISTRY=file:5000\nPOSTGRES_DB=filedb\nMINIO_BUCKET=bkt\n")
     environ = {"REGISTRY": "env:5000", "POSTGRES_DB": "envdb"}
     config = load_config(project, None, {"REGISTRY": "flag:5000"}, environ)
     assert (config.value("REGISTRY"), config.source("REGISTRY")) == ("flag:5000", "flag")
     assert (config.value("POSTGRES_DB"), config.source("POSTGRES_DB")) == ("envdb", "environment")
-    assert (config.value("MINIO_BUCKET"), config.source("MINIO_BUCKET")) == ("b", "paless.env:3")
+    assert (config.value("MINIO_BUCKET"), config.source("MINIO_BUCKET")) == ("bkt", "paless.env:3")
     assert config.source("POSTGRES_USER") == "default"
 
 

@@ -91,3 +91,25 @@ def test_commands_are_never_run_and_say_so_without_the_value(project):
     assert "paless.env:4: PAPERLESS_TIME_ZONE uses $TZ without braces" in text
     assert "Write ${TZ} to expand it" in text
     assert secret not in text and "openssl" not in text and "/run/secret" not in text
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("FOO\n", "c.env:1: not KEY=value: 'FOO'"), ("export FOO\n", "not KEY=value"),
+    ("A=1\n\nB\n", "c.env:3: not KEY=value"), ("1A=2\n", "'1A' is not a variable name"),
+    ("A.B=1\n", "'A.B' is not a variable name")])
+def test_a_line_a_shell_would_not_take_is_refused(text: str, words: str) -> None:
+    from paless_deploy.core import envfile
+
+    with pytest.raises(ConfigError) as info:
+        envfile.parse(text, "c.env")
+    assert words in info.value.message and info.value.code == "bad-env-file"
+
+
+def test_a_bad_line_never_quotes_a_secrets_value() -> None:
+    from paless_deploy.core import envfile
+
+    with pytest.raises(ConfigError) as info:
+        envfile.parse('POSTGRES_PASSWORD="hunter2-secret\n', "c.env",
+                      lambda key: key == "POSTGRES_PASSWORD")
+    assert "hunter2" not in str(info.value)
+    assert "POSTGRES_PASSWORD=... (the value is not shown)" in info.value.message

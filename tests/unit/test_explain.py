@@ -72,3 +72,22 @@ def test_the_spinner_counts_the_elapsed_time_and_says_why(monkeypatch):
     first, second = out.getvalue().splitlines()
     assert "0s" in first and "7s" in second
     assert "Deployment/web (pod web-1: not scheduled (Insufficient cpu))" in second
+
+
+def test_a_lock_wait_spins_until_the_lock_is_taken(monkeypatch):
+    from paless_deploy.core.context import ConsoleSettings
+    from paless_deploy.ui import view as view_module
+
+    now = [50.0]
+    monkeypatch.setattr(view_module.time, "monotonic", lambda: now[0])
+    view = view_module.DeployView(ConsoleSettings(color=False, terminal=True))
+    with view:
+        view.waiting_on("Lease/paless-deploy", "another deploy holds it")
+        assert view._status is not None
+        now[0] += 12
+        out = io.StringIO()
+        Console(file=out, width=200, no_color=True).print(view_module._Waiting(view))
+        assert "lock" in out.getvalue() and "12s" in out.getvalue()
+        assert "Lease/paless-deploy (another deploy holds it)" in out.getvalue()
+        view.waiting_done()
+        assert view.waiting == {}

@@ -122,3 +122,51 @@ def test_unknown_kind_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="does not serve Gadget") as info:
         k.kind("example.com/v1", "Gadget")
     assert info.value.exit_code == 2 and "CRD" in info.value.hint
+
+
+def test_a_body_the_schema_refuses_is_invalid_not_an_outage() -> None:
+    """Server-side apply answers 500 for `replicas: "three"` or an unknown field: an invalid
+    object (422, its words on one line), never retried."""
+    message = ('failed to create typed patch object (ns/web; apps/v1, Kind=Deployment): '
+               'errors:\n  .spec.replicas: expected numeric (int or float), got string\n'
+               '  .spec.template.spec.containers[name="app"].bogus: field not declared in '
+               'schema')
+    err = _api_error(500, "Internal Server Error", json.dumps({"message": message}).encode())
+    assert (err.status, err.reason) == (422, "Invalid") and not is_transient(err)
+    assert err.message == ('.spec.replicas: expected numeric (int or float), got string; '
+                           '.spec.template.spec.containers[name="app"].bogus: field not '
+                           'declared in schema')
+    convert = ("failed to convert new object (ns/app; /v1, Kind=Secret) to proper version: "
+               "unable to convert unstructured object to /v1, Kind=Secret: error decoding "
+               "from json: illegal base64 data at input byte 6")
+    err = _api_error(500, "", json.dumps({"message": convert}).encode())
+    assert err.status == 422 and err.message.startswith("unable to convert unstructured")
+    assert is_transient(_api_error(500, "", b'{"message": "etcdserver: request timed out"}'))
+
+
+def test_a_tls_failure_under_urllib3s_retry_error_is_tls() -> None:
+    from urllib3.exceptions import MaxRetryError, SSLError
+
+    with pytest.raises(TransportError) as info, transport_errors():
+        raise MaxRetryError(None, "/version",  # type: ignore[arg-type]
+                            SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify "
+                                     "failed: unable to get local issuer certificate"))
+    assert info.value.tls and "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("clusters: [ {name: a\n", "is not YAML at line"), ("hello\n", "holds plain text"),
+    ("- a\n- b\n", "holds a list")])
+def test_a_kubeconfig_that_is_not_one_says_what_it_is(tmp_path: Path, text: str,
+                                                     words: str) -> None:
+    path = tmp_path / "config"
+    path.write_text(text)
+    with pytest.raises(ClusterError) as info:
+        _load(resolve_kubeconfig(str(path)), None)
+    assert words in info.value.message and info.value.exit_code == 4
+
+
+def test_an_api_server_still_unavailable_after_the_retries_is_exit_4() -> None:
+    with pytest.raises(ClusterError) as info, cluster_errors(kube(), "listing pods"):
+        raise ApiError(503, "ServiceUnavailable", "apiserver is shutting down", {})
+    assert info.value.code == "unavailable" and "shutting down" in info.value.message
