@@ -238,9 +238,15 @@ class Kube:
         selector = f"metadata.name={name}"
         while (left := deadline - time.monotonic()) > 0:
             if current is None:
-                # Absent: watch the collection from its own version for the object to appear.
-                _, version = with_retries(lambda: self.list(kind, namespace,
-                                                            fieldSelector=selector))
+                # Absent: watch the collection from its own version for the object to appear
+                # (unless it appeared between the read and this list: then it is here).
+                items, version = with_retries(lambda: self.list(kind, namespace,
+                                                                fieldSelector=selector))
+                if items:
+                    current = items[0]
+                    if done(current):
+                        return current
+                    version = str(current["metadata"].get("resourceVersion") or version)
             else:
                 version = str(current["metadata"].get("resourceVersion") or "")
             try:

@@ -121,3 +121,24 @@ def test_unknown_kind_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match="does not serve Gadget") as info:
         k.kind("example.com/v1", "Gadget")
     assert info.value.exit_code == 2 and "CRD" in info.value.hint
+
+
+def test_watch_until_sees_an_object_created_between_its_read_and_its_list() -> None:
+    """A namespace's default ServiceAccount appears within milliseconds: the read may miss
+    it and the list have it; waiting for a watch event then would wait the whole timeout."""
+    from paless_deploy.core.kinds import by_kind
+
+    class Racy(Kube):
+        def read(self, kind, name, namespace=None):  # type: ignore[no-untyped-def]
+            return None
+
+        def list(self, kind, namespace=None, **query):  # type: ignore[no-untyped-def]
+            return [{"metadata": {"name": "default", "resourceVersion": "5"}}], "5"
+
+        def watch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise AssertionError("nothing to wait for")
+
+    k = Racy(api=None, server="https://k", kubeconfig="/k", context=None)
+    found = k.watch_until(by_kind("ServiceAccount"), "default", "ns",
+                          lambda sa: sa is not None, 5)
+    assert found is not None and found["metadata"]["name"] == "default"
