@@ -32,6 +32,7 @@ from paless_deploy.core.report import ErrorReport, ObjectReport, PhaseReport, Re
 from paless_deploy.stages.apply import (
     CONFIGURED,
     Applied,
+    LiveObjects,
     apply_object,
     rollback_object,
     wait_volume_available,
@@ -235,11 +236,13 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
             reports: list[ObjectReport] = []
             # the phase is in the report from its first apply, so a failure keeps it
             run.result.phases.append(PhaseReport(phase.name, started_iso, 0.0, reports))
+            listed = LiveObjects(kube, list(phase.objects))
             for group in _apply_groups(phase.objects):
                 # objects of one group do not depend on each other: apply them at once
                 with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
                     results = list(pool.map(
-                        lambda o: apply_object(kube, o, force_conflicts=options.force_conflicts),
+                        lambda o, listed=listed: apply_object(
+                            kube, o, force_conflicts=options.force_conflicts, listed=listed),
                         group))
                 for a in results:
                     applied.append(a)
