@@ -49,7 +49,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     "app changed, failure detection; (--scale) a generated tree of N apps x "
                     "10 objects. Medians of --runs rounds, interleaved; ratios against the "
                     "peers measured in the same run.")
-    parser.add_argument("--runs", type=int, default=5, help="rounds per measurement (5)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="rounds per measurement (3; the scale runs' first deploy: 1)")
     parser.add_argument("--quick", action="store_true",
                         help="one round, image-pull failures only, short peer timeouts "
                              f"({QUICK_PEER_TIMEOUT_S}s): a smoke run (the tests use it)")
@@ -65,6 +66,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"--timeout of Helm and kubectl in the failure runs "
                              f"({PEER_TIMEOUT_S}; --quick {QUICK_PEER_TIMEOUT_S}); they wait "
                              "it out, so the ratios scale with it")
+    parser.add_argument("--checkout", type=Path, default=None, metavar="DIR",
+                        help="measure the paless-deploy of another checkout (e.g. main, or a "
+                             "commit's worktree, for a before/after) with this benchmark")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--kubeconfig", help="default: KUBECONFIG, else the sandbox's")
     parser.add_argument("--keep", action="store_true",
@@ -121,9 +125,12 @@ def machine_notes(args: argparse.Namespace, sandbox: Sandbox, helm: Path | None,
         f"other work (load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after), "
         f"Python {platform.python_version()}, kubectl {version}"
         + (f", Helm {helm_version}" if helm_version else "") + ".",
-        (f"Medians of {args.runs} interleaved round(s) (failure runs: peers once each with "
-         f"--timeout {args.peer_timeout:.0f}s, paless-deploy up to 3 times); every tool runs "
-         "as a subprocess; peak RSS is the largest process of its tree (wait4)."),
+        (f"Medians of {args.runs} interleaved round(s) (scale: one first deploy, "
+         f"{max(1, args.runs - 1)} change round(s); failures: each peer once, with --timeout "
+         f"{args.peer_timeout:.0f}s, all at once, and again alone when it ended before its "
+         "timeout); every tool runs as a subprocess; peak RSS is the largest process of its "
+         "tree (wait4)."),
+        *([f"paless-deploy of the checkout {args.checkout}."] if args.checkout else []),
     ]
 
 
@@ -141,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="paless-bench-") as tmp:
         workdir = Path(tmp)
-        tools = Tools.create(sandbox, workdir)
+        tools = Tools.create(sandbox, workdir, *([args.checkout] if args.checkout else []))
         paless = PalessDeploy(tools, workdir)
         kubectl = KubectlWait(tools, workdir)
         bare = KubectlApply(tools, workdir)

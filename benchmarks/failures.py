@@ -26,6 +26,7 @@ FAIL = "sandbox.paless.io/fail"  # the sandbox's failure marker (kwok stages)
 RUN = "bench.paless.io/run"  # on the failing pods' template: which run made them
 WORKER = "app.kubernetes.io/component=worker"
 FAILING_JOB = "bench-failing-job"
+ALONE = "(run alone)"  # a peer's sample measured again without the others beside it
 
 
 def _waiting(reasons: set[str], min_restarts: int = 0) -> Callable[[Mapping[str, Any]], bool]:
@@ -103,7 +104,7 @@ CASES = (
                     "requests": {"cpu": "64"}, "limits": {"cpu": "64"}}}]}),
                 "Pod", WORKER, _condition("PodScheduled", "False", "Unschedulable")),
     FailureCase("job-failed", "a Job whose pod fails (backoffLimit 0)",
-                re.compile(r"BackoffLimitExceeded|backoff limit|job-failed"),
+                re.compile(r"BackoffLimitExceeded|backoff limit|job-failed|Job [Ff]ailed"),
                 _job, "Job", f"metadata.name={FAILING_JOB}", _condition("Failed", "True")),
 )
 
@@ -262,8 +263,9 @@ def wait_failures_gone(core: Any, namespace: str, timeout: float = 60) -> bool:
 
 def describe(sample: FailureSample) -> str:
     """A peer's side of a table cell: its exit and whether it named the cause."""
-    return f"exit {sample.exit_code}, " + ("names the cause" if sample.named
-                                           else "cause not named")
+    return (f"exit {sample.exit_code}, " + ("names the cause" if sample.named
+                                            else "cause not named")
+            + (", run alone" if sample.note.startswith(ALONE) else ""))
 
 
 def say_sample(sample: FailureSample) -> None:

@@ -118,13 +118,43 @@ def find_sandbox(kubeconfig: str | None) -> Sandbox:
     sandbox = Sandbox(kubeconfig=Path(chosen), bin_dir=bin_dir)
     if not sandbox.kubectl.exists():
         raise BenchError(f"no pinned kubectl at {sandbox.kubectl}: run `scripts/sandbox up`")
-    ready = subprocess.run([str(sandbox.kubectl), f"--kubeconfig={sandbox.kubeconfig}", "get",
-                            "--raw", "/readyz", "--request-timeout=5s"],
-                           capture_output=True, text=True, check=False)
-    if ready.returncode != 0:
-        raise BenchError(f"the cluster of {sandbox.kubeconfig} does not answer "
-                         f"({ready.stderr.strip() or 'not ready'}): run `scripts/sandbox up`")
+    why = sandbox_down(sandbox)
+    if why:
+        raise BenchError(f"the cluster of {sandbox.kubeconfig} does not answer ({why}): run "
+                         "`scripts/sandbox up`")
     return sandbox
+
+
+def sandbox_down(sandbox: Sandbox) -> str:
+    """Why the API server or Docker does not answer ('' when both do)."""
+    ready = subprocess.run([str(sandbox.kubectl), "get", "--raw", "/readyz",
+                            "--request-timeout=5s"], capture_output=True, text=True, check=False,
+                           env={**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)})
+    if ready.returncode != 0:
+        return ready.stderr.strip()[-300:] or "not ready"
+    docker = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    return "" if docker.returncode == 0 else "Docker does not answer"
+
+
+# What a tool prints when the sandbox went away under it (others' tests run `down`/`up`).
+OUTAGE = re.compile(r"connection refused|Cannot connect to the Docker daemon|is unreachable|"
+                    r"etcd.*failed|the server is currently unable|no route to host", re.IGNORECASE)
+
+
+def outage(done: Finished) -> bool:
+    """Whether a failed run failed because the sandbox went away (or stopped it)."""
+    return done.returncode != 0 and (done.returncode < 0 or done.returncode in (130, 143)
+                                     or bool(OUTAGE.search(done.output)))
+
+
+def wait_for_sandbox(sandbox: Sandbox, timeout: float = 900) -> None:
+    """Until the API server and Docker answer again (BenchError after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while why := sandbox_down(sandbox):
+        if time.monotonic() > deadline:
+            raise BenchError(f"the sandbox did not come back in {timeout:.0f}s: {why}")
+        time.sleep(5)
+    time.sleep(10)  # its controllers and kwok catch up
 
 
 @dataclass(frozen=True)
@@ -137,8 +167,9 @@ class Tools:
     env: Mapping[str, str]
 
     @classmethod
-    def create(cls, sandbox: Sandbox, workdir: Path) -> Tools:
-        """Tools whose environment holds only the benchmark's settings."""
+    def create(cls, sandbox: Sandbox, workdir: Path, checkout: Path = REPO) -> Tools:
+        """Tools whose environment holds only the benchmark's settings; paless-deploy is the
+        package of `checkout` (this one, unless comparing with another, e.g. main)."""
         env_file = workdir / "empty.env"
         env_file.write_text("")
         ours = {v.name for v in VARIABLES}
@@ -148,20 +179,22 @@ class Tools:
                    KUBECONFIG=str(sandbox.kubeconfig), PROJECT_NAME=PROJECT_NAME,
                    REGISTRY=REGISTRY, OVERLAY=OVERLAY, NO_COLOR="1", PYTHONUNBUFFERED="1",
                    PYTHONPATH=os.pathsep.join(
-                       p for p in (str(REPO), env.get("PYTHONPATH", "")) if p))
+                       p for p in (str(checkout), env.get("PYTHONPATH", "")) if p))
         # `python -m paless_deploy` of this checkout (PYTHONPATH first), not whichever
         # checkout an installed console script points at: the branch is what is measured.
         return cls(sandbox, (sys.executable, "-m", "paless_deploy"), env_file, env)
 
+    # The kubeconfig travels in KUBECONFIG, never on a command line: `scripts/sandbox down`
+    # stops every process whose command line names the sandbox's state directory.
+
     def pd(self, namespace: str, *args: str, project: Path = REPO) -> list[str]:
-        """paless-deploy with explicit kubeconfig, env file, project and namespace."""
-        return [*self.paless_deploy, "--kubeconfig", str(self.sandbox.kubeconfig),
-                "--env-file", str(self.env_file), "--project-dir", str(project), "--no-color",
-                "-n", namespace, *args]
+        """paless-deploy with explicit env file, project and namespace."""
+        return [*self.paless_deploy, "--env-file", str(self.env_file), "--project-dir",
+                str(project), "--no-color", "-n", namespace, *args]
 
     def kubectl(self, *args: str) -> list[str]:
-        """The pinned kubectl with the sandbox's kubeconfig."""
-        return [str(self.sandbox.kubectl), f"--kubeconfig={self.sandbox.kubeconfig}", *args]
+        """The pinned kubectl (the sandbox's kubeconfig from KUBECONFIG)."""
+        return [str(self.sandbox.kubectl), *args]
 
     def check(self, argv: Sequence[str | Path], what: str, *, cwd: Path | None = None,
               env: Mapping[str, str] | None = None, timeout: float = 600) -> Finished:

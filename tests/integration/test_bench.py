@@ -9,6 +9,7 @@ sandbox's own binaries), one failure kind, and a generated tree of two apps.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,14 +22,19 @@ BENCH = Path(__file__).resolve().parents[2] / "scripts" / "bench"
 HELM_BUILD_S = 900  # a cold Helm build (modules and build cache empty): about 8 minutes here
 
 
+def env(sandbox) -> dict[str, str]:
+    """The kubeconfig in the environment, not on the command line (`scripts/sandbox down`
+    stops every process whose command line names the sandbox's state directory)."""
+    return {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
+
+
 @pytest.mark.cluster
 @pytest.mark.docker
 @pytest.mark.timeout(HELM_BUILD_S + 900)
 def test_quick_benchmark_runs_and_prints_the_table(sandbox, registry, docker_client):
-    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--peers", "--scale", "2",
-                           "--kubeconfig", str(sandbox.kubeconfig)],
-                          capture_output=True, text=True, timeout=HELM_BUILD_S + 800,
-                          check=False)
+    done = subprocess.run([sys.executable, str(BENCH), "--quick", "--peers", "--scale", "2"],
+                          env=env(sandbox), capture_output=True, text=True,
+                          timeout=HELM_BUILD_S + 800, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert HEADER in lines
@@ -51,8 +57,8 @@ def test_quick_benchmark_runs_and_prints_the_table(sandbox, registry, docker_cli
 def test_the_json_document_has_every_row_and_sample(sandbox, tmp_path):
     """--json on a scale-only quick run (no Helm, no stack: seconds)."""
     done = subprocess.run([sys.executable, str(BENCH), "--quick", "--no-stack", "--scale", "1",
-                           "--json", "--kubeconfig", str(sandbox.kubeconfig)],
-                          capture_output=True, text=True, timeout=600, check=False)
+                           "--json"], env=env(sandbox), capture_output=True, text=True,
+                          timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     doc = json.loads(done.stdout)
     assert doc["scale"] == [1] and doc["rows"] and "1" in doc["samples"]["scale"]
