@@ -104,11 +104,11 @@ def markdown(rows: Sequence[Row], notes: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
-def json_document(rows: Sequence[Row], samples: Mapping[str, Sequence[object]],
+def json_document(rows: Sequence[Row], samples: Mapping[str, object],
                   notes: Sequence[str], settings: Mapping[str, object]) -> str:
     """Every row, every sample and the notes as one JSON document."""
     return json.dumps({"version": 1, **settings, "rows": [_finite(asdict(r)) for r in rows],
-                       "samples": {k: list(v) for k, v in samples.items()},
+                       "samples": dict(samples),
                        "notes": list(notes)}, indent=2, default=_plain)
 
 
