@@ -137,8 +137,9 @@ def sandbox_down(sandbox: Sandbox) -> str:
 
 
 # What a tool prints when the sandbox went away under it (others' tests run `down`/`up`).
-OUTAGE = re.compile(r"connection refused|Cannot connect to the Docker daemon|is unreachable|"
-                    r"etcd.*failed|the server is currently unable|no route to host", re.IGNORECASE)
+OUTAGE = re.compile(r"connection refused|connection to the server .* was refused|"
+                    r"Cannot connect to the Docker daemon|is unreachable|etcd.*failed|"
+                    r"the server is currently unable|no route to host", re.IGNORECASE)
 
 
 def outage(done: Finished) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 OBJECTS_PER_APP = 10
-APP = "bench"  # the tree's one app (Dockerfile.bench): every Deployment runs its image
+APP = "bench"  # the tree's one app (bench/Dockerfile): every Deployment runs its image
 NODE_LABEL = "paless.io/bench-node"  # on the benchmark's nodes, and their taint's key
 CHANGE_ANNOTATION = "bench.paless.io/revision"  # a pod-template change: one app rolls out
 
@@ -85,11 +85,12 @@ def app_objects(index: int, revision: int = 0, bench_nodes: bool = True) -> list
 def write_tree(project: Path, apps: int, changed: dict[int, int] | None = None,
                bench_nodes: bool = True) -> Path:
     """A project directory paless-deploy deploys: one app image (a FROM-scratch Dockerfile
-    that builds offline), k8s/base (one file per app) and the dev overlay; `changed` maps an
-    app index to the revision of its pod template."""
-    project.mkdir(parents=True, exist_ok=True)
-    (project / f"Dockerfile.{APP}").write_text("FROM scratch\nCOPY app.txt /app.txt\n")
-    (project / "app.txt").write_text("the benchmark's app\n")
+    that builds offline, in a directory of its own: the manifests are not in its build
+    context, so changing them never changes its tag), k8s/base (one file per app) and the
+    dev overlay; `changed` maps an app index to the revision of its pod template."""
+    (project / APP).mkdir(parents=True, exist_ok=True)
+    (project / APP / "Dockerfile").write_text("FROM scratch\nCOPY app.txt /app.txt\n")
+    (project / APP / "app.txt").write_text("the benchmark's app\n")
     base = project / "k8s" / "base"
     overlay = project / "k8s" / "overlays" / "dev"
     base.mkdir(parents=True, exist_ok=True)
