@@ -1,249 +1,155 @@
-"""`scripts/bench`: every measurement in one run on the sandbox, then the table (or JSON).
+"""`scripts/bench`: every measurement in one run on the sandbox, then one table (or JSON).
 
-Namespaces (deleted at the end with their PVs): bench-<id> for paless-deploy (first deploy,
-no-op redeploys, then the failing deploys that time detection); bench-<id>-kubectl, a twin
-for the plain `kubectl apply` (applied into paless-deploy's namespace, kubectl's field
-manager would conflict with paless-deploy's on Secret stringData and StatefulSet
-volumeClaimTemplates: each tool must own what it applies); bench-<id>-old for the old script.
+Sections: `--help` against kubectl's; the Paless stack (first deploy to ready, no-op
+redeploy, one app changed, failure detection) against kubectl (apply, and apply + rollout
+status), the old script and, with --peers, Helm 4; with --scale, a generated tree of N
+apps x 10 objects at each N. Pods of the benchmark go to its own tainted kwok nodes
+(benchmarks/nodes.py); its namespaces are bench-<id>-*, deleted at the end with their PVs.
+Performance claims come from here, as ratios against peers measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import re
+import platform
 import secrets
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from benchmarks.detection import (
-    CRASH_LOOP,
-    IMAGE_PULL,
-    OLD_SCRIPT_DETECTION_S,
-    DetectionSample,
-    measure_detection,
-    restore_worker,
-)
 from benchmarks.harness import (
-    OLD_SCRIPT,
-    REGISTRY,
     REPO,
     BenchError,
+    Sandbox,
     Tools,
-    app_names,
-    copy_project,
-    create_namespace,
     delete_namespaces,
     find_sandbox,
-    render_objects,
     run,
     say,
-    with_latest_images,
-    write_manifests,
 )
 from benchmarks.innerloop import InnerLoop
+from benchmarks.nodes import BenchNodes, nodes_for
 from benchmarks.rebuild import measure_rebuilds
-from benchmarks.report import Row, compare, json_document, markdown, skipped
+from benchmarks.report import Row, at_most, compare, json_document, markdown
+from benchmarks.stack import StackBench
+from benchmarks.tools import (
+    Helm,
+    KubectlApply,
+    KubectlWait,
+    OldScript,
+    PalessDeploy,
+    Tool,
+    helm_binary,
+)
 
 OLD_WAIT_TIMEOUT = "120s"  # the old script's
 QUICK_OLD_WAIT_TIMEOUT = "5s"  # --quick: bounded, although nothing matches and it ends at once
+PEER_TIMEOUT_S = 60
+QUICK_PEER_TIMEOUT_S = 15
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="scripts/bench",
-        description="Benchmark paless-deploy on the sandbox: help, no-op redeploy, detection "
-                    "latency, against kubectl and the old bash script. Medians of --runs runs.")
-    parser.add_argument("--runs", type=int, default=5, help="runs per measurement (default 5)")
+        description="Benchmark paless-deploy on the sandbox against kubectl, the old bash "
+                    "script and (--peers) Helm 4: --help, first deploy, no-op redeploy, one "
+                    "app changed, failure detection; (--scale) a generated tree of N apps x "
+                    "10 objects. Medians of --runs rounds, interleaved; ratios against the "
+                    "peers measured in the same run.")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="rounds per measurement (3; the scale runs' first deploy: 1)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"old-script waits time out after {QUICK_OLD_WAIT_TIMEOUT}; "
-                             "detection of image-pull only")
+                        help="one round, image-pull failures only, short peer timeouts "
+                             f"({QUICK_PEER_TIMEOUT_S}s): a smoke run (the tests use it)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also Helm 4 (`helm upgrade --install --wait`), built from Go "
+                             "modules into the sandbox's cache the first time")
+    parser.add_argument("--scale", type=_sizes, default=[], metavar="N[,N...]",
+                        help="also the generated tree of N apps x 10 objects, for each N "
+                             "(e.g. 10,100,300)")
+    parser.add_argument("--no-stack", action="store_true",
+                        help="skip the Paless stack section (with --scale: the scale runs only)")
+    parser.add_argument("--peer-timeout", type=float, default=None, metavar="SECONDS",
+                        help=f"--timeout of Helm and kubectl in the failure runs "
+                             f"({PEER_TIMEOUT_S}; --quick {QUICK_PEER_TIMEOUT_S}); they wait "
+                             "it out, so the ratios scale with it")
+    parser.add_argument("--checkout", type=Path, default=None, metavar="DIR",
+                        help="measure the paless-deploy of another checkout (e.g. main, or a "
+                             "commit's worktree, for a before/after) with this benchmark")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--kubeconfig", help="default: KUBECONFIG, else the sandbox's")
     parser.add_argument("--keep", action="store_true",
-                        help="keep the bench-* namespaces (to look at them afterwards)")
+                        help="keep the bench-* namespaces and nodes (to look at them)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    if args.no_stack and not args.scale:
+        parser.error("--no-stack leaves nothing to measure without --scale")
+    if args.quick:
+        args.runs = 1
+    if args.peer_timeout is None:
+        args.peer_timeout = QUICK_PEER_TIMEOUT_S if args.quick else PEER_TIMEOUT_S
     return args
 
 
-class Bench:
-    """One benchmark run: its namespaces, samples and notes."""
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes are numbers, e.g. 10,100,300"
+                                         ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes are at least 1")
+    return sizes
 
-    def __init__(self, tools: Tools, workdir: Path, runs: int, quick: bool) -> None:
-        self.tools, self.workdir, self.runs, self.quick = tools, workdir, runs, quick
-        bench_id = secrets.token_hex(3)
-        self.ns = f"bench-{bench_id}"
-        self.twin = f"{self.ns}-kubectl"
-        self.old_ns = f"{self.ns}-old"
-        self.created: list[str] = []
-        self.samples: dict[str, list[Any]] = {
-            "help_paless_deploy": [], "help_kubectl": [], "noop_redeploy": [],
-            "kubectl_apply": [], "old_script": [], "detect_image_pull": [],
-            "detect_crash_loop": [], "restore_runs": [], "rebuild_buildkit": [],
-            "rebuild_classic": []}
-        self.notes: list[str] = []
-        self.apps = app_names()
 
-    # -- 1. help ---------------------------------------------------------------------------------
+def measure_help(tools: Tools, runs: int) -> Row:
+    say(f"--help: paless-deploy vs kubectl, {runs} run(s) each")
+    ours = [*tools.paless_deploy, "--help"]
+    theirs = [str(tools.sandbox.kubectl), "--help"]
+    run(ours, tools.env)  # warm the page cache for both
+    run(theirs, tools.env)
+    mine, kubectl = [], []
+    for _ in range(runs):
+        mine.append(tools.check(ours, "paless-deploy --help").seconds)
+        kubectl.append(tools.check(theirs, "kubectl --help").seconds)
+    return compare("`paless-deploy --help` vs `kubectl --help`", mine, kubectl,
+                   "kubectl --help", "≤ 3x", at_most(3))
 
-    def measure_help(self) -> None:
-        say(f"--help: paless-deploy vs kubectl, {self.runs} run(s) each")
-        ours = [str(self.tools.paless_deploy), "--help"]
-        theirs = [str(self.tools.sandbox.kubectl), "--help"]
-        run(ours, self.tools.env)  # warm the page cache for both
-        run(theirs, self.tools.env)
-        for _ in range(self.runs):
-            self.samples["help_paless_deploy"].append(
-                self.tools.check(ours, "paless-deploy --help").seconds)
-            self.samples["help_kubectl"].append(self.tools.check(theirs, "kubectl --help").seconds)
 
-    def measure_rebuild(self) -> None:
-        found = measure_rebuilds(self.tools, self.workdir, self.runs)
-        self.samples["rebuild_buildkit"], self.samples["rebuild_classic"] = (
-            found["buildkit"], found["classic"])
+def measure_rebuild(tools: Tools, workdir: Path, runs: int) -> tuple[Row, dict[str, list[float]]]:
+    found = measure_rebuilds(tools, workdir, runs)
+    return compare("rebuild after a one-line change (`build`): BuildKit vs classic builder",
+                   found["buildkit"], found["classic"], "classic builder", "≤ 0.75x",
+                   at_most(0.75)), found
 
-    # -- 2. no-op redeploy -------------------------------------------------------------------------
 
-    def set_up_deploys(self) -> None:
-        """First deploys: paless-deploy's namespace, the kubectl twin, the old script's."""
-        say(f"first deploy of the {self.tools.env['OVERLAY']} overlay into {self.ns}")
-        self.created.append(self.ns)
-        first = self.tools.check(self.tools.pd(self.ns, "all"), f"paless-deploy all -n {self.ns}")
-        self.notes.append(f"First deploy (build, push, every phase ready): {first.seconds:.1f} s.")
-        for name in (self.twin, self.old_ns):
-            create_namespace(self.tools, name)
-            self.created.append(name)
-        self.twin_yaml = write_manifests(render_objects(self.tools, self.twin),
-                                         self.workdir / "kubectl.yaml")
-        self.old_yaml = write_manifests(
-            with_latest_images(render_objects(self.tools, self.old_ns), self.apps),
-            self.workdir / "old.yaml")
-        say(f"first kubectl apply into {self.twin}, first old-script run into {self.old_ns}")
-        self.tools.check(self.kubectl_apply(), "kubectl apply (first)")
-        self.tools.check(["bash", str(OLD_SCRIPT)], "old script (first run)", cwd=REPO,
-                         env=self.old_script_env())
-
-    def kubectl_apply(self) -> list[str]:
-        return self.tools.kubectl("apply", "--server-side", "--field-manager=bench",
-                                  "-f", str(self.twin_yaml))
-
-    def old_script_env(self) -> dict[str, str]:
-        return {**self.tools.env, "NAMESPACE": self.old_ns, "MANIFESTS": str(self.old_yaml),
-                "APPS": " ".join(self.apps), "PROJECT_NAME": self.tools.env["PROJECT_NAME"],
-                "REGISTRY": REGISTRY,
-                "WAIT_TIMEOUT": QUICK_OLD_WAIT_TIMEOUT if self.quick else OLD_WAIT_TIMEOUT}
-
-    def measure_redeploys(self) -> None:
-        say(f"no-op redeploy vs kubectl apply vs old script, {self.runs} round(s)")
-        old_output = ""
-        for i in range(self.runs):
-            noop = self.tools.check(self.tools.pd(self.ns, "all"), "no-op paless-deploy all")
-            apply = self.tools.check(self.kubectl_apply(), "kubectl apply")
-            old = self.tools.check(["bash", str(OLD_SCRIPT)], "old script", cwd=REPO,
-                                   env=self.old_script_env())
-            self.samples["noop_redeploy"].append(noop.seconds)
-            self.samples["kubectl_apply"].append(apply.seconds)
-            self.samples["old_script"].append(old.seconds)
-            old_output = old.output
-            say(f"  round {i + 1}: paless-deploy {noop.seconds:.2f}s, kubectl apply "
-                f"{apply.seconds:.2f}s, old script {old.seconds:.2f}s")
-        self.describe_old_waits(old_output)
-
-    def describe_old_waits(self, output: str) -> None:
-        nothing = len(re.findall(r"no matching resources found", output))
-        timed_out = len(re.findall(r"timed out waiting", output))
-        self.notes.append(
-            f"Old script: of its {len(self.apps)} `kubectl wait -l app=<app>`, {nothing} failed at "
-            f"once with \"no matching resources found\" and {timed_out} timed out (our pods are "
-            "labelled app.kubernetes.io/component); it printed pods and events and exited 0. "
-            "Its time is builds and pushes from Docker's cache plus one client-side apply: "
-            "it checks nothing.")
-
-    # -- 3. detection latency ----------------------------------------------------------------------
-
-    def measure_detection(self) -> None:
-        from kubernetes import client, config
-
-        core = client.CoreV1Api(config.new_client_from_config(
-            config_file=str(self.tools.sandbox.kubeconfig)))
-        project = copy_project(self.workdir / "project")
-        cases = [IMAGE_PULL] if self.quick else [IMAGE_PULL, CRASH_LOOP]
-        say(f"detection latency: {', '.join(c.code for c in cases)}, {self.runs} run(s) each, "
-            f"in {self.ns}")
-        remaining = self.runs * len(cases)
-        for i in range(self.runs):
-            for case in cases:
-                sample = measure_detection(self.tools, core, project, self.ns, case,
-                                           f"{case.code}-{i}")
-                self.samples[f"detect_{case.code.replace('-', '_')}"].append(sample)
-                latency = "missed" if sample.latency_s is None else f"{sample.latency_s:.2f}s"
-                say(f"  {case.code} run {i + 1}: {latency} (by {sample.reported_by or 'none'}, "
-                    f"exit {sample.exit_code}) {sample.note}".rstrip())
-                remaining -= 1
-                if remaining:
-                    self.samples["restore_runs"].append(restore_worker(self.tools, core, self.ns))
-
-    # -- results -----------------------------------------------------------------------------------
-
-    def rows(self) -> list[Row]:
-        s = self.samples
-        rows = [
-            compare("`paless-deploy --help` vs `kubectl --help`", s["help_paless_deploy"],
-                    s["help_kubectl"], "kubectl --help", "≤ 3x", lambda _m, r: r <= 3),
-            compare("no-op redeploy (`all`, dev) vs one `kubectl apply --server-side`",
-                    s["noop_redeploy"], s["kubectl_apply"], "kubectl apply", "≤ 1.5x",
-                    lambda _m, r: r <= 1.5),
-            compare("no-op redeploy (`all`, dev) vs the old script", s["noop_redeploy"],
-                    s["old_script"], "old script", "≤ 0.2x (≥ 5x faster)",
-                    lambda _m, r: r <= 0.2),
-            compare("rebuild after a one-line change (`build`): BuildKit vs classic builder",
-                    s["rebuild_buildkit"], s["rebuild_classic"], "classic builder", "≤ 0.75x",
-                    lambda _m, r: r <= 0.75),
-        ]
-        for case, key in ((IMAGE_PULL, "detect_image_pull"), (CRASH_LOOP, "detect_crash_loop")):
-            name = f"detection latency: {case.code} (worker)"
-            if case.code == CRASH_LOOP.code:
-                name += ", allowed-restarts 0"
-            baseline = "old script's wait timeout"
-            if not s[key]:
-                rows.append(skipped(name, baseline, "≤ 5 s"))
-                continue
-            latencies = [math.inf if d.latency_s is None else d.latency_s for d in s[key]]
-            rows.append(compare(name, latencies, OLD_SCRIPT_DETECTION_S, baseline, "≤ 5 s",
-                                lambda m, _r: m <= 5))
-        return rows
-
-    def final_notes(self, load_before: float) -> list[str]:
-        machine = (f"{self.runs} run(s) per measurement, medians; {os.cpu_count()} CPUs, "
-                   f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after "
-                   "(other work shares this machine).")
-        notes = [machine, *self.notes]
-        detections: list[DetectionSample] = (self.samples["detect_image_pull"]
-                                             + self.samples["detect_crash_loop"])
-        if detections:
-            notes.append(
-                "Detection: from the benchmark's own watch first seeing a worker pod of the run "
-                "waiting in ErrImagePull/ImagePullBackOff (CrashLoopBackOff with a restart) to "
-                "the finding's line on paless-deploy's stderr. The old script's "
-                f"{OLD_SCRIPT_DETECTION_S:.0f} s is its `kubectl wait` timeout, its best case: "
-                "a pod in either state is never Ready, and with `-l app=<app>` it never reports.")
-            missed = [d for d in detections if d.latency_s is None]
-            if missed:
-                notes.append(f"{len(missed)} failing deploy(s) not reported: "
-                             + "; ".join(f"{d.code}: {d.note or 'no finding'}" for d in missed))
-        retried = [n for n in self.samples["restore_runs"] if n > 1]
-        if retried:
-            notes.append(
-                f"Restoring the worker after a failing run took a second `paless-deploy all` "
-                f"{len(retried)} of {len(self.samples['restore_runs'])} time(s): the first "
-                "exited 1 on the previous ReplicaSet's failing pod while it was going away.")
-        return notes
+def machine_notes(args: argparse.Namespace, sandbox: Sandbox, helm: Path | None,
+                  load_before: float) -> list[str]:
+    kubectl = subprocess.run([str(sandbox.kubectl), "version", "--client", "-o", "yaml"],
+                             capture_output=True, text=True, check=False).stdout
+    version = next((line.split(":", 1)[1].strip() for line in kubectl.splitlines()
+                    if "gitVersion" in line), "?")
+    helm_version = ""
+    if helm is not None:
+        helm_version = subprocess.run([str(helm), "version", "--short"], capture_output=True,
+                                      text=True, check=False).stdout.strip()
+    return [
+        f"{time.strftime('%Y-%m-%d')}, {platform.node()}: {os.cpu_count()} CPUs shared with "
+        f"other work (load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after), "
+        f"Python {platform.python_version()}, kubectl {version}"
+        + (f", Helm {helm_version}" if helm_version else "") + ".",
+        (f"Medians of {args.runs} interleaved round(s) (scale: one first deploy, "
+         f"{max(1, args.runs - 1)} change round(s); failures: each peer once, with --timeout "
+         f"{args.peer_timeout:.0f}s, all at once, and again alone when it ended before its "
+         "timeout); every tool runs as a subprocess; peak RSS is the largest process of its "
+         "tree (wait4)."),
+        *([f"paless-deploy of the checkout {args.checkout}."] if args.checkout else []),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,21 +157,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         sandbox = find_sandbox(args.kubeconfig)
+        helm = helm_binary() if args.peers else None
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
     load_before = os.getloadavg()[0]
+    bench_id = secrets.token_hex(3)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="paless-bench-") as tmp:
-        tools = Tools.create(sandbox, Path(tmp))
-        bench = Bench(tools, Path(tmp), args.runs, args.quick)
-        inner = InnerLoop(tools, Path(tmp), bench.ns, bench.old_ns, args.runs, args.quick)
+        workdir = Path(tmp)
+        tools = Tools.create(sandbox, workdir, *([args.checkout] if args.checkout else []))
+        paless = PalessDeploy(tools, workdir)
+        kubectl = KubectlWait(tools, workdir)
+        bare = KubectlApply(tools, workdir)
+        old = OldScript(tools, workdir, ["scheduler", "web", "worker"],
+                        QUICK_OLD_WAIT_TIMEOUT if args.quick else OLD_WAIT_TIMEOUT)
+        helm_tool: list[Tool] = [Helm(tools, workdir, helm)] if helm is not None else []
+        stack = StackBench(tools, workdir, bench_id, args.runs, args.quick, paless,
+                           [*helm_tool, kubectl, old], bare, args.peer_timeout)
+        from benchmarks.scale import ScaleBench
+
+        scale = ScaleBench(tools, workdir, bench_id, args.runs, args.scale, paless,
+                           [*helm_tool, kubectl], bare)
+        nodes = BenchNodes(tools, bench_id)
+        rows: list[Row] = []
+        inner: InnerLoop | None = None
+        rebuilds: dict[str, list[float]] = {}
         try:
-            bench.measure_help()
-            bench.measure_rebuild()
-            bench.set_up_deploys()
-            bench.measure_redeploys()
-            bench.measure_detection()
-            inner.measure()
+            rows.append(measure_help(tools, args.runs))
+            if not args.no_stack:
+                row, rebuilds = measure_rebuild(tools, workdir, args.runs)
+                rows.append(row)
+            # the stack's namespaces are gone before the scale runs start: the larger need
+            pods, cpus = StackBench.pods_needed(len(stack.peers), args.quick)
+            scale_pods = 3 * max(args.scale, default=0) + 20  # 3 tools, rolling updates
+            nodes.ensure(max(nodes_for(pods, cpus), nodes_for(scale_pods)))
+            if not args.no_stack:
+                from kubernetes import client, config
+
+                core = client.CoreV1Api(config.new_client_from_config(
+                    config_file=str(sandbox.kubeconfig)))
+                stack.run(core)
+                rows += stack.rows()
+                # the inner loop edits web in the stacks paless-deploy and the old script
+                # deployed (healthy again after the failure runs)
+                inner = InnerLoop(tools, workdir, stack.deployed[paless.name].namespace,
+                                  stack.deployed[old.name].namespace, args.runs, args.quick,
+                                  stack.source or REPO)
+                inner.measure()
+                inner.stop()
+                rows += inner.rows()
+                say("deleting the stack's namespaces (and waiting, before the scale runs)")
+                delete_namespaces(tools, stack.created, wait_s=180 if args.scale else 0)
+            scale.run()
+            rows += scale.rows()
         except BenchError as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 1
@@ -273,19 +218,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("bench: interrupted", file=sys.stderr)
             return 130
         finally:
-            inner.stop()
+            if inner is not None:
+                inner.stop()
+            created = sorted(set(stack.created + scale.created))
             if args.keep:
-                say(f"keeping namespaces {', '.join(bench.created)}")
+                say(f"keeping namespaces {', '.join(created)} and nodes {', '.join(nodes.names)}")
             else:
-                say(f"deleting namespaces {', '.join(bench.created)} and their PVs")
-                delete_namespaces(tools, bench.created)
-    rows = bench.rows() + inner.rows()
-    notes = bench.final_notes(load_before) + inner.final_notes()
+                say(f"deleting namespaces {', '.join(created) or '(none)'}, their PVs, "
+                    "and the benchmark's nodes")
+                delete_namespaces(tools, created)
+                nodes.delete()
+    notes = [*machine_notes(args, sandbox, helm, load_before), *stack.notes,
+             *(inner.final_notes() if inner is not None else []),
+             f"The whole run took {(time.monotonic() - started) / 60:.1f} minutes."]
     if args.json:
-        print(json_document(rows, {**bench.samples, **{f"edit_to_ready_{k}": v for k, v in
-                                                        inner.samples.items()}}, notes,
-                            {"runs": args.runs, "quick": args.quick, "namespace": bench.ns}))
+        samples = {"stack": stack.samples, "scale": {str(n): s for n, s in scale.samples.items()},
+                   "rebuild": rebuilds,
+                   "edit_to_ready": inner.samples if inner is not None else {}}
+        print(json_document(rows, samples, notes, {
+            "runs": args.runs, "quick": args.quick, "peers": args.peers, "scale": args.scale,
+            "bench_id": bench_id}))
     else:
         print(markdown(rows, notes))
     return 0
-

@@ -11,10 +11,12 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,11 +51,12 @@ def say(message: str) -> None:
 
 @dataclass(frozen=True)
 class Finished:
-    """A finished subprocess: wall time, exit code and its merged output."""
+    """A finished subprocess: wall time, exit code, merged output, peak memory."""
 
     seconds: float
     returncode: int
     output: str
+    peak_rss_mb: float = 0.0  # the largest process of its tree (itself or a waited child)
 
     def tail(self, lines: int = 15) -> str:
         """The last lines of the output, for error messages."""
@@ -62,15 +65,28 @@ class Finished:
 
 def run(argv: Sequence[str | Path], env: Mapping[str, str], *, cwd: Path | None = None,
         timeout: float = 600) -> Finished:
-    """Run argv to completion and time it (wall clock, process start to exit)."""
+    """Run argv to completion and time it (wall clock, process start to exit).
+
+    The child is reaped with wait4, whose rusage gives the peak RSS of the child and of
+    the children it waited for (a kubectl of a script, paless-deploy's kustomize)."""
     start = time.perf_counter()
-    try:
-        done = subprocess.run([str(a) for a in argv], check=False, env=dict(env), cwd=cwd,
-                              text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{' '.join(map(str, argv))} did not finish in {timeout:.0f}s") from exc
-    return Finished(time.perf_counter() - start, done.returncode, done.stdout)
+    proc = subprocess.Popen([str(a) for a in argv], env=dict(env), cwd=cwd, text=True,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.append(proc.stdout.read()),  # type: ignore[union-attr]
+                              daemon=True)
+    reader.start()
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(timeout=10)
+    if seconds >= timeout:
+        raise BenchError(f"{' '.join(map(str, argv))} did not finish in {timeout:.0f}s")
+    return Finished(seconds, proc.returncode, "".join(output), usage.ru_maxrss / 1024)
 
 
 @dataclass(frozen=True)
@@ -102,24 +118,44 @@ def find_sandbox(kubeconfig: str | None) -> Sandbox:
     sandbox = Sandbox(kubeconfig=Path(chosen), bin_dir=bin_dir)
     if not sandbox.kubectl.exists():
         raise BenchError(f"no pinned kubectl at {sandbox.kubectl}: run `scripts/sandbox up`")
-    ready = subprocess.run([str(sandbox.kubectl), f"--kubeconfig={sandbox.kubeconfig}", "get",
-                            "--raw", "/readyz", "--request-timeout=5s"],
-                           capture_output=True, text=True, check=False)
-    if ready.returncode != 0:
-        raise BenchError(f"the cluster of {sandbox.kubeconfig} does not answer "
-                         f"({ready.stderr.strip() or 'not ready'}): run `scripts/sandbox up`")
+    why = sandbox_down(sandbox)
+    if why:
+        raise BenchError(f"the cluster of {sandbox.kubeconfig} does not answer ({why}): run "
+                         "`scripts/sandbox up`")
     return sandbox
 
 
-def paless_deploy_executable() -> Path:
-    """The installed console script next to this interpreter (not a pyenv shim), else PATH's."""
-    beside = Path(sys.executable).parent / "paless-deploy"
-    if beside.exists():
-        return beside
-    found = shutil.which("paless-deploy")
-    if not found:
-        raise BenchError("paless-deploy is not installed: pip install -e .")
-    return Path(found)
+def sandbox_down(sandbox: Sandbox) -> str:
+    """Why the API server or Docker does not answer ('' when both do)."""
+    ready = subprocess.run([str(sandbox.kubectl), "get", "--raw", "/readyz",
+                            "--request-timeout=5s"], capture_output=True, text=True, check=False,
+                           env={**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)})
+    if ready.returncode != 0:
+        return ready.stderr.strip()[-300:] or "not ready"
+    docker = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    return "" if docker.returncode == 0 else "Docker does not answer"
+
+
+# What a tool prints when the sandbox went away under it (others' tests run `down`/`up`).
+OUTAGE = re.compile(r"connection refused|connection to the server .* was refused|"
+                    r"Cannot connect to the Docker daemon|is unreachable|etcd.*failed|"
+                    r"the server is currently unable|no route to host", re.IGNORECASE)
+
+
+def outage(done: Finished) -> bool:
+    """Whether a failed run failed because the sandbox went away (or stopped it)."""
+    return done.returncode != 0 and (done.returncode < 0 or done.returncode in (130, 143)
+                                     or bool(OUTAGE.search(done.output)))
+
+
+def wait_for_sandbox(sandbox: Sandbox, timeout: float = 900) -> None:
+    """Until the API server and Docker answer again (BenchError after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while why := sandbox_down(sandbox):
+        if time.monotonic() > deadline:
+            raise BenchError(f"the sandbox did not come back in {timeout:.0f}s: {why}")
+        time.sleep(5)
+    time.sleep(10)  # its controllers and kwok catch up
 
 
 @dataclass(frozen=True)
@@ -127,13 +163,14 @@ class Tools:
     """Command lines for paless-deploy and kubectl against the sandbox, and their environment."""
 
     sandbox: Sandbox
-    paless_deploy: Path
+    paless_deploy: tuple[str, ...]  # this interpreter running this checkout's package
     env_file: Path  # empty: replaces paless.env and .context-management/.env
     env: Mapping[str, str]
 
     @classmethod
-    def create(cls, sandbox: Sandbox, workdir: Path) -> Tools:
-        """Tools whose environment holds only the benchmark's settings."""
+    def create(cls, sandbox: Sandbox, workdir: Path, checkout: Path = REPO) -> Tools:
+        """Tools whose environment holds only the benchmark's settings; paless-deploy is the
+        package of `checkout` (this one, unless comparing with another, e.g. main)."""
         env_file = workdir / "empty.env"
         env_file.write_text("")
         ours = {v.name for v in VARIABLES}
@@ -141,18 +178,24 @@ class Tools:
                if k not in ours and not k.startswith("PALESS_")}
         env.update(PATH=f"{sandbox.bin_dir}:{env.get('PATH', '')}",
                    KUBECONFIG=str(sandbox.kubeconfig), PROJECT_NAME=PROJECT_NAME,
-                   REGISTRY=REGISTRY, OVERLAY=OVERLAY, NO_COLOR="1", PYTHONUNBUFFERED="1")
-        return cls(sandbox, paless_deploy_executable(), env_file, env)
+                   REGISTRY=REGISTRY, OVERLAY=OVERLAY, NO_COLOR="1", PYTHONUNBUFFERED="1",
+                   PYTHONPATH=os.pathsep.join(
+                       p for p in (str(checkout), env.get("PYTHONPATH", "")) if p))
+        # `python -m paless_deploy` of this checkout (PYTHONPATH first), not whichever
+        # checkout an installed console script points at: the branch is what is measured.
+        return cls(sandbox, (sys.executable, "-m", "paless_deploy"), env_file, env)
+
+    # The kubeconfig travels in KUBECONFIG, never on a command line: `scripts/sandbox down`
+    # stops every process whose command line names the sandbox's state directory.
 
     def pd(self, namespace: str, *args: str, project: Path = REPO) -> list[str]:
-        """paless-deploy with explicit kubeconfig, env file, project and namespace."""
-        return [str(self.paless_deploy), "--kubeconfig", str(self.sandbox.kubeconfig),
-                "--env-file", str(self.env_file), "--project-dir", str(project), "--no-color",
-                "-n", namespace, *args]
+        """paless-deploy with explicit env file, project and namespace."""
+        return [*self.paless_deploy, "--env-file", str(self.env_file), "--project-dir",
+                str(project), "--no-color", "-n", namespace, *args]
 
     def kubectl(self, *args: str) -> list[str]:
-        """The pinned kubectl with the sandbox's kubeconfig."""
-        return [str(self.sandbox.kubectl), f"--kubeconfig={self.sandbox.kubeconfig}", *args]
+        """The pinned kubectl (the sandbox's kubeconfig from KUBECONFIG)."""
+        return [str(self.sandbox.kubectl), *args]
 
     def check(self, argv: Sequence[str | Path], what: str, *, cwd: Path | None = None,
               env: Mapping[str, str] | None = None, timeout: float = 600) -> Finished:
@@ -173,26 +216,39 @@ def create_namespace(tools: Tools, name: str) -> None:
         raise BenchError(f"creating namespace {name} failed: {done.stderr.strip()}")
 
 
-def delete_namespaces(tools: Tools, names: Sequence[str]) -> None:
-    """Delete the benchmark's namespaces and their PVs (labelled with the instance); no waiting.
+def delete_namespaces(tools: Tools, names: Sequence[str], wait_s: float = 0) -> None:
+    """Delete the benchmark's namespaces and their PVs (labelled with the instance); with
+    `wait_s`, wait (up to that long) until they are gone, so that their pods and objects
+    do not weigh on the next measurement.
 
     Only names with the benchmark's prefix are ever passed here.
     """
     names = [n for n in names if n.startswith(NAMESPACE_PREFIX)]
     if not names:
         return
-    run(tools.kubectl("delete", "namespace", *names, "--ignore-not-found", "--wait=false"),
-        tools.env, timeout=120)
     selector = f"{INSTANCE_LABEL} in ({','.join(names)})"
-    run(tools.kubectl("delete", "pv", "-l", selector, "--ignore-not-found", "--wait=false"),
-        tools.env, timeout=120)
+    for argv in (("delete", "namespace", *names), ("delete", "pv", "-l", selector)):
+        for attempt in range(3):  # an API server that restarts must not leave them behind
+            done = run(tools.kubectl(*argv, "--ignore-not-found", "--wait=false"), tools.env,
+                       timeout=120)
+            if done.returncode == 0:
+                break
+            time.sleep(2 * (attempt + 1))
+        else:
+            say(f"could not {' '.join(argv[:2])} {', '.join(names)}: {done.tail(2)}")
+    if wait_s:
+        done = run(tools.kubectl("wait", "--for=delete", "--timeout", f"{wait_s:.0f}s",
+                                 *(f"namespace/{n}" for n in names)), tools.env,
+                   timeout=wait_s + 60)
+        if done.returncode != 0 and "not found" not in done.output:
+            say(f"namespaces still going after {wait_s:.0f}s: {done.tail(3)}")
 
 
-def render_objects(tools: Tools, namespace: str) -> list[dict]:
+def render_objects(tools: Tools, namespace: str, project: Path = REPO) -> list[dict]:
     """The objects `paless-deploy render --show-secrets` gives for the namespace."""
     import json
 
-    argv = tools.pd(namespace, "--output", "json", "render", "--show-secrets")
+    argv = tools.pd(namespace, "--output", "json", "render", "--show-secrets", project=project)
     done = subprocess.run(argv, env=dict(tools.env), capture_output=True, text=True,
                           timeout=300, check=False)
     try:
@@ -227,24 +283,66 @@ def write_manifests(objects: list[dict], path: Path) -> Path:
     return path
 
 
-def copy_project(dest: Path) -> Path:
+def copy_project(dest: Path, src: Path = REPO) -> Path:
     """A copy of the checkout to edit (the failing overlays), with the same image tags."""
-    shutil.copytree(REPO, dest, ignore=shutil.ignore_patterns(*COPY_IGNORE), symlinks=True)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(*COPY_IGNORE), symlinks=True)
     return dest
 
 
-def patch_worker_template(project: Path, annotations: Mapping[str, str],
-                          overlay: str = OVERLAY) -> None:
-    """Set pod-template annotations of Deployment/worker in the overlay (a strategic merge
-    patch appended to its kustomization.yaml, replacing an earlier one of ours)."""
+def place_on_bench_nodes(project: Path, directory: str = "k8s/base") -> Path:
+    """Every pod template of the project's base tolerates and selects the benchmark's own
+    nodes (benchmarks/nodes.py), so the stacks of one run never crowd shared nodes. (Only
+    whole objects: in a strategic merge patch, a toleration list would replace theirs.)"""
+    from benchmarks.tree import NODE_LABEL
+
+    for path in (project / directory).rglob("*.yaml"):
+        docs = list(yaml.safe_load_all(path.read_text()))
+        changed = False
+        for doc in docs:
+            pod = (((doc or {}).get("spec") or {}).get("template") or {}).get("spec")
+            if not isinstance(pod, dict) or (doc or {}).get("kind") not in (
+                    "Deployment", "StatefulSet", "Job", "DaemonSet"):
+                continue
+            toleration = {"key": NODE_LABEL, "operator": "Exists", "effect": "NoSchedule"}
+            if toleration not in pod.setdefault("tolerations", []):
+                pod["tolerations"].append(toleration)
+                pod.setdefault("nodeSelector", {})[NODE_LABEL] = "true"
+                changed = True
+        if changed:
+            path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return project
+
+
+def patch_worker(project: Path, patch: Mapping[str, Any], overlay: str = OVERLAY) -> None:
+    """A strategic merge patch of Deployment/worker, appended to the overlay's
+    kustomization.yaml (replacing an earlier one of ours)."""
     path = project / "k8s" / "overlays" / overlay / "kustomization.yaml"
     kustomization = yaml.safe_load(path.read_text())
     marker = "# paless-bench"
     patches = [p for p in kustomization.get("patches") or []
                if not str(p.get("patch", "")).startswith(marker)]
-    patch = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "worker"},
-             "spec": {"template": {"metadata": {"annotations": dict(annotations)}}}}
+    body = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "worker"},
+            **patch}
     patches.append({"target": {"kind": "Deployment", "name": "worker"},
-                    "patch": f"{marker}\n{yaml.safe_dump(patch)}"})
+                    "patch": f"{marker}\n{yaml.safe_dump(body)}"})
     kustomization["patches"] = patches
     path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+
+
+def patch_worker_template(project: Path, annotations: Mapping[str, str],
+                          overlay: str = OVERLAY) -> None:
+    """Set pod-template annotations of Deployment/worker in the overlay."""
+    patch_worker(project, {"spec": {"template": {"metadata": {
+        "annotations": dict(annotations)}}}}, overlay)
+
+
+def add_to_overlay(project: Path, name: str, objects: Sequence[Mapping[str, Any]],
+                   overlay: str = OVERLAY) -> None:
+    """Write objects as a file of the overlay and list it in its resources."""
+    directory = project / "k8s" / "overlays" / overlay
+    (directory / name).write_text(yaml.safe_dump_all(list(objects), sort_keys=False))
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    if name not in kustomization.setdefault("resources", []):
+        kustomization["resources"].append(name)
+    (directory / "kustomization.yaml").write_text(yaml.safe_dump(kustomization,
+                                                                  sort_keys=False))

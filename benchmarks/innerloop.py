@@ -26,6 +26,7 @@ from typing import Any
 from benchmarks.harness import (
     OLD_SCRIPT,
     REGISTRY,
+    REPO,
     BenchError,
     Tools,
     app_names,
@@ -48,10 +49,12 @@ class InnerLoop:
     `old_namespace` (the stack, by the old script) for the old script's way."""
 
     def __init__(self, tools: Tools, workdir: Path, namespace: str, old_namespace: str,
-                 runs: int, quick: bool) -> None:
+                 runs: int, quick: bool, source: Path = REPO) -> None:
         self.tools, self.runs, self.quick = tools, runs, quick
-        # a copy each: dev must see only its own edits
-        self.projects = {way: copy_project(workdir / f"inner-loop-{way}")
+        # a copy each of the project the stack was deployed from: dev must see only its own
+        # edits, and nothing else may differ from what runs (e.g. the nodes it is placed on)
+        self.source = source
+        self.projects = {way: copy_project(workdir / f"inner-loop-{way}", source)
                          for way in ("dev", "web", "old")}
         self.namespace, self.old_namespace = namespace, old_namespace
         self.samples: dict[str, list[float | None]] = {"dev": [], "deploy_web": [],
@@ -171,7 +174,7 @@ class InnerLoop:
         say(f"inner loop: the old script + rollout restart in {self.old_namespace}, "
             f"{self.runs} time(s)")
         self.old_yaml = write_manifests(
-            with_latest_images(render_objects(self.tools, self.old_namespace), app_names()),
+            with_latest_images(render_objects(self.tools, self.old_namespace, self.source), app_names()),
             self.projects["old"].parent / "old-inner-loop.yaml")
         for i in range(self.runs):
             self.samples["old_script"].append(self.ready_after(self.old_namespace,

@@ -1,9 +1,11 @@
 """The one door to Kubernetes: connect, plain JSON over REST, watches, errors, retries.
 
-Only this module imports the `kubernetes` package (for its kubeconfig loader, auth and
-TLS handling); every other module talks to the cluster through `Kube` and sees API
-objects as the API server's own JSON dicts and failures as `ApiError` / `TransportError`.
-The typed API modules are never imported: they cost half a second at start-up.
+Every other module talks to the cluster through `Kube` and sees API objects as the API
+server's own JSON dicts and failures as `ApiError` / `TransportError`. Requests go over
+urllib3 with TLS and credentials from the kubeconfig (`adapters.kubeconfig` reads it as
+kubectl does). The `kubernetes` package is imported only for kubeconfigs whose user has a
+legacy `auth-provider`: importing it costs about 0.3 s (its loader pulls in requests,
+oauthlib and pydantic, its package every typed API), a third of a no-op redeploy.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from paless_deploy.core.errors import ClusterError, ConfigError
 from paless_deploy.core.kinds import Kind, kind_of
+
+if TYPE_CHECKING:
+    from paless_deploy.adapters.kubeconfig import ClusterAccess
 
 T = TypeVar("T")
 
@@ -124,7 +129,7 @@ class Kube:
         """One API call; the response body as a dict. ApiError / TransportError on failure."""
         resp = self._send(method, path, query=query, body=body, content_type=content_type,
                           timeout=timeout)
-        data = resp.read()
+        data = resp.data
         if resp.status >= 400:
             raise _api_error(resp.status, resp.reason, data)
         return json.loads(data) if data else {}
@@ -200,18 +205,18 @@ class Kube:
 
     def stream(self, path: str, query: Mapping[str, Any], timeout: Any) -> Iterator[dict]:
         """A watch: one decoded event per line until the server closes the stream."""
-        resp = self._send("GET", path, query={**query, "watch": "true"}, timeout=timeout)
-        if resp.status >= 400:
-            raise _api_error(resp.status, resp.reason, resp.read())
-        from kubernetes.watch.watch import iter_resp_lines
-
+        resp = self._send("GET", path, query={**query, "watch": "true"}, timeout=timeout,
+                          stream=True)
         try:
+            if resp.status >= 400:
+                raise _api_error(resp.status, resp.reason, resp.read())
             with transport_errors():
-                for line in iter_resp_lines(resp.response):
-                    if line:
-                        yield json.loads(line)
+                for line in _lines(resp):
+                    yield json.loads(line)
         finally:
-            resp.response.release_conn()
+            # A stream left before its end must not go back to the pool half read.
+            resp.close()
+            resp.release_conn()
 
     def watch(self, kind: Kind, namespace: str | None, *, resource_version: str,
               field_selector: str | None = None, timeout_s: int = WATCH_SLICE_S
@@ -234,9 +239,15 @@ class Kube:
         selector = f"metadata.name={name}"
         while (left := deadline - time.monotonic()) > 0:
             if current is None:
-                # Absent: watch the collection from its own version for the object to appear.
-                _, version = with_retries(lambda: self.list(kind, namespace,
-                                                            fieldSelector=selector))
+                # Absent: watch the collection from its own version for the object to appear
+                # (unless it appeared between the read and this list: then it is here).
+                items, version = with_retries(lambda: self.list(kind, namespace,
+                                                                fieldSelector=selector))
+                if items:
+                    current = items[0]
+                    if done(current):
+                        return current
+                    version = str(current["metadata"].get("resourceVersion") or version)
             else:
                 version = str(current["metadata"].get("resourceVersion") or "")
             try:
@@ -272,7 +283,7 @@ class Kube:
                  "tailLines": tail_lines}
         resp = self._send("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
                           query=query, timeout=timeout)
-        data = resp.read()
+        data = resp.data
         if resp.status >= 400:
             raise _api_error(resp.status, resp.reason, data)
         return data.decode("utf-8", errors="replace")
@@ -285,16 +296,16 @@ class Kube:
         query = {"container": container, "follow": "true", "timestamps": "true",
                  "sinceTime": since_time}
         resp = self._send("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
-                          query=query, timeout=(5, idle_timeout_s))
-        if resp.status >= 400:
-            raise _api_error(resp.status, resp.reason, resp.read())
-        from kubernetes.watch.watch import iter_resp_lines
-
+                          query=query, timeout=(5, idle_timeout_s), stream=True)
         try:
+            if resp.status >= 400:
+                raise _api_error(resp.status, resp.reason, resp.read())
             with transport_errors():
-                yield from iter_resp_lines(resp.response)
+                for line in _lines(resp):
+                    yield line.decode("utf-8", errors="replace")
         finally:
-            resp.response.release_conn()
+            resp.close()
+            resp.release_conn()
 
     def may(self, verb: str, resource: str, group: str = "",
             namespace: str | None = None) -> bool:
@@ -344,17 +355,21 @@ class Kube:
 
     def _send(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
               body: Any = None, content_type: str = "application/json",
-              timeout: Any = REQUEST_TIMEOUT) -> Any:
+              timeout: Any = REQUEST_TIMEOUT, stream: bool = False) -> Any:
         headers = {"Accept": "application/json"}
+        data = None
         if body is not None:
             headers["Content-Type"] = content_type
-        method_, url, headers_, body_, _ = self.api.param_serialize(
-            method=method, resource_path=path,
-            query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-            header_params=headers, body=body, auth_settings=["BearerToken"])
+            data = body if isinstance(body, bytes) else (
+                body.encode() if isinstance(body, str) else json.dumps(body).encode())
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        if params:
+            from urllib.parse import urlencode
+
+            path = f"{path}?{urlencode(params)}"
         with transport_errors():
-            return self.api.call_api(method_, url, header_params=headers_, body=body_,
-                                     _request_timeout=timeout)
+            return self.api.request(method, path, headers=headers, body=data,
+                                    timeout=timeout, stream=stream)
 
 
 def _api_error(status: int, reason: str | None, data: bytes | str | None) -> ApiError:
@@ -386,22 +401,31 @@ def transport_errors() -> Iterator[None]:
     """Turn urllib3, socket and TLS failures of a request into TransportError."""
     import ssl
 
-    from kubernetes.client.exceptions import ApiException
     from urllib3.exceptions import HTTPError as Urllib3Error
-    from urllib3.exceptions import SSLError
+    from urllib3.exceptions import MaxRetryError, SSLError
 
     try:
         yield
-    except ApiException as exc:  # the client's own wrapping of transport failures
-        reason = str(exc.reason or "")
-        if not exc.status:
-            raise TransportError(_short(reason), tls="SSLError" in reason) from None
-        raise _api_error(int(exc.status), exc.reason, exc.body) from None
+    except MaxRetryError as exc:  # only with retries; ours are explicit (with_retries)
+        reason = exc.reason or exc
+        tls = isinstance(reason, (SSLError, ssl.SSLError))
+        raise TransportError(_short(str(reason)), tls=tls) from None
     except (SSLError, ssl.SSLError) as exc:
         raise TransportError(_short(str(exc)), tls=True) from None
     except (Urllib3Error, ConnectionError, TimeoutError, OSError) as exc:
         tls = isinstance(getattr(exc, "reason", None), (SSLError, ssl.SSLError))
         raise TransportError(_short(str(exc)), tls=tls) from None
+
+
+def _lines(resp: Any) -> Iterator[bytes]:
+    """The non-empty lines of a streamed response, each as soon as its chunk arrives."""
+    buffer = b""
+    for chunk in resp.stream(amt=None, decode_content=True):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        yield from (line for line in lines if line.strip())
+    if buffer.strip():
+        yield buffer
 
 
 def _short(detail: str) -> str:
@@ -425,69 +449,221 @@ def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
     return kube
 
 
-def first_current_context(paths: tuple[Path, ...]) -> str | None:
-    """The current-context of the first file that sets one (kubectl's merge rule)."""
-    import yaml
+def _load(source: KubeconfigSource, context: str | None) -> tuple[Transport, str]:
+    """The transport to the chosen context's API server, and the server's URL."""
+    from paless_deploy.adapters.kubeconfig import load_access
 
-    for path in paths:
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, ValueError, yaml.YAMLError):
-            continue  # the loader names the broken file
-        if isinstance(data, dict) and data.get("current-context"):
-            return str(data["current-context"])
-    return None
+    access = load_access(source.paths, context)
+    if access.auth_provider is not None:
+        return Transport(access, _auth_provider_header(source, access.context)), access.server
+    return Transport(access), access.server
 
 
-def _kubeconfig_problem(paths: tuple[Path, ...]) -> str | None:
-    """What makes a kubeconfig file unreadable, in words (None when each is a YAML mapping)."""
-    import yaml
-
-    for path in paths:
-        try:
-            data = yaml.safe_load(path.read_bytes())
-        except OSError as exc:
-            return f"{path}: {exc.strerror}"
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark is not None else ""
-            why = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "unreadable"
-            return f"{path} is not YAML{at} ({why})"
-        if data is not None and not isinstance(data, dict):
-            held = "a list" if isinstance(data, list) else "plain text"
-            return (f"{path} holds {held}, not a kubeconfig (a mapping of clusters, contexts "
-                    "and users)")
-    return None
-
-
-def _load(source: KubeconfigSource, context: str | None) -> tuple[Any, str]:
+def _auth_provider_header(source: KubeconfigSource, context: str) -> str:
+    """The Authorization header of a legacy auth-provider user (gcp, oidc, azure), from the
+    `kubernetes` package's loader, which knows how to refresh their tokens."""
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
     cfg = client.Configuration()
-    where = source.describe()
-    if context is None and len(source.paths) > 1:
-        # The client's merge lets the last file's current-context win; kubectl lets the
-        # first file that sets one win. Choose it ourselves.
-        context = first_current_context(source.paths)
     try:
-        # A path list is merged by the client's KubeConfigMerger, as kubectl merges KUBECONFIG.
-        config.load_kube_config(config_file=where, context=context, client_configuration=cfg)
-    except ConfigException as exc:
-        hint = ("Pick an existing context with --context (`kubectl config get-contexts` lists "
-                "them)." if context else "Check the file, or pick a context with --context.")
-        raise ClusterError(f"The kubeconfig {where} cannot be used: {exc}.", hint,
-                           code="bad-kubeconfig") from None
-    except Exception as exc:  # noqa: BLE001 - YAML, base64, file errors: all the user's file
-        detail = _kubeconfig_problem(source.paths) or (
-            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
-        raise ClusterError(f"The kubeconfig {where} cannot be read: {detail}.",
-                           "Check that the file is a valid kubeconfig "
-                           "(`kubectl config view` reads it the same way).",
-                           code="bad-kubeconfig") from None
-    cfg.retries = 0  # our retries are explicit (tenacity); urllib3's would hide outages
-    cfg.connection_pool_maxsize = 32  # one streaming watch per kind plus parallel applies
-    return client.ApiClient(cfg), str(cfg.host)
+        config.load_kube_config(config_file=source.describe(), context=context,
+                                client_configuration=cfg)
+    except (ConfigException, Exception) as exc:  # noqa: BLE001 - the user's file, the provider
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ClusterError(f"The auth-provider of the kubeconfig {source.describe()} gave no "
+                           f"credentials: {detail}.",
+                           "Log in again with the provider's tool, or use a kubeconfig with "
+                           "an exec plugin (the auth-provider mechanism is deprecated).",
+                           code="unauthorised") from None
+    header = cfg.get_api_key_with_prefix("BearerToken") or ""
+    if not header:
+        raise ClusterError(f"The auth-provider of the kubeconfig {source.describe()} gave no "
+                           "token.", "Log in again with the provider's tool.",
+                           code="unauthorised")
+    return header
+
+
+class Transport:
+    """HTTPS (or HTTP) to one API server: the kubeconfig's TLS settings and credentials, a
+    pool of kept-alive connections, the proxy kubectl would use. Thread-safe."""
+
+    POOL_SIZE = 32  # one streaming watch per kind plus parallel applies
+
+    def __init__(self, access: ClusterAccess, auth_header: str | None = None) -> None:
+        from paless_deploy.adapters.kubeconfig import CredentialSource
+
+        self.access = access
+        self.credentials = CredentialSource(access)
+        self._auth_header = auth_header  # fixed (auth-provider); else from the credentials
+        self._lock = threading.Lock()
+        self._pool: Any = None
+        self._pool_cert: tuple[bytes | None, bytes | None] = (None, None)
+        self._user_agent = f"paless-deploy/{_version()}"
+
+    def request(self, method: str, path: str, *, headers: Mapping[str, str],
+                body: bytes | None, timeout: Any, stream: bool = False) -> Any:
+        """One HTTP request (no retries: ours are explicit); the urllib3 response, its body
+        read unless `stream`. A 401 from an exec credential runs the plugin once more."""
+        for attempt in (1, 2):
+            pool, auth = self._prepared()
+            all_headers = {**headers, "User-Agent": self._user_agent}
+            if auth:
+                all_headers["Authorization"] = auth
+            resp = pool.request(method, self.access.server + path, body=body,
+                                headers=all_headers, timeout=_timeout(timeout),
+                                retries=False, redirect=False, preload_content=not stream)
+            if resp.status == 401 and attempt == 1 and self._auth_header is None \
+                    and self.credentials.refused():
+                resp.drain_conn()
+                resp.release_conn()
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+    def _prepared(self) -> tuple[Any, str | None]:
+        with self._lock:
+            creds = self.credentials.current()
+            if self._pool is None or self._pool_cert != (creds.cert_pem, creds.key_pem):
+                self._pool = _pool_manager(self.access, creds.cert_pem, creds.key_pem)
+                self._pool_cert = (creds.cert_pem, creds.key_pem)
+            pool = self._pool
+        if self._auth_header is not None:
+            return pool, self._auth_header
+        if creds.token:
+            return pool, f"Bearer {creds.token}"
+        if creds.basic:
+            import base64
+
+            pair = f"{creds.basic[0]}:{creds.basic[1]}".encode()
+            return pool, "Basic " + base64.b64encode(pair).decode()
+        return pool, None
+
+
+def _version() -> str:
+    from paless_deploy import __version__
+
+    return __version__
+
+
+def _timeout(value: Any) -> Any:
+    import urllib3
+
+    if isinstance(value, tuple):
+        return urllib3.Timeout(connect=value[0], read=value[1])
+    return urllib3.Timeout(total=value) if value is not None else urllib3.Timeout(connect=5)
+
+
+def _pool_manager(access: ClusterAccess, cert_pem: bytes | None, key_pem: bytes | None) -> Any:
+    """A urllib3 pool manager for the server: TLS from the kubeconfig, the proxy to use."""
+    import urllib3
+
+    kwargs: dict[str, Any] = {"maxsize": Transport.POOL_SIZE, "block": False,
+                              "retries": False}
+    if access.server.startswith("https://"):
+        kwargs["ssl_context"] = tls_context(access, cert_pem, key_pem)
+        if access.insecure:
+            import warnings
+
+            from urllib3.exceptions import InsecureRequestWarning
+
+            # The user chose insecure-skip-tls-verify; kubectl does not warn on each request.
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+            kwargs.update(cert_reqs="CERT_NONE", assert_hostname=False)
+        if access.tls_server_name:
+            kwargs["server_hostname"] = access.tls_server_name
+    proxy = proxy_for(access.server, access.proxy_url, os.environ)
+    if proxy is None:
+        return urllib3.PoolManager(**kwargs)
+    if proxy.split("://", 1)[0].lower().startswith("socks"):
+        try:
+            from urllib3.contrib.socks import SOCKSProxyManager
+        except ImportError:
+            raise ClusterError(
+                f"The proxy {proxy} for {access.server} is a SOCKS proxy, and PySocks is not "
+                "installed.", "pip install pysocks (or use an HTTP proxy).",
+                code="unreachable") from None
+        return SOCKSProxyManager(proxy, **kwargs)
+    return urllib3.ProxyManager(proxy, **kwargs)
+
+
+def tls_context(access: ClusterAccess, cert_pem: bytes | None, key_pem: bytes | None) -> Any:
+    """Verify the server against the kubeconfig's CA only (the system's when it names none),
+    or not at all with insecure-skip-tls-verify; present the client certificate, if any."""
+    import ssl
+    import tempfile
+
+    if access.insecure:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif access.ca_pem:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, checks the hostname
+        try:
+            ctx.load_verify_locations(cadata=access.ca_pem.decode("ascii", errors="replace"))
+        except (ssl.SSLError, ValueError) as exc:
+            raise ClusterError(f"The certificate-authority of {access.where} cannot be read: "
+                               f"{exc}.", "Check certificate-authority(-data) of the cluster.",
+                               code="bad-kubeconfig") from None
+    else:
+        ctx = ssl.create_default_context()
+    # Go (kubectl) trusts a configured intermediate CA and does not apply Python 3.13's
+    # strict RFC 5280 profile; verification stays on either way.
+    ctx.verify_flags |= getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0)
+    ctx.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+    if cert_pem and key_pem:
+        # load_cert_chain reads files only: write them where only we can read, for a moment.
+        with tempfile.TemporaryDirectory(prefix="paless-tls-") as tmp:
+            cert_file, key_file = Path(tmp) / "client.crt", Path(tmp) / "client.key"
+            for path, pem in ((cert_file, cert_pem), (key_file, key_pem)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(pem)
+            try:
+                ctx.load_cert_chain(str(cert_file), str(key_file))
+            except (ssl.SSLError, ValueError) as exc:
+                raise ClusterError(
+                    f"The client certificate or key of {access.where} cannot be used: {exc}.",
+                    "Check client-certificate(-data) and client-key(-data) of the user.",
+                    code="bad-kubeconfig") from None
+    return ctx
+
+
+def proxy_for(server: str, proxy_url: str | None, environ: Mapping[str, str]) -> str | None:
+    """The proxy kubectl would use for the server: the cluster's proxy-url, else HTTPS_PROXY
+    (HTTP_PROXY for http://) unless NO_PROXY matches; loopback is never proxied."""
+    if proxy_url:
+        return proxy_url
+    from ipaddress import ip_address, ip_network
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server)
+    scheme = parts.scheme or "https"
+    env = {k.lower(): v for k, v in environ.items() if v}
+    proxy = env.get(f"{scheme}_proxy")
+    if not proxy:
+        return None
+    host = (parts.hostname or "").lower()
+    host_port = parts.netloc.lower().rsplit("@", 1)[-1]
+    try:
+        ip = ip_address(host)
+    except ValueError:
+        ip = None
+    if host == "localhost" or (ip is not None and ip.is_loopback):
+        return None
+    for entry in (e.strip().lower() for e in env.get("no_proxy", "").split(",")):
+        if entry == "*":
+            return None
+        if not entry:
+            continue
+        if ip is not None:
+            with contextlib.suppress(ValueError):
+                if ip in ip_network(entry, strict=False):
+                    return None
+        entry = entry.lstrip(".")
+        if any(name == entry or name.endswith("." + entry) for name in (host, host_port)):
+            return None
+    return proxy
 
 
 # ---------------------------------------------------------------------------

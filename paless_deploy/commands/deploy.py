@@ -50,6 +50,7 @@ from paless_deploy.core.reportfile import PriorReport
 from paless_deploy.stages.apply import (
     CONFIGURED,
     Applied,
+    LiveObjects,
     apply_object,
     rollback_object,
     wait_volume_available,
@@ -258,7 +259,13 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         with lock_for(kube, ctx, run.result.command, on_wait=_lock_waiting(run)):
             run.view.waiting_done()
             try:
-                dry_run_all(kube, objects, run.namespace, force_conflicts=options.force_conflicts)
+                # what already holds everything we would apply is neither dry-run nor (in
+                # its phase) applied: a no-op redeploy is one LIST per kind, not a request
+                # per object
+                listed = LiveObjects(kube, objects)
+                changing = [o for o in objects if not listed.unchanged(kube, o)]
+                dry_run_all(kube, changing, run.namespace,
+                            force_conflicts=options.force_conflicts)
             except PalessError as exc:
                 if ns_report.action == "created":
                     exc.message += (f" (Only the namespace itself was created, empty; "
@@ -364,13 +371,15 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
             reports: list[ObjectReport] = []
             # the phase is in the report from its first apply, so a failure keeps it
             run.result.phases.append(PhaseReport(phase.name, started_iso, 0.0, reports))
+            listed = LiveObjects(kube, list(phase.objects))
             for group in _apply_groups(phase.objects):
                 # objects of one group do not depend on each other: apply them at once
                 with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
                     results = list(pool.map(
-                        lambda o: apply_object(kube, o, force_conflicts=options.force_conflicts,
-                                               autoscaler=autoscalers.get(
-                                                   (o["kind"], o["metadata"]["name"]))),
+                        lambda o, listed=listed: apply_object(
+                            kube, o, force_conflicts=options.force_conflicts,
+                            autoscaler=autoscalers.get((o["kind"], o["metadata"]["name"])),
+                            listed=listed),
                         group))
                 for a in results:
                     applied.append(a)

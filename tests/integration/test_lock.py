@@ -44,10 +44,11 @@ def kube(sandbox):
 
 
 def lease_or_none(kube, namespace):
-    from kubernetes import client
+    from kubernetes import client, config
 
+    typed = config.new_client_from_config(config_file=kube.kubeconfig)  # the typed Lease
     try:
-        return client.CoordinationV1Api(kube.api).read_namespaced_lease(LEASE_NAME, namespace)
+        return client.CoordinationV1Api(typed).read_namespaced_lease(LEASE_NAME, namespace)
     except client.ApiException as exc:
         if exc.status == 404:
             return None

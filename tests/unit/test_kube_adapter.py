@@ -78,11 +78,10 @@ def test_status_body_is_kept() -> None:
 
 
 def test_transport_failures_are_classified() -> None:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import NewConnectionError
+    from urllib3.exceptions import NewConnectionError, SSLError
 
     with pytest.raises(TransportError) as info, transport_errors():
-        raise ApiException(status=0, reason="SSLError\n[SSL: CERTIFICATE_VERIFY_FAILED]")
+        raise SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
     assert info.value.tls and not is_transient(info.value)
     with pytest.raises(TransportError) as info, transport_errors():
         raise NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
@@ -170,3 +169,24 @@ def test_an_api_server_still_unavailable_after_the_retries_is_exit_4() -> None:
     with pytest.raises(ClusterError) as info, cluster_errors(kube(), "listing pods"):
         raise ApiError(503, "ServiceUnavailable", "apiserver is shutting down", {})
     assert info.value.code == "unavailable" and "shutting down" in info.value.message
+
+
+def test_watch_until_sees_an_object_created_between_its_read_and_its_list() -> None:
+    """A namespace's default ServiceAccount appears within milliseconds: the read may miss
+    it and the list have it; waiting for a watch event then would wait the whole timeout."""
+    from paless_deploy.core.kinds import by_kind
+
+    class Racy(Kube):
+        def read(self, kind, name, namespace=None):  # type: ignore[no-untyped-def]
+            return None
+
+        def list(self, kind, namespace=None, **query):  # type: ignore[no-untyped-def]
+            return [{"metadata": {"name": "default", "resourceVersion": "5"}}], "5"
+
+        def watch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise AssertionError("nothing to wait for")
+
+    k = Racy(api=None, server="https://k", kubeconfig="/k", context=None)
+    found = k.watch_until(by_kind("ServiceAccount"), "default", "ns",
+                          lambda sa: sa is not None, 5)
+    assert found is not None and found["metadata"]["name"] == "default"
