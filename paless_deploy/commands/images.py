@@ -9,6 +9,7 @@ import click
 
 from paless_deploy.core.discover import select_apps
 from paless_deploy.core.report import Result
+from paless_deploy.stages.delivery import advertised_push_config
 from paless_deploy.stages.images import build_images
 from paless_deploy.ui.progress import make_progress
 from paless_deploy.ui.tables import print_table
@@ -26,7 +27,11 @@ def run_images(run_ctx: RunContext, command: str, names: Sequence[str], push: bo
         warnings.append(text)
         click.echo(f"warning: {text}", err=True)
 
-    results = build_images(run_ctx.config, apps, push=push,
+    config = run_ctx.config
+    if push:
+        config = advertised_push_config(config, run_ctx.kubeconfig, run_ctx.context,
+                                        lambda text: click.echo(text, err=True))
+    results = build_images(config, apps, push=push,
                            progress=make_progress(run_ctx.console), warn=warn)
     if not run_ctx.json_output:
         # The full digest is in the JSON document; a prefix identifies it on screen.

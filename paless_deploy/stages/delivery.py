@@ -65,6 +65,32 @@ def delivery_facts(kube: Kube | None, config: Config, nodes: Sequence[dict] | No
         here=this_machine(config.value("PALESS_NODE_NAME")))
 
 
+def advertised_push_config(config: Config, kubeconfig: str | None, context: str | None,
+                           say: Callable[[str], None]) -> Config:
+    """`push` without REGISTRY: the registry the cluster advertises (KEP-1755), as `all`
+    would push to, when a cluster answers; else the configuration as it is (push needs no
+    cluster, so an absent or unreachable one is no error here)."""
+    from paless_deploy.adapters.kube import connect
+    from paless_deploy.core.delivery import AUTO, REGISTRY, check_method
+    from paless_deploy.core.errors import PalessError
+
+    if config.settings["REGISTRY"].explicit or check_method(
+            config.settings["IMAGE_DELIVERY"].value, "IMAGE_DELIVERY") not in (AUTO, REGISTRY):
+        return config
+    try:
+        kube = connect(kubeconfig, context)
+        cm = kube.read(by_kind("ConfigMap"), HOSTING_CONFIGMAP, HOSTING_NAMESPACE)
+    except (PalessError, ApiError, TransportError):
+        return config
+    hosting = parse_registry_hosting((cm or {}).get("data"))
+    if hosting is None:
+        return config
+    say(f"pushing to {hosting.host}: the registry the cluster advertises (ConfigMap "
+        f"{HOSTING_NAMESPACE}/{HOSTING_CONFIGMAP}, KEP-1755); set REGISTRY to push elsewhere")
+    return config_for(config, Delivery(REGISTRY, "advertised", push_registry=hosting.host,
+                                       image_registry=hosting.pull_host))
+
+
 def config_for(config: Config, delivery: Delivery) -> Config:
     """The configuration images are built and pushed with: REGISTRY becomes the registry
     the cluster advertises when that is where they go."""
