@@ -278,3 +278,57 @@ def test_crash_looping_pod_has_previous_logs(sandbox, kube_api, namespace):
     previous = core.read_namespaced_pod_log("crashlogs", namespace, container="app", previous=True)
     assert "exited with code 1" in previous
     assert "container started" in core.read_namespaced_pod_log("crashlogs", namespace, container="app")
+
+
+KWOK_FORWARD_PORT = 10265  # scripts/sandbox: where port-forwards to simulated pods arrive
+
+
+def test_port_forward_to_a_simulated_pod_reaches_the_local_stand_in(sandbox, kube_api,
+                                                                    namespace):
+    """kwok's ClusterPortForward: our port-forward stage, pointed at a simulated pod's port,
+    answers on localhost with what the stand-in server on KWOK_FORWARD_PORT serves."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from kubernetes import client
+
+    from paless_deploy.adapters.kube import connect
+    from paless_deploy.core.devloop import ForwardTarget
+    from paless_deploy.stages.portforward import PortForwards
+
+    body = f"stand-in {uuid.uuid4().hex[:8]}\n".encode()
+
+    class StandIn(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", KWOK_FORWARD_PORT), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    manifest = deployment("standin", replicas=1)
+    manifest["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": 8000}]
+    apply(sandbox, namespace, manifest)
+    wait_for(client.AppsV1Api(kube_api).list_namespaced_deployment, namespace, "standin",
+             lambda d: (d.status.available_replicas or 0) == 1)
+    tables: list = []
+    said: list[str] = []
+    forwards = PortForwards(connect(str(sandbox.kubeconfig)), namespace,
+                            [ForwardTarget("web", "standin", 18000, 8000, {"app": "standin"})],
+                            said.append, tables.append).start()
+    try:
+        deadline = time.monotonic() + 30
+        while not tables and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tables, f"no forward was established: {said}"
+        (forward,) = tables[-1]
+        with urllib.request.urlopen(forward.url, timeout=10) as resp:
+            assert resp.read() == body
+    finally:
+        forwards.stop()
+        server.shutdown()
+        server.server_close()
