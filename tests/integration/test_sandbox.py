@@ -299,7 +299,7 @@ def test_port_forward_to_a_simulated_pod_reaches_the_local_stand_in(sandbox, kub
     body = f"stand-in {uuid.uuid4().hex[:8]}\n".encode()
 
     class StandIn(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
