@@ -247,6 +247,17 @@ def in_repository(image: str, registry: str, repository: str) -> bool:
     return ref.path == wanted
 
 
+def in_registry(image: str, registry: Registry) -> bool:
+    """True when the image reference lives in `registry` (any spelling of its host, under
+    its path prefix, if any); False for a reference that cannot be parsed."""
+    try:
+        ref = parse_image(image)
+    except ValueError:
+        return False
+    inside = not registry.prefix or ref.path.startswith(registry.prefix + "/")
+    return inside and same_registry(ref.registry, registry.host)
+
+
 def parse_registry_lenient(text: str) -> Registry | None:
     """parse_registry, or None when the text is not a registry address."""
     try:

@@ -19,6 +19,7 @@ from paless_deploy.core.apitypes import ApiObject, JsonValue
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import (
     has_tag_or_digest,
+    in_registry,
     in_repository,
     parse_image,
     parse_registry_lenient,
@@ -205,14 +206,7 @@ class AppImages:
     def in_our_registry(self, image: str) -> bool:
         """True when the image lives in REGISTRY (any spelling of its host)."""
         registry = parse_registry_lenient(self.registry) if self.registry else None
-        if registry is None:
-            return False
-        try:
-            ref = parse_image(image)
-        except ValueError:
-            return False
-        inside = not registry.prefix or ref.path.startswith(registry.prefix + "/")
-        return inside and same_registry(ref.registry, registry.host)
+        return registry is not None and in_registry(image, registry)
 
 
 def _same_repository(image: str, repository: str) -> bool:

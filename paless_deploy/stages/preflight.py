@@ -21,9 +21,9 @@ from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.errors import BuildError, ClusterError, ConfigError
 from paless_deploy.core.imageref import (
     Registry,
+    in_registry,
     parse_image,
     parse_registry_lenient,
-    same_registry,
 )
 from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS, by_kind
 from paless_deploy.core.ownership import cluster_object_owner
@@ -66,7 +66,7 @@ def preflight(kube: Kube, config: Config, objects: list[dict], refs: Mapping[str
     apps_of = {ref: app for app, ref in refs.items()}
     registry = parse_registry_lenient(config.registry)
     for image in sorted(used):
-        if registry is None or image in verified or not _in_registry(image, registry):
+        if registry is None or image in verified or not in_registry(image, registry):
             continue
         answer = _manifest(registry, image)
         if answer is not None:
@@ -79,15 +79,6 @@ def preflight(kube: Kube, config: Config, objects: list[dict], refs: Mapping[str
             continue
         findings.append(_missing_image(config, image, app, kept))
     return findings
-
-
-def _in_registry(image: str, registry: Registry) -> bool:
-    try:
-        ref = parse_image(image)
-    except ValueError:
-        return False
-    inside = not registry.prefix or ref.path.startswith(registry.prefix + "/")
-    return inside and same_registry(ref.registry, registry.host)
 
 
 def _manifest(registry: Registry, image: str) -> str | None:

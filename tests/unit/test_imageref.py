@@ -12,9 +12,11 @@ from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.imageref import (
     has_tag_or_digest,
     image_registry_host,
+    in_registry,
     in_repository,
     parse_image,
     parse_registry,
+    parse_registry_lenient,
     same_registry,
 )
 
@@ -112,3 +114,17 @@ def test_in_repository() -> None:
     assert in_repository("localhost:5000/team/paless-web", "localhost:5000/team", "paless-web")
     assert not in_repository("localhost:5000/paless-web2:1", "localhost:5000", "paless-web")
     assert not in_repository("paless-web:1", "localhost:5000", "paless-web")
+
+
+@pytest.mark.parametrize(("image", "registry", "inside"), [
+    ("localhost:5000/paless-web:1", "127.0.0.1:5000", True),  # another spelling of the host
+    ("127.0.0.1:5000/team/web:1", "localhost:5000/team", True),
+    ("127.0.0.1:5000/other/web:1", "localhost:5000/team", False),  # outside the prefix
+    ("registry.example:5000/web:1", "localhost:5000", False),
+    ("redis:7", "localhost:5000", False),  # Docker Hub
+    ("NOT a reference", "localhost:5000", False),
+])
+def test_an_image_is_in_a_registry_by_host_spelling_and_path_prefix(image: str, registry: str,
+                                                                     inside: bool) -> None:
+    parsed = parse_registry_lenient(registry)
+    assert parsed is not None and in_registry(image, parsed) is inside
