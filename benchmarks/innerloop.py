@@ -83,24 +83,46 @@ class InnerLoop:
         """Seconds from `action()` (the edit, then what the way does) to Deployment/web Ready
         on a newer template than before, seen by our own watch."""
         from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
 
         apps = self._apps_api()
-        before = apps.read_namespaced_deployment("web", namespace)
+        selector = "metadata.name=web"
+
+        def listed() -> tuple[Any, str]:
+            found = apps.list_namespaced_deployment(namespace, field_selector=selector)
+            return found.items[0], str(found.metadata.resource_version)
+
+        before, version = listed()
         generation = int(before.metadata.generation)
         seen = threading.Event()
         stream = watch.Watch()
         ready_at: list[float] = []
+        deadline = time.monotonic() + READY_TIMEOUT_S
+
+        def done(obj: Any) -> bool:
+            if int(obj.metadata.generation) > generation and _rolled_out(obj):
+                ready_at.append(time.monotonic())
+                seen.set()
+                return True
+            return False
 
         def follow() -> None:
-            for event in stream.stream(apps.list_namespaced_deployment, namespace,
-                                       field_selector="metadata.name=web",
-                                       resource_version=before.metadata.resource_version,
-                                       timeout_seconds=int(READY_TIMEOUT_S)):
-                obj = event["object"]
-                if int(obj.metadata.generation) > generation and _rolled_out(obj):
-                    ready_at.append(time.monotonic())
-                    seen.set()
-                    stream.stop()
+            # from the list's version (an object's own may be older than etcd keeps: 410)
+            rv = version
+            while not seen.is_set() and time.monotonic() < deadline:
+                try:
+                    for event in stream.stream(
+                            apps.list_namespaced_deployment, namespace, field_selector=selector,
+                            resource_version=rv,
+                            timeout_seconds=max(1, int(deadline - time.monotonic()))):
+                        if done(event["object"]):
+                            stream.stop()
+                            return
+                except ApiException as exc:
+                    if exc.status != 410:
+                        raise
+                current, rv = listed()  # expired: start again from now
+                if done(current):
                     return
 
         thread = threading.Thread(target=follow, daemon=True)
