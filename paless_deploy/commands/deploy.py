@@ -52,6 +52,7 @@ from paless_deploy.stages.apply import (
     Applied,
     LiveObjects,
     apply_object,
+    nudge_claim,
     rollback_object,
     wait_volume_available,
 )
@@ -481,7 +482,8 @@ def _wait(run: _Run, watcher: NamespaceWatcher, waited: list[Applied], deadline:
     waiter = PhaseWaiter(watcher, waited, deadline=deadline,
                          progress_deadline_s=run.ctx.progress_deadline_s, policy=policy,
                          storage_classes=storage_classes, on_update=run.view.target_update,
-                         fetch_logs=fetch_logs)
+                         fetch_logs=fetch_logs,
+                         nudge_claim=lambda name: nudge_claim(watcher.kube, run.namespace, name))
     return waiter.run(), waiter
 
 

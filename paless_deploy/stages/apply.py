@@ -332,3 +332,23 @@ def _delete_and_wait(kube: Kube, kind: Kind, obj: Mapping[str, Any], namespace: 
             f"{object_ref(obj)} was not deleted within {timeout:.0f}s, so it cannot be replaced.",
             f"Look at its finalizers: kubectl get {obj['kind'].lower()} {name} -n {namespace} "
             "-o yaml", code="replace-timeout")
+
+
+BIND_NUDGE_LABEL = "paless.io/bind-nudge"
+
+
+def nudge_claim(kube: Kube, namespace: str, name: str) -> None:
+    """Make the PV controller sync a claim again now (`core.readiness.claim_needs_nudge`):
+    a label set, then removed, by a field manager of its own, so the claim is left as it
+    was. A label, not an annotation: our labels map always exists, so the nudge owns only
+    its key and no managedFields entry remains (the controller adds annotations while
+    binding, and a map the nudge had created would stay owned by it). Best effort: the
+    controller's own resync binds the claim anyway."""
+    path = by_kind("PersistentVolumeClaim").path(namespace, name)
+    for value in ("1", None):
+        try:
+            kube.request("PATCH", path, query={"fieldManager": "paless-deploy-bind"},
+                         body={"metadata": {"labels": {BIND_NUDGE_LABEL: value}}},
+                         content_type="application/merge-patch+json")
+        except (ApiError, TransportError):
+            return

@@ -32,6 +32,7 @@ from paless_deploy.core.errors import DeployFailed
 from paless_deploy.core.readiness import (
     IN_PROGRESS,
     Readiness,
+    claim_needs_nudge,
     generation_pending,
     hpa_warning,
     ingress_warning,
@@ -73,6 +74,7 @@ class Target:
     ready_at: float | None = None
     waiting_for: str = ""  # while not ready: what blocks it, down to its pods (for the view)
     settling: bool = False  # ready, but watched a while longer (no readiness probe)
+    nudged: bool = False  # a pre-bound claim the PV controller missed was touched once
 
     @property
     def ref(self) -> str:
@@ -112,6 +114,7 @@ class PhaseWaiter:
                  storage_classes: Mapping[str, dict],
                  on_update: Callable[[Target], None] | None = None,
                  fetch_logs: Callable[[str, str], str | None] | None = None,
+                 nudge_claim: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  utcnow: Callable[[], datetime] = _utcnow) -> None:
         self.watcher = watcher
@@ -123,6 +126,7 @@ class PhaseWaiter:
         self.storage_classes = storage_classes
         self.on_update = on_update or (lambda t: None)
         self.fetch_logs = fetch_logs or (lambda pod, container: None)
+        self.nudge_claim = nudge_claim
         self.clock = clock
         self.utcnow = utcnow
         # events older than this (less a little clock skew) belong to an earlier apply
@@ -268,7 +272,7 @@ class PhaseWaiter:
 
     def run(self) -> PhaseOutcome:
         outcome = PhaseOutcome(targets=self.targets)
-        last_progress = self.clock()
+        last_progress = started = self.clock()
         signatures: dict[str, tuple] = {}
         version = -1
         while True:
@@ -278,6 +282,11 @@ class PhaseWaiter:
             for t in self.targets:
                 live = self._live(t)
                 verdict = self._verdict(t, live)
+                if (self.nudge_claim is not None and live is not None and not verdict.ready
+                        and not t.nudged and t.applied.kind == "PersistentVolumeClaim"
+                        and claim_needs_nudge(live, now_m - started)):
+                    t.nudged = True
+                    self.nudge_claim(t.applied.name)
                 sig = (verdict.state, verdict.progress)
                 if signatures.get(t.ref) != sig:
                     signatures[t.ref] = sig

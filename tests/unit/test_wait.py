@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from paless_deploy.core.diagnosis.findings import Policy
-from paless_deploy.core.readiness import IN_PROGRESS, READY
+from paless_deploy.core.readiness import CLAIM_NUDGE_AFTER_S, IN_PROGRESS, READY
 from paless_deploy.stages.apply import Applied
 from paless_deploy.stages.wait import PhaseWaiter, Target, deadline_error, not_ready_summary
 from tests.unit.recorded import LATER, cluster_policy, load, one
@@ -377,3 +377,31 @@ def test_a_ready_workload_without_a_probe_is_watched_a_while_before_it_counts(cl
     watcher2 = FakeWatcher(clock, doc2)
     assert waiter(watcher2, [applied(one(doc2, "Deployment"))]).run().timed_out == ""
     assert watcher2.waits == []
+
+
+def _claim(phase: str, volume: str | None) -> dict:
+    spec = {"storageClassName": "manual", **({"volumeName": volume} if volume else {})}
+    return {"kind": "PersistentVolumeClaim", "apiVersion": "v1",
+            "metadata": {"name": "data", "namespace": "ns", "uid": "c1"},
+            "spec": spec, "status": {"phase": phase}}
+
+
+def test_a_pre_bound_claim_the_pv_controller_missed_is_nudged_once_after_a_second(clock):
+    pending, bound = _claim("Pending", "pv-data"), _claim("Bound", "pv-data")
+    # pending for 15 ticks of 0.1 s (1.5 s), then bound
+    watcher = FakeWatcher(clock, *[{"items": [pending]}] * 15, {"items": [bound]})
+    nudged: list[tuple[str, float]] = []
+    outcome = waiter(watcher, [applied(pending)],
+                     nudge_claim=lambda name: nudged.append((name, clock.now))).run()
+    assert outcome.targets[0].verdict.ready
+    assert len(nudged) == 1 and nudged[0][0] == "data"
+    assert nudged[0][1] - 1000.0 >= CLAIM_NUDGE_AFTER_S  # not before the controller had its go
+
+
+def test_a_claim_without_a_named_volume_is_never_nudged(clock):
+    """A dynamically provisioned claim waits for its provisioner: touching it helps nothing."""
+    pending = _claim("Pending", None)
+    watcher = FakeWatcher(clock, *[{"items": [pending]}] * 30, {"items": [_claim("Bound", None)]})
+    nudged: list[str] = []
+    waiter(watcher, [applied(pending)], nudge_claim=nudged.append).run()
+    assert nudged == []
