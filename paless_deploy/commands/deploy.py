@@ -273,7 +273,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
                                     f"`paless-deploy -n {run.namespace} destroy --yes` removes "
                                     "it.)")
                 raise
-            return _apply_phases(run, kube, phases, objects, options, facts)
+            return _apply_phases(run, kube, phases, objects, options, facts, listed)
 
 
 def _render_warnings(run: _Run, render_warnings: list[str], phases: list[Phase],
@@ -355,7 +355,11 @@ def _now_iso() -> str:
 
 
 def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict],
-                  options: DeployOptions, facts: ClusterFacts) -> Result:
+                  options: DeployOptions, facts: ClusterFacts,
+                  listed_before: LiveObjects | None = None) -> Result:
+    """Apply and wait for each phase. `listed_before` (the objects as listed before the
+    dry run) spares a phase whose every object it shows unchanged its own listing: such
+    a phase applies nothing. A phase with anything to apply lists its objects afresh."""
     deadline = time.monotonic() + run.ctx.remaining_s()
     policy = Policy(tolerate_all=options.tolerate,
                     registry=run.config.registry).with_nodes(facts.nodes)
@@ -372,7 +376,11 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
             reports: list[ObjectReport] = []
             # the phase is in the report from its first apply, so a failure keeps it
             run.result.phases.append(PhaseReport(phase.name, started_iso, 0.0, reports))
-            listed = LiveObjects(kube, list(phase.objects))
+            if listed_before is not None and all(
+                    listed_before.unchanged(kube, o) for o in phase.objects):
+                listed = listed_before
+            else:
+                listed = LiveObjects(kube, list(phase.objects))
             for group in _apply_groups(phase.objects):
                 # objects of one group do not depend on each other: apply them at once
                 with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
