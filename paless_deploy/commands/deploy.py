@@ -264,9 +264,9 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
                 # its phase) applied: a no-op redeploy is one LIST per kind, not a request
                 # per object
                 listed = LiveObjects(kube, objects)
-                changing = [o for o in objects if not listed.unchanged(kube, o)]
-                dry_run_all(kube, changing, run.namespace,
-                            force_conflicts=options.force_conflicts)
+                dry_run_all(kube, objects, run.namespace,
+                            force_conflicts=options.force_conflicts,
+                            unchanged=partial(listed.unchanged, kube))
             except PalessError as exc:
                 if ns_report.action == "created":
                     exc.message += (f" (Only the namespace itself was created, empty; "

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from paless_deploy.adapters.kube import (
     ApiError,
@@ -141,8 +141,7 @@ def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False,
         before = listed.get(kind, name, namespace) if listed is not None else None
         if before is None:
             before = with_retries(lambda: kube.read(kind, name, namespace))
-        if (before is not None and not dry_run and kind.kind != "Job"
-                and apply_changes_nothing(before, obj, labels.FIELD_MANAGER)):
+        if not dry_run and holds(before, obj):
             return _applied(obj, UNCHANGED, before, namespace, before)
         try:
             if kind.kind == "Job" and before is not None:
@@ -178,6 +177,7 @@ class LiveObjects:
 
     def __init__(self, kube: Kube, objects: list[dict]) -> None:
         self._objects: dict[tuple[str, str, str, str | None], dict] = {}
+        self._unchanged: dict[int, bool] = {}  # id(obj) -> holds (the objects outlive us)
         lists: dict[tuple[str, str, str | None, str], Kind] = {}
         for obj in objects:
             instance = ((obj.get("metadata") or {}).get("labels") or {}).get(labels.INSTANCE)
@@ -203,17 +203,26 @@ class LiveObjects:
         return self._objects.get((kind.api_version, kind.kind, name, namespace))
 
     def unchanged(self, kube: Kube, obj: dict) -> bool:
-        """The listed object already holds everything an apply of `obj` would set (a Job is
-        never taken as unchanged: it may have to be replaced)."""
-        if obj.get("kind") == "Job":
-            return False
-        try:
-            kind = kube.kind(obj["apiVersion"], obj["kind"])
-        except PalessError:
-            return False
-        namespace = obj["metadata"].get("namespace") if kind.namespaced else None
-        live = self.get(kind, obj["metadata"]["name"], namespace)
-        return live is not None and apply_changes_nothing(live, obj, labels.FIELD_MANAGER)
+        """The listed object `holds` what an apply of `obj` would set (asked once per
+        object: the dry run and its phase both ask)."""
+        key = id(obj)
+        if key not in self._unchanged:
+            try:
+                kind = kube.kind(obj["apiVersion"], obj["kind"])
+            except PalessError:
+                self._unchanged[key] = False
+            else:
+                namespace = obj["metadata"].get("namespace") if kind.namespaced else None
+                self._unchanged[key] = holds(self.get(kind, obj["metadata"]["name"],
+                                                      namespace), obj)
+        return self._unchanged[key]
+
+
+def holds(live: dict | None, obj: Mapping[str, Any]) -> TypeGuard[dict]:
+    """The live object already holds everything an apply of `obj` would set, so the apply
+    can be skipped (a Job never: it may have to be replaced)."""
+    return (live is not None and obj.get("kind") != "Job"
+            and apply_changes_nothing(live, obj, labels.FIELD_MANAGER))
 
 
 def _applied(obj: Mapping[str, Any], action: str, live: dict, namespace: str | None,

@@ -23,6 +23,7 @@ from paless_deploy.core.delivery import (
     Delivery,
     DeliveryFacts,
     NodeFacts,
+    RegistryHosting,
     node_facts,
     parse_registry_hosting,
 )
@@ -50,11 +51,7 @@ def delivery_facts(kube: Kube | None, config: Config, nodes: Sequence[dict] | No
                 listed, known = kube.list(by_kind("Node"))[0], True
             except (ApiError, TransportError):
                 known = False
-        try:
-            cm = kube.read(by_kind("ConfigMap"), HOSTING_CONFIGMAP, HOSTING_NAMESPACE)
-            hosting = parse_registry_hosting((cm or {}).get("data"))
-        except (ApiError, TransportError):
-            hosting = None
+        hosting = advertised_registry(kube)
     registry = config.settings["REGISTRY"]
     requested = config.settings["IMAGE_DELIVERY"]
     return DeliveryFacts(
@@ -63,6 +60,15 @@ def delivery_facts(kube: Kube | None, config: Config, nodes: Sequence[dict] | No
         registry_source=registry.describe_source(), hosting=hosting,
         nodes=tuple(node_facts(n) for n in listed), nodes_known=known,
         here=this_machine(config.value("PALESS_NODE_NAME")))
+
+
+def advertised_registry(kube: Kube) -> RegistryHosting | None:
+    """The registry the cluster advertises (KEP-1755), if any and if we may read it."""
+    try:
+        cm = kube.read(by_kind("ConfigMap"), HOSTING_CONFIGMAP, HOSTING_NAMESPACE)
+    except (ApiError, TransportError):
+        return None
+    return parse_registry_hosting((cm or {}).get("data"))
 
 
 def advertised_push_config(config: Config, kubeconfig: str | None, context: str | None,
@@ -78,11 +84,9 @@ def advertised_push_config(config: Config, kubeconfig: str | None, context: str 
             config.settings["IMAGE_DELIVERY"].value, "IMAGE_DELIVERY") not in (AUTO, REGISTRY):
         return config
     try:
-        kube = connect(kubeconfig, context)
-        cm = kube.read(by_kind("ConfigMap"), HOSTING_CONFIGMAP, HOSTING_NAMESPACE)
-    except (PalessError, ApiError, TransportError):
+        hosting = advertised_registry(connect(kubeconfig, context))
+    except PalessError:  # no kubeconfig, no cluster: push needs neither
         return config
-    hosting = parse_registry_hosting((cm or {}).get("data"))
     if hosting is None:
         return config
     say(f"pushing to {hosting.host}: the registry the cluster advertises (ConfigMap "

@@ -10,6 +10,7 @@ changed the cluster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -39,13 +40,16 @@ class Refusal:
 
 
 def dry_run_all(kube: Kube, objects: list[dict], namespace: str, *,
-                force_conflicts: bool = False) -> None:
-    """Dry-run every object (in parallel); raise one error naming every refusal."""
-    autoscalers = hpa_targets(objects)
+                force_conflicts: bool = False,
+                unchanged: Callable[[dict], bool] = lambda obj: False) -> None:
+    """Dry-run every object an apply would change (in parallel; `unchanged` ones would be
+    skipped by the apply too); raise one error naming every refusal."""
+    autoscalers = hpa_targets(objects)  # of the whole tree: an HPA may be unchanged
+    changing = [obj for obj in objects if not unchanged(obj)]
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
         refusals = [r for r in pool.map(
             lambda obj: _dry_run(kube, obj, force_conflicts, autoscalers.get(
-                (obj["kind"], obj["metadata"]["name"]))), objects) if r is not None]
+                (obj["kind"], obj["metadata"]["name"]))), changing) if r is not None]
     if not refusals:
         return
     invalid = [r for r in refusals if r.conflict is None]
