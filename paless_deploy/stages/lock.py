@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Self
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
 from paless_deploy.core.errors import ConfigError, LockHeld
-from paless_deploy.core.kinds import by_kind
-from paless_deploy.core.lease import (
+from paless_deploy.core.manifests.kinds import by_kind
+from paless_deploy.core.plan.lease import (
     DEFAULT_LEASE_DURATION_S,
     LEASE_NAME,
     MAX_IDENTITY,
@@ -46,7 +46,7 @@ from paless_deploy.core.lease import (
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 log = logging.getLogger(__name__)
 LEASE = by_kind("Lease")

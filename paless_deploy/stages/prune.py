@@ -19,9 +19,9 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
-from paless_deploy.core.kinds import PRUNABLE, api_group, kind_of
-from paless_deploy.core.labels import instance_selector
-from paless_deploy.core.report import ObjectReport
+from paless_deploy.core.manifests.kinds import PRUNABLE, api_group, kind_of
+from paless_deploy.core.manifests.labels import instance_selector
+from paless_deploy.core.reporting.report import ObjectReport
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube

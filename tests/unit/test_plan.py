@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.plan import PHASE_ORDER, Phase, phase_of, plan_phases
+from paless_deploy.core.plan.plan import PHASE_ORDER, Phase, phase_of, plan_phases
 
 
 def obj(kind: str, name: str = "x", component: str | None = None,
@@ -210,7 +210,7 @@ def test_a_job_mounting_a_statefulsets_claim_comes_after_it() -> None:
 
 
 def test_hosts_are_matched_as_whole_names() -> None:
-    from paless_deploy.core.plan import addresses
+    from paless_deploy.core.plan.plan import addresses
 
     assert addresses("http://minio-service:9000/x", "minio-service")
     assert addresses("postgres.team.svc.cluster.local:5432", "postgres")
@@ -220,7 +220,7 @@ def test_hosts_are_matched_as_whole_names() -> None:
 
 
 def test_most_workloads_in_the_fallback_phase_is_a_warning() -> None:
-    from paless_deploy.core.plan import fallback_warning
+    from paless_deploy.core.plan.plan import fallback_warning
 
     anonymous = [workload("Deployment", f"svc{i}", {"a": str(i)}, f"example/x{i}:1")
                  for i in range(3)]
@@ -238,7 +238,7 @@ def test_the_applications_name_alone_is_weaker_than_an_image() -> None:
 
 
 def test_a_word_in_a_sentence_is_not_an_address() -> None:
-    from paless_deploy.core.plan import addresses
+    from paless_deploy.core.plan.plan import addresses
 
     assert not addresses("CREATE ROLE paperless LOGIN", "paperless")
     assert addresses("psql -h postgres -c 'CREATE ROLE paperless'", "postgres")
