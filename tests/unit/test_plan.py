@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.plan.plan import PHASE_ORDER, Phase, phase_of, plan_phases
+from paless_deploy.core.plan.plan import PHASE_ORDER, Phase, place, plan_phases
+
+
+def phase_alone(o: dict) -> str:
+    """The phase `place` gives one object planned on its own."""
+    return place([o])[0].phase
 
 
 def obj(kind: str, name: str = "x", component: str | None = None,
@@ -47,14 +52,14 @@ def obj(kind: str, name: str = "x", component: str | None = None,
     (obj("Lease"), "web"),
 ], ids=lambda v: v if isinstance(v, str) else f"{v['kind']}-{v['metadata'].get('labels')}")
 def test_defaults(o: dict, expected: str) -> None:
-    assert phase_of(o) == expected
+    assert phase_alone(o) == expected
 
 
 def test_annotation_overrides_defaults() -> None:
-    assert phase_of(obj("Job", phase="migrate")) == "migrate"
-    assert phase_of(obj("Job", component="minio", phase="object-storage-init")) == \
+    assert phase_alone(obj("Job", phase="migrate")) == "migrate"
+    assert phase_alone(obj("Job", component="minio", phase="object-storage-init")) == \
         "object-storage-init"
-    assert phase_of(obj("ConfigMap", phase="web")) == "web"
+    assert phase_alone(obj("ConfigMap", phase="web")) == "web"
 
 
 def test_unknown_phase_is_an_error_naming_object_and_valid_phases() -> None:

@@ -88,11 +88,6 @@ def _annotation(obj: ApiObject) -> str | None:
     return str(annotated)
 
 
-def phase_of(obj: ApiObject) -> str:
-    """The phase of one object on its own (annotation, kind, component), no dependencies."""
-    return _place_alone(obj).phase
-
-
 def _place_alone(obj: ApiObject) -> Placement:
     annotated = _annotation(obj)
     if annotated is not None:
