@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paless_deploy.adapters.host import utc_now
 from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect, with_retries
 from paless_deploy.core.configuration.config import Config
 from paless_deploy.core.diagnosis.findings import Finding, Policy
@@ -29,7 +30,7 @@ from paless_deploy.core.images.delivery import (
     node_facts,
     with_pull_policy,
 )
-from paless_deploy.core.images.discover import App, select_apps
+from paless_deploy.core.images.discover import App
 from paless_deploy.core.images.imageref import in_repository
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.kinds import by_kind, object_key
@@ -40,7 +41,6 @@ from paless_deploy.core.plan.lease import (
     LEASE_NAME,
     LeaseState,
     lock_timeout,
-    utc_now,
     waiting_message,
 )
 from paless_deploy.core.plan.plan import Phase, fallback_warning, plan_phases
@@ -67,6 +67,7 @@ from paless_deploy.stages.images import ImageResult, build_images, plan_images
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import ensure_namespace, namespace_exists
 from paless_deploy.stages.preflight import check_writable, claim_cluster_objects, preflight
+from paless_deploy.stages.project import selected_apps
 from paless_deploy.stages.prune import find_prunable, prune
 from paless_deploy.stages.render import Rendered, discovered_apps, render
 from paless_deploy.stages.reports import check_reported_images, load_report
@@ -194,7 +195,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         pinned = report.pinned_refs(options.only_apps)
         _check_report_covers(report, apps, options.only_apps)
     else:
-        to_build = select_apps(ctx.config.project_dir, options.only_apps) \
+        to_build = selected_apps(ctx.config.project_dir, options.only_apps) \
             if options.only_apps else apps
         pinned = {}
     refs: dict[str, str] = {app: str(ref) for app, ref in pinned.items()}
@@ -257,7 +258,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     with run.view:
         run.current_phase = NAMESPACE_PHASE
         started_iso, started = _now_iso(), time.monotonic()
-        ns_report = ensure_namespace(kube, run.config, timeout_s=max(1.0, ctx.remaining_s()),
+        ns_report = ensure_namespace(kube, run.config, timeout_s=max(1.0, ctx.remaining_s(time.monotonic())),
                                      say=run.view.info)
         run.result.phases.append(PhaseReport(NAMESPACE_PHASE, started_iso,
                                              round(time.monotonic() - started, 3), [ns_report]))
@@ -366,7 +367,8 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
     """Apply and wait for each phase. `listed_before` (the objects as listed before the
     dry run) spares a phase whose every object it shows unchanged its own listing: such
     a phase applies nothing. A phase with anything to apply lists its objects afresh."""
-    deadline = time.monotonic() + run.ctx.remaining_s()
+    now = time.monotonic()
+    deadline = now + run.ctx.remaining_s(now)
     policy = Policy(tolerate_all=options.tolerate,
                     registry=run.config.registry).with_nodes(facts.nodes)
     autoscalers = hpa_targets(objects)
@@ -378,7 +380,6 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
             run.current_phase = phase.name
             started_iso, started = _now_iso(), time.monotonic()
             run.view.phase_started(phase.name, len(phase.objects))
-            applied: list[Applied] = []
             reports: list[ObjectReport] = []
             # the phase is in the report from its first apply, so a failure keeps it
             run.result.phases.append(PhaseReport(phase.name, started_iso, 0.0, reports))
@@ -387,21 +388,7 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
                 listed = listed_before
             else:
                 listed = LiveObjects(kube, list(phase.objects))
-            for group in _apply_groups(phase.objects):
-                # objects of one group do not depend on each other: apply them at once
-                with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
-                    results = list(pool.map(
-                        lambda o, listed=listed: apply_object(
-                            kube, o, force_conflicts=options.force_conflicts,
-                            autoscaler=autoscalers.get((o["kind"], o["metadata"]["name"])),
-                            listed=listed),
-                        group))
-                for a in results:
-                    applied.append(a)
-                    run.applied.append(a)
-                    run.view.applied(a)
-                    reports.append(_object_report(a, None, ""))
-                    wait_volume_available(kube, a)
+            applied = _apply_phase(run, kube, phase, listed, options, autoscalers, reports)
             waited = [a for a in applied if _should_wait(a, options.only_apps)]
             outcome, waiter = _wait(run, watcher, waited, deadline, facts.storage_classes,
                                     policy)
@@ -424,6 +411,29 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
         return run.result
     finally:
         watcher.stop()
+
+
+def _apply_phase(run: _Run, kube: Kube, phase: Phase, listed: LiveObjects,
+                 options: DeployOptions, autoscalers: Mapping[tuple[str, str], str],
+                 reports: list[ObjectReport]) -> list[Applied]:
+    """Apply one phase's objects, group by group; each is reported as it is applied."""
+    applied: list[Applied] = []
+    for group in _apply_groups(phase.objects):
+        # objects of one group do not depend on each other: apply them at once
+        with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
+            results = list(pool.map(
+                lambda o: apply_object(
+                    kube, o, force_conflicts=options.force_conflicts,
+                    autoscaler=autoscalers.get((o["kind"], o["metadata"]["name"])),
+                    listed=listed),
+                group))
+        for a in results:
+            applied.append(a)
+            run.applied.append(a)
+            run.view.applied(a)
+            reports.append(_object_report(a, None, ""))
+            wait_volume_available(kube, a)
+    return applied
 
 
 def _object_report(a: Applied, ready: bool | None, reason: str) -> ObjectReport:
@@ -561,7 +571,7 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
     except PalessError:
         pass
     print(f"Deployment complete: namespace {run_ctx.config.namespace}, "
-          f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s():.1f}s.")
+          f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s(time.monotonic()):.1f}s.")
     if result.url:
         print(f"URL: {result.url}")
 

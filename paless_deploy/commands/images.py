@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from paless_deploy.core.images.discover import select_apps
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.delivery import advertised_push_config
 from paless_deploy.stages.images import build_images
+from paless_deploy.stages.project import selected_apps
 from paless_deploy.ui.progress import make_progress
 from paless_deploy.ui.tables import print_table
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def run_images(run_ctx: RunContext, command: str, names: Sequence[str], push: bool) -> Result:
     """Build (and with `push`, push) the named apps, or all of them."""
-    apps = select_apps(run_ctx.config.project_dir, names)
+    apps = selected_apps(run_ctx.config.project_dir, names)
     warnings: list[str] = []
 
     def warn(text: str) -> None:

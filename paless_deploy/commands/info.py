@@ -12,8 +12,9 @@ import click
 
 from paless_deploy.core.configuration.config import combined_error, config_problems
 from paless_deploy.core.errors import ConfigError, PalessError
-from paless_deploy.core.images.discover import App, discover_apps
+from paless_deploy.core.images.discover import App
 from paless_deploy.core.reporting.report import Result, error_text
+from paless_deploy.stages.project import project_apps
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def run_help(run_ctx: RunContext, usage: str) -> Result:
     warnings: list[str] = []
     apps: list[App] = []
     try:
-        apps = discover_apps(config.project_dir)
+        apps = project_apps(config.project_dir)
     except ConfigError as exc:
         warnings.append(error_text(exc))
     for app in apps:

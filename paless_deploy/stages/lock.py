@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
+from paless_deploy.adapters.host import process_identity, utc_now
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
 from paless_deploy.core.errors import ConfigError, LockHeld
 from paless_deploy.core.manifests.kinds import by_kind
@@ -40,7 +42,6 @@ from paless_deploy.core.plan.lease import (
     lease_body,
     lease_state,
     lock_timeout,
-    utc_now,
     waiting_message,
 )
 
@@ -284,5 +285,10 @@ def lock_for(kube: Kube, run_ctx: RunContext, command: str,
         if not run_ctx.console.quiet:
             print(waiting_message(namespace, state, utc_now(), timeout_s), file=sys.stderr)
 
-    return NamespaceLock(kube, namespace, holder_identity(command), timeout_s,
+    return NamespaceLock(kube, namespace, lock_holder(command), timeout_s,
                          on_wait=on_wait or say)
+
+
+def lock_holder(command: str) -> str:
+    """Who takes a lock for `command`: `user@host pid N: command [CI job URL]`."""
+    return holder_identity(command, process_identity(), os.environ)
