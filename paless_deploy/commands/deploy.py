@@ -7,7 +7,6 @@ what was done: images built or pushed, phases applied, the phase that was cut.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +65,7 @@ from paless_deploy.stages.delivery import config_for, deliver_images, delivery_f
 from paless_deploy.stages.images import ImageResult, build_images, plan_images
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import ensure_namespace, namespace_exists
+from paless_deploy.stages.nodes import NodeList, read_nodes
 from paless_deploy.stages.preflight import check_writable, claim_cluster_objects, preflight
 from paless_deploy.stages.project import selected_apps
 from paless_deploy.stages.prune import find_prunable, prune
@@ -74,6 +74,7 @@ from paless_deploy.stages.reports import check_reported_images, load_report
 from paless_deploy.stages.validate import dry_run_all
 from paless_deploy.stages.wait import PhaseOutcome, PhaseWaiter, deadline_error
 from paless_deploy.stages.watcher import NamespaceWatcher
+from paless_deploy.ui.lines import say
 from paless_deploy.ui.progress import make_progress
 from paless_deploy.ui.view import DeployView, make_view
 
@@ -161,8 +162,8 @@ def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result
     except KeyboardInterrupt:
         done = [p.name for p in run.result.phases]
         cut = run.current_phase or "(before apply)"
-        print(f"\nInterrupted during phase {cut}; phases done: {', '.join(done) or 'none'}. "
-              "The namespace lock is released; re-run to finish.", file=sys.stderr)
+        say(f"\nInterrupted during phase {cut}; phases done: {', '.join(done) or 'none'}. "
+            "The namespace lock is released; re-run to finish.", err=True)
         run.result.extra["interrupted_phase"] = run.current_phase or None
         raise Interrupted(f"Interrupted during phase {cut}.",
                           "Nothing more was done; run the command again to continue where it "
@@ -471,24 +472,20 @@ class ClusterFacts:
     and nodes (registry reach, capacity, whether claims can be shared)."""
 
     storage_classes: dict[str, dict]
-    nodes: list[dict]
+    nodes: NodeList
 
 
-def _cluster_facts(kube: Kube) -> ClusterFacts:
-    """Either list may be unreadable for a namespace-scoped user, which only costs hints."""
+def _cluster_facts(kube: Kube, nodes: NodeList | None = None) -> ClusterFacts:
+    """Either list may be unreadable for a namespace-scoped user, which only costs hints;
+    the nodes are listed here unless given (stages.nodes)."""
     classes: dict[str, dict] = {}
-    nodes: list[dict] = []
     try:
         for sc in kube.list(by_kind("StorageClass"))[0]:
             classes[sc["metadata"]["name"]] = {"volumeBindingMode": sc.get("volumeBindingMode"),
                                                "provisioner": sc.get("provisioner")}
     except ApiError:
         pass
-    try:
-        nodes = kube.list(by_kind("Node"))[0]
-    except ApiError:
-        pass
-    return ClusterFacts(classes, nodes)
+    return ClusterFacts(classes, nodes if nodes is not None else read_nodes(kube))
 
 
 def _wait(run: _Run, watcher: NamespaceWatcher, waited: list[Applied], deadline: float,
@@ -570,21 +567,23 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
         print_status(run_ctx)
     except PalessError:
         pass
-    print(f"Deployment complete: namespace {run_ctx.config.namespace}, "
-          f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s(time.monotonic()):.1f}s.")
+    objects = sum(len(p.objects) for p in result.phases)
+    say(f"Deployment complete: namespace {run_ctx.config.namespace}, {objects} objects, "
+        f"{run_ctx.elapsed_s(time.monotonic()):.1f}s.")
     if result.url:
-        print(f"URL: {result.url}")
+        say(f"URL: {result.url}")
 
 
 def run_rollout(run_ctx: RunContext, kube: Kube, objects: list[dict], apps: Sequence[str],
-                images: Sequence[ImageResult] = ()) -> Result:
+                images: Sequence[ImageResult] = (), nodes: NodeList | None = None) -> Result:
     """Apply only `objects` (what a rebuild of `apps` changed: their workloads, the Jobs
     running their images) phase by phase and wait, under the namespace lock: `dev`'s
     rollout once a whole deploy went through. Failures are findings and exit 1 in the
-    result, as for `deploy`; no dry run of the rest, no prune."""
+    result, as for `deploy`; no dry run of the rest, no prune. `nodes`: the Nodes the
+    caller listed already (else listed here)."""
     run = _Run(run_ctx, "dev")
     run.result.images = list(images)
-    facts = _cluster_facts(kube)
+    facts = _cluster_facts(kube, nodes)
     try:
         with run.view, lock_for(kube, run_ctx, "dev", on_wait=_lock_waiting(run)):
             return _apply_phases(run, kube, plan_phases(objects), objects,

@@ -9,15 +9,12 @@ a namespace where it manages nothing.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import click
 
 from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
 from paless_deploy.core.errors import ConfigError, DeployFailed, LockHeld, PalessError
@@ -36,7 +33,9 @@ from paless_deploy.core.reporting.reportfile import PriorReport
 from paless_deploy.stages.lock import NamespaceLock, lock_for, lock_holder
 from paless_deploy.stages.prune import PruneRef, managed_objects, prune
 from paless_deploy.stages.reports import load_report
+from paless_deploy.ui.lines import confirm, say
 from paless_deploy.ui.tables import print_table
+from paless_deploy.ui.terminal import stdin_is_terminal
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -190,7 +189,7 @@ def _entry(ref: PruneRef, reason: str = "") -> dict[str, Any]:
 
 def _say(run_ctx: RunContext, text: str) -> None:
     if not run_ctx.console.quiet:
-        click.echo(text, err=True)
+        say(text, err=True)
 
 
 def _show(run_ctx: RunContext, title: str, rows: Sequence[Sequence[str]]) -> None:
@@ -198,7 +197,7 @@ def _show(run_ctx: RunContext, title: str, rows: Sequence[Sequence[str]]) -> Non
     if run_ctx.json_output:
         return
     if not rows:
-        click.echo(f"{title}: nothing.")
+        say(f"{title}: nothing.")
         return
     print_table(title, ("action", "object", "namespace", "reason"), rows, run_ctx.console.color)
 
@@ -211,17 +210,13 @@ def _confirm(plan: DestroyPlan, yes: bool) -> None:
                if len(plan.delete) > 1 else "")
             if plan.created_by_tool else
             f"{len(plan.delete)} object(s) paless-deploy manages in namespace {plan.namespace}")
-    try:
-        interactive = sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        interactive = False
-    if not interactive:
+    if not stdin_is_terminal():
         raise ConfigError(
             f"destroy would delete {what}, and asks for confirmation, but stdin is not a "
             "terminal.",
             "Pass --yes to confirm (CI), or --dry-run to see what would be deleted.",
             code="confirmation-required")
-    if not click.confirm(f"Delete {what}?", default=False, err=True):
+    if not confirm(f"Delete {what}?"):
         raise PalessError("Not confirmed: nothing was deleted.", code="aborted")
 
 

@@ -32,3 +32,8 @@ def detect_console(*, no_color: bool = False, quiet: bool = False, verbosity: in
     color = terminal and not no_color and "NO_COLOR" not in environ
     return ConsoleSettings(color=color, terminal=terminal, quiet=quiet, verbosity=verbosity,
                            ci=ci)
+
+
+def stdin_is_terminal() -> bool:
+    """True when a person can answer on stdin (False for pipes, CI, closed stdin)."""
+    return is_terminal(sys.stdin)
