@@ -259,7 +259,8 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     with run.view:
         run.current_phase = NAMESPACE_PHASE
         started_iso, started = _now_iso(), time.monotonic()
-        ns_report = ensure_namespace(kube, run.config, timeout_s=max(1.0, ctx.remaining_s(time.monotonic())),
+        ns_report = ensure_namespace(kube, run.config,
+                                     timeout_s=max(1.0, ctx.remaining_s(time.monotonic())),
                                      say=run.view.info)
         run.result.phases.append(PhaseReport(NAMESPACE_PHASE, started_iso,
                                              round(time.monotonic() - started, 3), [ns_report]))
