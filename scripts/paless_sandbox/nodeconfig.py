@@ -1,5 +1,6 @@
-"""The real node's configuration files as text (containerd, registry hosts, CNI, resolv.conf,
-kubelet, kube-proxy), and writing them, each telling which component it restarts."""
+"""How the real node is configured: its components' command lines, and its configuration
+files as text (containerd, registry hosts, CNI, resolv.conf, kubelet, kube-proxy), written
+each telling which component a change to it restarts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from paless_sandbox.components import Component
 from paless_sandbox.layout import (
+    BIN,
     BRIDGE,
     BRIDGE_IP,
     CGROUP_ROOT,
@@ -34,6 +37,27 @@ from paless_sandbox.layout import (
 # No cluster DNS (no CoreDNS image): pods address Services by ClusterIP. Name lookups
 # fail at once in the pod's own network namespace, never reach the host's resolver.
 RESOLV_CONF = "# pods of the sandbox's real node: no DNS server\nnameserver 127.0.0.1\n"
+
+
+def real_node_components() -> list[Component]:
+    """containerd, the kubelet on it, kube-proxy: in start order."""
+    no_proxy = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    return [
+        Component("containerd", ["containerd", f"--config={CONTAINERD_CONFIG}"],
+                  f"http://127.0.0.1:{CONTAINERD_METRICS_PORT}/v1/metrics", env=no_proxy,
+                  timeout=30, ports=(CONTAINERD_METRICS_PORT,), marker=str(CONTAINERD_CONFIG)),
+        Component("kubelet", [
+            str(BIN / "kubelet"), f"--config={REALNODE / 'kubelet.json'}",
+            f"--kubeconfig={COMPONENT_KUBECONFIGS / 'kubelet'}",
+            f"--root-dir={REALNODE / 'kubelet'}",
+            f"--hostname-override={REAL_NODE}", f"--node-ip={BRIDGE_IP}",
+            f"--node-labels={REAL_KEY}=true",
+        ], f"http://127.0.0.1:{KUBELET_HEALTHZ_PORT}/healthz", ports=(KUBELET_HEALTHZ_PORT,)),
+        Component("kube-proxy", [str(BIN / "kube-proxy"),
+                                 f"--config={REALNODE / 'kube-proxy.json'}"],
+                  f"http://127.0.0.1:{KUBE_PROXY_HEALTHZ_PORT}/healthz",
+                  ports=(KUBE_PROXY_HEALTHZ_PORT, KUBE_PROXY_METRICS_PORT)),
+    ]
 
 
 @dataclass(frozen=True)

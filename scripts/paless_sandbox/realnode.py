@@ -23,17 +23,10 @@ from paless_sandbox.kubeobjects import Node, Taint, ready_condition, runtime_ver
 from paless_sandbox.layout import (
     BIN,
     BRIDGE,
-    BRIDGE_IP,
     CNI_BIN,
     CNI_PLUGINS,
-    COMPONENT_KUBECONFIGS,
-    CONTAINERD_CONFIG,
-    CONTAINERD_METRICS_PORT,
     CONTAINERD_SOCK,
     HOSTS_DIR,
-    KUBE_PROXY_HEALTHZ_PORT,
-    KUBE_PROXY_METRICS_PORT,
-    KUBELET_HEALTHZ_PORT,
     LOGS,
     POD_CIDR,
     REAL_KEY,
@@ -45,7 +38,7 @@ from paless_sandbox.layout import (
 )
 from paless_sandbox.messages import SandboxError, say, tail
 from paless_sandbox.mounts import unmount_under
-from paless_sandbox.nodeconfig import node_files, write_node_files
+from paless_sandbox.nodeconfig import node_files, real_node_components, write_node_files
 from paless_sandbox.podnetwork import ensure_pod_network, remove_pod_network
 from paless_sandbox.processes import read_pid, stop_pid, stray_pids
 
@@ -60,27 +53,6 @@ class Unavailable(TypedDict, total=False):
 
     why: str
     kernel: bool
-
-
-def real_node_components() -> list[Component]:
-    """containerd, the kubelet on it, kube-proxy: in start order."""
-    no_proxy = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-    return [
-        Component("containerd", ["containerd", f"--config={CONTAINERD_CONFIG}"],
-                  f"http://127.0.0.1:{CONTAINERD_METRICS_PORT}/v1/metrics", env=no_proxy,
-                  timeout=30, ports=(CONTAINERD_METRICS_PORT,), marker=str(CONTAINERD_CONFIG)),
-        Component("kubelet", [
-            str(BIN / "kubelet"), f"--config={REALNODE / 'kubelet.json'}",
-            f"--kubeconfig={COMPONENT_KUBECONFIGS / 'kubelet'}",
-            f"--root-dir={REALNODE / 'kubelet'}",
-            f"--hostname-override={REAL_NODE}", f"--node-ip={BRIDGE_IP}",
-            f"--node-labels={REAL_KEY}=true",
-        ], f"http://127.0.0.1:{KUBELET_HEALTHZ_PORT}/healthz", ports=(KUBELET_HEALTHZ_PORT,)),
-        Component("kube-proxy", [str(BIN / "kube-proxy"),
-                                 f"--config={REALNODE / 'kube-proxy.json'}"],
-                  f"http://127.0.0.1:{KUBE_PROXY_HEALTHZ_PORT}/healthz",
-                  ports=(KUBE_PROXY_HEALTHZ_PORT, KUBE_PROXY_METRICS_PORT)),
-    ]
 
 
 def pause_image() -> str:

@@ -25,13 +25,9 @@ from paless_sandbox.layout import (
     RESTRICTED_NAMESPACE,
     STATE,
 )
+from paless_sandbox.nodeconfig import real_node_components
 from paless_sandbox.processes import read_pid
-from paless_sandbox.realnode import (
-    Unavailable,
-    read_unavailable,
-    real_node_components,
-    real_node_status,
-)
+from paless_sandbox.realnode import Unavailable, read_unavailable, real_node_status
 
 
 @dataclass(frozen=True)
