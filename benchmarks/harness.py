@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from paless_deploy.core.variables import VARIABLES
+from paless_deploy.core.configuration.variables import VARIABLES
 
 REPO = Path(__file__).resolve().parents[1]
 SANDBOX_SCRIPT = REPO / "scripts" / "sandbox"

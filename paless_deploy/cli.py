@@ -19,12 +19,12 @@ import click
 
 from paless_deploy import __version__
 from paless_deploy.adapters.git import checkout_branch
-from paless_deploy.core.config import load_config
-from paless_deploy.core.context import ConsoleSettings, RunContext
-from paless_deploy.core.discover import discover_apps
-from paless_deploy.core.durations import parse_duration
+from paless_deploy.core.configuration.config import load_config
+from paless_deploy.core.configuration.context import ConsoleSettings, RunContext
+from paless_deploy.core.configuration.durations import parse_duration
 from paless_deploy.core.errors import ConfigError, Interrupted, PalessError
-from paless_deploy.core.report import Result
+from paless_deploy.core.images.discover import discover_apps
+from paless_deploy.core.reporting.report import Result
 from paless_deploy.ui.panels import print_error
 
 PROG = "paless-deploy"
@@ -220,7 +220,7 @@ def _run(ctx: click.Context, scope: str | None,
 def _ci_platform(inv: Invocation) -> str:
     import os
 
-    from paless_deploy.core.cireport import detect_platform
+    from paless_deploy.core.reporting.cireport import detect_platform
 
     return detect_platform(inv.ci, os.environ)
 

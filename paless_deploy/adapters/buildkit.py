@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.docker import Cancelled
-from paless_deploy.core.buildspec import BuildSpec, build_failed, syntax_directive
-from paless_deploy.core.discover import App
 from paless_deploy.core.errors import BuildError
-from paless_deploy.core.report import scrub
+from paless_deploy.core.images.buildspec import BuildSpec, build_failed, syntax_directive
+from paless_deploy.core.images.discover import App
+from paless_deploy.core.reporting.report import scrub
 
 if TYPE_CHECKING:
-    from paless_deploy.core.progress import ImageProgress
+    from paless_deploy.core.reporting.progress import ImageProgress
 
 OUTPUT_TAIL = 15
 PROBE_TIMEOUT_S = 20

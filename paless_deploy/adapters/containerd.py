@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from paless_deploy.core.delivery import ThisMachine
 from paless_deploy.core.errors import BuildError
+from paless_deploy.core.images.delivery import ThisMachine
 
 K3S_SOCKET = Path("/run/k3s/containerd/containerd.sock")
 NAMESPACE = "k8s.io"  # the kubelet's (CRI) namespace

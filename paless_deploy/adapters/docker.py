@@ -20,16 +20,16 @@ from paless_deploy.adapters.registry import (
     registry_unreachable,
     split_registry,
 )
-from paless_deploy.core.buildspec import BuildSpec, build_failed
-from paless_deploy.core.discover import App
 from paless_deploy.core.errors import BuildError
-from paless_deploy.core.registryaccess import DaemonRegistryConfig
-from paless_deploy.core.tags import read_dockerignore
+from paless_deploy.core.images.buildspec import BuildSpec, build_failed
+from paless_deploy.core.images.discover import App
+from paless_deploy.core.images.registryaccess import DaemonRegistryConfig
+from paless_deploy.core.images.tags import read_dockerignore
 
 if TYPE_CHECKING:
     import docker
 
-    from paless_deploy.core.progress import ImageProgress
+    from paless_deploy.core.reporting.progress import ImageProgress
 
     DockerClient: TypeAlias = docker.APIClient
 

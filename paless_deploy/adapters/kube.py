@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from paless_deploy.core.errors import ClusterError, ConfigError
-from paless_deploy.core.kinds import Kind, kind_of
+from paless_deploy.core.manifests.kinds import Kind, kind_of
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kubeconfig import ClusterAccess

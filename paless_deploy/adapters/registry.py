@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.core.errors import BuildError
-from paless_deploy.core.imageref import Registry
-from paless_deploy.core.registryaccess import (
+from paless_deploy.core.images.imageref import Registry
+from paless_deploy.core.images.registryaccess import (
     Challenge,
     DaemonRegistryConfig,
     hostname_of,

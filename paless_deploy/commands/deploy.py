@@ -18,35 +18,41 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect, with_retries
-from paless_deploy.core import labels
-from paless_deploy.core.config import Config
-from paless_deploy.core.delivery import (
+from paless_deploy.core.configuration.config import Config
+from paless_deploy.core.diagnosis.findings import Finding, Policy
+from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
+from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
+from paless_deploy.core.images.delivery import (
     REGISTRY,
     Delivery,
     choose_delivery,
     node_facts,
     with_pull_policy,
 )
-from paless_deploy.core.deployurl import deployment_url
-from paless_deploy.core.diagnosis.findings import Finding, Policy
-from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
-from paless_deploy.core.discover import App, select_apps
-from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
-from paless_deploy.core.imageref import in_repository
-from paless_deploy.core.kinds import by_kind, object_key
-from paless_deploy.core.lease import (
+from paless_deploy.core.images.discover import App, select_apps
+from paless_deploy.core.images.imageref import in_repository
+from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.kinds import by_kind, object_key
+from paless_deploy.core.manifests.objects import name_of
+from paless_deploy.core.manifests.podspec import pod_containers
+from paless_deploy.core.manifests.render import hpa_targets
+from paless_deploy.core.plan.lease import (
     LEASE_NAME,
     LeaseState,
     lock_timeout,
     utc_now,
     waiting_message,
 )
-from paless_deploy.core.objects import name_of
-from paless_deploy.core.plan import Phase, fallback_warning, plan_phases
-from paless_deploy.core.podspec import pod_containers
-from paless_deploy.core.render import hpa_targets
-from paless_deploy.core.report import ErrorReport, ObjectReport, PhaseReport, Result, scrub
-from paless_deploy.core.reportfile import PriorReport
+from paless_deploy.core.plan.plan import Phase, fallback_warning, plan_phases
+from paless_deploy.core.reporting.deployurl import deployment_url
+from paless_deploy.core.reporting.report import (
+    ErrorReport,
+    ObjectReport,
+    PhaseReport,
+    Result,
+    scrub,
+)
+from paless_deploy.core.reporting.reportfile import PriorReport
 from paless_deploy.stages.apply import (
     CONFIGURED,
     Applied,
@@ -71,7 +77,7 @@ from paless_deploy.ui.progress import make_progress
 from paless_deploy.ui.view import DeployView, make_view
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 NAMESPACE_PHASE = "namespace"
 APPLY_PARALLELISM = 8

@@ -20,19 +20,19 @@ import click
 
 from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
 from paless_deploy.core.errors import ConfigError, DeployFailed, LockHeld, PalessError
-from paless_deploy.core.kinds import BY_KIND, by_kind, kind_of
-from paless_deploy.core.labels import (
+from paless_deploy.core.manifests.kinds import BY_KIND, by_kind, kind_of
+from paless_deploy.core.manifests.labels import (
     INSTANCE,
     MANAGED_BY,
     TOOL,
     instance_selector,
     managed_selector,
 )
-from paless_deploy.core.lease import holder_identity
-from paless_deploy.core.namespaces import created_by_tool, namespace_expiry, parse_rfc3339
-from paless_deploy.core.ownership import volume_deletable
-from paless_deploy.core.report import Result
-from paless_deploy.core.reportfile import PriorReport
+from paless_deploy.core.manifests.namespaces import created_by_tool, namespace_expiry, parse_rfc3339
+from paless_deploy.core.manifests.ownership import volume_deletable
+from paless_deploy.core.plan.lease import holder_identity
+from paless_deploy.core.reporting.report import Result
+from paless_deploy.core.reporting.reportfile import PriorReport
 from paless_deploy.stages.lock import NamespaceLock, lock_for
 from paless_deploy.stages.prune import PruneRef, managed_objects, prune
 from paless_deploy.stages.reports import load_report
@@ -40,7 +40,7 @@ from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 NAMESPACE = by_kind("Namespace")
 PERSISTENT_VOLUME = by_kind("PersistentVolume")

@@ -20,9 +20,11 @@ from paless_deploy.adapters.docker import context_paths
 from paless_deploy.adapters.filewatch import ProjectWatch
 from paless_deploy.adapters.kube import Kube, connect
 from paless_deploy.commands.deploy import delivered, run_all, run_rollout
-from paless_deploy.core.config import DEFAULT_ENV_FILES
-from paless_deploy.core.delivery import Delivery, choose_delivery, node_facts
-from paless_deploy.core.devloop import (
+from paless_deploy.core.configuration.config import DEFAULT_ENV_FILES
+from paless_deploy.core.errors import ClusterError, Interrupted, PalessError
+from paless_deploy.core.images.delivery import Delivery, choose_delivery, node_facts
+from paless_deploy.core.images.discover import App
+from paless_deploy.core.plan.devloop import (
     GIT_LOCK,
     AppContext,
     Change,
@@ -32,9 +34,7 @@ from paless_deploy.core.devloop import (
     forward_targets,
     is_watched,
 )
-from paless_deploy.core.discover import App
-from paless_deploy.core.errors import ClusterError, Interrupted, PalessError
-from paless_deploy.core.report import ErrorReport, Result, scrub
+from paless_deploy.core.reporting.report import ErrorReport, Result, scrub
 from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
 from paless_deploy.stages.images import build_images, plan_images
 from paless_deploy.stages.logs import LogStreamer
@@ -44,7 +44,7 @@ from paless_deploy.ui.devview import DevView
 from paless_deploy.ui.progress import make_progress
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 IDLE_TICK_S = 1.0  # re-check (git's lock, the watcher's health) at least this often
 
@@ -261,7 +261,7 @@ class DevSession:
 
     def _nodes(self) -> list[dict]:
         from paless_deploy.adapters.kube import ApiError
-        from paless_deploy.core.kinds import by_kind
+        from paless_deploy.core.manifests.kinds import by_kind
 
         assert self.kube is not None
         try:

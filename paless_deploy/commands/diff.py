@@ -14,9 +14,9 @@ import click
 
 from paless_deploy.adapters.kube import connect
 from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError
-from paless_deploy.core.objdiff import unified
-from paless_deploy.core.render import hpa_targets
-from paless_deploy.core.report import Result
+from paless_deploy.core.manifests.objdiff import unified
+from paless_deploy.core.manifests.render import hpa_targets
+from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.apply import CREATED, REPLACED, UNCHANGED, apply_object, object_ref
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.namespaces import namespace_exists
@@ -24,7 +24,7 @@ from paless_deploy.stages.preflight import claim_cluster_objects
 from paless_deploy.stages.render import discovered_apps, render
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 
 def run_diff(run_ctx: RunContext) -> Result:

@@ -24,21 +24,21 @@ from paless_deploy.adapters.kustomize import (
     kustomize_works,
 )
 from paless_deploy.adapters.registry import check_registry as ping_registry
-from paless_deploy.core.buildspec import BUILDER_BUILDKIT, BUILDER_CLASSIC, platform_arch
-from paless_deploy.core.delivery import K3S_IMPORT, Delivery, choose_delivery
 from paless_deploy.core.errors import PalessError
-from paless_deploy.core.imageref import Registry
-from paless_deploy.core.kinds import by_kind
-from paless_deploy.core.render import classes_named
-from paless_deploy.core.report import RESULT_FAILED, ErrorReport, Result
+from paless_deploy.core.images.buildspec import BUILDER_BUILDKIT, BUILDER_CLASSIC, platform_arch
+from paless_deploy.core.images.delivery import K3S_IMPORT, Delivery, choose_delivery
+from paless_deploy.core.images.imageref import Registry
+from paless_deploy.core.manifests.kinds import by_kind
+from paless_deploy.core.manifests.render import classes_named
+from paless_deploy.core.reporting.report import RESULT_FAILED, ErrorReport, Result
 from paless_deploy.stages.delivery import config_for, delivery_facts
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
-    from paless_deploy.core.config import Config
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.config import Config
+    from paless_deploy.core.configuration.context import RunContext
 
 DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
                              "storageclass.beta.kubernetes.io/is-default-class")

@@ -7,15 +7,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from paless_deploy.core.discover import select_apps
-from paless_deploy.core.report import Result
+from paless_deploy.core.images.discover import select_apps
+from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.delivery import advertised_push_config
 from paless_deploy.stages.images import build_images
 from paless_deploy.ui.progress import make_progress
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 
 def run_images(run_ctx: RunContext, command: str, names: Sequence[str], push: bool) -> Result:

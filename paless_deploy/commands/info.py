@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from paless_deploy.core.config import combined_error, config_problems
-from paless_deploy.core.discover import App, discover_apps
+from paless_deploy.core.configuration.config import combined_error, config_problems
 from paless_deploy.core.errors import ConfigError, PalessError
-from paless_deploy.core.report import Result, error_text
+from paless_deploy.core.images.discover import App, discover_apps
+from paless_deploy.core.reporting.report import Result, error_text
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 PROG = "paless-deploy"
 COMMANDS_NOT_APPS = ("all", "deploy", "status", "help", "render", "diff", "build", "push",
@@ -69,7 +69,7 @@ def image_delivery(run_ctx: RunContext) -> tuple[str, str]:
     """How images would reach the cluster now, and why (the cluster is asked when it
     answers; otherwise what IMAGE_DELIVERY says)."""
     from paless_deploy.adapters.kube import connect
-    from paless_deploy.core.delivery import choose_delivery
+    from paless_deploy.core.images.delivery import choose_delivery
     from paless_deploy.stages.delivery import delivery_facts
 
     config = run_ctx.config

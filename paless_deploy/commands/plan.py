@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import click
 
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
-from paless_deploy.core.plan import fallback_warning, plan_phases
-from paless_deploy.core.report import Result
+from paless_deploy.core.plan.plan import fallback_warning, plan_phases
+from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 
 def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from paless_deploy.core.render import redact_secrets, to_yaml
-from paless_deploy.core.report import Result
+from paless_deploy.core.manifests.render import redact_secrets, to_yaml
+from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.render import discovered_apps, render
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 
 def run_render(run_ctx: RunContext, show_secrets: bool = False) -> Result:

@@ -13,15 +13,15 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect
+from paless_deploy.core.diagnosis.status import LISTED_KINDS, TABLES, Status, build_status
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.kinds import by_kind
-from paless_deploy.core.report import Result
-from paless_deploy.core.status import LISTED_KINDS, TABLES, Status, build_status
+from paless_deploy.core.manifests.kinds import by_kind
+from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.watcher import NamespaceWatcher
 from paless_deploy.ui.tables import stdout_console, table
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 
 def _require_namespace(kube: Kube, namespace: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from paless_deploy.core.report import Result
+    from paless_deploy.core.reporting.report import Result
 
 
 SHOWN_CHARS = 60  # a value quoted in a message: at most this much of it

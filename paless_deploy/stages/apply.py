@@ -22,10 +22,10 @@ from paless_deploy.adapters.kube import (
     refused_patch,
     with_retries,
 )
-from paless_deploy.core import labels
 from paless_deploy.core.errors import DeployFailed, PalessError
-from paless_deploy.core.kinds import Kind, by_kind
-from paless_deploy.core.objdiff import apply_changes_nothing, same
+from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.kinds import Kind, by_kind
+from paless_deploy.core.manifests.objdiff import apply_changes_nothing, same
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters.containerd import find_containerd, has_image, import_image, this_machine
 from paless_deploy.adapters.docker import connect_docker, save_image
 from paless_deploy.adapters.kube import ApiError, TransportError
-from paless_deploy.core.config import Config, Setting
-from paless_deploy.core.delivery import (
+from paless_deploy.core.configuration.config import Config, Setting
+from paless_deploy.core.images.delivery import (
     HOSTING_CONFIGMAP,
     HOSTING_NAMESPACE,
     K3S_IMPORT,
@@ -27,7 +27,7 @@ from paless_deploy.core.delivery import (
     node_facts,
     parse_registry_hosting,
 )
-from paless_deploy.core.kinds import by_kind
+from paless_deploy.core.manifests.kinds import by_kind
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -77,8 +77,8 @@ def advertised_push_config(config: Config, kubeconfig: str | None, context: str 
     would push to, when a cluster answers; else the configuration as it is (push needs no
     cluster, so an absent or unreachable one is no error here)."""
     from paless_deploy.adapters.kube import connect
-    from paless_deploy.core.delivery import AUTO, REGISTRY, check_method
     from paless_deploy.core.errors import PalessError
+    from paless_deploy.core.images.delivery import AUTO, REGISTRY, check_method
 
     if config.settings["REGISTRY"].explicit or check_method(
             config.settings["IMAGE_DELIVERY"].value, "IMAGE_DELIVERY") not in (AUTO, REGISTRY):

@@ -29,7 +29,9 @@ from paless_deploy.adapters.docker import (
     push_image,
 )
 from paless_deploy.adapters.registry import AuthRequired, check_registry, registry_manifest_digest
-from paless_deploy.core.buildspec import (
+from paless_deploy.core.configuration.validation import blame_base_image
+from paless_deploy.core.errors import BuildError, ConfigError, PalessError
+from paless_deploy.core.images.buildspec import (
     BUILDER_AUTO,
     BUILDER_BUILDKIT,
     BUILDER_CLASSIC,
@@ -37,15 +39,13 @@ from paless_deploy.core.buildspec import (
     dockerfile_stages,
     unknown_target_apps,
 )
-from paless_deploy.core.discover import App, discover_apps
-from paless_deploy.core.errors import BuildError, ConfigError, PalessError
-from paless_deploy.core.progress import ImageProgress, NullProgress
-from paless_deploy.core.tags import FileDigests, base_images, compute_tag, image_ref
-from paless_deploy.core.validation import blame_base_image
+from paless_deploy.core.images.discover import App, discover_apps
+from paless_deploy.core.images.tags import FileDigests, base_images, compute_tag, image_ref
+from paless_deploy.core.reporting.progress import ImageProgress, NullProgress
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.docker import DockerClient
-    from paless_deploy.core.config import Config
+    from paless_deploy.core.configuration.config import Config
 
 MAX_PARALLEL = 3
 ACTION_BUILT = "built"  # built in this run and not pushed (`build`)

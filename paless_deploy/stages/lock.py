@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Self
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
 from paless_deploy.core.errors import ConfigError, LockHeld
-from paless_deploy.core.kinds import by_kind
-from paless_deploy.core.lease import (
+from paless_deploy.core.manifests.kinds import by_kind
+from paless_deploy.core.plan.lease import (
     DEFAULT_LEASE_DURATION_S,
     LEASE_NAME,
     MAX_IDENTITY,
@@ -46,7 +46,7 @@ from paless_deploy.core.lease import (
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 log = logging.getLogger(__name__)
 LEASE = by_kind("Lease")
@@ -59,7 +59,7 @@ class NamespaceLock:
     (exit 5) naming the holder and since when; `on_wait(state)` is told once, at once,
     when another holder makes us wait. While held, a daemon thread renews the lease
     every `lease_duration_s / 3`. `release()` deletes the Lease only if we still hold
-    it. `lost` turns true if someone took it over (we stopped renewing in time).
+    it. `held` turns false if someone took it over (we stopped renewing in time).
     """
 
     def __init__(self, kube: Kube, namespace: str, holder: str, timeout_s: float,
@@ -72,7 +72,6 @@ class NamespaceLock:
         self.lease_duration_s = max(1, int(lease_duration_s))
         self.on_wait = on_wait
         self.held = False
-        self.lost = False
         self._resource_version: str | None = None
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
@@ -174,7 +173,6 @@ class NamespaceLock:
         with self._state_lock:
             self._resource_version = resource_version
             self.held = True
-            self.lost = False
 
     def _wait_for_change(self, resource_version: str, seconds: float) -> None:
         """Block until the Lease changes or `seconds` pass (a watch, not a sleep loop)."""
@@ -212,13 +210,13 @@ class NamespaceLock:
                 log.warning("could not renew the lock of %s: %s", self.namespace, exc)
 
     def renew(self) -> bool:
-        """Renew once; False (and `lost`) when the lease is no longer ours."""
+        """Renew once; False (and no longer `held`) when the lease is no longer ours."""
         state = self._read()
         with self._state_lock:
             if not self.held:
                 return False
             if state is None or state.holder != self.holder:
-                self.held, self.lost = False, True
+                self.held = False
                 if state is not None:  # deleted (destroy deletes the namespace) is quiet
                     log.warning("lost the lock of %s (now held by %s)", self.namespace,
                                 state.holder)
@@ -237,7 +235,7 @@ class NamespaceLock:
 
     def _mark_lost(self) -> bool:
         with self._state_lock:
-            self.held, self.lost = False, True
+            self.held = False
         return False
 
     # -- release

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, TransportError
-from paless_deploy.core.devloop import app_of_pod
-from paless_deploy.core.report import scrub
+from paless_deploy.core.plan.devloop import app_of_pod
+from paless_deploy.core.reporting.report import scrub
 from paless_deploy.stages.watcher import PodsLoop
 
 if TYPE_CHECKING:

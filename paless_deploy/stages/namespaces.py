@@ -13,21 +13,21 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters import git
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
-from paless_deploy.core.branch import current_branch
-from paless_deploy.core.durations import span
+from paless_deploy.core.configuration.branch import current_branch
+from paless_deploy.core.configuration.durations import span
 from paless_deploy.core.errors import ConfigError, DeployFailed
-from paless_deploy.core.kinds import by_kind
-from paless_deploy.core.namespaces import (
+from paless_deploy.core.manifests.kinds import by_kind
+from paless_deploy.core.manifests.namespaces import (
     commit_from_environment,
     created_by_tool,
     namespace_manifest,
     renewal_annotations,
 )
-from paless_deploy.core.report import ObjectReport
+from paless_deploy.core.reporting.report import ObjectReport
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
-    from paless_deploy.core.config import Config
+    from paless_deploy.core.configuration.config import Config
 
 NAMESPACE = by_kind("Namespace")
 SERVICE_ACCOUNT = by_kind("ServiceAccount")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kustomize import start_port_forward
-from paless_deploy.core.devloop import ForwardTarget, forward_pod, pod_port
+from paless_deploy.core.plan.devloop import ForwardTarget, forward_pod, pod_port
 from paless_deploy.stages.watcher import PodsLoop
 
 if TYPE_CHECKING:

@@ -19,20 +19,20 @@ from paless_deploy.adapters.registry import (
 )
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.errors import BuildError, ClusterError, ConfigError
-from paless_deploy.core.imageref import (
+from paless_deploy.core.images.imageref import (
     Registry,
     in_registry,
     parse_image,
     parse_registry_lenient,
 )
-from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS, by_kind
-from paless_deploy.core.ownership import cluster_object_owner
-from paless_deploy.core.podspec import pod_containers
-from paless_deploy.core.preflight import check_references
+from paless_deploy.core.manifests.kinds import CLUSTER_SCOPED_KINDS, by_kind
+from paless_deploy.core.manifests.ownership import cluster_object_owner
+from paless_deploy.core.manifests.podspec import pod_containers
+from paless_deploy.core.plan.preflight import check_references
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
-    from paless_deploy.core.config import Config
+    from paless_deploy.core.configuration.config import Config
 
 _REFERENCED_KINDS = ("Secret", "ConfigMap", "PersistentVolumeClaim")
 SERVICE = by_kind("Service")

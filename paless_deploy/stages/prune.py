@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
-from paless_deploy.core.kinds import PRUNABLE, api_group, kind_of
-from paless_deploy.core.labels import instance_selector
-from paless_deploy.core.report import ObjectReport
+from paless_deploy.core.manifests.kinds import PRUNABLE, api_group, kind_of
+from paless_deploy.core.manifests.labels import instance_selector
+from paless_deploy.core.reporting.report import ObjectReport
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -51,11 +51,6 @@ class PruneRef:
         """`Kind/name` (with the namespace for namespaced objects)."""
         where = f" in {self.namespace}" if self.namespace else ""
         return f"{self.kind}/{self.name}{where}"
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data for the JSON result."""
-        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name,
-                "namespace": self.namespace}
 
 
 def managed_objects(kube: Kube, namespace: str) -> list[PruneRef]:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kustomize import kustomize_build
-from paless_deploy.core.config import combined_error, prod_problems
-from paless_deploy.core.discover import App, discover_apps
-from paless_deploy.core.render import (
+from paless_deploy.core.configuration.config import combined_error, prod_problems
+from paless_deploy.core.images.discover import App, discover_apps
+from paless_deploy.core.manifests.render import (
     AppImages,
     for_namespace,
     placeholders_in,
@@ -24,7 +24,7 @@ from paless_deploy.core.render import (
 )
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
 
 
 @dataclass(frozen=True)

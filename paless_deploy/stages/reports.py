@@ -12,8 +12,8 @@ from pathlib import Path
 
 from paless_deploy.adapters.registry import AuthRequired, registry_manifest_digest, registry_scheme
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.imageref import ImageRef
-from paless_deploy.core.reportfile import PRODUCE_HINT, PriorReport, parse_report
+from paless_deploy.core.images.imageref import ImageRef
+from paless_deploy.core.reporting.reportfile import PRODUCE_HINT, PriorReport, parse_report
 from paless_deploy.stages.images import ACTION_SKIPPED, ImageResult
 
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, refused_patch, with_retries
-from paless_deploy.core import labels
 from paless_deploy.core.errors import ConfigError, PalessError
-from paless_deploy.core.objects import ref_of
-from paless_deploy.core.render import hpa_targets
+from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.objects import ref_of
+from paless_deploy.core.manifests.render import hpa_targets
 from paless_deploy.stages.apply import ApplyConflict, autoscaler_of, conflict_error
 
 if TYPE_CHECKING:

@@ -15,21 +15,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from paless_deploy.core.configuration.durations import short
 from paless_deploy.core.diagnosis.claims import diagnose_pvc
 from paless_deploy.core.diagnosis.deadline import describe_not_ready
 from paless_deploy.core.diagnosis.eventlog import last_seen, parse_time
 from paless_deploy.core.diagnosis.findings import ANNOTATION_SETTLE, Finding, Policy
 from paless_deploy.core.diagnosis.hints import DATA_SERVICES
 from paless_deploy.core.diagnosis.pods import diagnose_pod
-from paless_deploy.core.diagnosis.workloads import (
-    diagnose_deployment,
-    diagnose_job,
-    diagnose_replicaset,
-    diagnose_statefulset,
-)
-from paless_deploy.core.durations import short
-from paless_deploy.core.errors import DeployFailed
-from paless_deploy.core.readiness import (
+from paless_deploy.core.diagnosis.readiness import (
     IN_PROGRESS,
     Readiness,
     claim_needs_nudge,
@@ -40,6 +33,13 @@ from paless_deploy.core.readiness import (
     readiness,
     unsettled_s,
 )
+from paless_deploy.core.diagnosis.workloads import (
+    diagnose_deployment,
+    diagnose_job,
+    diagnose_replicaset,
+    diagnose_statefulset,
+)
+from paless_deploy.core.errors import DeployFailed
 from paless_deploy.stages.apply import Applied
 
 EVENT_SKEW_S = 2.0  # how far this machine's clock may lag the API server's

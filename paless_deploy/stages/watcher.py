@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
 from paless_deploy.adapters.kube import ApiError, TransportError, is_transient
-from paless_deploy.core.kinds import Kind, by_kind
+from paless_deploy.core.manifests.kinds import Kind, by_kind
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube

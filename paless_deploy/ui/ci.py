@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from paless_deploy.core.cireport import (
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.reporting.cireport import (
     DEPLOY_COMMANDS,
     GITHUB,
     GITLAB,
@@ -27,8 +28,7 @@ from paless_deploy.core.cireport import (
     junit_xml,
     output_values,
 )
-from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.report import Result
+from paless_deploy.core.reporting.report import Result
 
 DEFAULT_DOTENV = "deploy.env"  # GitLab: `artifacts: reports: dotenv: deploy.env`
 

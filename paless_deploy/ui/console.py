@@ -11,7 +11,7 @@ from typing import IO
 
 from rich.console import Console
 
-from paless_deploy.core.context import ConsoleSettings
+from paless_deploy.core.configuration.context import ConsoleSettings
 
 PLAIN_WIDTH = 200
 

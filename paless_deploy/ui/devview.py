@@ -19,12 +19,12 @@ from rich.table import Table
 from rich.text import Text
 
 from paless_deploy.core.errors import PalessError
-from paless_deploy.core.report import Result, error_text, scrub
+from paless_deploy.core.reporting.report import Result, error_text, scrub
 from paless_deploy.ui.console import stderr_console
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import ConsoleSettings
-    from paless_deploy.core.devloop import Change
+    from paless_deploy.core.configuration.context import ConsoleSettings
+    from paless_deploy.core.plan.devloop import Change
 
 APP_STYLES = ("cyan", "magenta", "green", "yellow", "blue", "bright_red")
 

@@ -9,7 +9,7 @@ import sys
 from typing import IO
 
 from paless_deploy.core.errors import PalessError, readable
-from paless_deploy.core.report import error_text
+from paless_deploy.core.reporting.report import error_text
 
 _TITLES = {
     1: "Failed",

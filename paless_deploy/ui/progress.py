@@ -12,11 +12,11 @@ import time
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self
 
-from paless_deploy.core.progress import ImageProgress, NullProgress
+from paless_deploy.core.reporting.progress import ImageProgress, NullProgress
 from paless_deploy.ui.console import stderr_console
 
 if TYPE_CHECKING:
-    from paless_deploy.core.context import ConsoleSettings
+    from paless_deploy.core.configuration.context import ConsoleSettings
 
 
 class PlainProgress(ImageProgress):

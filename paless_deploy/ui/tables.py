@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import IO
 
-from rich.console import RenderableType
 from rich.table import Table
 
 from paless_deploy.ui.console import stdout_console
@@ -35,9 +34,3 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[obje
     """Print one table on stdout (or `stream`)."""
     console = stdout_console(color, stream)
     console.print(table(title, headers, rows, terminal=console.is_terminal, color=color))
-
-
-def print_renderable(renderable: RenderableType, color: bool,
-                     stream: IO[str] | None = None) -> None:
-    """Print any renderable (status tables, ...) on stdout with the same console rules."""
-    stdout_console(color, stream).print(renderable)

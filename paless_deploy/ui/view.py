@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
-from paless_deploy.core.cireport import LogMarkers
+from paless_deploy.core.reporting.cireport import LogMarkers
 from paless_deploy.ui.console import stderr_console
 
 if TYPE_CHECKING:
     from rich.status import Status
 
-    from paless_deploy.core.context import ConsoleSettings
-    from paless_deploy.core.readiness import Readiness
+    from paless_deploy.core.configuration.context import ConsoleSettings
+    from paless_deploy.core.diagnosis.readiness import Readiness
 
 
 class Applied(Protocol):

@@ -32,6 +32,8 @@ from paless_sandbox.layout import (
 from paless_sandbox.messages import SandboxError, say, tail
 from paless_sandbox.processes import pid_alive, read_pid, stop_pid
 
+# the project's variable table, where BASE_IMAGE's default is (checked by a unit test)
+VARIABLES = REPO / "paless_deploy" / "core" / "configuration" / "variables.py"
 DOCKERD_PID = PIDS / "dockerd.pid"  # only a dockerd the sandbox started itself
 DOCKERD_CONTAINERD_PID = Path("/var/run/docker/containerd/containerd.pid")
 # what a killed dockerd leaves, and the next one refuses to start on
@@ -128,11 +130,7 @@ def registry_has(image: str) -> bool:
 def default_base_image() -> str:
     """BASE_IMAGE's default from the project's variable table, read without installing the
     project (the sandbox runs before it is installed)."""
-    found = sorted((REPO / "paless_deploy" / "core").rglob("variables.py"))
-    if not found:
-        raise SandboxError(f"no variables.py under {REPO / 'paless_deploy' / 'core'}: the "
-                           "sandbox names its base image stand-in after BASE_IMAGE's default")
-    spec = importlib.util.spec_from_file_location("paless_variables", found[0])
+    spec = importlib.util.spec_from_file_location("paless_variables", VARIABLES)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
     sys.modules["paless_variables"] = mod

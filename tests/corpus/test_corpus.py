@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 import yaml
 
-from paless_deploy.core.variables import VARIABLES
+from paless_deploy.core.configuration.variables import VARIABLES
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paless_deploy.core.variables import VARIABLES
+from paless_deploy.core.configuration.variables import VARIABLES
 
 REPO = Path(__file__).resolve().parents[2]
 INSTANCE = "app.kubernetes.io/instance"

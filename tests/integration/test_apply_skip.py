@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from benchmarks.tree import app_objects, write_tree
-from paless_deploy.core.objdiff import comparable
+from paless_deploy.core.manifests.objdiff import comparable
 from tests.integration.deploy_helpers import (
     Project,
     delete_instances,

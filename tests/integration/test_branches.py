@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
-from paless_deploy.core.branch import branch_namespace
-from paless_deploy.core.readiness import readiness
+from paless_deploy.core.configuration.branch import branch_namespace
+from paless_deploy.core.diagnosis.readiness import readiness
 from tests.integration.deploy_helpers import (
     delete_instances,
     finish_cli,

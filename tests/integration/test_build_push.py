@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from paless_deploy import cli
-from paless_deploy.core.variables import VARIABLES
+from paless_deploy.core.configuration.variables import VARIABLES
 
 pytestmark = pytest.mark.docker
 

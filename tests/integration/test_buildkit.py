@@ -31,7 +31,7 @@ import pytest
 
 from paless_deploy import cli
 from paless_deploy.adapters.buildkit import find_buildkit
-from paless_deploy.core.variables import BY_NAME, VARIABLES
+from paless_deploy.core.configuration.variables import BY_NAME, VARIABLES
 from tests.fixtures.docker import MANIFEST_ACCEPT, Registry
 from tests.integration.deploy_helpers import Project, get_json, run_cli
 from tests.integration.test_build_push import image_events

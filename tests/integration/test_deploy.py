@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from paless_deploy.core.objdiff import comparable
-from paless_deploy.core.plan import PHASE_ORDER, plan_phases
-from paless_deploy.core.readiness import readiness
+from paless_deploy.core.diagnosis.readiness import readiness
+from paless_deploy.core.manifests.objdiff import comparable
+from paless_deploy.core.plan.plan import PHASE_ORDER, plan_phases
 from tests.integration.deploy_helpers import (
     EventRecorder,
     Project,

@@ -20,8 +20,8 @@ MANAGED = {"app.kubernetes.io/managed-by": "paless-deploy"}
 
 
 def run_context(sandbox, tmp_path, namespace: str = "unused"):
-    from paless_deploy.core.config import load_config
-    from paless_deploy.core.context import ConsoleSettings, RunContext
+    from paless_deploy.core.configuration.config import load_config
+    from paless_deploy.core.configuration.context import ConsoleSettings, RunContext
 
     config = load_config(tmp_path, [], {"PALESS_NAMESPACE": namespace}, environ={},
                          validate=False)

@@ -11,8 +11,8 @@ from paless_deploy.commands.doctor import run_doctor
 
 
 def run(sandbox, tmp_path, *, kubeconfig=None, namespace="paless-doctor", **values):
-    from paless_deploy.core.config import load_config
-    from paless_deploy.core.context import ConsoleSettings, RunContext
+    from paless_deploy.core.configuration.config import load_config
+    from paless_deploy.core.configuration.context import ConsoleSettings, RunContext
 
     settings = {"PALESS_NAMESPACE": namespace, "REGISTRY": "127.0.0.1:5000", **values}
     config = load_config(tmp_path, [], settings, environ={}, validate=False)
@@ -111,7 +111,7 @@ def test_authorisation_in_the_namespace(sandbox, tmp_path):
 
 def test_pure_rules():
     from paless_deploy.commands.doctor import parse_minor, registry_usable_by_nodes
-    from paless_deploy.core.imageref import parse_registry
+    from paless_deploy.core.images.imageref import parse_registry
 
     assert parse_minor("34+") == 34 and parse_minor(None) is None
     assert parse_registry("localhost:5000").hostname == "localhost"

@@ -48,7 +48,7 @@ def free_cpu_m(sandbox) -> tuple[int, int]:
             if n["metadata"]["name"].startswith("sandbox-node-") and not n["spec"].get("taints")]
     pods = get_json(sandbox, "pods", "-A", "--field-selector",
                     "status.phase!=Succeeded,status.phase!=Failed")["items"]
-    from paless_deploy.core.quantities import cpu_millicores
+    from paless_deploy.core.manifests.quantities import cpu_millicores
 
     used = sum(cpu_millicores(((c.get("resources") or {}).get("requests") or {}).get("cpu"))
                for p in pods if p["spec"].get("nodeName") in ours
@@ -60,7 +60,7 @@ def stack_cpu_m(project: Project, sandbox) -> int:
     """CPU millicores one stack requests once rolled out (HPA targets at their initial
     replicas), plus one surge pod of each Deployment and the Jobs, from its rendered
     manifests."""
-    from paless_deploy.core.quantities import cpu_millicores
+    from paless_deploy.core.manifests.quantities import cpu_millicores
 
     done = run_cli(project, sandbox.kubeconfig, None, "render", json_output=False)
     total = 0

@@ -256,7 +256,7 @@ def test_docker_builds_from_scratch_and_pushes_to_the_registry(tmp_path: Path):
 
 @pytest.mark.docker
 def test_build_from_the_base_image_name_works_offline(tmp_path: Path):
-    from paless_deploy.core.variables import BY_NAME
+    from paless_deploy.core.configuration.variables import BY_NAME
 
     base = BY_NAME["BASE_IMAGE"].default
     (tmp_path / "Dockerfile").write_text(f"FROM {base}\nENV PALESS_COMPONENT=test\n")
@@ -293,7 +293,7 @@ def test_port_forward_to_a_simulated_pod_reaches_the_local_stand_in(sandbox, kub
     from kubernetes import client
 
     from paless_deploy.adapters.kube import connect
-    from paless_deploy.core.devloop import ForwardTarget
+    from paless_deploy.core.plan.devloop import ForwardTarget
     from paless_deploy.stages.portforward import PortForwards
 
     body = f"stand-in {uuid.uuid4().hex[:8]}\n".encode()

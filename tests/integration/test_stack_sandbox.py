@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from paless_deploy.core.readiness import readiness
+from paless_deploy.core.diagnosis.readiness import readiness
 from tests.integration.deploy_helpers import (
     REPO,
     delete_instances,
@@ -34,7 +34,7 @@ PROD_CREDENTIALS = {
 
 def _rendered(overlay: str, namespace: str) -> list[dict]:
     """The overlay through the tool's render stage with paless.env.example's values."""
-    from paless_deploy.core.config import load_config
+    from paless_deploy.core.configuration.config import load_config
     from paless_deploy.stages.render import render_overlay
 
     overrides = {"PALESS_NAMESPACE": namespace, "OVERLAY": overlay}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.objdiff import apply_changes_nothing
+from paless_deploy.core.manifests.objdiff import apply_changes_nothing
 
 PAIRS = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "recorded" /
                     "applied.json").read_text())
@@ -184,7 +184,7 @@ class RecordingKube:
         self.calls: list[str] = []
 
     def kind(self, api_version: str, kind: str):
-        from paless_deploy.core.kinds import kind_of
+        from paless_deploy.core.manifests.kinds import kind_of
 
         return kind_of(api_version, kind)
 

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paless_deploy.adapters.git import checkout_branch
-from paless_deploy.core.branch import branch_namespace, current_branch
+from paless_deploy.core.configuration.branch import branch_namespace, current_branch
 from paless_deploy.core.errors import ConfigError
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -22,8 +22,8 @@ from paless_deploy.adapters.buildkit import (
     buildkit_command,
     explain_failure,
 )
-from paless_deploy.core.buildspec import BuildSecret, BuildSpec
-from paless_deploy.core.discover import App
+from paless_deploy.core.images.buildspec import BuildSecret, BuildSpec
+from paless_deploy.core.images.discover import App
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded" / "buildkit"
 CLIENTS = ("buildx", "legacy")

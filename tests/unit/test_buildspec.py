@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from paless_deploy.adapters import buildkit
-from paless_deploy.core.buildspec import (
+from paless_deploy.core.configuration.config import config_problems, load_config
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.images.buildspec import (
     BuildSecret,
     build_failed,
     dockerfile_stages,
@@ -23,9 +25,7 @@ from paless_deploy.core.buildspec import (
     target_for,
     unknown_target_apps,
 )
-from paless_deploy.core.config import config_problems, load_config
-from paless_deploy.core.discover import App
-from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.images.discover import App
 
 
 def test_secrets_are_ids_and_variables_never_values() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paless_deploy.core.context import ConsoleSettings
+from paless_deploy.core.configuration.context import ConsoleSettings
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.ui.view import DeployView
 from tests.ci_parsers import gitlab_sections, parse_workflow_command

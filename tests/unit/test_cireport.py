@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paless_deploy.core import cireport
-from paless_deploy.core.report import ErrorReport, ObjectReport, PhaseReport, Result
+from paless_deploy.core.reporting import cireport
+from paless_deploy.core.reporting.report import ErrorReport, ObjectReport, PhaseReport, Result
 from paless_deploy.ui.ci import CiTargets, ci_targets, write_ci_reports
 from tests.ci_parsers import (
     FormatError,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from paless_deploy import __version__, cli
+from paless_deploy.core.configuration.variables import VARIABLES
 from paless_deploy.core.errors import ClusterError
-from paless_deploy.core.report import ObjectReport, PhaseReport, Result
-from paless_deploy.core.variables import VARIABLES
+from paless_deploy.core.reporting.report import ObjectReport, PhaseReport, Result
 from paless_deploy.ui.panels import print_error
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.config import (
+from paless_deploy.core.configuration.config import (
     MASK,
     load_config,
 )
-from paless_deploy.core.durations import parse_duration
+from paless_deploy.core.configuration.durations import parse_duration
+from paless_deploy.core.configuration.variables import SUBSTITUTABLE_NAMES, VARIABLES
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.variables import SUBSTITUTABLE_NAMES, VARIABLES
 
 
 @pytest.fixture
@@ -203,7 +203,7 @@ def prod_tree(project: Path, *names: str) -> None:
 
 
 def render_prod(project: Path, environ: dict[str, str]) -> list[dict]:
-    from paless_deploy.core.context import RunContext
+    from paless_deploy.core.configuration.context import RunContext
     from paless_deploy.stages.render import render
 
     config = load_config(project, None, {"OVERLAY": "prod"}, environ)
@@ -271,8 +271,8 @@ def test_env_example_lists_every_variable_and_loads(tmp_path: Path) -> None:
 
 
 def test_secret_values_are_the_configured_credentials(tmp_path: Path) -> None:
-    from paless_deploy.core.config import load_config
-    from paless_deploy.core.report import scrub
+    from paless_deploy.core.configuration.config import load_config
+    from paless_deploy.core.reporting.report import scrub
 
     (tmp_path / "k8s" / "overlays" / "dev").mkdir(parents=True)
     (tmp_path / "k8s" / "overlays" / "dev" / "kustomization.yaml").write_text("resources: []\n")

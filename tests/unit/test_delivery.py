@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from paless_deploy.core.delivery import (
+from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.images.delivery import (
     DeliveryFacts,
     NodeFacts,
     RegistryHosting,
@@ -15,7 +16,6 @@ from paless_deploy.core.delivery import (
     parse_registry_hosting,
     with_pull_policy,
 )
-from paless_deploy.core.errors import ConfigError
 
 LAPTOP = ThisMachine(frozenset({"laptop"}), frozenset({"192.168.1.10", "127.0.1.1"}))
 K3S_HERE = NodeFacts("laptop", "v1.34.4+k3s1", "containerd://1.7.23-k3s2")

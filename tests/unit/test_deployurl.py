@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paless_deploy.core.deployurl import deployment_url
+from paless_deploy.core.reporting.deployurl import deployment_url
 
 
 def ingress(name: str, host: str | None, *, path: str = "/", tls: list | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from paless_deploy.core.devloop import (
+from paless_deploy.core.plan.devloop import (
     AppContext,
     Coalescer,
     ForwardTarget,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from paless_deploy.core.context import ConsoleSettings
-from paless_deploy.core.devloop import Change
+from paless_deploy.core.configuration.context import ConsoleSettings
 from paless_deploy.core.errors import BuildError
+from paless_deploy.core.plan.devloop import Change
 from paless_deploy.ui.devview import DevView
 
 PLAIN = ConsoleSettings(color=False, terminal=False)

@@ -18,7 +18,7 @@ from paless_deploy.core.diagnosis.findings import (
     policy_overrides,
 )
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.report import ErrorReport
+from paless_deploy.core.reporting.report import ErrorReport
 from tests.unit.recorded import cluster_policy
 
 

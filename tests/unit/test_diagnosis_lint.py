@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from paless_deploy.core.configuration.variables import VARIABLES
 from paless_deploy.core.diagnosis.lint import check_policy_annotations, manifest_warnings
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.variables import VARIABLES
 from paless_deploy.stages.render import render_overlay
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]

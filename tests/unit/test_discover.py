@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.discover import discover_apps
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.images.discover import discover_apps
 
 
 def touch(path: Path) -> None:

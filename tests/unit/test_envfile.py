@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.config import load_config
+from paless_deploy.core.configuration.config import load_config
 from paless_deploy.core.errors import ConfigError
 
 
@@ -98,7 +98,7 @@ def test_commands_are_never_run_and_say_so_without_the_value(project):
     ("A=1\n\nB\n", "c.env:3: not KEY=value"), ("1A=2\n", "'1A' is not a variable name"),
     ("A.B=1\n", "'A.B' is not a variable name")])
 def test_a_line_a_shell_would_not_take_is_refused(text: str, words: str) -> None:
-    from paless_deploy.core import envfile
+    from paless_deploy.core.configuration import envfile
 
     with pytest.raises(ConfigError) as info:
         envfile.parse(text, "c.env")
@@ -106,7 +106,7 @@ def test_a_line_a_shell_would_not_take_is_refused(text: str, words: str) -> None
 
 
 def test_a_bad_line_never_quotes_a_secrets_value() -> None:
-    from paless_deploy.core import envfile
+    from paless_deploy.core.configuration import envfile
 
     with pytest.raises(ConfigError) as info:
         envfile.parse('POSTGRES_PASSWORD="hunter2-secret\n', "c.env",

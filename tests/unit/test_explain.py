@@ -56,7 +56,7 @@ def test_panel_shows_every_part():
 
 
 def test_the_spinner_counts_the_elapsed_time_and_says_why(monkeypatch):
-    from paless_deploy.core.context import ConsoleSettings
+    from paless_deploy.core.configuration.context import ConsoleSettings
     from paless_deploy.ui import view as view_module
 
     now = [100.0]
@@ -75,7 +75,7 @@ def test_the_spinner_counts_the_elapsed_time_and_says_why(monkeypatch):
 
 
 def test_a_lock_wait_spins_until_the_lock_is_taken(monkeypatch):
-    from paless_deploy.core.context import ConsoleSettings
+    from paless_deploy.core.configuration.context import ConsoleSettings
     from paless_deploy.ui import view as view_module
 
     now = [50.0]

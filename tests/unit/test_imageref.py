@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.imageref import (
+from paless_deploy.core.images.imageref import (
     has_tag_or_digest,
     image_registry_host,
     in_registry,

@@ -13,7 +13,7 @@ import pytest
 from paless_deploy.adapters import docker as images
 from paless_deploy.adapters.registry import check_registry
 from paless_deploy.core.errors import BuildError
-from paless_deploy.core.progress import NullProgress
+from paless_deploy.core.reporting.progress import NullProgress
 
 OK_STREAM = [
     {"status": "The push refers to repository [localhost:5000/paless-web]"},

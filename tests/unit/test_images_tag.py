@@ -12,9 +12,9 @@ import pytest
 
 from paless_deploy.adapters.docker import context_paths
 from paless_deploy.adapters.registry import registry_scheme
-from paless_deploy.core.buildspec import BuildSecret, BuildSpec
-from paless_deploy.core.discover import App, discover_apps
-from paless_deploy.core.tags import base_images, compute_tag
+from paless_deploy.core.images.buildspec import BuildSecret, BuildSpec
+from paless_deploy.core.images.discover import App, discover_apps
+from paless_deploy.core.images.tags import base_images, compute_tag
 
 ARGS = {"BASE_IMAGE": "base:1"}
 IDS = {"base:1": "sha256:aaa"}

@@ -174,7 +174,7 @@ def test_an_api_server_still_unavailable_after_the_retries_is_exit_4() -> None:
 def test_watch_until_sees_an_object_created_between_its_read_and_its_list() -> None:
     """A namespace's default ServiceAccount appears within milliseconds: the read may miss
     it and the list have it; waiting for a watch event then would wait the whole timeout."""
-    from paless_deploy.core.kinds import by_kind
+    from paless_deploy.core.manifests.kinds import by_kind
 
     class Racy(Kube):
         def read(self, kind, name, namespace=None):  # type: ignore[no-untyped-def]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from paless_deploy.core.lease import LeaseState, ci_job_url, holder_identity, micro_time
+from paless_deploy.core.plan.lease import LeaseState, ci_job_url, holder_identity, micro_time
 
 NOW = dt.datetime(2025, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 

@@ -15,11 +15,11 @@ import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
-from paless_deploy.core.imageref import has_tag_or_digest
-from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS
-from paless_deploy.core.plan import plan_phases
-from paless_deploy.core.podspec import pod_spec
-from paless_deploy.core.variables import VARIABLES
+from paless_deploy.core.configuration.variables import VARIABLES
+from paless_deploy.core.images.imageref import has_tag_or_digest
+from paless_deploy.core.manifests.kinds import CLUSTER_SCOPED_KINDS
+from paless_deploy.core.manifests.podspec import pod_spec
+from paless_deploy.core.plan.plan import plan_phases
 from paless_deploy.stages.render import render_overlay
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -265,7 +265,7 @@ def test_schema_validation_can_fail() -> None:
 
 
 def test_no_placeholder_left(overlay: str) -> None:
-    from paless_deploy.core.render import to_yaml
+    from paless_deploy.core.manifests.render import to_yaml
     assert "${" not in to_yaml(rendered(overlay))
 
 

@@ -6,9 +6,13 @@ import datetime as dt
 
 import pytest
 
-from paless_deploy.core.config import load_config
+from paless_deploy.core.configuration.config import load_config
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.namespaces import namespace_expiry, namespace_manifest, parse_rfc3339
+from paless_deploy.core.manifests.namespaces import (
+    namespace_expiry,
+    namespace_manifest,
+    parse_rfc3339,
+)
 
 NOW = dt.datetime(2025, 5, 10, 12, 0, 0, tzinfo=dt.UTC)
 DAY = 86400.0
@@ -100,7 +104,7 @@ def test_the_keep_label_is_never_collected():
 
 
 def test_renewal_writes_the_deploy_time_ttl_and_commit(tmp_path):
-    from paless_deploy.core.namespaces import renewal_annotations
+    from paless_deploy.core.manifests.namespaces import renewal_annotations
 
     assert renewal_annotations(config(tmp_path, PALESS_TTL="3d"), "abc", now=NOW) == {
         "paless.io/deployed-at": "2025-05-10T12:00:00Z", "paless.io/ttl": "3d",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paless_deploy.core.ownership import cluster_object_owner, volume_deletable
+from paless_deploy.core.manifests.ownership import cluster_object_owner, volume_deletable
 
 
 def pv(instance: str | None = None, claim: tuple[str, str] | None = None) -> dict:

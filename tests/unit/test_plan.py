@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.plan import PHASE_ORDER, Phase, phase_of, plan_phases
+from paless_deploy.core.plan.plan import PHASE_ORDER, Phase, place, plan_phases
+
+
+def phase_alone(o: dict) -> str:
+    """The phase `place` gives one object planned on its own."""
+    return place([o])[0].phase
 
 
 def obj(kind: str, name: str = "x", component: str | None = None,
@@ -47,14 +52,14 @@ def obj(kind: str, name: str = "x", component: str | None = None,
     (obj("Lease"), "web"),
 ], ids=lambda v: v if isinstance(v, str) else f"{v['kind']}-{v['metadata'].get('labels')}")
 def test_defaults(o: dict, expected: str) -> None:
-    assert phase_of(o) == expected
+    assert phase_alone(o) == expected
 
 
 def test_annotation_overrides_defaults() -> None:
-    assert phase_of(obj("Job", phase="migrate")) == "migrate"
-    assert phase_of(obj("Job", component="minio", phase="object-storage-init")) == \
+    assert phase_alone(obj("Job", phase="migrate")) == "migrate"
+    assert phase_alone(obj("Job", component="minio", phase="object-storage-init")) == \
         "object-storage-init"
-    assert phase_of(obj("ConfigMap", phase="web")) == "web"
+    assert phase_alone(obj("ConfigMap", phase="web")) == "web"
 
 
 def test_unknown_phase_is_an_error_naming_object_and_valid_phases() -> None:
@@ -210,7 +215,7 @@ def test_a_job_mounting_a_statefulsets_claim_comes_after_it() -> None:
 
 
 def test_hosts_are_matched_as_whole_names() -> None:
-    from paless_deploy.core.plan import addresses
+    from paless_deploy.core.plan.plan import addresses
 
     assert addresses("http://minio-service:9000/x", "minio-service")
     assert addresses("postgres.team.svc.cluster.local:5432", "postgres")
@@ -220,7 +225,7 @@ def test_hosts_are_matched_as_whole_names() -> None:
 
 
 def test_most_workloads_in_the_fallback_phase_is_a_warning() -> None:
-    from paless_deploy.core.plan import fallback_warning
+    from paless_deploy.core.plan.plan import fallback_warning
 
     anonymous = [workload("Deployment", f"svc{i}", {"a": str(i)}, f"example/x{i}:1")
                  for i in range(3)]
@@ -238,7 +243,7 @@ def test_the_applications_name_alone_is_weaker_than_an_image() -> None:
 
 
 def test_a_word_in_a_sentence_is_not_an_address() -> None:
-    from paless_deploy.core.plan import addresses
+    from paless_deploy.core.plan.plan import addresses
 
     assert not addresses("CREATE ROLE paperless LOGIN", "paperless")
     assert addresses("psql -h postgres -c 'CREATE ROLE paperless'", "postgres")

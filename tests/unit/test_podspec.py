@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paless_deploy.core.podspec import (
+from paless_deploy.core.manifests.podspec import (
     indexed_containers,
     pod_containers,
     pod_spec,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from paless_deploy.core.preflight import check_references, pod_references
+from paless_deploy.core.plan.preflight import check_references, pod_references
 
 SECRET_VALUE = "s3cr3t-dev-value"
 

@@ -9,7 +9,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity as kubernetes_parse_quantity
 
-from paless_deploy.core.quantities import (
+from paless_deploy.core.manifests.quantities import (
     QuantityError,
     cpu_millicores,
     format_bytes,

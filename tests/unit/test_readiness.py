@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from paless_deploy.core.readiness import (
+from paless_deploy.core.diagnosis.readiness import (
     FAILED,
     IN_PROGRESS,
     READY,

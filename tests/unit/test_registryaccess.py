@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paless_deploy.core.registryaccess import (
+from paless_deploy.core.images.registryaccess import (
     DaemonRegistryConfig,
     hostname_of,
     is_insecure,

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.render import (
+from paless_deploy.core.manifests.render import (
     REDACTED,
     AppImages,
     format_path,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from paless_deploy.core.errors import ConfigError, ExitCode
-from paless_deploy.core.reportfile import parse_report
+from paless_deploy.core.reporting.reportfile import parse_report
 
 DIGEST = "sha256:" + "ab" * 32
 

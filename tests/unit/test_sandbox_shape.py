@@ -48,6 +48,6 @@ def test_init_is_only_a_docstring() -> None:
 
 
 def test_the_base_image_stand_in_is_named_after_the_projects_default() -> None:
-    from paless_deploy.core.variables import BY_NAME
+    from paless_deploy.core.configuration.variables import BY_NAME
 
     assert docker.default_base_image() == BY_NAME["BASE_IMAGE"].default

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.config import load_config
+from paless_deploy.core.configuration.config import load_config
+from paless_deploy.core.configuration.validation import FORMS, blame_base_image, form_problems
+from paless_deploy.core.configuration.variables import BY_NAME, nearest_variable
 from paless_deploy.core.errors import BuildError, ConfigError, readable, shown
-from paless_deploy.core.imageref import parse_registry
-from paless_deploy.core.lease import LeaseState, waiting_message
-from paless_deploy.core.validation import FORMS, blame_base_image, form_problems
-from paless_deploy.core.variables import BY_NAME, nearest_variable
+from paless_deploy.core.images.imageref import parse_registry
+from paless_deploy.core.plan.lease import LeaseState, waiting_message
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from paless_deploy.core.diagnosis.findings import Policy
-from paless_deploy.core.readiness import CLAIM_NUDGE_AFTER_S, IN_PROGRESS, READY
+from paless_deploy.core.diagnosis.readiness import CLAIM_NUDGE_AFTER_S, IN_PROGRESS, READY
 from paless_deploy.stages.apply import Applied
 from paless_deploy.stages.wait import PhaseWaiter, Target, deadline_error, not_ready_summary
 from tests.unit.recorded import LATER, cluster_policy, load, one

@@ -6,7 +6,9 @@
   still waiting when time runs out);
 - `hints`: the Paless knowledge the rules add to their advice, as tables;
 - `lint`: warnings and policy-annotation errors found in rendered manifests at plan time;
-- `eventlog` and `kubectl`: reading events, and the commands a finding suggests.
+- `eventlog` and `kubectl`: reading events, and the commands a finding suggests;
+- `readiness`: is a live object ready, failed or in progress (rules per kind, as data);
+- `status`: the state of a namespace as plain rows and a health line.
 
 To add a failure rule: write it in the module of its subject, give its code a row in
 `findings.CODES` (and the table of `findings`' docstring), and call it from the wait stage.

@@ -12,7 +12,7 @@ from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis import eventlog
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.kubectl import PVS_CMD, describe_cmd
-from paless_deploy.core.objects import name_of, namespace_of, nested
+from paless_deploy.core.manifests.objects import name_of, namespace_of, nested
 
 
 def diagnose_pvc(pvc: ApiObject, events: Iterable[ApiObject],

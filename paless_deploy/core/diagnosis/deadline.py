@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis.findings import Finding
-from paless_deploy.core.objects import name_of, nested, ref_of
-from paless_deploy.core.readiness import readiness
+from paless_deploy.core.diagnosis.readiness import readiness
+from paless_deploy.core.manifests.objects import name_of, nested, ref_of
 
 
 def _selected(obj: ApiObject, pods: Iterable[ApiObject]) -> list[Mapping]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from paless_deploy.core.apitypes import ApiObject
-from paless_deploy.core.objects import name_of, nested
+from paless_deploy.core.manifests.objects import name_of, nested
 
 # The event recorder's own prefix on aggregated events, not part of what happened.
 _COMBINED = "(combined from similar events): "

@@ -34,13 +34,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.configuration.durations import parse_duration
 from paless_deploy.core.diagnosis.eventlog import age
-from paless_deploy.core.durations import parse_duration
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.objects import nested, ref_of
-from paless_deploy.core.podspec import template_annotations
-from paless_deploy.core.quantities import cpu_millicores, memory_bytes
-from paless_deploy.core.report import ErrorReport, scrub
+from paless_deploy.core.manifests.objects import nested, ref_of
+from paless_deploy.core.manifests.podspec import template_annotations
+from paless_deploy.core.manifests.quantities import cpu_millicores, memory_bytes
+from paless_deploy.core.reporting.report import ErrorReport, scrub
 
 ANNOTATION_ALLOWED_RESTARTS = "paless.io/allowed-restarts"
 ANNOTATION_FAILURE_GRACE = "paless.io/failure-grace"

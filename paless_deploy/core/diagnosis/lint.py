@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from paless_deploy.core.apitypes import ApiObject
-from paless_deploy.core.components import component_of
 from paless_deploy.core.diagnosis.findings import policy_overrides
 from paless_deploy.core.diagnosis.hints import SINGLE_INSTANCE_COMPONENT
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.imageref import parse_image
-from paless_deploy.core.objects import name_of, nested, ref_of, whole_number
-from paless_deploy.core.podspec import pod_containers, pod_spec
+from paless_deploy.core.images.imageref import parse_image
+from paless_deploy.core.manifests.components import component_of
+from paless_deploy.core.manifests.objects import name_of, nested, ref_of, whole_number
+from paless_deploy.core.manifests.podspec import pod_containers, pod_spec
 
 LINT_IGNORE = "paless.io/lint-ignore"
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet")

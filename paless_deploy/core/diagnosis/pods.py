@@ -24,9 +24,9 @@ from paless_deploy.core.diagnosis.hints import (
     rendered_from,
 )
 from paless_deploy.core.diagnosis.kubectl import NODES_CMD, describe_cmd, events_cmd, logs_cmd
-from paless_deploy.core.objects import name_of, namespace_of, nested
-from paless_deploy.core.podspec import pod_spec, spec_container
-from paless_deploy.core.quantities import cpu_millicores, format_bytes, memory_bytes
+from paless_deploy.core.manifests.objects import name_of, namespace_of, nested
+from paless_deploy.core.manifests.podspec import pod_spec, spec_container
+from paless_deploy.core.manifests.quantities import cpu_millicores, format_bytes, memory_bytes
 
 LOG_LINES = 10  # last log lines kept as evidence
 

@@ -16,7 +16,7 @@ from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.hints import PRIVILEGED_SIDECAR, job_hint
 from paless_deploy.core.diagnosis.kubectl import describe_cmd, events_cmd
 from paless_deploy.core.diagnosis.pods import LOG_LINES
-from paless_deploy.core.objects import condition, name_of, namespace_of, nested
+from paless_deploy.core.manifests.objects import condition, name_of, namespace_of, nested
 
 
 def diagnose_replicaset(rs: ApiObject, events: Iterable[ApiObject],

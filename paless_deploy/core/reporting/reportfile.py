@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.imageref import ImageRef, parse_image
-from paless_deploy.core.report import REPORT_VERSION
+from paless_deploy.core.images.imageref import ImageRef, parse_image
+from paless_deploy.core.reporting.report import REPORT_VERSION
 
 PRODUCE_HINT = ("Write it with `paless-deploy --output json push > deploy.json` (or `all`): "
                 "stdout then carries exactly the report, progress goes to stderr.")

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from paless_deploy.core.apitypes import ApiObject
-from paless_deploy.core.components import component_of
-from paless_deploy.core.imageref import parse_image
-from paless_deploy.core.kinds import object_key
+from paless_deploy.core.images.imageref import parse_image
+from paless_deploy.core.manifests.components import component_of
+from paless_deploy.core.manifests.kinds import object_key
 
 QUIET_S = 0.2  # a burst ends after this long without a change
 MAX_WAIT_S = 10.0  # ... or this long after its first change, whatever keeps coming

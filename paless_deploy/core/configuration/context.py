@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from paless_deploy.core.config import Config
+    from paless_deploy.core.configuration.config import Config
 
 
 @dataclass(frozen=True)

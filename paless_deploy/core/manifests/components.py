@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from paless_deploy.core import labels
 from paless_deploy.core.apitypes import ApiObject
-from paless_deploy.core.imageref import parse_image
-from paless_deploy.core.podspec import pod_containers
+from paless_deploy.core.images.imageref import parse_image
+from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.podspec import pod_containers
 
 KNOWN_COMPONENTS = ("minio", "postgres", "redis", "scheduler", "worker", "web")
 

@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from paless_deploy.core import labels
 from paless_deploy.core.apitypes import JsonDict
-from paless_deploy.core.imageref import tag_of
-from paless_deploy.core.readiness import readiness
+from paless_deploy.core.diagnosis.readiness import readiness
+from paless_deploy.core.images.imageref import tag_of
+from paless_deploy.core.manifests import labels
 
 # what status reads: kind -> key of the lists passed to build_status
 LISTED_KINDS = ("Deployment", "StatefulSet", "Job", "Pod", "PersistentVolumeClaim", "Service",

@@ -14,22 +14,22 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from paless_deploy.core import envfile
-from paless_deploy.core.branch import branch_namespace, current_branch
-from paless_deploy.core.delivery import check_method
-from paless_deploy.core.errors import ConfigError, shown
-from paless_deploy.core.imageref import parse_image, parse_registry
-from paless_deploy.core.validation import form_problems
-from paless_deploy.core.variables import (
+from paless_deploy.core.configuration import envfile
+from paless_deploy.core.configuration.branch import branch_namespace, current_branch
+from paless_deploy.core.configuration.validation import form_problems
+from paless_deploy.core.configuration.variables import (
     BY_NAME,
     SECRET_NAMES,
     SUBSTITUTABLE_NAMES,
     VARIABLES,
     nearest_variable,
 )
+from paless_deploy.core.errors import ConfigError, shown
+from paless_deploy.core.images.delivery import check_method
+from paless_deploy.core.images.imageref import parse_image, parse_registry
 
 if TYPE_CHECKING:  # core.buildspec is imported where builds need it: --help stays fast
-    from paless_deploy.core.buildspec import BuildSecret, BuildSpec
+    from paless_deploy.core.images.buildspec import BuildSecret, BuildSpec
 
 DEFAULT_ENV_FILES: tuple[str, ...] = ("paless.env", ".context-management/.env")
 SOURCE_FLAG = "flag"
@@ -163,28 +163,28 @@ class Config:
     @property
     def builder(self) -> str:
         """BUILDER: auto, buildkit or classic."""
-        from paless_deploy.core.buildspec import parse_builder
+        from paless_deploy.core.images.buildspec import parse_builder
 
         return parse_builder(self.value("BUILDER"), self.settings["BUILDER"].describe_source())
 
     @property
     def platform(self) -> str | None:
         """PLATFORM, normalized (`linux/amd64`); None: the engine's own."""
-        from paless_deploy.core.buildspec import normalize_platform
+        from paless_deploy.core.images.buildspec import normalize_platform
 
         return normalize_platform(self.value("PLATFORM"),
                                   self.settings["PLATFORM"].describe_source())
 
     def build_targets(self) -> dict[str, str]:
         """BUILD_TARGETS as app -> stage (`*` for every app not named)."""
-        from paless_deploy.core.buildspec import parse_build_targets
+        from paless_deploy.core.images.buildspec import parse_build_targets
 
         return parse_build_targets(self.value("BUILD_TARGETS"),
                                    self.settings["BUILD_TARGETS"].describe_source())
 
     def build_secrets(self) -> tuple[BuildSecret, ...]:
         """BUILD_SECRETS: each secret id and the variable holding its value."""
-        from paless_deploy.core.buildspec import parse_build_secrets
+        from paless_deploy.core.images.buildspec import parse_build_secrets
 
         return parse_build_secrets(self.value("BUILD_SECRETS"),
                                    self.settings["BUILD_SECRETS"].describe_source())
@@ -197,7 +197,7 @@ class Config:
 
     def build_spec(self, app: str, engine_platform: str | None = None) -> BuildSpec:
         """What a build of `app` receives besides its context; PLATFORM, else the engine's."""
-        from paless_deploy.core.buildspec import BuildSpec, target_for
+        from paless_deploy.core.images.buildspec import BuildSpec, target_for
 
         return BuildSpec(args=self.build_args(), target=target_for(self.build_targets(), app),
                          platform=self.platform or engine_platform,
@@ -376,7 +376,7 @@ def _secret_variables(build_secrets: str | None, files: list[Path], project_dir:
                       environ: Mapping[str, str]) -> dict[str, Setting]:
     """The variables BUILD_SECRETS names outside the table, from env files and environment
     (same precedence as every variable); malformed entries are left to validation."""
-    from paless_deploy.core.buildspec import parse_build_secrets
+    from paless_deploy.core.images.buildspec import parse_build_secrets
 
     try:
         wanted = {s.variable for s in parse_build_secrets(build_secrets)} - set(BY_NAME)

@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from paless_deploy.core import labels
 from paless_deploy.core.apitypes import ApiObject, JsonDict
-from paless_deploy.core.durations import parse_duration, span
+from paless_deploy.core.configuration.durations import parse_duration, span
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.manifests import labels
 
 if TYPE_CHECKING:
-    from paless_deploy.core.config import Config
+    from paless_deploy.core.configuration.config import Config
 
 COMMIT_VARIABLES = ("GITHUB_SHA", "CI_COMMIT_SHA", "GIT_COMMIT")
 MAX_ANNOTATION = 253

@@ -14,10 +14,15 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from paless_deploy.core import labels
 from paless_deploy.core.apitypes import ApiObject, JsonValue
+from paless_deploy.core.configuration.variables import (
+    BY_NAME,
+    SECRET_NAMES,
+    SUBSTITUTABLE_NAMES,
+    nearest_variable,
+)
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.imageref import (
+from paless_deploy.core.images.imageref import (
     has_tag_or_digest,
     in_registry,
     in_repository,
@@ -25,15 +30,10 @@ from paless_deploy.core.imageref import (
     parse_registry_lenient,
     same_registry,
 )
-from paless_deploy.core.kinds import CLUSTER_SCOPED_KINDS, api_group
-from paless_deploy.core.objects import ref_of
-from paless_deploy.core.podspec import pod_containers
-from paless_deploy.core.variables import (
-    BY_NAME,
-    SECRET_NAMES,
-    SUBSTITUTABLE_NAMES,
-    nearest_variable,
-)
+from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.kinds import CLUSTER_SCOPED_KINDS, api_group
+from paless_deploy.core.manifests.objects import ref_of
+from paless_deploy.core.manifests.podspec import pod_containers
 
 REDACTED = "<redacted>"
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from paless_deploy.core import labels
 from paless_deploy.core.apitypes import ApiObject
-from paless_deploy.core.objects import nested
+from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.objects import nested
 
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from paless_deploy.core.discover import App
 from paless_deploy.core.errors import BuildError, ConfigError
+from paless_deploy.core.images.discover import App
 
 BUILDER_AUTO = "auto"  # BuildKit when a capable Docker CLI is found, else classic (said once)
 BUILDER_BUILDKIT = "buildkit"  # BuildKit or exit 3

@@ -15,8 +15,8 @@ from datetime import datetime
 
 from paless_deploy.core.apitypes import ApiObject, JsonValue
 from paless_deploy.core.diagnosis.eventlog import age
-from paless_deploy.core.objects import condition, nested
-from paless_deploy.core.podspec import pod_spec
+from paless_deploy.core.manifests.objects import condition, nested
+from paless_deploy.core.manifests.podspec import pod_spec
 
 READY = "ready"
 IN_PROGRESS = "in-progress"

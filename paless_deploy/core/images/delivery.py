@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.podspec import pod_containers
+from paless_deploy.core.manifests.podspec import pod_containers
 
 AUTO = "auto"
 REGISTRY = "registry"

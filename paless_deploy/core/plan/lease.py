@@ -12,9 +12,9 @@ import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from paless_deploy.core import labels
 from paless_deploy.core.apitypes import ApiObject, JsonDict, JsonValue
-from paless_deploy.core.durations import parse_duration
+from paless_deploy.core.configuration.durations import parse_duration
+from paless_deploy.core.manifests import labels
 
 LEASE_NAME = labels.TOOL
 DEFAULT_LEASE_DURATION_S = 30

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paless_deploy.core import labels
 from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.manifests import labels
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from paless_deploy.core.durations import parse_duration
+from paless_deploy.core.configuration.durations import parse_duration
 from paless_deploy.core.errors import ConfigError, PalessError, shown
-from paless_deploy.core.imageref import parse_image
-from paless_deploy.core.quantities import parse_quantity
+from paless_deploy.core.images.imageref import parse_image
+from paless_deploy.core.manifests.quantities import parse_quantity
 
 if TYPE_CHECKING:
-    from paless_deploy.core.config import Config, Setting
+    from paless_deploy.core.configuration.config import Config, Setting
 
 IMAGES, CLUSTER, DEPLOY = "images", "cluster", "deploy"  # core.config's scopes
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from paless_deploy.core.apitypes import JsonDict
-from paless_deploy.core.report import RESULT_SUCCESS, ErrorReport, ObjectReport, Result
+from paless_deploy.core.reporting.report import RESULT_SUCCESS, ErrorReport, ObjectReport, Result
 
 GITHUB = "github"
 GITLAB = "gitlab"

@@ -15,14 +15,14 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from paless_deploy.core import labels
 from paless_deploy.core.apitypes import ApiObject, JsonValue
-from paless_deploy.core.components import component_of
 from paless_deploy.core.diagnosis.lint import check_policy_annotations
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.kinds import PHASE_BY_KIND
-from paless_deploy.core.objects import ref_of, whole_number
-from paless_deploy.core.podspec import pod_containers, pod_spec
+from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.components import component_of
+from paless_deploy.core.manifests.kinds import PHASE_BY_KIND
+from paless_deploy.core.manifests.objects import ref_of, whole_number
+from paless_deploy.core.manifests.podspec import pod_containers, pod_spec
 
 PHASE_ANNOTATION = labels.PHASE
 COMPONENT_LABEL = labels.COMPONENT
@@ -86,11 +86,6 @@ def _annotation(obj: ApiObject) -> str | None:
             f"{PHASE_ANNOTATION}={annotated!r}, which is not a phase.",
             f"Use one of: {', '.join(PHASE_ORDER)}.", code="bad-phase")
     return str(annotated)
-
-
-def phase_of(obj: ApiObject) -> str:
-    """The phase of one object on its own (annotation, kind, component), no dependencies."""
-    return _place_alone(obj).phase
 
 
 def _place_alone(obj: ApiObject) -> Placement:

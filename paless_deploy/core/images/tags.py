@@ -16,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paless_deploy.core.buildspec import BuildSpec, ignore_file
-from paless_deploy.core.discover import App
+from paless_deploy.core.images.buildspec import BuildSpec, ignore_file
+from paless_deploy.core.images.discover import App
 
 if TYPE_CHECKING:
-    from paless_deploy.core.config import Config
+    from paless_deploy.core.configuration.config import Config
 
 TAG_LENGTH = 12
 TAG_SCHEMA = b"paless-deploy/image-tag/v2\0"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.diagnosis.hints import rendered_from
-from paless_deploy.core.podspec import indexed_containers, pod_spec, pod_spec_path
+from paless_deploy.core.manifests.podspec import indexed_containers, pod_spec, pod_spec_path
 
 Existing = Callable[[str, str, str], "dict | None"]  # (kind, namespace, name) -> object or None
 

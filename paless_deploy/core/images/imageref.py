@@ -109,15 +109,6 @@ def split_domain(name: str) -> tuple[str, str]:
     return "", name
 
 
-def is_image(text: str) -> bool:
-    """True when `text` parses as an image reference."""
-    try:
-        parse_image(text)
-    except ValueError:
-        return False
-    return True
-
-
 def has_tag_or_digest(image: str) -> bool:
     """True for `name:tag`, `name@sha256:...`; False for `name` and `host:5000/name`."""
     try:

@@ -1,5 +1,5 @@
-"""The README's CI examples: valid YAML, and every paless-deploy command line in them is
-one the CLI accepts (options and commands as they are today)."""
+"""The CI examples of docs/ci.md: valid YAML, and every paless-deploy command line in them
+is one the CLI accepts (options and commands as they are today)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ import yaml
 
 from paless_deploy import cli
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+CI_DOC = Path(__file__).resolve().parents[2] / "docs" / "ci.md"
 
 
-def ci_section() -> str:
-    text = README.read_text()
-    start = text.index("## CI and per-branch environments")
-    return text[start:text.index("\n## ", start + 1)]
+def ci_doc() -> str:
+    """The whole CI document (it was the README's "CI and per-branch environments")."""
+    return CI_DOC.read_text()
 
 
 def yaml_blocks() -> list[str]:
-    return re.findall(r"```yaml\n(.*?)```", ci_section(), re.DOTALL)
+    return re.findall(r"```yaml\n(.*?)```", ci_doc(), re.DOTALL)
 
 
 def command_lines() -> list[str]:
@@ -52,7 +51,7 @@ def test_the_examples_are_yaml_and_use_the_ci_features() -> None:
     text = " ".join(lines)
     for feature in ("--images-from", "--junit", "--from-report", "push", "gc"):
         assert feature in text, feature
-    assert "steps.deploy.outputs.url" in ci_section() and "$DEPLOY_URL" in ci_section()
+    assert "steps.deploy.outputs.url" in ci_doc() and "$DEPLOY_URL" in ci_doc()
 
 
 @pytest.mark.parametrize("line", command_lines())
