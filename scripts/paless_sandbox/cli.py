@@ -4,10 +4,15 @@ exit code (1, 130) with a one-line message and no traceback."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from paless_sandbox.commands import cmd_down, cmd_env, cmd_restart, cmd_up
 from paless_sandbox.kwok import DEFAULT_NODES, node_names
+from paless_sandbox.layout import STATE
 from paless_sandbox.messages import SandboxError, say
 from paless_sandbox.status import cmd_status
 
@@ -52,8 +57,41 @@ def parse(argv: list[str]) -> Command:
     return Command(args.command)
 
 
+CHANGING = ("up", "down", "restart")  # commands that start or stop processes
+
+
+@contextlib.contextmanager
+def one_at_a_time(name: str) -> Iterator[None]:
+    """Hold the sandbox's lock while `name` starts or stops processes: two `up`s at once (two
+    engineers, or a test beside a demo) raced on the same builds and pid files. A second one
+    says whom it waits for, then waits; the lock goes with the process, even on `kill -9`."""
+    if name not in CHANGING:
+        yield
+        return
+    STATE.mkdir(parents=True, exist_ok=True)
+    with open(STATE / "sandbox.lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            say(f"waiting for another scripts/sandbox ({lock.read().strip() or 'unknown'}) "
+                "to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}, {name}")
+        lock.flush()
+        yield
+
+
 def run(command: Command) -> int:
     """Run one command; its exit code."""
+    with one_at_a_time(command.name):
+        return _run(command)
+
+
+def _run(command: Command) -> int:
+    """Run one command, the lock held when it changes anything."""
     if command.name == "up":
         cmd_up(command.nodes)
     elif command.name == "down":

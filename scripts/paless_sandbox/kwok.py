@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 from paless_sandbox.controlplane import kubectl
 from paless_sandbox.kubeobjects import Node, is_ready
@@ -35,14 +36,17 @@ def node_names(count: int) -> tuple[str, ...]:
     return tuple(f"sandbox-node-{i}" for i in range(1, 1 + max(1, count)))
 
 
-def kwok_config(stages: str) -> str:
+KWOK_LOGS = STATE / "kwok-logs"  # copies of sandbox.d's container logs (see write_kwok_config)
+
+
+def kwok_config(stages: str, logs_dir: Path = KWOK_LOGS) -> str:
     """kwok's configuration: the `stages`, container logs for every pod (so `kubectl logs
     --previous` answers) and port-forwards of every pod's ports to 127.0.0.1:KWOK_FORWARD_PORT."""
     logs = {
         "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs",
         "metadata": {"name": "sandbox-logs"},
-        "spec": {"logs": [{"logsFile": str(SUPPORT / "container.log"),
-                           "previousLogsFile": str(SUPPORT / "previous.log"), "follow": False}]},
+        "spec": {"logs": [{"logsFile": str(logs_dir / "container.log"),
+                           "previousLogsFile": str(logs_dir / "previous.log"), "follow": False}]},
     }
     forwards = {
         "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterPortForward",
@@ -54,7 +58,14 @@ def kwok_config(stages: str) -> str:
 
 def write_kwok_config() -> None:
     """Write kwok's configuration; a kwok running with an older one is stopped (`up` starts
-    it again)."""
+    it again). The container logs it serves are copied into the state directory, so the
+    configuration names the same files whichever checkout ran `up` (a path into the checkout
+    would change, and restart kwok under every other engineer's tests, with each checkout)."""
+    KWOK_LOGS.mkdir(parents=True, exist_ok=True)
+    for name in ("container.log", "previous.log"):
+        source, copy = (SUPPORT / name).read_bytes(), KWOK_LOGS / name
+        if not copy.exists() or copy.read_bytes() != source:
+            copy.write_bytes(source)
     text = kwok_config((SUPPORT / "stages.yaml").read_text())
     target = STATE / "kwok.yaml"
     if not target.exists() or target.read_text() != text:

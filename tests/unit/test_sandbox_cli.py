@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,38 @@ def test_the_shim_passes_usage_errors_through(tmp_path: Path) -> None:
     assert "invalid choice: 'bogus'" in res.stderr
     assert "Traceback" not in res.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_a_second_up_waits_for_the_first_and_says_whom_it_waits_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "STATE", tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys, time\n"
+         f"f = open({str(tmp_path / 'sandbox.lock')!r}, 'a+')\n"
+         "fcntl.flock(f, fcntl.LOCK_EX); f.write('pid 4242, up'); f.flush()\n"
+         "print('held', flush=True); sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        entered: list[str] = []
+
+        def release_soon() -> None:
+            assert holder.stdin is not None
+            holder.stdin.close()  # the holder exits: its lock goes with it
+
+        threading.Timer(0.5, release_soon).start()
+        with cli.one_at_a_time("up"):
+            entered.append("up")
+        assert entered == ["up"]
+        assert "waiting for another scripts/sandbox (pid 4242, up)" in capsys.readouterr().err
+        assert holder.wait(timeout=30) == 0
+    finally:
+        holder.kill()
+
+
+def test_status_and_env_take_no_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "STATE", tmp_path / "absent")
+    with cli.one_at_a_time("status"):
+        pass
+    assert not (tmp_path / "absent").exists()

@@ -51,8 +51,10 @@ def test_kwok_config_adds_logs_and_port_forwards_after_the_stages() -> None:
     docs = list(yaml.safe_load_all(text))
     assert [d["kind"] for d in docs] == ["Stage", "ClusterLogs", "ClusterPortForward"]
     logs = docs[1]["spec"]["logs"][0]
-    assert logs["logsFile"] == str(SUPPORT / "container.log")
-    assert logs["previousLogsFile"] == str(SUPPORT / "previous.log")
+    # the state directory's copies: the same path whichever checkout ran `up`
+    assert logs["logsFile"] == str(kwok.KWOK_LOGS / "container.log")
+    assert logs["previousLogsFile"] == str(kwok.KWOK_LOGS / "previous.log")
+    assert not logs["logsFile"].startswith(str(SUPPORT))
     assert (SUPPORT / "container.log").is_file() and (SUPPORT / "previous.log").is_file()
     assert docs[2]["spec"]["forwards"] == [{"target": {"port": KWOK_FORWARD_PORT,
                                                        "address": "127.0.0.1"}}]
