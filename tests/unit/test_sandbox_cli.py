@@ -113,10 +113,10 @@ def test_a_second_up_waits_for_the_first_and_says_whom_it_waits_for(
     monkeypatch.setattr(cli, "STATE", tmp_path)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import fcntl, sys, time\n"
+         ("import fcntl, sys, time\n"
          f"f = open({str(tmp_path / 'sandbox.lock')!r}, 'a+')\n"
          "fcntl.flock(f, fcntl.LOCK_EX); f.write('pid 4242, up'); f.flush()\n"
-         "print('held', flush=True); sys.stdin.read()\n"],
+         "print('held', flush=True); sys.stdin.read()\n")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
