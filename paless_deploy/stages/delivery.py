@@ -19,9 +19,9 @@ from paless_deploy.core.configuration.config import Config, Setting
 from paless_deploy.core.images.delivery import (
     HOSTING_CONFIGMAP,
     HOSTING_NAMESPACE,
-    K3S_IMPORT,
     Delivery,
     DeliveryFacts,
+    DeliveryMethod,
     NodeFacts,
     RegistryHosting,
     node_facts,
@@ -69,10 +69,11 @@ def advertised_push_config(config: Config, kubeconfig: str | None, context: str 
     cluster, so an absent or unreachable one is no error here)."""
     from paless_deploy.adapters.kube import connect
     from paless_deploy.core.errors import PalessError
-    from paless_deploy.core.images.delivery import AUTO, REGISTRY, check_method
+    from paless_deploy.core.images.delivery import check_method
 
     if config.settings["REGISTRY"].explicit or check_method(
-            config.settings["IMAGE_DELIVERY"].value, "IMAGE_DELIVERY") not in (AUTO, REGISTRY):
+            config.settings["IMAGE_DELIVERY"].value, "IMAGE_DELIVERY") not in (
+                DeliveryMethod.AUTO, DeliveryMethod.REGISTRY):
         return config
     try:
         hosting = advertised_registry(connect(kubeconfig, context))
@@ -82,7 +83,7 @@ def advertised_push_config(config: Config, kubeconfig: str | None, context: str 
         return config
     say(f"pushing to {hosting.host}: the registry the cluster advertises (ConfigMap "
         f"{HOSTING_NAMESPACE}/{HOSTING_CONFIGMAP}, KEP-1755); set REGISTRY to push elsewhere")
-    return config_for(config, Delivery(REGISTRY, "advertised", push_registry=hosting.host,
+    return config_for(config, Delivery(DeliveryMethod.REGISTRY, "advertised", push_registry=hosting.host,
                                        image_registry=hosting.pull_host))
 
 
@@ -103,7 +104,7 @@ def deliver_images(config: Config, delivery: Delivery, results: Sequence[ImageRe
     """Bring each built image to the nodes as `delivery` says; each result records how
     (`delivery`: pushed, imported, on-node, docker, none). An image the node already
     lists (status.images) or its containerd already holds is not imported again."""
-    if delivery.method != K3S_IMPORT:
+    if delivery.method != DeliveryMethod.K3S_IMPORT:
         how = "pushed" if delivery.pushes else delivery.method
         return [dataclasses.replace(r, delivery=how) for r in results]
     local = [n for n in nodes if n.name in delivery.local_nodes]

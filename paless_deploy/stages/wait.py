@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from paless_deploy.core.configuration.durations import short
 from paless_deploy.core.diagnosis.claims import diagnose_pvc
@@ -40,6 +40,7 @@ from paless_deploy.core.diagnosis.workloads import (
     diagnose_statefulset,
 )
 from paless_deploy.core.errors import DeployFailed
+from paless_deploy.core.reporting.report import ObjectAction
 from paless_deploy.stages.apply import Applied
 
 EVENT_SKEW_S = 2.0  # how far this machine's clock may lag the API server's
@@ -89,7 +90,7 @@ class PhaseOutcome:
     findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failed: bool = False
-    timed_out: str = ""  # "", "progress-deadline" or "deadline"
+    timed_out: Literal["", "progress-deadline", "deadline"] = ""  # the reason in the report
 
 
 def _utcnow() -> datetime:
@@ -338,7 +339,7 @@ class PhaseWaiter:
             if a.kind == "Ingress":
                 w = ingress_warning(a.live)
             elif a.kind == "HorizontalPodAutoscaler":
-                w = hpa_warning(a.live) if a.action != "created" else None
+                w = hpa_warning(a.live) if a.action != ObjectAction.CREATED else None
             else:
                 w = None
             if w:

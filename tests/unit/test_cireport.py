@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from paless_deploy.core.configuration.context import CiPlatform
 from paless_deploy.core.reporting import cireport
 from paless_deploy.core.reporting.report import ErrorReport, ObjectReport, PhaseReport, Result
 from paless_deploy.ui.ci import CiTargets, ci_targets, write_ci_reports
@@ -50,11 +51,11 @@ def failed_result() -> Result:
 
 
 def test_platform_detection() -> None:
-    assert cireport.detect_platform("auto", {"GITHUB_ACTIONS": "true"}) == cireport.GITHUB
-    assert cireport.detect_platform("auto", {"GITLAB_CI": "true"}) == cireport.GITLAB
-    assert cireport.detect_platform("auto", {"CI": "true"}) == cireport.NO_CI
-    assert cireport.detect_platform("none", {"GITHUB_ACTIONS": "true"}) == cireport.NO_CI
-    assert cireport.detect_platform("gitlab", {}) == cireport.GITLAB
+    assert cireport.detect_platform("auto", {"GITHUB_ACTIONS": "true"}) == CiPlatform.GITHUB
+    assert cireport.detect_platform("auto", {"GITLAB_CI": "true"}) == CiPlatform.GITLAB
+    assert cireport.detect_platform("auto", {"CI": "true"}) == CiPlatform.NONE
+    assert cireport.detect_platform("none", {"GITHUB_ACTIONS": "true"}) == CiPlatform.NONE
+    assert cireport.detect_platform("gitlab", {}) == CiPlatform.GITLAB
 
 
 @given(st.text(), st.text())
@@ -149,16 +150,16 @@ def test_dotenv_parses_by_gitlabs_rules() -> None:
 
 
 def test_gitlab_sections_are_well_formed() -> None:
-    markers = cireport.LogMarkers(cireport.GITLAB)
+    markers = cireport.LogMarkers(CiPlatform.GITLAB)
     log = "\n".join([markers.phase_start("object-storage-init", 1700000000.7), "applying",
                      markers.phase_end("object-storage-init", 1700000003.2)])
     assert gitlab_sections(log) == [("paless_phase_object-storage-init",
                                      "phase object-storage-init", "closed")]
-    assert cireport.LogMarkers(cireport.NO_CI).phase_start("web", 0) == ""
+    assert cireport.LogMarkers(CiPlatform.NONE).phase_start("web", 0) == ""
 
 
 def test_github_groups_and_quotes() -> None:
-    markers = cireport.LogMarkers(cireport.GITHUB)
+    markers = cireport.LogMarkers(CiPlatform.GITHUB)
     assert parse_workflow_command(markers.phase_start("web", 0)) == ("group", {}, "phase web")
     assert markers.phase_end("web", 0) == "::endgroup::"
     assert markers.quote_start("tok") == "::stop-commands::tok"
@@ -194,7 +195,7 @@ def test_writer_appends_scrubs_and_never_writes_outside_deploys(tmp_path: Path) 
     out, summary = tmp_path / "out", tmp_path / "summary"
     out.write_text("earlier=1")  # a previous step left its last line open
     environ = {"GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(summary)}
-    targets = ci_targets(cireport.GITHUB, environ, junit=tmp_path / "junit.xml")
+    targets = ci_targets(CiPlatform.GITHUB, environ, junit=tmp_path / "junit.xml")
     result = failed_result()
     result.errors[0] = ErrorReport(code="config-error", message="key s3cr3t-value missing",
                                    evidence=["s3cr3t-value"], workload="Deployment/worker")
@@ -208,7 +209,7 @@ def test_writer_appends_scrubs_and_never_writes_outside_deploys(tmp_path: Path) 
     assert all(parse_workflow_command(line) for line in log.getvalue().splitlines())
 
     status = tmp_path / "status-summary"
-    targets = CiTargets(cireport.GITHUB, step_summary=status)
+    targets = CiTargets(CiPlatform.GITHUB, step_summary=status)
     write_ci_reports(targets, Result(command="status"), [], stream=io.StringIO())
     assert not status.exists()
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from paless_deploy.core.configuration import envfile
 from paless_deploy.core.configuration.branch import branch_namespace, current_branch
 from paless_deploy.core.configuration.envfile import EnvFileText
-from paless_deploy.core.configuration.validation import form_problems
+from paless_deploy.core.configuration.validation import Scope, form_problems
 from paless_deploy.core.configuration.variables import (
     BY_NAME,
     SECRET_NAMES,
@@ -31,7 +31,7 @@ from paless_deploy.core.images.delivery import check_method
 from paless_deploy.core.images.imageref import parse_image, parse_registry
 
 if TYPE_CHECKING:  # core.buildspec is imported where builds need it: --help stays fast
-    from paless_deploy.core.images.buildspec import BuildSecret, BuildSpec
+    from paless_deploy.core.images.buildspec import Builder, BuildSecret, BuildSpec
 
 DEFAULT_ENV_FILES: tuple[str, ...] = ("paless.env", ".context-management/.env")
 SOURCE_FLAG = "flag"
@@ -177,7 +177,7 @@ class Config:
         return {"BASE_IMAGE": base} if base else {}
 
     @property
-    def builder(self) -> str:
+    def builder(self) -> Builder:
         """BUILDER: auto, buildkit or classic."""
         from paless_deploy.core.images.buildspec import parse_builder
 
@@ -302,7 +302,7 @@ def build_config(
     environ: Mapping[str, str],
     *,
     validate: bool = True,
-    scope: str = "deploy",
+    scope: Scope = Scope.DEPLOY,
     read_checkout: Callable[[Path], str] | None = None,
 ) -> Config:
     """Merge defaults, env files, environment and flags (highest) into a Config.
@@ -424,19 +424,15 @@ def _flag_or_variable(setting: Setting) -> str:
         else setting.name
 
 
-SCOPES: tuple[str, ...] = ("images", "cluster", "deploy")
-
-
-def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigError]:
+def config_problems(config: Config, *, scope: Scope = Scope.DEPLOY) -> list[ConfigError]:
     """Every validation problem of a configuration, each naming variable, source and fix.
 
-    `scope` says what the command needs: "images" (build, push: image names only),
-    "cluster" (adds the namespace: status, destroy, gc) or "deploy" (everything:
-    overlay, MinIO password, prod credentials).
+    `scope` says what the command needs (`Scope`): image names only, adds the namespace,
+    or everything (overlay, MinIO password).
     """
     problems: list[ConfigError] = []
     s = config.settings
-    needed = ("PROJECT_NAME", "REGISTRY") if scope == "images" else (
+    needed = ("PROJECT_NAME", "REGISTRY") if scope == Scope.IMAGES else (
         "PROJECT_NAME", "REGISTRY", "PALESS_NAMESPACE", "OVERLAY")
     for name in needed:
         setting = s[name]
@@ -480,7 +476,7 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
         check_method(delivery.value, delivery.describe_source())
     except ConfigError as exc:
         problems.append(exc)
-    if scope == "images":
+    if scope == Scope.IMAGES:
         return problems
 
     namespace = config.namespace
@@ -491,7 +487,7 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
             "Use at most 63 lower-case letters, digits and '-', starting and ending with a "
             "letter or digit: set PALESS_NAMESPACE or pass -n.",
         ))
-    if scope == "cluster":
+    if scope == Scope.CLUSTER:
         return problems
 
     overlay = s["OVERLAY"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from paless_deploy.core.configuration.durations import parse_duration
@@ -20,12 +21,19 @@ from paless_deploy.core.manifests.quantities import parse_quantity
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.config import Config, Setting
 
-IMAGES, CLUSTER, DEPLOY = "images", "cluster", "deploy"  # core.config's scopes
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _LANGUAGES = re.compile(r"^[a-z_]+(\+[a-z_]+)*$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
+
+
+class Scope(StrEnum):
+    """What a command needs of the configuration, so it is refused only for what it uses."""
+
+    IMAGES = "images"  # build, push, gc: image names only
+    CLUSTER = "cluster"  # status, destroy: adds the namespace
+    DEPLOY = "deploy"  # everything: the overlay, MinIO's password, what the manifests use
 
 
 def _duration(zero: bool) -> Callable[[str], str | None]:
@@ -82,15 +90,14 @@ class Form:
     """What a variable's value must look like, which commands need it, and the fix."""
 
     variable: str
-    scopes: frozenset[str]
+    scopes: frozenset[Scope]
     check: Callable[[str], str | None]  # None when the value fits, else what is wrong
     fix: str
 
 
-_ALL = frozenset({IMAGES, CLUSTER, DEPLOY})
-_LOCKING = frozenset({CLUSTER, DEPLOY})  # destroy takes the lock too
-_BUILDING = frozenset({IMAGES, DEPLOY})
-_RENDERED = frozenset({DEPLOY})
+_LOCKING = frozenset({Scope.CLUSTER, Scope.DEPLOY})  # destroy takes the lock too
+_BUILDING = frozenset({Scope.IMAGES, Scope.DEPLOY})
+_RENDERED = frozenset({Scope.DEPLOY})
 _SIZE_FIX = "Write a Kubernetes quantity, e.g. 10Gi or 500Mi."
 
 FORMS: tuple[Form, ...] = (
@@ -132,7 +139,7 @@ FORMS: tuple[Form, ...] = (
 )
 
 
-def form_problems(config: Config, scope: str) -> list[ConfigError]:
+def form_problems(config: Config, scope: Scope) -> list[ConfigError]:
     """Every variable the scope's commands need whose value has the wrong form."""
     problems: list[ConfigError] = []
     for form in FORMS:

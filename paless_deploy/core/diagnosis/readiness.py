@@ -12,22 +12,30 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from paless_deploy.core.apitypes import ApiObject, JsonValue
 from paless_deploy.core.diagnosis.eventlog import age
 from paless_deploy.core.manifests.objects import condition, nested
 from paless_deploy.core.manifests.podspec import pod_spec
 
-READY = "ready"
-IN_PROGRESS = "in-progress"
-FAILED = "failed"
+
+class State(StrEnum):
+    """Where an object stands (`status`'s workloads name it)."""
+
+    READY = "ready"
+    IN_PROGRESS = "in-progress"
+    FAILED = "failed"
+
+
+READY, IN_PROGRESS, FAILED = State  # the short names the rules below are written with
 
 
 @dataclass(frozen=True)
 class Readiness:
     """The verdict on one object: state, why (for people), and a progress signature."""
 
-    state: str
+    state: State
     reason: str = ""
     progress: tuple[JsonValue, ...] = ()  # changes whenever the object moves forward
 
