@@ -26,7 +26,6 @@ from paless_deploy.core.images.delivery import (
     Delivery,
     DeliveryMethod,
     choose_delivery,
-    node_facts,
     with_pull_policy,
 )
 from paless_deploy.core.images.discover import App
@@ -224,7 +223,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         images = build_images(run.config, to_build, push=delivery.pushes,
                               progress=make_progress(ctx.console), plans=plans, warn=run.warn)
         images = deliver_images(run.config, delivery, images,
-                                [node_facts(n) for n in facts.nodes], run.view.info)
+                                list(facts.nodes), run.view.info)
     else:
         images = []
     run.result.images = images

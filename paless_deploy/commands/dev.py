@@ -19,9 +19,10 @@ from paless_deploy.adapters.docker import context_paths
 from paless_deploy.adapters.filewatch import ProjectWatch
 from paless_deploy.adapters.kube import Kube, connect
 from paless_deploy.commands.deploy import delivered, run_all, run_rollout
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.configuration.config import DEFAULT_ENV_FILES
 from paless_deploy.core.errors import ClusterError, ExitCode, Interrupted, PalessError
-from paless_deploy.core.images.delivery import Delivery, choose_delivery, node_facts
+from paless_deploy.core.images.delivery import Delivery, choose_delivery
 from paless_deploy.core.images.discover import App
 from paless_deploy.core.plan.devloop import (
     GIT_LOCK,
@@ -61,8 +62,8 @@ class Iteration:
     exit_code: ExitCode = ExitCode.OK
     duration_s: float = 0.0
     edit_to_ready_s: float | None = None
-    images: list[dict] = dataclasses.field(default_factory=list)
-    errors: list[dict] = dataclasses.field(default_factory=list)
+    images: list[JsonDict] = dataclasses.field(default_factory=list)
+    errors: list[JsonDict] = dataclasses.field(default_factory=list)
 
 
 class DevSession:
@@ -82,7 +83,7 @@ class DevSession:
         self.apps: list[App] = []
         self.contexts: dict[str, AppContext] = {}
         self.refs: dict[str, str] = {}  # app -> the reference its workloads run
-        self.applied: list[dict] | None = None  # what the last apply left (None: unknown)
+        self.applied: list[JsonDict] | None = None  # what the last apply left (None: unknown)
         self.iterations: list[Iteration] = []
         self.coalescer = Coalescer()
         self.changes = threading.Condition()
@@ -235,7 +236,7 @@ class DevSession:
         self.applied = self._render(delivery) if result.exit_code == 0 else None
         return result
 
-    def _render(self, delivery: Delivery) -> list[dict]:
+    def _render(self, delivery: Delivery) -> list[JsonDict]:
         return delivered(render(self.ctx, self.refs), delivery, self.refs).objects
 
     def _rebuild(self, names: tuple[str, ...]) -> Result:
@@ -251,7 +252,7 @@ class DevSession:
             return Result(command="dev", result=RunResult.UNCHANGED)
         images = build_images(config, apps, push=delivery.pushes, plans=plans,
                               progress=make_progress(self.ctx.console))
-        images = deliver_images(config, delivery, images, [node_facts(n) for n in nodes],
+        images = deliver_images(config, delivery, images, list(nodes),
                                 self.view.note)
         self.refs.update({r.app: delivery.pulled_ref(r.ref) for r in images})
         rendered = self._render(delivery)
@@ -325,7 +326,7 @@ class DevSession:
         return stopped
 
 
-def _images(result: Result | None) -> list[dict]:
+def _images(result: Result | None) -> list[JsonDict]:
     if result is None:
         return []
     return [dataclasses.asdict(i) if dataclasses.is_dataclass(i) and not isinstance(i, type)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import connect
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError
 from paless_deploy.core.manifests.objdiff import unified
 from paless_deploy.core.manifests.render import hpa_targets
@@ -34,7 +35,7 @@ def run_diff(run_ctx: RunContext) -> Result:
     objects = rendered.objects
     ns = run_ctx.config.namespace
     result = Result(command="diff", namespace=ns, warnings=[*warnings, *rendered.warnings])
-    changes: list[dict] = []
+    changes: list[JsonDict] = []
     problems: list[PalessError] = []
     ns_exists = namespace_exists(kube, ns)
     objects, foreign = claim_cluster_objects(kube, objects, ns)

@@ -22,6 +22,7 @@ from paless_deploy.adapters.kustomize import (
     kustomize_works,
 )
 from paless_deploy.adapters.registry import check_registry as ping_registry
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ExitCode, PalessError
 from paless_deploy.core.images.buildspec import Builder, platform_arch
 from paless_deploy.core.images.delivery import Delivery, DeliveryMethod, choose_delivery
@@ -250,11 +251,11 @@ def check_ingress_class(kube: Kube, class_name: str) -> Check:
     return Check(name, True, False, f"exists (controller {controller})")
 
 
-def _storage_classes(kube: Kube) -> list[dict]:
+def _storage_classes(kube: Kube) -> list[JsonDict]:
     return kube.list(by_kind("StorageClass"))[0]
 
 
-def _is_default(storage_class: dict) -> bool:
+def _is_default(storage_class: JsonDict) -> bool:
     annotations = storage_class["metadata"].get("annotations") or {}
     return any(annotations.get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)
 
@@ -301,11 +302,7 @@ def check_node_platform(nodes: NodeList, config: Config, engine: str | None) -> 
     if build is None:
         return Check(name, False, False, "the build's platform is unknown (Docker does not "
                      "answer and PLATFORM is unset)", "Start Docker, or set PLATFORM.")
-    archs = {n["metadata"]["name"]: str((n.get("status") or {}).get("nodeInfo", {})
-                                        .get("architecture") or
-                                        (n["metadata"].get("labels") or {})
-                                        .get("kubernetes.io/arch", ""))
-             for n in nodes.listed()}
+    archs = {n.name: n.architecture for n in nodes.listed()}
     source = "PLATFORM" if config.platform else "the Docker engine's own, PLATFORM unset"
     other = nodes_of_other_arch(build, archs)
     if not other:

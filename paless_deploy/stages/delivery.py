@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters.containerd import find_containerd, has_image, import_image, this_machine
 from paless_deploy.adapters.docker import connect_docker, save_image
 from paless_deploy.adapters.kube import ApiError, TransportError
+from paless_deploy.core.apiviews import Node
 from paless_deploy.core.configuration.config import Config, Setting
 from paless_deploy.core.images.delivery import (
     HOSTING_CONFIGMAP,
@@ -22,9 +23,7 @@ from paless_deploy.core.images.delivery import (
     Delivery,
     DeliveryFacts,
     DeliveryMethod,
-    NodeFacts,
     RegistryHosting,
-    node_facts,
     parse_registry_hosting,
 )
 from paless_deploy.core.manifests.kinds import by_kind
@@ -49,7 +48,7 @@ def delivery_facts(kube: Kube, config: Config, nodes: NodeList) -> DeliveryFacts
         requested=requested.value or "auto", requested_source=requested.describe_source(),
         registry=config.registry, registry_explicit=registry.explicit,
         registry_source=registry.describe_source(), hosting=hosting,
-        nodes=tuple(node_facts(n) for n in nodes), nodes_known=nodes.known,
+        nodes=tuple(nodes), nodes_known=nodes.known,
         here=this_machine(config.value("PALESS_NODE_NAME")))
 
 
@@ -99,7 +98,7 @@ def config_for(config: Config, delivery: Delivery) -> Config:
 
 
 def deliver_images(config: Config, delivery: Delivery, results: Sequence[ImageResult],
-                   nodes: Sequence[NodeFacts], say: Callable[[str], None]
+                   nodes: Sequence[Node], say: Callable[[str], None]
                    ) -> list[ImageResult]:
     """Bring each built image to the nodes as `delivery` says; each result records how
     (`delivery`: pushed, imported, on-node, docker, none). An image the node already

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.apitypes import JsonDict
+from paless_deploy.core.apiviews import K3S_INSTANCE_TYPE_LABEL, Node
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.manifests.podspec import pod_containers
 
@@ -34,7 +35,6 @@ class DeliveryMethod(StrEnum):
 HOSTING_NAMESPACE = "kube-public"
 HOSTING_CONFIGMAP = "local-registry-hosting"
 HOSTING_KEY = "localRegistryHosting.v1"
-K3S_INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 IF_NOT_PRESENT = "IfNotPresent"
 
 
@@ -74,50 +74,6 @@ def parse_registry_hosting(data: Mapping[str, str] | None) -> RegistryHosting | 
 
 
 @dataclass(frozen=True)
-class NodeFacts:
-    """What the delivery decision reads of one node."""
-
-    name: str
-    kubelet_version: str = ""
-    runtime_version: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)
-    images: frozenset[str] = frozenset()  # every name of every image the node reports
-    addresses: tuple[str, ...] = ()
-
-    @property
-    def k3s(self) -> bool:
-        """A k3s node: its kubelet version carries `+k3s`, or k3s' instance-type label."""
-        return "+k3s" in self.kubelet_version or self.labels.get(
-            K3S_INSTANCE_TYPE_LABEL) == "k3s"
-
-    @property
-    def docker_runtime(self) -> bool:
-        """The node's containers run on a Docker engine (k3s --docker, Docker Desktop)."""
-        return self.runtime_version.startswith("docker://")
-
-    def has_image(self, ref: str) -> bool:
-        """True when the node reports `ref` among its images."""
-        return ref in self.images
-
-
-def node_facts(node: ApiObject) -> NodeFacts:
-    """The facts of one Node object as the API server returns it."""
-    status = node.get("status") or {}
-    info = status.get("nodeInfo") or {}
-    names = frozenset(str(n) for image in status.get("images") or []
-                      for n in image.get("names") or [])
-    return NodeFacts(
-        name=str((node.get("metadata") or {}).get("name") or ""),
-        kubelet_version=str(info.get("kubeletVersion") or ""),
-        runtime_version=str(info.get("containerRuntimeVersion") or ""),
-        labels={str(k): str(v) for k, v in ((node.get("metadata") or {}).get("labels")
-                                              or {}).items()},
-        images=names,
-        addresses=tuple(str(a.get("address")) for a in status.get("addresses") or []
-                        if a.get("address")))
-
-
-@dataclass(frozen=True)
 class ThisMachine:
     """Who runs the tool: its host names (and PALESS_NODE_NAME) and the non-loopback
     addresses they resolve to."""
@@ -125,7 +81,7 @@ class ThisMachine:
     names: frozenset[str] = frozenset()
     addresses: frozenset[str] = frozenset()
 
-    def is_node(self, node: NodeFacts) -> bool:
+    def is_node(self, node: Node) -> bool:
         """True when `node` is this machine (k3s names a node after its host name)."""
         if node.name.lower() in self.names:
             return True
@@ -149,7 +105,7 @@ class DeliveryFacts:
     registry_explicit: bool = False
     registry_source: str = "the built-in default"
     hosting: RegistryHosting | None = None
-    nodes: tuple[NodeFacts, ...] = ()
+    nodes: tuple[Node, ...] = ()
     nodes_known: bool = True  # False: the nodes could not be listed (a restricted user)
     here: ThisMachine = field(default_factory=ThisMachine)
 
@@ -278,7 +234,7 @@ def _advertised(facts: DeliveryFacts, why: str) -> Delivery:
                     image_registry=hosting.pull_host)
 
 
-def _k3s_evidence(node: NodeFacts) -> str:
+def _k3s_evidence(node: Node) -> str:
     if "+k3s" in node.kubelet_version:
         return f"kubelet {node.kubelet_version}"
     return f"label {K3S_INSTANCE_TYPE_LABEL}=k3s"
@@ -293,8 +249,8 @@ def _unreached(others: Sequence[str]) -> str:
             "/etc/rancher/k3s/registries.yaml)")
 
 
-def with_pull_policy(objects: list[dict], refs: Sequence[str], policy: str | None
-                     ) -> list[dict]:
+def with_pull_policy(objects: list[JsonDict], refs: Sequence[str], policy: str | None
+                     ) -> list[JsonDict]:
     """Copies of `objects` whose containers running one of `refs` get `policy` (None:
     the objects unchanged): an imported image must not be pulled."""
     if policy is None:
