@@ -12,8 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paless_deploy.core.configuration.context import CiPlatform
+from paless_deploy.core.errors import ExitCode
 from paless_deploy.core.reporting import cireport
-from paless_deploy.core.reporting.report import ErrorReport, ObjectReport, PhaseReport, Result
+from paless_deploy.core.reporting.report import (
+    ErrorReport,
+    ObjectAction,
+    ObjectReport,
+    PhaseReport,
+    Result,
+    RunResult,
+)
 from paless_deploy.ui.ci import CiTargets, ci_targets, write_ci_reports
 from tests.ci_parsers import (
     FormatError,
@@ -34,16 +42,19 @@ def failed_result() -> Result:
     phase_failed = ErrorReport(code="phase-failed", hint="See above.",
                                message="Phase worker failed: Deployment/worker.")
     return Result(
-        command="all", result="failed", exit_code=1, namespace="paless-feature-x", overlay="dev",
+        command="all", result=RunResult.FAILED, exit_code=ExitCode.FAILED, namespace="paless-feature-x", overlay="dev",
         url="https://paless.paless-feature-x.example.com/", duration_s=12.5,
         images=[{"app": "worker", "ref": "localhost:5000/paless-worker:abc", "tag": "abc",
                  "digest": "sha256:" + "a" * 64, "action": "pushed", "image_id": "x"}],
         phases=[
-            PhaseReport("namespace", "t", 0.1, [ObjectReport("Namespace", "ns", "created", True)]),
-            PhaseReport("data", "t", 3.2, [ObjectReport("StatefulSet", "postgres", "created", True),
-                                           ObjectReport("Service", "postgres", "created", True)]),
-            PhaseReport("worker", "t", 6.0, [ObjectReport("Deployment", "worker", "configured",
-                                                          False, "crash loop")]),
+            PhaseReport("namespace", "t", 0.1,
+                        [ObjectReport("Namespace", "ns", ObjectAction.CREATED, True)]),
+            PhaseReport("data", "t", 3.2,
+                        [ObjectReport("StatefulSet", "postgres", ObjectAction.CREATED, True),
+                         ObjectReport("Service", "postgres", ObjectAction.CREATED, True)]),
+            PhaseReport("worker", "t", 6.0,
+                        [ObjectReport("Deployment", "worker", ObjectAction.CONFIGURED, False,
+                                      "crash loop")]),
         ],
         warnings=["HPA web has no metrics"], errors=[crash, phase_failed],
         extra={"not_applied": [{"phase": "web", "kind": "Deployment", "name": "web"},
@@ -82,7 +93,7 @@ def test_annotations_one_error_per_finding_and_warnings() -> None:
 
 
 def test_annotations_are_capped_as_github_shows_them() -> None:
-    result = Result(command="all", result="failed", exit_code=1,
+    result = Result(command="all", result=RunResult.FAILED, exit_code=ExitCode.FAILED,
                     errors=[ErrorReport(code=f"e{i}") for i in range(14)])
     errors = [line for line in cireport.github_annotations(result) if line.startswith("::error")]
     assert len(errors) == 11 and "4 more" in errors[-1]
@@ -183,7 +194,7 @@ def test_junit_one_failure_for_the_failing_workload() -> None:
 
 
 def test_junit_of_a_run_that_failed_before_any_workload() -> None:
-    result = Result(command="all", result="error", exit_code=2,
+    result = Result(command="all", result=RunResult.ERROR, exit_code=ExitCode.USAGE,
                     errors=[ErrorReport(code="config", message="Bad \x1b[31mvariable\x1b[0m.")])
     root = ET.fromstring(cireport.junit_xml(result, timestamp="t"))
     cases = list(root.iter("testcase"))
@@ -215,7 +226,7 @@ def test_writer_appends_scrubs_and_never_writes_outside_deploys(tmp_path: Path) 
 
 
 def test_nasty_text_stays_on_one_command_line() -> None:
-    result = Result(command="all", result="failed", exit_code=1,
+    result = Result(command="all", result=RunResult.FAILED, exit_code=ExitCode.FAILED,
                     errors=[ErrorReport(code="x", resource="a,b:c", message=NASTY)])
     for line in cireport.github_annotations(result):
         assert "\n" not in line and "\r" not in line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from paless_deploy.core.apiviews import Node
@@ -124,9 +126,10 @@ def test_the_view_of_a_node_object() -> None:
 
 
 def test_pull_policy_only_on_our_images() -> None:
-    deployment = {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
-        {"name": "web", "image": "localhost:5000/paless-web:abc", "imagePullPolicy": "Always"},
-        {"name": "rclone", "image": "rclone/rclone:1.71.1"}]}}}}
+    deployment: dict[str, Any] = {"kind": "Deployment", "spec": {"template": {"spec": {
+        "containers": [
+            {"name": "web", "image": "localhost:5000/paless-web:abc", "imagePullPolicy": "Always"},
+            {"name": "rclone", "image": "rclone/rclone:1.71.1"}]}}}}
     out = with_pull_policy([deployment], ["localhost:5000/paless-web:abc"], "IfNotPresent")
     containers = out[0]["spec"]["template"]["spec"]["containers"]
     assert containers[0]["imagePullPolicy"] == "IfNotPresent"
