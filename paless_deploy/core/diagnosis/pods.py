@@ -177,28 +177,7 @@ class _PodContext:
                     describe_cmd(self.ns, "pvc", c) for c in claims)],
                 evidence=evidence)
         if "Insufficient" in text:
-            requests = pod_requests(self.pod)
-            node = self.policy.largest_node
-            too_big = []
-            if node is not None:
-                if "Insufficient cpu" in text and requests.cpu_m > node.cpu_m:
-                    too_big.append(f"cpu {requests.cpu_m}m > {node.cpu_m}m")
-                if "Insufficient memory" in text and requests.memory > node.memory:
-                    too_big.append(f"memory {format_bytes(requests.memory)} > "
-                                   f"{format_bytes(node.memory)}")
-            wanted = f"cpu {requests.cpu_m}m, memory {format_bytes(requests.memory)}"
-            if too_big:
-                message = (f"Pod {self.name}{self.of} requests more than any node can offer "
-                           f"({'; '.join(too_big)} allocatable on the largest node).")
-                hint = ("Lower resources.requests of its containers in the overlay, or add a "
-                        "node large enough.")
-            else:
-                message = (f"Pod {self.name}{self.of} cannot be scheduled: {scheduler} "
-                           f"It requests {wanted}.")
-                hint = ("Free capacity (scale something down), lower resources.requests in "
-                        "the overlay, or add nodes.")
-            return self.finding("unschedulable", "Unschedulable", message, hint,
-                                fatal=bool(too_big), commands=commands, evidence=evidence)
+            return self.insufficient(text, scheduler, commands, evidence)
         if "affinity/selector" in text or "untolerated taint" in text:
             selector = self.view.node_selector or None
             detail = f" (nodeSelector {selector})" if selector else ""
@@ -218,6 +197,33 @@ class _PodContext:
             f"Pod {self.name}{self.of} cannot be scheduled: {scheduler}",
             "Read the scheduler's reason above and adjust the pod's requests, selectors or "
             "the cluster's nodes.", fatal=False, commands=commands, evidence=evidence)
+
+    def insufficient(self, text: str, scheduler: str, commands: list[str],
+                     evidence: tuple[str, ...]) -> Finding:
+        """No node has the CPU or memory the pod requests: at once fatal when it asks more
+        than the largest node has at all, else tolerated (capacity may free up)."""
+        requests = pod_requests(self.pod)
+        node = self.policy.largest_node
+        too_big = []
+        if node is not None:
+            if "Insufficient cpu" in text and requests.cpu_m > node.cpu_m:
+                too_big.append(f"cpu {requests.cpu_m}m > {node.cpu_m}m")
+            if "Insufficient memory" in text and requests.memory > node.memory:
+                too_big.append(f"memory {format_bytes(requests.memory)} > "
+                               f"{format_bytes(node.memory)}")
+        wanted = f"cpu {requests.cpu_m}m, memory {format_bytes(requests.memory)}"
+        if too_big:
+            message = (f"Pod {self.name}{self.of} requests more than any node can offer "
+                       f"({'; '.join(too_big)} allocatable on the largest node).")
+            hint = ("Lower resources.requests of its containers in the overlay, or add a "
+                    "node large enough.")
+        else:
+            message = (f"Pod {self.name}{self.of} cannot be scheduled: {scheduler} "
+                       f"It requests {wanted}.")
+            hint = ("Free capacity (scale something down), lower resources.requests in "
+                    "the overlay, or add nodes.")
+        return self.finding("unschedulable", "Unschedulable", message, hint,
+                            fatal=bool(too_big), commands=commands, evidence=evidence)
 
     # -- containers ------------------------------------------------------------------------------
 
