@@ -19,9 +19,8 @@ import click
 
 from paless_deploy import __version__
 from paless_deploy.adapters.git import checkout_branch
-from paless_deploy.core.configuration.context import CiPlatform, RunContext
+from paless_deploy.core.configuration.context import CiPlatform, RunContext, Scope
 from paless_deploy.core.configuration.durations import parse_duration
-from paless_deploy.core.configuration.validation import Scope
 from paless_deploy.core.errors import ConfigError, Interrupted, PalessError
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.project import load_config, project_apps

@@ -234,6 +234,13 @@ class Node:
             K3S_INSTANCE_TYPE_LABEL) == "k3s"
 
     @property
+    def k3s_evidence(self) -> str:
+        """What says the node is k3s, for a message."""
+        if "+k3s" in self.kubelet_version:
+            return f"kubelet {self.kubelet_version}"
+        return f"label {K3S_INSTANCE_TYPE_LABEL}=k3s"
+
+    @property
     def docker_runtime(self) -> bool:
         """The node's containers run on a Docker engine (k3s --docker, Docker Desktop)."""
         return self.runtime_version.startswith("docker://")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from paless_deploy.adapters.files import list_project, read_project
 from paless_deploy.core.configuration.config import Config, build_config
-from paless_deploy.core.configuration.validation import Scope
+from paless_deploy.core.configuration.context import Scope
 from paless_deploy.core.images.discover import App, discover_apps, select_apps
 
 

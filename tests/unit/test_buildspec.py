@@ -11,7 +11,8 @@ import pytest
 
 from paless_deploy.adapters import buildkit
 from paless_deploy.adapters.buildcontext import ignore_file
-from paless_deploy.core.configuration.validation import Scope, config_problems
+from paless_deploy.core.configuration.context import Scope
+from paless_deploy.core.configuration.validation import config_problems
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.images.buildspec import (
     BuildSecret,

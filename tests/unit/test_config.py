@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from paless_deploy.core.configuration.config import MASK
+from paless_deploy.core.configuration.context import Scope
 from paless_deploy.core.configuration.durations import parse_duration
-from paless_deploy.core.configuration.validation import Scope
 from paless_deploy.core.configuration.variables import SUBSTITUTABLE_NAMES, VARIABLES
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.stages.project import load_config

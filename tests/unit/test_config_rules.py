@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from paless_deploy.core.configuration.config import Config
-from paless_deploy.core.configuration.validation import FORMS, RULES, Scope, config_problems
+from paless_deploy.core.configuration.context import Scope
+from paless_deploy.core.configuration.validation import FORMS, RULES, config_problems
 from paless_deploy.core.configuration.variables import BY_NAME
 from paless_deploy.core.errors import ExitCode
 from paless_deploy.stages.project import load_config

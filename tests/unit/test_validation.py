@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from paless_deploy.core.configuration.context import Scope
 from paless_deploy.core.configuration.validation import (
     FORMS,
-    Scope,
     blame_base_image,
     config_problems,
 )

@@ -17,14 +17,11 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.core.configuration import envfile
 from paless_deploy.core.configuration.branch import branch_namespace, current_branch
+from paless_deploy.core.configuration.context import Scope
 from paless_deploy.core.configuration.envfile import EnvFileText
-from paless_deploy.core.configuration.validation import (
-    MIN_CREDENTIAL_LENGTH,
-    Scope,
-    config_problems,
-)
 from paless_deploy.core.configuration.variables import (
     BY_NAME,
+    MIN_CREDENTIAL_LENGTH,
     SECRET_NAMES,
     SUBSTITUTABLE_NAMES,
     VARIABLES,
@@ -353,9 +350,7 @@ def build_config(
         warnings=tuple(warnings),
     )
     if validate:
-        problems = config_problems(config, scope=scope)
-        if problems:
-            raise _first_of(problems)
+        _refuse_problems(config, scope)
     return config
 
 
@@ -404,12 +399,18 @@ def _derive_ingress_host(settings: dict[str, Setting], namespace: str) -> None:
         )
 
 
-def _first_of(problems: list[ConfigError]) -> ConfigError:
+def _refuse_problems(config: Config, scope: Scope) -> None:
+    """The first problem of the scope's rules as ConfigError, saying how many more."""
+    from paless_deploy.core.configuration.validation import config_problems  # --help: none
+
+    problems = config_problems(config, scope=scope)
+    if not problems:
+        return
     first = problems[0]
     if len(problems) > 1:
         first.hint = (f"{first.hint} ({len(problems) - 1} more problem(s): "
                       "`paless-deploy config` lists them.)").strip()
-    return first
+    raise first
 
 
 def prod_problems(config: Config, used: Collection[str]) -> list[ConfigError]:

@@ -16,6 +16,15 @@ if TYPE_CHECKING:
 OutputMode: TypeAlias = Literal["text", "json"]  # --output: stdout's one JSON document or text
 
 
+class Scope(StrEnum):
+    """What a command needs of the configuration, so it is refused only for what it uses
+    (core.configuration.validation's rules each name theirs)."""
+
+    IMAGES = "images"  # build, push, gc: image names only
+    CLUSTER = "cluster"  # status, destroy: adds the namespace
+    DEPLOY = "deploy"  # everything: the overlay, MinIO's password, what the manifests use
+
+
 class CiPlatform(StrEnum):
     """The CI platform whose log markers and files a run writes (`--ci`, or detected from
     GITHUB_ACTIONS / GITLAB_CI by `core.reporting.cireport.detect_platform`)."""

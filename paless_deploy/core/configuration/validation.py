@@ -13,13 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, TypeAlias
 
+from paless_deploy.core.configuration.context import Scope
 from paless_deploy.core.configuration.durations import parse_duration
-from paless_deploy.core.configuration.variables import BY_NAME
+from paless_deploy.core.configuration.variables import BY_NAME, MIN_CREDENTIAL_LENGTH
 from paless_deploy.core.errors import ConfigError, ExitCode, PalessError, shown
-from paless_deploy.core.images.delivery import check_method
 from paless_deploy.core.images.imageref import parse_image, parse_registry
 from paless_deploy.core.manifests.quantities import parse_quantity
 
@@ -31,20 +30,11 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _LANGUAGES = re.compile(r"^[a-z_]+(\+[a-z_]+)*$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
-MIN_CREDENTIAL_LENGTH = 8
 MAX_PROJECT_NAME = 100  # {REGISTRY}/{PROJECT_NAME}-{app} must stay within Docker's 255
 MAX_OVERLAY_NAME = 100
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _IMAGE_COMPONENT = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$")
 _OVERLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class Scope(StrEnum):
-    """What a command needs of the configuration, so it is refused only for what it uses."""
-
-    IMAGES = "images"  # build, push, gc: image names only
-    CLUSTER = "cluster"  # status, destroy: adds the namespace
-    DEPLOY = "deploy"  # everything: the overlay, MinIO's password, what the manifests use
 
 
 def _duration(zero: bool) -> Callable[[str], str | None]:
@@ -265,6 +255,8 @@ def _registry(config: Config) -> object:
 
 
 def _delivery(config: Config) -> object:
+    from paless_deploy.core.images.delivery import check_method  # not needed for --help
+
     delivery = config.settings["IMAGE_DELIVERY"]
     return check_method(delivery.value, delivery.describe_source())
 

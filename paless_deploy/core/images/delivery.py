@@ -15,11 +15,14 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from paless_deploy.core.apitypes import JsonDict
-from paless_deploy.core.apiviews import K3S_INSTANCE_TYPE_LABEL, Node
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.manifests.podspec import pod_containers
+
+if TYPE_CHECKING:  # the views are built by the stage that lists Nodes: --help stays fast
+    from paless_deploy.core.apiviews import Node
 
 
 class DeliveryMethod(StrEnum):
@@ -183,14 +186,14 @@ def choose_delivery(facts: DeliveryFacts) -> Delivery:
         others = [n.name for n in facts.nodes if n.name not in here]
         return Delivery(
             DeliveryMethod.K3S_IMPORT,
-            f"node {node.name} is k3s ({_k3s_evidence(node)}) and runs on this machine, and "
+            f"node {node.name} is k3s ({node.k3s_evidence}) and runs on this machine, and "
             "no registry is configured: images go straight into its containerd "
             "(`k3s ctr images import`), pulled by no one",
             image_registry=facts.registry, local_nodes=here,
             warning=_unreached(others))
     k3s = [n for n in facts.nodes if n.k3s]
     if k3s:
-        return _registry(facts, f"the cluster is k3s ({_k3s_evidence(k3s[0])}) but none of its "
+        return _registry(facts, f"the cluster is k3s ({k3s[0].k3s_evidence}) but none of its "
                          "nodes runs on this machine, so images cannot be imported; every "
                          "node must reach the registry (registries.yaml)")
     if not facts.nodes_known:
@@ -232,12 +235,6 @@ def _advertised(facts: DeliveryFacts, why: str) -> Delivery:
     return Delivery(DeliveryMethod.REGISTRY, f"{why}: images are pushed to "
                     f"{hosting.host}{pull}", push_registry=hosting.host,
                     image_registry=hosting.pull_host)
-
-
-def _k3s_evidence(node: Node) -> str:
-    if "+k3s" in node.kubelet_version:
-        return f"kubelet {node.kubelet_version}"
-    return f"label {K3S_INSTANCE_TYPE_LABEL}=k3s"
 
 
 def _unreached(others: Sequence[str]) -> str:
