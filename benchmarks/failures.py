@@ -186,11 +186,12 @@ class ConditionWatch:
     def start(self) -> None:
         from kubernetes import client, watch
 
+        # the client's list_namespaced_* for the case's kind, and its selector
+        lister: Callable[..., Any] = self.core.list_namespaced_pod
+        query: dict[str, Any] = {"label_selector": self.case.selector}
         if self.case.kind == "Job":
-            api = client.BatchV1Api(self.core.api_client)
-            lister, query = api.list_namespaced_job, {"field_selector": self.case.selector}
-        else:
-            lister, query = self.core.list_namespaced_pod, {"label_selector": self.case.selector}
+            lister = client.BatchV1Api(self.core.api_client).list_namespaced_job
+            query = {"field_selector": self.case.selector}
         listed = lister(self.namespace, **query)
         self._watch = watch.Watch()
         threading.Thread(target=self._follow, daemon=True, args=(

@@ -10,7 +10,7 @@ import json
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 
 HEADER = "| measurement | paless-deploy | baseline | ratio | target | met? |"
 
@@ -118,7 +118,7 @@ def _finite(row: dict) -> dict:
 
 
 def _plain(value: object) -> object:
-    if hasattr(value, "__dataclass_fields__"):
+    if is_dataclass(value) and not isinstance(value, type):
         # a run's output stays out of the document (the table's notes say what matters)
-        return {k: v for k, v in asdict(value).items() if k != "output"}  # type: ignore[arg-type]
+        return {k: v for k, v in asdict(value).items() if k != "output"}
     raise TypeError(f"not JSON: {value!r}")

@@ -120,11 +120,11 @@ class ScaleBench:
             rss = {name: max(f.peak_rss_mb for runs in samples.values()
                              for f in runs.get(name, [])) for name in
                    {k for runs in samples.values() for k in runs}}
-            for name, theirs in rss.items():
+            for name, their_rss in rss.items():
                 if name == ours or name == "kubectl apply":
                     continue
                 rows.append(compare(
-                    f"N={n} ({objects} objects): peak RSS vs {name}", [rss[ours]], [theirs],
+                    f"N={n} ({objects} objects): peak RSS vs {name}", [rss[ours]], [their_rss],
                     name, f"≤ {RSS_LIMIT_MB} MB", lambda m, _r: m <= RSS_LIMIT_MB, unit="MB",
                     baseline_note="largest process of its tree"))
         rows += self.growth_rows()

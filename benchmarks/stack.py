@@ -170,7 +170,7 @@ class StackBench:
         pairs = [(i, case, tool) for i, case in enumerate(cases) for tool in self.peers]
         with ThreadPoolExecutor(max_workers=len(pairs)) as pool:
             # every peer's healthy stack first (not timed): a dozen first deploys at once
-            setup = pool.map(lambda p: self.healthy_peer(*p, base), pairs)
+            setup = pool.map(lambda p: self.healthy_peer(p[0], p[1], p[2], base), pairs)
             failing = list(setup)
             for r in range(runs):  # then paless-deploy's runs, not contended by those
                 for i, case in enumerate(cases):

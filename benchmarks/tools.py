@@ -130,9 +130,10 @@ class Helm(Tool):
         write_chart(self.files(target), target.objects)
 
     def deploy(self, target: Target, timeout_s: float) -> Finished:
-        argv = [self.binary, "upgrade", "--install", "bench", self.files(target),
-                "--namespace", target.namespace, "--create-namespace", "--wait",
-                "--wait-for-jobs", "--timeout", f"{timeout_s:.0f}s"]
+        argv: list[str | Path] = [
+            self.binary, "upgrade", "--install", "bench", self.files(target),
+            "--namespace", target.namespace, "--create-namespace", "--wait",
+            "--wait-for-jobs", "--timeout", f"{timeout_s:.0f}s"]
         return run(argv, self.env, timeout=timeout_s + 120)
 
 

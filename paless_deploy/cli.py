@@ -19,7 +19,7 @@ import click
 
 from paless_deploy import __version__
 from paless_deploy.adapters.git import checkout_branch
-from paless_deploy.core.configuration.context import RunContext
+from paless_deploy.core.configuration.context import CiPlatform, RunContext, Scope
 from paless_deploy.core.configuration.durations import parse_duration
 from paless_deploy.core.errors import ConfigError, Interrupted, PalessError
 from paless_deploy.core.reporting.report import Result
@@ -28,7 +28,7 @@ from paless_deploy.ui.panels import print_error
 from paless_deploy.ui.terminal import detect_console
 
 PROG = "paless-deploy"
-CI_CHOICES = ("auto", "github", "gitlab", "none")  # core.cireport's, without importing it
+CI_CHOICES = ("auto", *(p.value for p in CiPlatform))  # auto: cireport.detect_platform
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Invocation:
     """What main() needs to report an error: filled in while parsing proceeds."""
 
     argv: list[str]
-    output: str = "text"
+    output: str = "text"  # as written (read before click checks it)
     no_color: bool = False
     verbosity: int = 0
     command: str = ""
@@ -164,7 +164,7 @@ def _overrides(options: dict[str, Any]) -> dict[str, str]:
     return overrides
 
 
-def _run_context(ctx: click.Context, scope: str | None) -> RunContext:
+def _run_context(ctx: click.Context, scope: Scope | None) -> RunContext:
     """Load the configuration and build the RunContext; `scope=None`: no validation."""
     inv = _invocation(ctx)
     options = inv.options
@@ -172,7 +172,7 @@ def _run_context(ctx: click.Context, scope: str | None) -> RunContext:
     progress_deadline_s = parse_duration(options["progress_deadline"], "--progress-deadline")
     env_files = list(options["env_files"]) or None
     config = load_config(Path(options["project_dir"]), env_files, _overrides(options),
-                         validate=scope is not None, scope=scope or "deploy",
+                         validate=scope is not None, scope=scope or Scope.DEPLOY,
                          read_checkout=checkout_branch)
     inv.namespace, inv.overlay = config.namespace, config.overlay
     inv.secrets = config.secret_values()
@@ -199,7 +199,7 @@ def _emit(inv: Invocation, run_ctx: RunContext, result: Result) -> int:
     return int(result.exit_code)
 
 
-def _run(ctx: click.Context, scope: str | None,
+def _run(ctx: click.Context, scope: Scope | None,
          command: Callable[[RunContext], Result]) -> int:
     """Build the RunContext, run the command, emit its result; errors go to main()."""
     run_ctx = _run_context(ctx, scope)
@@ -218,7 +218,7 @@ def _run(ctx: click.Context, scope: str | None,
     return _emit(_invocation(ctx), run_ctx, result)
 
 
-def _ci_platform(inv: Invocation) -> str:
+def _ci_platform(inv: Invocation) -> CiPlatform:
     import os
 
     from paless_deploy.core.reporting.cireport import detect_platform
@@ -276,7 +276,7 @@ def build_command(ctx: click.Context, apps: tuple[str, ...]) -> int:
     """Build the images of all apps (or of APPS) that are not built yet."""
     from paless_deploy.commands.images import run_images
 
-    return _run(ctx, "images", lambda run_ctx: run_images(run_ctx, "build", apps, push=False))
+    return _run(ctx, Scope.IMAGES, lambda run_ctx: run_images(run_ctx, "build", apps, push=False))
 
 
 @cli.command("push")
@@ -286,7 +286,7 @@ def push_command(ctx: click.Context, apps: tuple[str, ...]) -> int:
     """Push the images the registry lacks (building what is missing first)."""
     from paless_deploy.commands.images import run_images
 
-    return _run(ctx, "images", lambda run_ctx: run_images(run_ctx, "push", apps, push=True))
+    return _run(ctx, Scope.IMAGES, lambda run_ctx: run_images(run_ctx, "push", apps, push=True))
 
 
 def _deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -322,7 +322,7 @@ def all_command(ctx: click.Context, **options: Any) -> int:
     from paless_deploy.commands.deploy import run_all
 
     _ci_files(ctx, options.pop("junit"), options.pop("dotenv"))
-    return _run(ctx, "deploy", lambda run_ctx: run_all(run_ctx, **options))
+    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_all(run_ctx, **options))
 
 
 @cli.command("deploy")
@@ -334,7 +334,7 @@ def deploy_command(ctx: click.Context, apps: tuple[str, ...], **options: Any) ->
     from paless_deploy.commands.deploy import run_deploy
 
     _ci_files(ctx, options.pop("junit"), options.pop("dotenv"))
-    return _run(ctx, "deploy", lambda run_ctx: run_deploy(run_ctx, list(apps), **options))
+    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_deploy(run_ctx, list(apps), **options))
 
 
 @cli.command("dev")
@@ -348,8 +348,8 @@ def dev_command(ctx: click.Context, no_logs: bool, port_forward: bool) -> int:
     workloads, stream their logs; until Ctrl-C (exit 130)."""
     from paless_deploy.commands.dev import run_dev
 
-    return _run(ctx, "deploy", lambda run_ctx: run_dev(
-        run_ctx, lambda: _run_context(ctx, "deploy"), logs=not no_logs,
+    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_dev(
+        run_ctx, lambda: _run_context(ctx, Scope.DEPLOY), logs=not no_logs,
         port_forward=port_forward))
 
 
@@ -360,7 +360,7 @@ def status_command(ctx: click.Context, watch: bool) -> int:
     """Workloads, pods, storage, network and autoscaling of the namespace (exit 1 unhealthy)."""
     from paless_deploy.commands.status import run_status
 
-    return _run(ctx, "cluster", lambda run_ctx: run_status(run_ctx, watch=watch))
+    return _run(ctx, Scope.CLUSTER, lambda run_ctx: run_status(run_ctx, watch=watch))
 
 
 @cli.command("render")
@@ -370,7 +370,7 @@ def render_command(ctx: click.Context, show_secrets: bool) -> int:
     """The rendered manifests as multi-document YAML on stdout."""
     from paless_deploy.commands.render import run_render
 
-    return _run(ctx, "deploy", lambda run_ctx: run_render(run_ctx, show_secrets=show_secrets))
+    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_render(run_ctx, show_secrets=show_secrets))
 
 
 @cli.command("plan")
@@ -380,7 +380,7 @@ def plan_command(ctx: click.Context, strict: bool) -> int:
     """The phases, their objects and why each object is in its phase (nothing applied)."""
     from paless_deploy.commands.plan import run_plan
 
-    return _run(ctx, "deploy", lambda run_ctx: run_plan(run_ctx, strict=strict))
+    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_plan(run_ctx, strict=strict))
 
 
 @cli.command("diff")
@@ -389,7 +389,7 @@ def diff_command(ctx: click.Context) -> int:
     """What `all` would change (server-side dry run); exit 1 on changes, 2 on errors."""
     from paless_deploy.commands.diff import run_diff
 
-    return _run(ctx, "deploy", run_diff)
+    return _run(ctx, Scope.DEPLOY, run_diff)
 
 
 @cli.command("destroy")
@@ -409,7 +409,7 @@ def destroy_command(ctx: click.Context, from_report: Path | None, **options: Any
     if from_report is not None:
         report = read_destroy_report(from_report)
         _namespace_from_report(ctx, report.namespace or "")
-    return _run(ctx, "cluster", lambda run_ctx: run_destroy(run_ctx, report=report, **options))
+    return _run(ctx, Scope.CLUSTER, lambda run_ctx: run_destroy(run_ctx, report=report, **options))
 
 
 def _namespace_from_report(ctx: click.Context, namespace: str) -> None:
@@ -438,7 +438,7 @@ def gc_command(ctx: click.Context, older_than: str | None, dry_run: bool,
     from paless_deploy.commands.destroy import run_gc
 
     seconds = parse_duration(older_than, "--older-than") if older_than else None
-    return _run(ctx, "images", lambda run_ctx: run_gc(run_ctx, older_than=seconds,
+    return _run(ctx, Scope.IMAGES, lambda run_ctx: run_gc(run_ctx, older_than=seconds,
                                                       dry_run=dry_run, selector=selector))
 
 

@@ -18,12 +18,13 @@ from typing import Any
 
 import yaml
 
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ConfigError
 
 KUSTOMIZE_TIMEOUT_S = 120
 
 
-def kustomize_build(overlay_dir: Path, overlay: str) -> list[dict]:
+def kustomize_build(overlay_dir: Path, overlay: str) -> list[JsonDict]:
     """Run `kubectl kustomize` (or a standalone `kustomize build`) on one overlay directory.
 
     Kustomize is never re-implemented: whichever `kubectl` is first on PATH does the
@@ -72,7 +73,7 @@ def kustomize_build(overlay_dir: Path, overlay: str) -> list[dict]:
     return _parse_kustomize_output(done.stdout, overlay, overlay_dir)
 
 
-def _parse_kustomize_output(text: str, overlay: str, overlay_dir: Path) -> list[dict]:
+def _parse_kustomize_output(text: str, overlay: str, overlay_dir: Path) -> list[JsonDict]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         documents = list(yaml.load_all(text, Loader=loader))

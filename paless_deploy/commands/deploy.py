@@ -23,10 +23,9 @@ from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
 from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
 from paless_deploy.core.images.delivery import (
-    REGISTRY,
     Delivery,
+    DeliveryMethod,
     choose_delivery,
-    node_facts,
     with_pull_policy,
 )
 from paless_deploy.core.images.discover import App
@@ -45,7 +44,7 @@ from paless_deploy.core.plan.lease import (
 from paless_deploy.core.plan.plan import Phase, fallback_warning, plan_phases
 from paless_deploy.core.reporting.deployurl import deployment_url
 from paless_deploy.core.reporting.report import (
-    ErrorReport,
+    ObjectAction,
     ObjectReport,
     PhaseReport,
     Result,
@@ -53,7 +52,6 @@ from paless_deploy.core.reporting.report import (
 )
 from paless_deploy.core.reporting.reportfile import PriorReport
 from paless_deploy.stages.apply import (
-    CONFIGURED,
     Applied,
     LiveObjects,
     apply_object,
@@ -128,10 +126,7 @@ class _Run:
     def fail(self, error: PalessError, findings: Sequence[Finding] = ()) -> Result:
         """The result of a deploy that ran and failed (findings first, then the error)."""
         self.result.errors.extend(f.to_error_report() for f in findings)
-        self.result.result = "failed" if error.exit_code == 1 else "error"
-        self.result.exit_code = error.exit_code
-        self.result.errors.append(ErrorReport.from_error(error))
-        return self.result
+        return self.result.fail_with(error)
 
 
 def run_all(run_ctx: RunContext, no_prune: bool = False, force_conflicts: bool = False,
@@ -184,7 +179,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     apps = discovered_apps(ctx)
     # How images reach the nodes (a report's are in their registry already).
     delivery = choose_delivery(delivery_facts(kube, run.config, facts.nodes)) \
-        if report is None else Delivery(REGISTRY, "--images-from: the report's registry")
+        if report is None else Delivery(DeliveryMethod.REGISTRY, "--images-from: the report's registry")
     run.config = config_for(run.config, delivery)
     run.result.extra["delivery"] = {"method": delivery.method, "reason": delivery.reason}
     if report is None:
@@ -228,7 +223,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         images = build_images(run.config, to_build, push=delivery.pushes,
                               progress=make_progress(ctx.console), plans=plans, warn=run.warn)
         images = deliver_images(run.config, delivery, images,
-                                [node_facts(n) for n in facts.nodes], run.view.info)
+                                list(facts.nodes), run.view.info)
     else:
         images = []
     run.result.images = images
@@ -277,7 +272,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
                             force_conflicts=options.force_conflicts,
                             unchanged=partial(listed.unchanged, kube))
             except PalessError as exc:
-                if ns_report.action == "created":
+                if ns_report.action == ObjectAction.CREATED:
                     exc.message += (f" (Only the namespace itself was created, empty; "
                                     f"`paless-deploy -n {run.namespace} destroy --yes` removes "
                                     "it.)")
@@ -464,7 +459,7 @@ def _should_wait(a: Applied, only_apps: Sequence[str]) -> bool:
     if not only_apps:
         return True
     component = ((a.live.get("metadata") or {}).get("labels") or {}).get(labels.COMPONENT)
-    return component in only_apps or a.action != "unchanged"
+    return component in only_apps or a.action != ObjectAction.UNCHANGED
 
 
 @dataclass(frozen=True)
@@ -537,7 +532,7 @@ def rollback_changed(kube: Kube, run: _Run) -> list[str]:
     """Deployments and StatefulSets this run changed go back to their previous template."""
     rolled = []
     for a in run.applied:
-        if a.kind in ("Deployment", "StatefulSet") and a.action == CONFIGURED and a.previous:
+        if a.kind in ("Deployment", "StatefulSet") and a.action == ObjectAction.CONFIGURED and a.previous:
             try:
                 rollback_object(kube, a)
             except PalessError as exc:

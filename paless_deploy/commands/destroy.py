@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ConfigError, DeployFailed, LockHeld, PalessError
 from paless_deploy.core.manifests.kinds import BY_KIND, by_kind, kind_of
 from paless_deploy.core.manifests.labels import (
@@ -61,7 +62,7 @@ def _namespace_ref(name: str) -> PruneRef:
     return PruneRef("v1", "Namespace", name, None)
 
 
-def _read_namespace(kube: Kube, name: str) -> dict | None:
+def _read_namespace(kube: Kube, name: str) -> JsonDict | None:
     with cluster_errors(kube, f"reading namespace {name}", name):
         return with_retries(lambda: kube.read(NAMESPACE, name))
 

@@ -19,9 +19,10 @@ from paless_deploy.adapters.docker import context_paths
 from paless_deploy.adapters.filewatch import ProjectWatch
 from paless_deploy.adapters.kube import Kube, connect
 from paless_deploy.commands.deploy import delivered, run_all, run_rollout
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.configuration.config import DEFAULT_ENV_FILES
-from paless_deploy.core.errors import ClusterError, Interrupted, PalessError
-from paless_deploy.core.images.delivery import Delivery, choose_delivery, node_facts
+from paless_deploy.core.errors import ClusterError, ExitCode, Interrupted, PalessError
+from paless_deploy.core.images.delivery import Delivery, choose_delivery
 from paless_deploy.core.images.discover import App
 from paless_deploy.core.plan.devloop import (
     GIT_LOCK,
@@ -33,7 +34,7 @@ from paless_deploy.core.plan.devloop import (
     forward_targets,
     is_watched,
 )
-from paless_deploy.core.reporting.report import ErrorReport, Result, scrub
+from paless_deploy.core.reporting.report import ErrorReport, Result, RunResult, scrub
 from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
 from paless_deploy.stages.images import build_images, plan_images
 from paless_deploy.stages.logs import LogStreamer
@@ -57,12 +58,12 @@ class Iteration:
     trigger: list[str]
     apps: list[str]
     render: bool
-    result: str = "success"  # success, failed, error, unchanged
-    exit_code: int = 0
+    result: RunResult = RunResult.SUCCESS  # success, failed, error, unchanged
+    exit_code: ExitCode = ExitCode.OK
     duration_s: float = 0.0
     edit_to_ready_s: float | None = None
-    images: list[dict] = dataclasses.field(default_factory=list)
-    errors: list[dict] = dataclasses.field(default_factory=list)
+    images: list[JsonDict] = dataclasses.field(default_factory=list)
+    errors: list[JsonDict] = dataclasses.field(default_factory=list)
 
 
 class DevSession:
@@ -82,7 +83,7 @@ class DevSession:
         self.apps: list[App] = []
         self.contexts: dict[str, AppContext] = {}
         self.refs: dict[str, str] = {}  # app -> the reference its workloads run
-        self.applied: list[dict] | None = None  # what the last apply left (None: unknown)
+        self.applied: list[JsonDict] | None = None  # what the last apply left (None: unknown)
         self.iterations: list[Iteration] = []
         self.coalescer = Coalescer()
         self.changes = threading.Condition()
@@ -189,7 +190,7 @@ class DevSession:
             if isinstance(exc, ClusterError) and self.applied is None and not self.refs:
                 raise  # the cluster never answered: nothing to develop against
             self.view.failed(exc)
-            iteration.result = "failed" if exc.exit_code == 1 else "error"
+            iteration.result = RunResult.of_failure(exc.exit_code)
             iteration.exit_code = exc.exit_code
             report = ErrorReport.from_error(exc)
             secrets = self.ctx.config.secret_values()
@@ -201,8 +202,8 @@ class DevSession:
             iteration.images = _images(result)
             iteration.errors = [dataclasses.asdict(e) for e in result.errors]
             iteration.exit_code = result.exit_code
-            if result.result == "unchanged":
-                iteration.result = "unchanged"
+            if result.result == RunResult.UNCHANGED:
+                iteration.result = RunResult.UNCHANGED
                 self.view.unchanged(change.apps)
             elif result.exit_code:
                 iteration.result = result.result
@@ -235,7 +236,7 @@ class DevSession:
         self.applied = self._render(delivery) if result.exit_code == 0 else None
         return result
 
-    def _render(self, delivery: Delivery) -> list[dict]:
+    def _render(self, delivery: Delivery) -> list[JsonDict]:
         return delivered(render(self.ctx, self.refs), delivery, self.refs).objects
 
     def _rebuild(self, names: tuple[str, ...]) -> Result:
@@ -248,10 +249,10 @@ class DevSession:
         plans = plan_images(config, apps)[0]
         planned = {p.app.name: delivery.pulled_ref(p.ref) for p in plans}
         if all(self.refs.get(app) == ref for app, ref in planned.items()):
-            return Result(command="dev", result="unchanged")
+            return Result(command="dev", result=RunResult.UNCHANGED)
         images = build_images(config, apps, push=delivery.pushes, plans=plans,
                               progress=make_progress(self.ctx.console))
-        images = deliver_images(config, delivery, images, [node_facts(n) for n in nodes],
+        images = deliver_images(config, delivery, images, list(nodes),
                                 self.view.note)
         self.refs.update({r.app: delivery.pulled_ref(r.ref) for r in images})
         rendered = self._render(delivery)
@@ -325,7 +326,7 @@ class DevSession:
         return stopped
 
 
-def _images(result: Result | None) -> list[dict]:
+def _images(result: Result | None) -> list[JsonDict]:
     if result is None:
         return []
     return [dataclasses.asdict(i) if dataclasses.is_dataclass(i) and not isinstance(i, type)

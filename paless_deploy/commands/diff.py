@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import connect
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError
 from paless_deploy.core.manifests.objdiff import unified
 from paless_deploy.core.manifests.render import hpa_targets
-from paless_deploy.core.reporting.report import Result
-from paless_deploy.stages.apply import CREATED, REPLACED, UNCHANGED, apply_object, object_ref
+from paless_deploy.core.reporting.report import ObjectAction, Result, RunResult
+from paless_deploy.stages.apply import apply_object, object_ref
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.namespaces import namespace_exists
 from paless_deploy.stages.preflight import claim_cluster_objects
@@ -34,7 +35,7 @@ def run_diff(run_ctx: RunContext) -> Result:
     objects = rendered.objects
     ns = run_ctx.config.namespace
     result = Result(command="diff", namespace=ns, warnings=[*warnings, *rendered.warnings])
-    changes: list[dict] = []
+    changes: list[JsonDict] = []
     problems: list[PalessError] = []
     ns_exists = namespace_exists(kube, ns)
     objects, foreign = claim_cluster_objects(kube, objects, ns)
@@ -56,9 +57,10 @@ def run_diff(run_ctx: RunContext) -> Result:
             changes.append({"object": ref, "action": "conflict" if exc.code == "apply-conflict"
                             else "invalid", "diff": exc.message})
             continue
-        if applied.action == UNCHANGED:
+        if applied.action == ObjectAction.UNCHANGED:
             continue
-        action = {CREATED: "create", REPLACED: "replace"}.get(applied.action, "update")
+        action = {ObjectAction.CREATED: "create", ObjectAction.REPLACED: "replace"}.get(
+            applied.action, "update")
         text = unified(ref, applied.previous, applied.live)
         if text or action == "replace":
             changes.append({"object": ref, "action": action,
@@ -77,6 +79,6 @@ def run_diff(run_ctx: RunContext) -> Result:
                           resource=first.resource, reason=first.reason,
                           exit_code=ExitCode.USAGE).with_report(result)
     if changes:
-        result.result = "changes"
-        result.exit_code = 1
+        result.result = RunResult.CHANGES
+        result.exit_code = ExitCode.FAILED
     return result

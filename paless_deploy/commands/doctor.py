@@ -22,13 +22,14 @@ from paless_deploy.adapters.kustomize import (
     kustomize_works,
 )
 from paless_deploy.adapters.registry import check_registry as ping_registry
-from paless_deploy.core.errors import PalessError
-from paless_deploy.core.images.buildspec import BUILDER_BUILDKIT, BUILDER_CLASSIC, platform_arch
-from paless_deploy.core.images.delivery import K3S_IMPORT, Delivery, choose_delivery
+from paless_deploy.core.apitypes import JsonDict
+from paless_deploy.core.errors import ExitCode, PalessError
+from paless_deploy.core.images.buildspec import Builder, platform_arch
+from paless_deploy.core.images.delivery import Delivery, DeliveryMethod, choose_delivery
 from paless_deploy.core.images.imageref import Registry
 from paless_deploy.core.manifests.kinds import by_kind
 from paless_deploy.core.manifests.render import classes_named
-from paless_deploy.core.reporting.report import RESULT_FAILED, ErrorReport, Result
+from paless_deploy.core.reporting.report import ErrorReport, Result, RunResult
 from paless_deploy.stages.delivery import config_for, delivery_facts
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.nodes import NodeList, read_nodes
@@ -108,14 +109,14 @@ def check_docker() -> Check:
     return Check("Docker engine", True, True, f"answers (Docker {version})")
 
 
-def check_builder(builder: str) -> Check:
+def check_builder(builder: Builder) -> Check:
     """Which builder `build` runs (BUILDER), and how to get BuildKit when it is missing."""
     name = "image builder"
-    if builder == BUILDER_CLASSIC:
+    if builder == Builder.CLASSIC:
         return Check(name, True, False, "classic builder (BUILDER=classic): every stage is "
                      "built; no RUN --mount, heredocs or build secrets")
     cli, why_not = find_buildkit()
-    required = builder == BUILDER_BUILDKIT
+    required = builder == Builder.BUILDKIT
     if cli is not None:
         return Check(name, True, required, f"BuildKit: {cli.description}")
     consequence = ("builds fail (BUILDER=buildkit)" if required else
@@ -250,11 +251,11 @@ def check_ingress_class(kube: Kube, class_name: str) -> Check:
     return Check(name, True, False, f"exists (controller {controller})")
 
 
-def _storage_classes(kube: Kube) -> list[dict]:
+def _storage_classes(kube: Kube) -> list[JsonDict]:
     return kube.list(by_kind("StorageClass"))[0]
 
 
-def _is_default(storage_class: dict) -> bool:
+def _is_default(storage_class: JsonDict) -> bool:
     annotations = storage_class["metadata"].get("annotations") or {}
     return any(annotations.get(key) == "true" for key in DEFAULT_CLASS_ANNOTATIONS)
 
@@ -301,11 +302,7 @@ def check_node_platform(nodes: NodeList, config: Config, engine: str | None) -> 
     if build is None:
         return Check(name, False, False, "the build's platform is unknown (Docker does not "
                      "answer and PLATFORM is unset)", "Start Docker, or set PLATFORM.")
-    archs = {n["metadata"]["name"]: str((n.get("status") or {}).get("nodeInfo", {})
-                                        .get("architecture") or
-                                        (n["metadata"].get("labels") or {})
-                                        .get("kubernetes.io/arch", ""))
-             for n in nodes.listed()}
+    archs = {n.name: n.architecture for n in nodes.listed()}
     source = "PLATFORM" if config.platform else "the Docker engine's own, PLATFORM unset"
     other = nodes_of_other_arch(build, archs)
     if not other:
@@ -370,7 +367,7 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
     if delivery.pushes:
         config = config_for(config, delivery)
         checks.append(check_registry(config.registry))
-    elif delivery.method == K3S_IMPORT:
+    elif delivery.method == DeliveryMethod.K3S_IMPORT:
         checks.append(check_containerd(config))
     checks += [check_kustomize(), Check("cluster", True, True, f"{kube.server} answers"),
                check_delivery(delivery)]
@@ -449,7 +446,7 @@ def run_doctor(run_ctx: RunContext) -> Result:
         else:
             result.warnings.append(f"{check.name}: {check.detail}")
     if result.errors:
-        result.result, result.exit_code = RESULT_FAILED, 1
+        result.result, result.exit_code = RunResult.FAILED, ExitCode.FAILED
     if not run_ctx.json_output:
         _print_checks(run_ctx, checks)
     return result

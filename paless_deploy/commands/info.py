@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paless_deploy.core.configuration.config import combined_error, config_problems
+from paless_deploy.core.configuration.config import combined_error
+from paless_deploy.core.configuration.validation import config_problems
 from paless_deploy.core.errors import ConfigError, PalessError
 from paless_deploy.core.images.discover import App
 from paless_deploy.core.reporting.report import Result, error_text

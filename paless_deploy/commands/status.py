@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect
 from paless_deploy.core.diagnosis.status import LISTED_KINDS, Status, build_status
-from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.errors import ConfigError, ExitCode
 from paless_deploy.core.manifests.kinds import by_kind
-from paless_deploy.core.reporting.report import Result
+from paless_deploy.core.reporting.report import Result, RunResult
 from paless_deploy.stages.watcher import NamespaceWatcher
 from paless_deploy.ui.statusview import live_status, show_status
 
@@ -64,7 +64,7 @@ def run_status(run_ctx: RunContext, watch: bool = False) -> Result:
     result.extra["status"] = st.to_dict()
     if not st.healthy:
         result.warnings.append(st.health)
-        result.result, result.exit_code = "failed", 1
+        result.result, result.exit_code = RunResult.FAILED, ExitCode.FAILED
     return result
 
 

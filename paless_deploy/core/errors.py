@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from enum import IntEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -40,8 +41,9 @@ def readable(text: str) -> str:
     return text
 
 
-class ExitCode:
-    """The documented exit codes (README, design)."""
+class ExitCode(IntEnum):
+    """The documented exit codes (README, docs/architecture.md): ints to the shell and in the
+    JSON report (`"exit_code": 1`), names in the code."""
 
     OK = 0
     FAILED = 1  # deployment failed; diff: changes present; doctor: a required check failed
@@ -55,12 +57,12 @@ class ExitCode:
 class PalessError(Exception):
     """Base error: a message for the user, a hint naming the fix, an exit code."""
 
-    exit_code: int = ExitCode.FAILED
+    exit_code: ExitCode = ExitCode.FAILED
     code: str = "error"
 
     def __init__(self, message: str, hint: str = "", *, code: str | None = None,
                  resource: str = "", reason: str = "", commands: Sequence[str] = (),
-                 exit_code: int | None = None) -> None:
+                 exit_code: ExitCode | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -26,13 +26,10 @@ from paless_deploy.core.errors import DeployFailed, PalessError
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.kinds import Kind, by_kind
 from paless_deploy.core.manifests.objdiff import apply_changes_nothing, same
+from paless_deploy.core.reporting.report import ObjectAction
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
-
-CREATED, CONFIGURED, UNCHANGED, REPLACED, PRUNED = (
-    "created", "configured", "unchanged", "replaced", "pruned")
-
 
 @dataclass(frozen=True)
 class Applied:
@@ -41,7 +38,7 @@ class Applied:
     kind: str
     name: str
     namespace: str | None
-    action: str
+    action: ObjectAction
     generation: int | None
     uid: str
     live: dict  # the object as the API server returned it (dry run: as it would be)
@@ -142,7 +139,7 @@ def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False,
         if before is None:
             before = with_retries(lambda: kube.read(kind, name, namespace))
         if not dry_run and holds(before, obj):
-            return _applied(obj, UNCHANGED, before, namespace, before)
+            return _applied(obj, ObjectAction.UNCHANGED, before, namespace, before)
         try:
             if kind.kind == "Job" and before is not None:
                 return _apply_job(kube, kind, obj, before, namespace, force_conflicts, dry_run)
@@ -161,13 +158,13 @@ def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False,
                 raise _invalid(obj, exc) from None
             raise
     if before is None:
-        action = CREATED
+        action = ObjectAction.CREATED
     elif dry_run:
-        action = UNCHANGED if same(before, live) else CONFIGURED
+        action = ObjectAction.UNCHANGED if same(before, live) else ObjectAction.CONFIGURED
     elif before["metadata"].get("resourceVersion") == live["metadata"].get("resourceVersion"):
-        action = UNCHANGED
+        action = ObjectAction.UNCHANGED
     else:
-        action = CONFIGURED
+        action = ObjectAction.CONFIGURED
     return _applied(obj, action, live, namespace, before)
 
 
@@ -225,7 +222,7 @@ def holds(live: dict | None, obj: Mapping[str, Any]) -> TypeGuard[dict]:
             and apply_changes_nothing(live, obj, labels.FIELD_MANAGER))
 
 
-def _applied(obj: Mapping[str, Any], action: str, live: dict, namespace: str | None,
+def _applied(obj: Mapping[str, Any], action: ObjectAction, live: dict, namespace: str | None,
              previous: dict | None = None) -> Applied:
     meta = live.get("metadata") or {}
     gen = meta.get("generation")
@@ -301,16 +298,17 @@ def _apply_job(kube: Kube, kind: Kind, obj: dict, before: dict, namespace: str |
         changed = True
     if not changed and not _condition_true(before, "Failed"):
         if _condition_true(before, "Complete"):
-            return _applied(obj, UNCHANGED, before, namespace, before)
+            return _applied(obj, ObjectAction.UNCHANGED, before, namespace, before)
         live = _ssa(kube, kind, obj, namespace, force=force, dry_run=dry_run)
         unchanged = (same(before, live) if dry_run else
                      live["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"])
-        return _applied(obj, UNCHANGED if unchanged else CONFIGURED, live, namespace, before)
+        action = ObjectAction.UNCHANGED if unchanged else ObjectAction.CONFIGURED
+        return _applied(obj, action, live, namespace, before)
     if dry_run:
-        return _applied(obj, REPLACED, obj, namespace, before)
+        return _applied(obj, ObjectAction.REPLACED, obj, namespace, before)
     _delete_and_wait(kube, kind, before, namespace)
     live = _ssa(kube, kind, obj, namespace, force=force)
-    return _applied(obj, REPLACED, live, namespace, before)
+    return _applied(obj, ObjectAction.REPLACED, live, namespace, before)
 
 
 def wait_volume_available(kube: Kube, applied: Applied, timeout: float = 15.0) -> None:
@@ -320,7 +318,7 @@ def wait_volume_available(kube: Kube, applied: Applied, timeout: float = 15.0) -
     Pending until the controller's next resync (15 s by default); waiting for the
     volume's first status avoids that race.
     """
-    if applied.kind != "PersistentVolume" or applied.action != CREATED:
+    if applied.kind != "PersistentVolume" or applied.action != ObjectAction.CREATED:
         return
     with cluster_errors(kube, f"waiting for {applied.ref}"):
         kube.watch_until(kube.kind("v1", "PersistentVolume"), applied.name, None,

@@ -15,16 +15,15 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters.containerd import find_containerd, has_image, import_image, this_machine
 from paless_deploy.adapters.docker import connect_docker, save_image
 from paless_deploy.adapters.kube import ApiError, TransportError
+from paless_deploy.core.apiviews import Node
 from paless_deploy.core.configuration.config import Config, Setting
 from paless_deploy.core.images.delivery import (
     HOSTING_CONFIGMAP,
     HOSTING_NAMESPACE,
-    K3S_IMPORT,
     Delivery,
     DeliveryFacts,
-    NodeFacts,
+    DeliveryMethod,
     RegistryHosting,
-    node_facts,
     parse_registry_hosting,
 )
 from paless_deploy.core.manifests.kinds import by_kind
@@ -49,7 +48,7 @@ def delivery_facts(kube: Kube, config: Config, nodes: NodeList) -> DeliveryFacts
         requested=requested.value or "auto", requested_source=requested.describe_source(),
         registry=config.registry, registry_explicit=registry.explicit,
         registry_source=registry.describe_source(), hosting=hosting,
-        nodes=tuple(node_facts(n) for n in nodes), nodes_known=nodes.known,
+        nodes=tuple(nodes), nodes_known=nodes.known,
         here=this_machine(config.value("PALESS_NODE_NAME")))
 
 
@@ -69,10 +68,11 @@ def advertised_push_config(config: Config, kubeconfig: str | None, context: str 
     cluster, so an absent or unreachable one is no error here)."""
     from paless_deploy.adapters.kube import connect
     from paless_deploy.core.errors import PalessError
-    from paless_deploy.core.images.delivery import AUTO, REGISTRY, check_method
+    from paless_deploy.core.images.delivery import check_method
 
     if config.settings["REGISTRY"].explicit or check_method(
-            config.settings["IMAGE_DELIVERY"].value, "IMAGE_DELIVERY") not in (AUTO, REGISTRY):
+            config.settings["IMAGE_DELIVERY"].value, "IMAGE_DELIVERY") not in (
+                DeliveryMethod.AUTO, DeliveryMethod.REGISTRY):
         return config
     try:
         hosting = advertised_registry(connect(kubeconfig, context))
@@ -82,7 +82,7 @@ def advertised_push_config(config: Config, kubeconfig: str | None, context: str 
         return config
     say(f"pushing to {hosting.host}: the registry the cluster advertises (ConfigMap "
         f"{HOSTING_NAMESPACE}/{HOSTING_CONFIGMAP}, KEP-1755); set REGISTRY to push elsewhere")
-    return config_for(config, Delivery(REGISTRY, "advertised", push_registry=hosting.host,
+    return config_for(config, Delivery(DeliveryMethod.REGISTRY, "advertised", push_registry=hosting.host,
                                        image_registry=hosting.pull_host))
 
 
@@ -98,12 +98,12 @@ def config_for(config: Config, delivery: Delivery) -> Config:
 
 
 def deliver_images(config: Config, delivery: Delivery, results: Sequence[ImageResult],
-                   nodes: Sequence[NodeFacts], say: Callable[[str], None]
+                   nodes: Sequence[Node], say: Callable[[str], None]
                    ) -> list[ImageResult]:
     """Bring each built image to the nodes as `delivery` says; each result records how
     (`delivery`: pushed, imported, on-node, docker, none). An image the node already
     lists (status.images) or its containerd already holds is not imported again."""
-    if delivery.method != K3S_IMPORT:
+    if delivery.method != DeliveryMethod.K3S_IMPORT:
         how = "pushed" if delivery.pushes else delivery.method
         return [dataclasses.replace(r, delivery=how) for r in results]
     local = [n for n in nodes if n.name in delivery.local_nodes]

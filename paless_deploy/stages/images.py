@@ -33,9 +33,7 @@ from paless_deploy.adapters.registry import AuthRequired, check_registry, regist
 from paless_deploy.core.configuration.validation import blame_base_image
 from paless_deploy.core.errors import BuildError, ConfigError, PalessError
 from paless_deploy.core.images.buildspec import (
-    BUILDER_AUTO,
-    BUILDER_BUILDKIT,
-    BUILDER_CLASSIC,
+    Builder,
     BuildSpec,
     dockerfile_stages,
     unknown_target_apps,
@@ -43,6 +41,7 @@ from paless_deploy.core.images.buildspec import (
 from paless_deploy.core.images.discover import App
 from paless_deploy.core.images.tags import base_images, compute_tag, image_ref
 from paless_deploy.core.reporting.progress import ImageProgress, NullProgress
+from paless_deploy.core.reporting.report import ImageAction
 from paless_deploy.stages.project import project_apps
 
 if TYPE_CHECKING:
@@ -50,18 +49,14 @@ if TYPE_CHECKING:
     from paless_deploy.core.configuration.config import Config
 
 MAX_PARALLEL = 3
-ACTION_BUILT = "built"  # built in this run and not pushed (`build`)
-ACTION_PUSHED = "pushed"  # uploaded to the registry in this run (built first if missing)
-ACTION_SKIPPED = "skipped"  # neither built nor pushed: it already existed where needed
 
 
 @dataclass(frozen=True)
 class ImageResult:
     """What happened to one app's image in this run.
 
-    `action` is the most significant thing done: "pushed" if it was uploaded
-    (whether or not it was also built), else "built" if it was built, else
-    "skipped". `digest` is the registry manifest digest, None when the registry
+    `action` is the most significant thing done: pushed if it was uploaded (whether or
+    not it was also built), else built if it was built, else skipped. `digest` is the registry manifest digest, None when the registry
     was not asked (`build`).
     """
 
@@ -69,11 +64,11 @@ class ImageResult:
     ref: str
     tag: str
     digest: str | None
-    action: str
+    action: ImageAction
     image_id: str | None = None
     built: bool = False
     pushed: bool = False
-    builder: str | None = None  # "buildkit" or "classic" when built in this run
+    builder: Builder | None = None  # the one that built it in this run
     platform: str | None = None  # what it was built for (PLATFORM, else the engine's)
     delivery: str = ""  # how it reached the nodes: pushed, imported, on-node, docker, none
 
@@ -171,16 +166,16 @@ class _Builder:
 
     def _choose(self) -> BuildkitCli | None:
         wanted = self.config.builder
-        if wanted == BUILDER_CLASSIC:
+        if wanted == Builder.CLASSIC:
             self._warn_secrets("BUILDER=classic")
             return None
         cli, why_not = find_buildkit()
         if cli is not None:
             return cli
-        if wanted == BUILDER_BUILDKIT:
+        if wanted == Builder.BUILDKIT:
             raise BuildError(f"BUILDER=buildkit, but no Docker CLI here builds with BuildKit: "
                              f"{why_not}.", BUILDX_HINT, code="buildkit-missing")
-        assert wanted == BUILDER_AUTO
+        assert wanted == Builder.AUTO
         self.warnings.append(f"BuildKit is not available ({why_not}): building with the classic builder, "
                   "which builds every stage and lacks RUN --mount, heredocs and "
                   f"FROM --platform=$BUILDPLATFORM. {BUILDX_HINT} BUILDER=classic silences "
@@ -273,14 +268,14 @@ def _collect(futures: Iterable[Future[ImageResult]]) -> tuple[list[ImageResult],
 
 
 def _build(api: DockerClient, config: Config, plan: ImagePlan, builder: _Builder,
-           progress: ImageProgress, stop: threading.Event) -> tuple[str, str]:
-    """Build one image with the chosen builder: (image ID, "buildkit" or "classic")."""
+           progress: ImageProgress, stop: threading.Event) -> tuple[str, Builder]:
+    """Build one image with the chosen builder: (image ID, the builder that built it)."""
     cli = builder.cli()
     if cli is None:
-        return build_image(api, plan.app, plan.ref, plan.spec, progress, stop), "classic"
+        return build_image(api, plan.app, plan.ref, plan.spec, progress, stop), Builder.CLASSIC
     secrets = _secret_values(config, plan.spec, plan.app.name)
     image_id = build_with_buildkit(cli, plan.app, plan.ref, plan.spec, secrets, progress, stop)
-    return image_id or local_image_id(api, plan.ref) or "", "buildkit"
+    return image_id or local_image_id(api, plan.ref) or "", Builder.BUILDKIT
 
 
 def _process(api: DockerClient, config: Config, plan: ImagePlan, builder: _Builder,
@@ -293,11 +288,11 @@ def _process(api: DockerClient, config: Config, plan: ImagePlan, builder: _Build
             digest = _remote_digest(config.registry, config, plan)
             if digest:
                 progress.finish(name, "in the registry, nothing to do", ok=True)
-                return ImageResult(name, ref, plan.tag, digest, ACTION_SKIPPED,
+                return ImageResult(name, ref, plan.tag, digest, ImageAction.SKIPPED,
                                    image_id=local_image_id(api, ref),
                                    platform=plan.spec.platform)
         image_id = local_image_id(api, ref)
-        built_by: str | None = None
+        built_by: Builder | None = None
         if image_id is None:
             progress.update(name, "building")
             image_id, built_by = _build(api, config, plan, builder, progress, stop)
@@ -305,14 +300,14 @@ def _process(api: DockerClient, config: Config, plan: ImagePlan, builder: _Build
         if not push:
             progress.finish(name, "built" if built else "up to date, not rebuilt", ok=True)
             return ImageResult(name, ref, plan.tag, None,
-                               ACTION_BUILT if built else ACTION_SKIPPED,
+                               ImageAction.BUILT if built else ImageAction.SKIPPED,
                                image_id=image_id, built=built, builder=built_by,
                                platform=plan.spec.platform)
         progress.update(name, "pushing")
         digest = push_image(api, config.registry, ref, name, progress, stop)
         digest = digest or _remote_digest(config.registry, config, plan)
         progress.finish(name, "built and pushed" if built else "pushed", ok=True)
-        return ImageResult(name, ref, plan.tag, digest, ACTION_PUSHED,
+        return ImageResult(name, ref, plan.tag, digest, ImageAction.PUSHED,
                            image_id=image_id, built=built, pushed=True, builder=built_by,
                            platform=plan.spec.platform)
     except BuildError as exc:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Self
 
 from paless_deploy.adapters.host import process_identity, utc_now
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ConfigError, LockHeld
 from paless_deploy.core.manifests.kinds import by_kind
 from paless_deploy.core.plan.lease import (
@@ -135,7 +136,7 @@ class NamespaceLock:
         return lease_state(lease) if lease is not None else None
 
     def _body(self, now: dt.datetime, acquired: dt.datetime, transitions: int,
-              resource_version: str | None) -> dict:
+              resource_version: str | None) -> JsonDict:
         return lease_body(self.namespace, self.holder, self.lease_duration_s, now, acquired,
                           transitions, resource_version)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, TransportError
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.plan.devloop import app_of_pod
 from paless_deploy.core.reporting.report import scrub
 from paless_deploy.stages.watcher import PodsLoop
@@ -45,11 +46,11 @@ class LogStreamer:
     def stop(self) -> None:
         self._pods.stop()
 
-    def _follow_pods(self, pods: list[dict]) -> None:
+    def _follow_pods(self, pods: list[JsonDict]) -> None:
         for pod in pods:
             self._follow_pod(pod)
 
-    def _follow_pod(self, pod: dict) -> None:
+    def _follow_pod(self, pod: JsonDict) -> None:
         app = app_of_pod(pod, self.repositories)
         if app is None:
             return
@@ -64,7 +65,7 @@ class LogStreamer:
             self._followed[key] = thread
             thread.start()
 
-    def _pod(self, name: str, uid: str) -> dict | None:
+    def _pod(self, name: str, uid: str) -> JsonDict | None:
         pod = self._watcher.get("Pod", name)
         return pod if pod is not None and pod["metadata"].get("uid") == uid else None
 
@@ -112,7 +113,7 @@ class LogStreamer:
             time.sleep(RETRY_S)
 
 
-def _final(pod: dict | None) -> bool:
+def _final(pod: JsonDict | None) -> bool:
     """A pod whose containers will not start again (Succeeded/Failed, or being deleted)."""
     if pod is None:
         return True

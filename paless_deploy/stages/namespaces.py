@@ -24,7 +24,7 @@ from paless_deploy.core.manifests.namespaces import (
     namespace_manifest,
     renewal_annotations,
 )
-from paless_deploy.core.reporting.report import ObjectReport
+from paless_deploy.core.reporting.report import ObjectAction, ObjectReport
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -79,8 +79,9 @@ def ensure_namespace(kube: Kube, config: Config, *, timeout_s: float = 300.0,
             renewed = created_by_tool(current)
             if renewed:
                 renew_namespace(kube, config)
-            return ObjectReport(kind="Namespace", name=name, action="unchanged", ready=True,
-                                reason="expiry renewed" if renewed else "", api_version="v1")
+            return ObjectReport(kind="Namespace", name=name, action=ObjectAction.UNCHANGED,
+                                ready=True, reason="expiry renewed" if renewed else "",
+                                api_version="v1")
     manifest = namespace_manifest(config, detect_branch(config), detect_commit(config),
                                   now=utc_now())
     with cluster_errors(kube, f"creating namespace {name}", name):
@@ -89,10 +90,10 @@ def ensure_namespace(kube: Kube, config: Config, *, timeout_s: float = 300.0,
         except ApiError as exc:
             if exc.status != 409:  # created concurrently by another deploy: fine
                 raise
-            return ObjectReport(kind="Namespace", name=name, action="unchanged", ready=True,
-                                api_version="v1")
+            return ObjectReport(kind="Namespace", name=name, action=ObjectAction.UNCHANGED,
+                                ready=True, api_version="v1")
         wait_default_serviceaccount(kube, name)
-    return ObjectReport(kind="Namespace", name=name, action="created", ready=True,
+    return ObjectReport(kind="Namespace", name=name, action=ObjectAction.CREATED, ready=True,
                         api_version="v1")
 
 

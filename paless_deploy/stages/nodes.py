@@ -2,7 +2,7 @@
 
 The delivery decision (which way images go), the failure rules (node capacity, registry
 reach), `dev`'s imports and doctor's checks all take this one list instead of each
-asking the API server again.
+asking the API server again; each Node as its typed view (`core.apiviews.Node`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, TransportError
+from paless_deploy.core.apiviews import Node
 from paless_deploy.core.manifests.kinds import by_kind
 
 if TYPE_CHECKING:
@@ -22,11 +23,10 @@ NODE = by_kind("Node")
 
 @dataclass(frozen=True)
 class NodeList:
-    """The Node objects as listed, or why they could not be (a user who may not list
-    nodes, a server that stopped answering): then it is empty and `error` says why.
-    Iterates over the Nodes (API JSON)."""
+    """The Nodes as listed, or why they could not be (a user who may not list nodes, a
+    server that stopped answering): then it is empty and `error` says why."""
 
-    items: tuple[dict, ...] = ()
+    items: tuple[Node, ...] = ()
     error: ApiError | TransportError | None = None
 
     @property
@@ -34,13 +34,13 @@ class NodeList:
         """True when the Nodes were listed (an empty cluster included)."""
         return self.error is None
 
-    def __iter__(self) -> Iterator[dict]:
+    def __iter__(self) -> Iterator[Node]:
         return iter(self.items)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def listed(self) -> tuple[dict, ...]:
+    def listed(self) -> tuple[Node, ...]:
         """The Nodes; the listing's error raised again when it failed (a check that needs
         them reports why it could not look)."""
         if self.error is not None:
@@ -51,6 +51,6 @@ class NodeList:
 def read_nodes(kube: Kube) -> NodeList:
     """List the cluster's Nodes once."""
     try:
-        return NodeList(tuple(kube.list(NODE)[0]))
+        return NodeList(tuple(Node.of(n) for n in kube.list(NODE)[0]))
     except (ApiError, TransportError) as exc:
         return NodeList(error=exc)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.host import free_local_port
 from paless_deploy.adapters.kube.kubectl import KubectlPortForward
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.plan.devloop import ForwardTarget, forward_pod, pod_port
 from paless_deploy.stages.watcher import PodsLoop
 
@@ -70,7 +71,7 @@ class PortForwards:
             for forward in self.forwards:
                 _end(forward)
 
-    def _point(self, pods: list[dict]) -> None:
+    def _point(self, pods: list[JsonDict]) -> None:
         """Every forward at a Ready pod; the table again when one moved."""
         changed = False
         for forward in self.forwards:
@@ -80,7 +81,7 @@ class PortForwards:
             self._shown = shown
             self.on_table(list(self.forwards))
 
-    def _keep(self, forward: Forward, pods: list[dict]) -> bool:
+    def _keep(self, forward: Forward, pods: list[JsonDict]) -> bool:
         """Point the forward at a Ready pod; True when it changed."""
         alive = forward.process is not None and forward.process.alive()
         pod = forward_pod(pods, forward.target, forward.pod if alive else None)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from paless_deploy.adapters.files import list_project, read_project
 from paless_deploy.core.configuration.config import Config, build_config
+from paless_deploy.core.configuration.context import Scope
 from paless_deploy.core.images.discover import App, discover_apps, select_apps
 
 
@@ -22,7 +23,7 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     *,
     validate: bool = True,
-    scope: str = "deploy",
+    scope: Scope = Scope.DEPLOY,
     read_checkout: Callable[[Path], str] | None = None,
 ) -> Config:
     """The effective configuration of `project_dir` (core.configuration.config's

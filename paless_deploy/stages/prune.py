@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
 from paless_deploy.core.manifests.kinds import PRUNABLE, api_group, kind_of
 from paless_deploy.core.manifests.labels import instance_selector
-from paless_deploy.core.reporting.report import ObjectReport
+from paless_deploy.core.reporting.report import ObjectAction, ObjectReport
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -102,6 +102,6 @@ def prune(kube: Kube, refs: Iterable[PruneRef], dry_run: bool = False) -> list[O
         with cluster_errors(kube, f"deleting {ref.describe()}", ref.namespace):
             kind = kube.kind(ref.api_version, ref.kind)
             with_retries(partial(kube.delete, kind, ref.name, ref.namespace, dry_run=dry_run))
-        reports.append(ObjectReport(kind=ref.kind, name=ref.name, action="pruned",
+        reports.append(ObjectReport(kind=ref.kind, name=ref.name, action=ObjectAction.PRUNED,
                                     reason="dry run" if dry_run else ""))
     return reports

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kustomize import kustomize_build
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.configuration.config import combined_error, prod_problems
 from paless_deploy.core.images.discover import App
 from paless_deploy.core.manifests.render import (
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 class Rendered:
     """The objects to apply, and what the render had to say about the tree."""
 
-    objects: list[dict]
+    objects: list[JsonDict]
     warnings: list[str] = field(default_factory=list)
 
 
@@ -57,7 +58,7 @@ def render_tree(project_dir: Path, overlay: str, namespace: str, variables: Mapp
 
 def render_overlay(project_dir: Path, overlay: str, namespace: str,
                    variables: Mapping[str, str],
-                   app_images: AppImages | Mapping[str, str]) -> list[dict]:
+                   app_images: AppImages | Mapping[str, str]) -> list[JsonDict]:
     """The objects of `render_tree` (for callers that do not show its warnings)."""
     return render_tree(project_dir, overlay, namespace, variables, app_images).objects
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from paless_deploy.adapters.registry import AuthRequired, registry_manifest_digest, registry_scheme
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.images.imageref import ImageRef
+from paless_deploy.core.reporting.report import ImageAction
 from paless_deploy.core.reporting.reportfile import PRODUCE_HINT, PriorReport, parse_report
-from paless_deploy.stages.images import ACTION_SKIPPED, ImageResult
+from paless_deploy.stages.images import ImageResult
 
 
 def load_report(path: Path, option: str) -> PriorReport:
@@ -63,5 +64,5 @@ def check_reported_images(report: PriorReport, refs: Mapping[str, ImageRef],
                 code="image-not-in-registry", resource=f"image/{app}",
                 commands=[f"curl -sI {url}"])
         results.append(ImageResult(app, ref.with_tag(ref.tag) if ref.tag else ref.repository,
-                                   ref.tag or "", ref.digest, ACTION_SKIPPED))
+                                   ref.tag or "", ref.digest, ImageAction.SKIPPED))
     return results

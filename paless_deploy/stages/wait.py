@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
+from paless_deploy.core.apiviews import PodView
 from paless_deploy.core.configuration.durations import short
 from paless_deploy.core.diagnosis.claims import diagnose_pvc
 from paless_deploy.core.diagnosis.deadline import describe_not_ready
@@ -40,6 +41,7 @@ from paless_deploy.core.diagnosis.workloads import (
     diagnose_statefulset,
 )
 from paless_deploy.core.errors import DeployFailed
+from paless_deploy.core.reporting.report import ObjectAction
 from paless_deploy.stages.apply import Applied
 
 EVENT_SKEW_S = 2.0  # how far this machine's clock may lag the API server's
@@ -89,7 +91,7 @@ class PhaseOutcome:
     findings: list[Finding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     failed: bool = False
-    timed_out: str = ""  # "", "progress-deadline" or "deadline"
+    timed_out: Literal["", "progress-deadline", "deadline"] = ""  # the reason in the report
 
 
 def _utcnow() -> datetime:
@@ -256,15 +258,14 @@ class PhaseWaiter:
 
     def _crash_logs(self, pod: dict) -> str | None:
         """Last lines of the previous instance of a restarting container (once per restart)."""
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-            waiting = (cs.get("state") or {}).get("waiting") or {}
-            terminated = (cs.get("state") or {}).get("terminated") or {}
-            restarted = int(cs.get("restartCount") or 0) > 0 and (cs.get("lastState") or {}).get(
-                "terminated")
-            if waiting.get("reason") == "CrashLoopBackOff" or terminated.get("exitCode") or restarted:
-                key = (pod["metadata"]["name"], cs["name"], int(cs.get("restartCount") or 0))
+        view = PodView.of(pod)
+        for cs in view.main_statuses:
+            restarted = cs.restarts > 0 and cs.last_terminated is not None
+            if cs.waiting_reason == "CrashLoopBackOff" or (
+                    cs.terminated and cs.terminated.exit_code) or restarted:
+                key = (view.name, cs.name, cs.restarts)
                 if key not in self._logs_cache:
-                    self._logs_cache[key] = self.fetch_logs(pod["metadata"]["name"], cs["name"])
+                    self._logs_cache[key] = self.fetch_logs(view.name, cs.name)
                 return self._logs_cache[key]
         return None
 
@@ -338,7 +339,7 @@ class PhaseWaiter:
             if a.kind == "Ingress":
                 w = ingress_warning(a.live)
             elif a.kind == "HorizontalPodAutoscaler":
-                w = hpa_warning(a.live) if a.action != "created" else None
+                w = hpa_warning(a.live) if a.action != ObjectAction.CREATED else None
             else:
                 w = None
             if w:

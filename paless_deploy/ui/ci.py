@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from paless_deploy.core.configuration.context import CiPlatform
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.reporting.cireport import (
     DEPLOY_COMMANDS,
-    GITHUB,
-    GITLAB,
-    NO_CI,
     github_annotations,
     github_outputs,
     github_summary,
@@ -37,23 +35,23 @@ DEFAULT_DOTENV = "deploy.env"  # GitLab: `artifacts: reports: dotenv: deploy.env
 class CiTargets:
     """Where the CI reports of this run go (None: not written)."""
 
-    platform: str = NO_CI
+    platform: CiPlatform = CiPlatform.NONE
     github_output: Path | None = None
     step_summary: Path | None = None
     dotenv: Path | None = None
     junit: Path | None = None
 
 
-def ci_targets(platform: str, environ: Mapping[str, str], *, junit: Path | None = None,
+def ci_targets(platform: CiPlatform, environ: Mapping[str, str], *, junit: Path | None = None,
                dotenv: Path | None = None) -> CiTargets:
     """The files of this platform (GitHub names its own in the environment; GitLab's dotenv
     defaults to `deploy.env`), and the ones asked for with --junit and --dotenv."""
-    github = platform == GITHUB
+    github = platform == CiPlatform.GITHUB
     return CiTargets(
         platform=platform,
         github_output=_env_path(environ, "GITHUB_OUTPUT") if github else None,
         step_summary=_env_path(environ, "GITHUB_STEP_SUMMARY") if github else None,
-        dotenv=dotenv or (Path(DEFAULT_DOTENV) if platform == GITLAB else None),
+        dotenv=dotenv or (Path(DEFAULT_DOTENV) if platform == CiPlatform.GITLAB else None),
         junit=junit)
 
 
@@ -80,11 +78,11 @@ def check_report_path(path: Path | None, option: str) -> None:
 def write_ci_reports(targets: CiTargets, result: Result, secrets: Sequence[str],
                      stream: IO[str] | None = None) -> None:
     """Annotations for any command; outputs, summary, dotenv and JUnit for `all`/`deploy`."""
-    if targets.platform == NO_CI and targets.junit is None and targets.dotenv is None:
+    if targets.platform == CiPlatform.NONE and targets.junit is None and targets.dotenv is None:
         return
     stream = stream or sys.stderr
     doc = result.scrubbed(secrets)
-    if targets.platform == GITHUB:
+    if targets.platform == CiPlatform.GITHUB:
         for line in github_annotations(doc):
             stream.write(line + "\n")
         stream.flush()

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from typing import IO
 
-from paless_deploy.core.configuration.context import ConsoleSettings
+from paless_deploy.core.configuration.context import CiPlatform, ConsoleSettings
 
 
 def is_terminal(stream: IO[str]) -> bool:
@@ -23,7 +23,8 @@ def is_terminal(stream: IO[str]) -> bool:
 
 
 def detect_console(*, no_color: bool = False, quiet: bool = False, verbosity: int = 0,
-                   stream: IO[str] | None = None, ci: str = "none",
+                   stream: IO[str] | None = None,
+                   ci: CiPlatform = CiPlatform.NONE,
                    environ: Mapping[str, str] | None = None) -> ConsoleSettings:
     """Settings for the current process (stderr, unless `stream`): NO_COLOR and
     --no-color disable colour."""

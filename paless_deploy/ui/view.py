@@ -16,6 +16,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from paless_deploy.core.reporting.cireport import LogMarkers
+from paless_deploy.core.reporting.report import ObjectAction
 from paless_deploy.ui.console import stderr_console
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class Applied(Protocol):
     def ref(self) -> str: ...
 
     @property
-    def action(self) -> str: ...
+    def action(self) -> ObjectAction: ...
 
 
 class Target(Protocol):
@@ -48,8 +49,9 @@ class Target(Protocol):
     def waiting_for(self) -> str: ...
 
 
-ACTION_STYLES = {"created": "green", "configured": "yellow", "replaced": "magenta",
-                 "unchanged": "dim", "pruned": "red"}
+ACTION_STYLES = {ObjectAction.CREATED: "green", ObjectAction.CONFIGURED: "yellow",
+                 ObjectAction.REPLACED: "magenta", ObjectAction.UNCHANGED: "dim",
+                 ObjectAction.PRUNED: "red"}
 MAX_WAITING_SHOWN = 3
 
 
@@ -141,7 +143,7 @@ class DeployView:
                                   (f": applying {count} object(s)", "dim")))
 
     def applied(self, a: Applied) -> None:
-        if self.settings.verbosity or a.action != "unchanged":
+        if self.settings.verbosity or a.action != ObjectAction.UNCHANGED:
             style = ACTION_STYLES.get(a.action, "")
             self._print(Text.assemble("  ", (f"{a.action:<10}", style), " ", a.ref))
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,13 @@ class CliRun:
     stdout: str
     stderr: str
     duration_s: float
-    doc: dict | None = None
+    document: dict | None = None  # stdout's JSON document (with --output json)
+
+    @property
+    def doc(self) -> dict:
+        """The JSON document of a run with --output json (what every such test reads)."""
+        assert self.document is not None, f"a run without --output json has no document:\n{self}"
+        return self.document
 
     def __str__(self) -> str:
         return (f"paless-deploy {' '.join(self.args)} -> {self.returncode} in "
@@ -135,7 +142,7 @@ def finish_cli(started: tuple[subprocess.Popen, list[str], float], timeout: floa
     run = CliRun(argv, proc.returncode, out, err, time.monotonic() - t0)
     if json_output:
         try:
-            run.doc = json.loads(out)
+            run.document = json.loads(out)
         except json.JSONDecodeError as exc:
             raise AssertionError(f"stdout is not one JSON document ({exc}):\n{run}") from exc
     assert "Traceback" not in err, f"a Python traceback in stderr:\n{run}"
@@ -221,7 +228,7 @@ class EventRecorder:
         core = client.CoreV1Api(self.api_client)
         apps = client.AppsV1Api(self.api_client)
         ns = self.namespace
-        self._kinds = {
+        self._kinds: dict[str, tuple[Callable[..., Any], tuple[str, ...], dict[str, str]]] = {
             "ConfigMap": (core.list_namespaced_config_map, (ns,), {}),
             "Secret": (core.list_namespaced_secret, (ns,), {}),
             "PersistentVolumeClaim": (core.list_namespaced_persistent_volume_claim, (ns,), {}),
@@ -371,7 +378,7 @@ class LiveCli:
                      time.monotonic() - self.started)
         if self.json_output:
             try:
-                run.doc = json.loads(run.stdout)
+                run.document = json.loads(run.stdout)
             except json.JSONDecodeError as exc:
                 raise AssertionError(f"stdout is not one JSON document ({exc}):\n{run}") from exc
         assert "Traceback" not in run.stderr, f"a Python traceback in stderr:\n{run}"

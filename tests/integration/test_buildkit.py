@@ -206,7 +206,7 @@ def test_modern_dockerfile_builds_pushes_deploys_then_nothing_to_do(
 
     first = run_cli(proj, sandbox.kubeconfig, namespace, "all", env=secret_env)
     assert first.returncode == 0, first
-    (image,) = first.doc["images"]  # type: ignore[index]
+    (image,) = first.doc["images"]
     assert (image["action"], image["built"], image["pushed"], image["builder"]) == (
         "pushed", True, True, "buildkit")
     ref = image["ref"]
@@ -237,7 +237,7 @@ def test_modern_dockerfile_builds_pushes_deploys_then_nothing_to_do(
     assert second.returncode == 0, second
     assert image_events(docker_client, since, time.time() + 0.5,
                         project_name) == []
-    (again,) = second.doc["images"]  # type: ignore[index]
+    (again,) = second.doc["images"]
     assert (again["action"], again["built"], again["pushed"], again["tag"]) == (
         "skipped", False, False, image["tag"])
     assert canary not in second.stdout + second.stderr

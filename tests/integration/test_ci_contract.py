@@ -88,18 +88,19 @@ def namespaces(sandbox):
 
 
 def cli(sandbox, project: Path, *args: str, env: dict | None = None, cwd: Path | None = None,
-        timeout: float = 240) -> subprocess.CompletedProcess:
+        timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """The CLI as CI runs it: no terminal, the tool's own settings only from `env`."""
     environ = clean_env({"PROJECT_NAME": "tiny", "POSTGRES_PASSWORD": CANARY, **(env or {})})
     for name in CI_VARIABLES:
         if name not in (env or {}):
             environ.pop(name, None)
-    res = subprocess.run([sys.executable, "-m", "paless_deploy", "--project-dir", str(project),
+    raw = subprocess.run([sys.executable, "-m", "paless_deploy", "--project-dir", str(project),
                           "--kubeconfig", str(sandbox.kubeconfig), *args],
                          capture_output=True, env=environ, timeout=timeout,
                          cwd=cwd or project, check=False)
     # bytes, decoded here: text mode would turn GitLab's \r into a line break
-    res.stdout, res.stderr = res.stdout.decode(), res.stderr.decode()
+    res = subprocess.CompletedProcess(raw.args, raw.returncode, raw.stdout.decode(),
+                                      raw.stderr.decode())
     assert "Traceback" not in res.stderr, res.stderr
     return res
 
@@ -141,7 +142,7 @@ def assert_no_canary(*texts: str) -> None:
 def junit_cases(path: Path) -> dict[tuple[str, str], ET.Element]:
     root = ET.parse(path).getroot()
     assert root.tag == "testsuites" and root.find("testsuite") is not None
-    return {(c.get("classname"), c.get("name")): c for c in root.iter("testcase")}
+    return {(c.get("classname", ""), c.get("name", "")): c for c in root.iter("testcase")}
 
 
 def github_env(tmp: Path) -> dict:
@@ -331,7 +332,7 @@ def test_images_from_failures_are_explained_with_their_exit_code(sandbox, tiny, 
 # expiry: TTL renewal, the keep label, gc
 
 
-def annotations(sandbox, ns: str) -> dict:
+def namespace_annotations(sandbox, ns: str) -> dict:
     return get_json(sandbox, "namespace", ns)["metadata"].get("annotations") or {}
 
 
@@ -357,7 +358,7 @@ def test_ttl_renewed_on_deploy_keep_label_and_gc(sandbox, tiny, namespaces):
     token = ns.rsplit("-", 1)[1]
     first = cli(sandbox, tiny, "-n", ns, "--overlay", "ok", "all", env={"PALESS_TTL": "1h"})
     assert first.returncode == 0, first.stderr
-    ann = annotations(sandbox, ns)
+    ann = namespace_annotations(sandbox, ns)
     assert ann["paless.io/ttl"] == "1h" and ann["paless.io/deployed-at"] >= ann[
         "paless.io/created-at"]
     sandbox.kubectl("label", "namespace", ns, f"paless-test-ci={token}")
@@ -372,7 +373,7 @@ def test_ttl_renewed_on_deploy_keep_label_and_gc(sandbox, tiny, namespaces):
 
     again = cli(sandbox, tiny, "-n", ns, "--overlay", "ok", "all", env={"PALESS_TTL": "1h"})
     assert again.returncode == 0, again.stderr
-    renewed = annotations(sandbox, ns)
+    renewed = namespace_annotations(sandbox, ns)
     assert renewed["paless.io/created-at"] < renewed["paless.io/deployed-at"], \
         "created-at stays, the deploy time moves"
     _, seen = gc(sandbox, tiny, selector, "--older-than", "30m")

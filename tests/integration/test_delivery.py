@@ -224,7 +224,7 @@ def test_advertised_registry_kep_1755(sandbox: Any, project: Project, namespace:
     port = registry.host.rsplit(":", 1)[1]
     hosting = {"host": f"localhost:{port}", "hostFromContainerRuntime": f"127.0.0.1:{port}",
                "help": "https://example.invalid/registry"}
-    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+    cm: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
           "metadata": {"name": "local-registry-hosting", "namespace": "kube-public",
                        "labels": {"paless-test": "true"}},
           "data": {"localRegistryHosting.v1": json.dumps(hosting)}}

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from paless_deploy.core.apiviews import Node
 from paless_deploy.core.diagnosis.claims import diagnose_pvc
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.pods import diagnose_pod
@@ -109,7 +110,7 @@ def cluster_policy(kube_api):
 
     nodes = [kube_api.sanitize_for_serialization(n)
              for n in client.CoreV1Api(kube_api).list_node().items]
-    return Policy(registry="127.0.0.1:5000").with_nodes(nodes)
+    return Policy(registry="127.0.0.1:5000").with_nodes(Node.of(n) for n in nodes)
 
 
 @pytest.fixture(scope="module")

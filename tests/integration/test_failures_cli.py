@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
 def deployment(annotations: dict | None = None, resources: dict | None = None,
                extra_spec: dict | None = None) -> dict:
-    container = {"name": "app", "image": "tiny"}
+    container: dict[str, Any] = {"name": "app", "image": "tiny"}
     if resources:
         container["resources"] = resources
     spec = {"replicas": 1, "selector": {"matchLabels": {"app": "tiny"}},

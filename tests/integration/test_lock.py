@@ -60,6 +60,7 @@ def start_holder(sandbox, namespace: str, duration: int) -> subprocess.Popen:
         [sys.executable, "-c", HOLDER_SCRIPT, str(sandbox.kubeconfig), namespace, str(duration)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert proc.stdout is not None and proc.stderr is not None  # both are pipes
     line = proc.stdout.readline()
     if line.strip() != "HELD":
         proc.kill()

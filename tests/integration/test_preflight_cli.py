@@ -110,7 +110,7 @@ def test_an_image_of_someone_else_missing_from_our_registry_is_a_warning(tmp_pat
     ns = f"t-preflight-side-{tag}"
     try:
         run = run_cli(project, sandbox.kubeconfig, ns, "--overlay", "sidecar", "all")
-        assert run.returncode == 0, (run.doc or {}).get("errors") or run.stderr[-2000:]
+        assert run.returncode == 0, (run.document or {}).get("errors") or run.stderr[-2000:]
         ref = f"localhost:5000/ghost-sidecar-{tag}:never-pushed"
         assert f"The image {ref} is not in the registry localhost:5000" in run.stderr, run
         images = sandbox.kubectl("get", "deployment", "worker", "-n", ns, "-o",

@@ -12,6 +12,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,7 +42,7 @@ def apply(sandbox, namespace: str, manifest: dict) -> None:
 
 def pod_template(name: str, annotations: dict | None = None, requests: dict | None = None,
                  restart: str = "Always") -> dict:
-    container = {"name": "app", "image": "busybox:1.36"}
+    container: dict[str, Any] = {"name": "app", "image": "busybox:1.36"}
     if requests:
         container["resources"] = {"requests": requests}
     return {

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from paless_deploy.core.apiviews import Node
 from paless_deploy.core.diagnosis.findings import Policy
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures" / "recorded"
@@ -31,4 +32,4 @@ def all_of(doc: dict, kind: str) -> list[dict]:
 def cluster_policy() -> Policy:
     """The default policy on the recorded three-node sandbox, our registry at 127.0.0.1:5000."""
     nodes = json.loads((RECORDED / "nodes.json").read_text())["items"]
-    return Policy(registry="127.0.0.1:5000").with_nodes(nodes)
+    return Policy(registry="127.0.0.1:5000").with_nodes(Node.of(n) for n in nodes)

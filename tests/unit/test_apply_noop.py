@@ -208,11 +208,12 @@ class Listed:
 @pytest.mark.parametrize("pair", [p for p in PAIRS if p["body"]["kind"] in (
     "Deployment", "Secret", "Service")][:3], ids=ids)
 def test_an_unchanged_listed_object_is_neither_read_nor_applied(pair: dict) -> None:
-    from paless_deploy.stages.apply import UNCHANGED, apply_object
+    from paless_deploy.core.reporting.report import ObjectAction
+    from paless_deploy.stages.apply import apply_object
 
     kube = RecordingKube(pair["live"])
     applied = apply_object(kube, pair["body"], listed=Listed(pair["live"]))  # type: ignore[arg-type]
-    assert kube.calls == [] and applied.action == UNCHANGED and applied.live is pair["live"]
+    assert kube.calls == [] and applied.action == ObjectAction.UNCHANGED and applied.live is pair["live"]
 
     changed_body = copy.deepcopy(pair["body"])
     changed_body["metadata"]["labels"]["added"] = "x"

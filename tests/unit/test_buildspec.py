@@ -11,7 +11,8 @@ import pytest
 
 from paless_deploy.adapters import buildkit
 from paless_deploy.adapters.buildcontext import ignore_file
-from paless_deploy.core.configuration.config import config_problems
+from paless_deploy.core.configuration.context import Scope
+from paless_deploy.core.configuration.validation import config_problems
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.images.buildspec import (
     BuildSecret,
@@ -77,7 +78,7 @@ def test_builder_values() -> None:
 def test_config_validates_build_settings_with_their_source(tmp_path: Path) -> None:
     env = {"BUILDER": "fast", "PLATFORM": "a,b", "BUILD_TARGETS": "web", "BUILD_SECRETS": "x"}
     config = load_config(tmp_path, [], {}, env, validate=False)
-    problems = config_problems(config, scope="images")
+    problems = config_problems(config, scope=Scope.IMAGES)
     assert [p.message.split(" ")[0] for p in problems] == [
         "BUILDER", "PLATFORM", "BUILD_TARGETS", "BUILD_SECRETS"]
     assert all("from the environment" in p.message for p in problems)

@@ -11,8 +11,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from paless_deploy.core.configuration.context import CiPlatform
+from paless_deploy.core.errors import ExitCode
 from paless_deploy.core.reporting import cireport
-from paless_deploy.core.reporting.report import ErrorReport, ObjectReport, PhaseReport, Result
+from paless_deploy.core.reporting.report import (
+    ErrorReport,
+    ObjectAction,
+    ObjectReport,
+    PhaseReport,
+    Result,
+    RunResult,
+)
 from paless_deploy.ui.ci import CiTargets, ci_targets, write_ci_reports
 from tests.ci_parsers import (
     FormatError,
@@ -33,16 +42,19 @@ def failed_result() -> Result:
     phase_failed = ErrorReport(code="phase-failed", hint="See above.",
                                message="Phase worker failed: Deployment/worker.")
     return Result(
-        command="all", result="failed", exit_code=1, namespace="paless-feature-x", overlay="dev",
+        command="all", result=RunResult.FAILED, exit_code=ExitCode.FAILED, namespace="paless-feature-x", overlay="dev",
         url="https://paless.paless-feature-x.example.com/", duration_s=12.5,
         images=[{"app": "worker", "ref": "localhost:5000/paless-worker:abc", "tag": "abc",
                  "digest": "sha256:" + "a" * 64, "action": "pushed", "image_id": "x"}],
         phases=[
-            PhaseReport("namespace", "t", 0.1, [ObjectReport("Namespace", "ns", "created", True)]),
-            PhaseReport("data", "t", 3.2, [ObjectReport("StatefulSet", "postgres", "created", True),
-                                           ObjectReport("Service", "postgres", "created", True)]),
-            PhaseReport("worker", "t", 6.0, [ObjectReport("Deployment", "worker", "configured",
-                                                          False, "crash loop")]),
+            PhaseReport("namespace", "t", 0.1,
+                        [ObjectReport("Namespace", "ns", ObjectAction.CREATED, True)]),
+            PhaseReport("data", "t", 3.2,
+                        [ObjectReport("StatefulSet", "postgres", ObjectAction.CREATED, True),
+                         ObjectReport("Service", "postgres", ObjectAction.CREATED, True)]),
+            PhaseReport("worker", "t", 6.0,
+                        [ObjectReport("Deployment", "worker", ObjectAction.CONFIGURED, False,
+                                      "crash loop")]),
         ],
         warnings=["HPA web has no metrics"], errors=[crash, phase_failed],
         extra={"not_applied": [{"phase": "web", "kind": "Deployment", "name": "web"},
@@ -50,11 +62,11 @@ def failed_result() -> Result:
 
 
 def test_platform_detection() -> None:
-    assert cireport.detect_platform("auto", {"GITHUB_ACTIONS": "true"}) == cireport.GITHUB
-    assert cireport.detect_platform("auto", {"GITLAB_CI": "true"}) == cireport.GITLAB
-    assert cireport.detect_platform("auto", {"CI": "true"}) == cireport.NO_CI
-    assert cireport.detect_platform("none", {"GITHUB_ACTIONS": "true"}) == cireport.NO_CI
-    assert cireport.detect_platform("gitlab", {}) == cireport.GITLAB
+    assert cireport.detect_platform("auto", {"GITHUB_ACTIONS": "true"}) == CiPlatform.GITHUB
+    assert cireport.detect_platform("auto", {"GITLAB_CI": "true"}) == CiPlatform.GITLAB
+    assert cireport.detect_platform("auto", {"CI": "true"}) == CiPlatform.NONE
+    assert cireport.detect_platform("none", {"GITHUB_ACTIONS": "true"}) == CiPlatform.NONE
+    assert cireport.detect_platform("gitlab", {}) == CiPlatform.GITLAB
 
 
 @given(st.text(), st.text())
@@ -81,7 +93,7 @@ def test_annotations_one_error_per_finding_and_warnings() -> None:
 
 
 def test_annotations_are_capped_as_github_shows_them() -> None:
-    result = Result(command="all", result="failed", exit_code=1,
+    result = Result(command="all", result=RunResult.FAILED, exit_code=ExitCode.FAILED,
                     errors=[ErrorReport(code=f"e{i}") for i in range(14)])
     errors = [line for line in cireport.github_annotations(result) if line.startswith("::error")]
     assert len(errors) == 11 and "4 more" in errors[-1]
@@ -149,16 +161,16 @@ def test_dotenv_parses_by_gitlabs_rules() -> None:
 
 
 def test_gitlab_sections_are_well_formed() -> None:
-    markers = cireport.LogMarkers(cireport.GITLAB)
+    markers = cireport.LogMarkers(CiPlatform.GITLAB)
     log = "\n".join([markers.phase_start("object-storage-init", 1700000000.7), "applying",
                      markers.phase_end("object-storage-init", 1700000003.2)])
     assert gitlab_sections(log) == [("paless_phase_object-storage-init",
                                      "phase object-storage-init", "closed")]
-    assert cireport.LogMarkers(cireport.NO_CI).phase_start("web", 0) == ""
+    assert cireport.LogMarkers(CiPlatform.NONE).phase_start("web", 0) == ""
 
 
 def test_github_groups_and_quotes() -> None:
-    markers = cireport.LogMarkers(cireport.GITHUB)
+    markers = cireport.LogMarkers(CiPlatform.GITHUB)
     assert parse_workflow_command(markers.phase_start("web", 0)) == ("group", {}, "phase web")
     assert markers.phase_end("web", 0) == "::endgroup::"
     assert markers.quote_start("tok") == "::stop-commands::tok"
@@ -182,7 +194,7 @@ def test_junit_one_failure_for_the_failing_workload() -> None:
 
 
 def test_junit_of_a_run_that_failed_before_any_workload() -> None:
-    result = Result(command="all", result="error", exit_code=2,
+    result = Result(command="all", result=RunResult.ERROR, exit_code=ExitCode.USAGE,
                     errors=[ErrorReport(code="config", message="Bad \x1b[31mvariable\x1b[0m.")])
     root = ET.fromstring(cireport.junit_xml(result, timestamp="t"))
     cases = list(root.iter("testcase"))
@@ -194,7 +206,7 @@ def test_writer_appends_scrubs_and_never_writes_outside_deploys(tmp_path: Path) 
     out, summary = tmp_path / "out", tmp_path / "summary"
     out.write_text("earlier=1")  # a previous step left its last line open
     environ = {"GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(summary)}
-    targets = ci_targets(cireport.GITHUB, environ, junit=tmp_path / "junit.xml")
+    targets = ci_targets(CiPlatform.GITHUB, environ, junit=tmp_path / "junit.xml")
     result = failed_result()
     result.errors[0] = ErrorReport(code="config-error", message="key s3cr3t-value missing",
                                    evidence=["s3cr3t-value"], workload="Deployment/worker")
@@ -208,13 +220,13 @@ def test_writer_appends_scrubs_and_never_writes_outside_deploys(tmp_path: Path) 
     assert all(parse_workflow_command(line) for line in log.getvalue().splitlines())
 
     status = tmp_path / "status-summary"
-    targets = CiTargets(cireport.GITHUB, step_summary=status)
+    targets = CiTargets(CiPlatform.GITHUB, step_summary=status)
     write_ci_reports(targets, Result(command="status"), [], stream=io.StringIO())
     assert not status.exists()
 
 
 def test_nasty_text_stays_on_one_command_line() -> None:
-    result = Result(command="all", result="failed", exit_code=1,
+    result = Result(command="all", result=RunResult.FAILED, exit_code=ExitCode.FAILED,
                     errors=[ErrorReport(code="x", resource="a,b:c", message=NASTY)])
     for line in cireport.github_annotations(result):
         assert "\n" not in line and "\r" not in line

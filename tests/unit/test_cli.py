@@ -17,7 +17,7 @@ import pytest
 from paless_deploy import __version__, cli
 from paless_deploy.core.configuration.variables import VARIABLES
 from paless_deploy.core.errors import ClusterError
-from paless_deploy.core.reporting.report import ObjectReport, PhaseReport, Result
+from paless_deploy.core.reporting.report import ObjectAction, ObjectReport, PhaseReport, Result
 from paless_deploy.ui.panels import print_error
 
 
@@ -230,7 +230,7 @@ def test_unknown_app_for_build(project: Path, capsys: pytest.CaptureFixture[str]
 def test_result_document_shape() -> None:
     result = Result(command="all", namespace="ns", overlay="dev", phases=[
         PhaseReport("web", "2024-01-01T00:00:00Z", 1.5,
-                    [ObjectReport("Deployment", "web", "configured", True, "")]),
+                    [ObjectReport("Deployment", "web", ObjectAction.CONFIGURED, True, "")]),
     ])
     doc = json.loads(result.to_json())
     assert list(doc)[:11] == ["version", "command", "result", "exit_code", "namespace",

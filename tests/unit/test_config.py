@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from paless_deploy.core.configuration.config import MASK
+from paless_deploy.core.configuration.context import Scope
 from paless_deploy.core.configuration.durations import parse_duration
 from paless_deploy.core.configuration.variables import SUBSTITUTABLE_NAMES, VARIABLES
 from paless_deploy.core.errors import ConfigError
@@ -159,7 +160,7 @@ def test_overlay_name_with_slash(project: Path) -> None:
 
 
 def test_overlay_not_needed_for_images(project: Path) -> None:
-    config = load_config(project, None, {"OVERLAY": "qa"}, {}, scope="images")
+    config = load_config(project, None, {"OVERLAY": "qa"}, {}, scope=Scope.IMAGES)
     assert config.overlay == "qa"
 
 
@@ -179,7 +180,7 @@ def test_invalid_derived_namespace_names_project_name(project: Path) -> None:
 
 def test_invalid_project_name_for_images(project: Path) -> None:
     with pytest.raises(ConfigError, match="PROJECT_NAME"):
-        load_config(project, None, {"PROJECT_NAME": "My App"}, {}, scope="images")
+        load_config(project, None, {"PROJECT_NAME": "My App"}, {}, scope=Scope.IMAGES)
 
 
 def test_short_minio_password(project: Path) -> None:

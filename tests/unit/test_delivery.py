@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from paless_deploy.core.apiviews import Node
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.images.delivery import (
     DeliveryFacts,
-    NodeFacts,
     RegistryHosting,
     ThisMachine,
     check_method,
     choose_delivery,
-    node_facts,
     parse_registry_hosting,
     with_pull_policy,
 )
 
 LAPTOP = ThisMachine(frozenset({"laptop"}), frozenset({"192.168.1.10", "127.0.1.1"}))
-K3S_HERE = NodeFacts("laptop", "v1.34.4+k3s1", "containerd://1.7.23-k3s2")
-K3S_BY_LABEL = NodeFacts("box", "v1.34.4", "containerd://2.0",
+K3S_HERE = Node("laptop", "v1.34.4+k3s1", "containerd://1.7.23-k3s2")
+K3S_BY_LABEL = Node("box", "v1.34.4", "containerd://2.0",
                          labels={"node.kubernetes.io/instance-type": "k3s"},
                          addresses=("192.168.1.10",))
-K3S_REMOTE = NodeFacts("server", "v1.34.4+k3s1", "containerd://1.7", addresses=("10.0.0.2",))
-KWOK = NodeFacts("kwok-1", "kwok-0.8.0", "kwok-0.8.0", addresses=("127.0.0.1",))
-DOCKER_DESKTOP = NodeFacts("docker-desktop", "v1.32.2", "docker://27.4.0")
+K3S_REMOTE = Node("server", "v1.34.4+k3s1", "containerd://1.7", addresses=("10.0.0.2",))
+KWOK = Node("kwok-1", "kwok-0.8.0", "kwok-0.8.0", addresses=("127.0.0.1",))
+DOCKER_DESKTOP = Node("docker-desktop", "v1.32.2", "docker://27.4.0")
 HOSTING = RegistryHosting("localhost:5001", "kind-registry:5000")
 
 
-def decide(*nodes: NodeFacts, **facts: object):
+def decide(*nodes: Node, **facts: object):
     return choose_delivery(DeliveryFacts(nodes=nodes, here=LAPTOP, **facts))  # type: ignore[arg-type]
 
 
@@ -86,9 +87,9 @@ def test_docker_needs_every_node_on_docker() -> None:
 
 
 def test_this_machine_by_address_not_by_loopback() -> None:
-    assert LAPTOP.is_node(NodeFacts("other-name", addresses=("192.168.1.10",)))
-    assert not LAPTOP.is_node(NodeFacts("kwok-1", addresses=("127.0.0.1",)))
-    assert not LAPTOP.is_node(NodeFacts("kwok-2", addresses=("127.0.1.1",)))
+    assert LAPTOP.is_node(Node("other-name", addresses=("192.168.1.10",)))
+    assert not LAPTOP.is_node(Node("kwok-1", addresses=("127.0.0.1",)))
+    assert not LAPTOP.is_node(Node("kwok-2", addresses=("127.0.1.1",)))
 
 
 def test_bad_method_is_a_config_error() -> None:
@@ -111,23 +112,24 @@ def test_parse_registry_hosting() -> None:
     assert parse_registry_hosting({"localRegistryHosting.v1": "host: [\n"}) is None
 
 
-def test_node_facts_from_a_node_object() -> None:
+def test_the_view_of_a_node_object() -> None:
     node = {"metadata": {"name": "laptop", "labels": {"a": "b"}},
             "status": {"nodeInfo": {"kubeletVersion": "v1.34.4+k3s1",
                                     "containerRuntimeVersion": "containerd://1.7.23-k3s2"},
                        "addresses": [{"type": "InternalIP", "address": "192.168.1.10"}],
                        "images": [{"names": ["localhost:5000/paless-web:abc",
                                              "localhost:5000/paless-web@sha256:00"]}]}}
-    facts = node_facts(node)
+    facts = Node.of(node)
     assert facts.k3s and not facts.docker_runtime and facts.addresses == ("192.168.1.10",)
     assert facts.has_image("localhost:5000/paless-web:abc")
     assert not facts.has_image("localhost:5000/paless-web:def")
 
 
 def test_pull_policy_only_on_our_images() -> None:
-    deployment = {"kind": "Deployment", "spec": {"template": {"spec": {"containers": [
-        {"name": "web", "image": "localhost:5000/paless-web:abc", "imagePullPolicy": "Always"},
-        {"name": "rclone", "image": "rclone/rclone:1.71.1"}]}}}}
+    deployment: dict[str, Any] = {"kind": "Deployment", "spec": {"template": {"spec": {
+        "containers": [
+            {"name": "web", "image": "localhost:5000/paless-web:abc", "imagePullPolicy": "Always"},
+            {"name": "rclone", "image": "rclone/rclone:1.71.1"}]}}}}
     out = with_pull_policy([deployment], ["localhost:5000/paless-web:abc"], "IfNotPresent")
     containers = out[0]["spec"]["template"]["spec"]["containers"]
     assert containers[0]["imagePullPolicy"] == "IfNotPresent"

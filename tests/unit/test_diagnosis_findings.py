@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from paless_deploy.core.apiviews import Node
 from paless_deploy.core.diagnosis import findings
 from paless_deploy.core.diagnosis.findings import (
     ANNOTATION_ALLOWED_RESTARTS,
@@ -32,7 +33,7 @@ def test_node_capacity_in_any_quantity_spelling():
     nodes = [{"status": {"allocatable": {"cpu": "7500m", "memory": "1e9"}}},
              {"status": {"allocatable": {"cpu": "0.5", "memory": "1Pi"}}},
              {"status": {}}]
-    policy = Policy().with_nodes(nodes)
+    policy = Policy().with_nodes(Node.of(n) for n in nodes)
     assert policy.largest_node == NodeCapacity(7500, 2**50)
     assert Policy().with_nodes([]) == Policy()
 

@@ -15,7 +15,7 @@ from paless_deploy.adapters.registry import check_registry
 from paless_deploy.core.errors import BuildError
 from paless_deploy.core.reporting.progress import NullProgress
 
-OK_STREAM = [
+OK_STREAM: list[dict[str, Any]] = [
     {"status": "The push refers to repository [localhost:5000/paless-web]"},
     {"status": "Pushing", "progressDetail": {"current": 512, "total": 1024}, "id": "abc"},
     {"status": "Pushed", "progressDetail": {}, "id": "abc"},

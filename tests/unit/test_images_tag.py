@@ -19,7 +19,7 @@ from paless_deploy.core.images.tags import base_images, compute_tag
 from paless_deploy.stages.project import project_apps
 
 ARGS = {"BASE_IMAGE": "base:1"}
-IDS = {"base:1": "sha256:aaa"}
+IDS: dict[str, str | None] = {"base:1": "sha256:aaa"}
 
 
 def write(path: Path, text: str) -> Path:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,16 +176,19 @@ def test_an_api_server_still_unavailable_after_the_retries_is_exit_4() -> None:
 def test_watch_until_sees_an_object_created_between_its_read_and_its_list() -> None:
     """A namespace's default ServiceAccount appears within milliseconds: the read may miss
     it and the list have it; waiting for a watch event then would wait the whole timeout."""
-    from paless_deploy.core.manifests.kinds import by_kind
+    from paless_deploy.core.manifests.kinds import Kind, by_kind
 
     class Racy(Kube):
-        def read(self, kind, name, namespace=None):  # type: ignore[no-untyped-def]
+        def read(self, kind: Kind, name: str, namespace: str | None = None) -> None:
             return None
 
-        def list(self, kind, namespace=None, **query):  # type: ignore[no-untyped-def]
+        def list(self, kind: Kind, namespace: str | None = None, **query: object
+                 ) -> tuple[list[dict[str, Any]], str]:
             return [{"metadata": {"name": "default", "resourceVersion": "5"}}], "5"
 
-        def watch(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def watch(self, kind: Kind, namespace: str | None, *, resource_version: str,
+                  field_selector: str | None = None, timeout_s: int = 0
+                  ) -> Iterator[dict[str, Any]]:
             raise AssertionError("nothing to wait for")
 
     k = Racy(api=None, server="https://k", kubeconfig="/k", context=None)

@@ -133,6 +133,8 @@ def http_client_imports(source: str, path: str) -> list[Violation]:
     """Imports of an HTTP client other than the Kubernetes door's urllib3."""
     found: list[Violation] = []
     for node in ast.walk(ast.parse(source, filename=path)):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            continue
         for name in _imported(node):
             if any(_inside(name, client) for client in HTTP_CLIENTS):
                 found.append(Violation(path, node.lineno, f"import {name}"))

@@ -81,6 +81,13 @@ def label(obj: dict) -> str:
     return f"{obj['kind']}/{obj['metadata']['name']}"
 
 
+def spec_of(obj: dict) -> dict:
+    """The pod spec of a workload that has one."""
+    spec = pod_spec(obj)
+    assert spec is not None, label(obj)
+    return spec
+
+
 def pods(objects: list[dict]) -> Iterator[tuple[dict, dict]]:
     """(object, pod spec) for every object with a pod template."""
     for obj in objects:
@@ -311,7 +318,9 @@ def test_prod_and_staging_have_no_host_path_and_use_the_variables() -> None:
 
 
 def _gibibytes(quantity: str) -> float:
-    number, unit = re.fullmatch(r"(\d+)(Mi|Gi|Ti)", quantity).groups()
+    match = re.fullmatch(r"(\d+)(Mi|Gi|Ti)", quantity)
+    assert match is not None, quantity
+    number, unit = match.groups()
     return int(number) * {"Mi": 1 / 1024, "Gi": 1, "Ti": 1024}[unit]
 
 
@@ -329,7 +338,7 @@ def test_staging_and_dev_volumes_are_smaller_than_prod() -> None:
 
 def test_rclone_mount_propagation_and_probe(overlay: str) -> None:
     for app in APPS:
-        spec = pod_spec(by_name(rendered(overlay), "Deployment", app))
+        spec = spec_of(by_name(rendered(overlay), "Deployment", app))
         app_container, sidecar = spec["containers"]
         assert app_container["image"] == APP_IMAGES[app]
         media = next(m for m in app_container["volumeMounts"] if m["name"] == "media")
@@ -359,7 +368,7 @@ def test_phases_of_the_stack(overlay: str) -> None:
 def test_migration_runs_as_owner_and_apps_as_app_role() -> None:
     objects = rendered("dev")
     config = by_name(objects, "ConfigMap", "paperless-config")["data"]
-    migrate = pod_spec(by_name(objects, "Job", "migrate"))["containers"][0]
+    migrate = spec_of(by_name(objects, "Job", "migrate"))["containers"][0]
     env = {e["name"]: e for e in migrate["env"]}
     assert env["PAPERLESS_DBUSER"]["valueFrom"]["configMapKeyRef"]["key"] == "POSTGRES_USER"
     assert env["PAPERLESS_DBPASS"]["valueFrom"]["secretKeyRef"]["key"] == "POSTGRES_PASSWORD"
@@ -367,7 +376,7 @@ def test_migration_runs_as_owner_and_apps_as_app_role() -> None:
     assert config["PAPERLESS_DBUSER"] == config["PAPERLESS_APP_DB_USER"] != config["POSTGRES_USER"]
     init_sql = by_name(objects, "ConfigMap", "postgres-init")["data"]["init.sql"]
     assert '"uuid-ossp"' in init_sql and "pgcrypto" in init_sql
-    init = pod_spec(by_name(objects, "Job", "postgres-init"))["containers"][0]
+    init = spec_of(by_name(objects, "Job", "postgres-init"))["containers"][0]
     assert "ON_ERROR_STOP=1" in init["command"][-1]
 
 
@@ -381,7 +390,7 @@ def _bad(mutate) -> list[dict]:
 
 
 def _web(objects: list[dict]) -> dict:
-    return pod_spec(by_name(objects, "Deployment", "web"))
+    return spec_of(by_name(objects, "Deployment", "web"))
 
 
 @pytest.mark.parametrize(("check", "mutate", "expected"), [

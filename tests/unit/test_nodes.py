@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from paless_deploy.adapters.kube import ApiError, TransportError
+from paless_deploy.core.apiviews import Node
 from paless_deploy.stages.nodes import NodeList, read_nodes
 
 NODE = {"metadata": {"name": "n1"}, "status": {"nodeInfo": {"architecture": "amd64"}}}
@@ -31,8 +32,8 @@ class Answers:
 def test_listed_nodes_are_known_and_iterable() -> None:
     kube = Answers([NODE])
     nodes = read_nodes(kube)  # type: ignore[arg-type]
-    assert nodes.known and list(nodes) == [NODE] and len(nodes) == 1
-    assert nodes.listed() == (NODE,)
+    assert nodes.known and list(nodes) == [Node.of(NODE)] and len(nodes) == 1
+    assert nodes.listed() == (Node.of(NODE),) and nodes.listed()[0].name == "n1"
     assert kube.asked == 1
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from paless_deploy.core.manifests.podspec import (
@@ -13,7 +15,7 @@ from paless_deploy.core.manifests.podspec import (
     template_annotations,
 )
 
-SPEC = {"initContainers": [{"name": "init"}], "containers": [{"name": "app"}, "junk"],
+SPEC: dict[str, Any] = {"initContainers": [{"name": "init"}], "containers": [{"name": "app"}, "junk"],
         "ephemeralContainers": [{"name": "debug"}]}
 TEMPLATE = {"metadata": {"annotations": {"a": "1"}}, "spec": SPEC}
 

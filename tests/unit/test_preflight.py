@@ -31,7 +31,7 @@ def nothing(kind: str, namespace: str, name: str) -> dict | None:
 
 
 def env_ref(field: str, name: str, key: str, optional: bool = False) -> dict:
-    ref = {"name": name, "key": key}
+    ref: dict[str, str | bool] = {"name": name, "key": key}
     if optional:
         ref["optional"] = True
     return {"name": key, "valueFrom": {field: ref}}

@@ -82,7 +82,7 @@ def test_numbers_from_yaml_and_missing_values() -> None:
     assert (cpu_millicores(2), cpu_millicores(0.25), cpu_millicores(None)) == (2000, 250, 0)
     assert memory_bytes(1024) == 1024
     with pytest.raises(QuantityError):
-        parse_quantity(True)  # type: ignore[arg-type]
+        parse_quantity(True)  # a bool is an int to Python, not a quantity
 
 
 def test_helpers_round_up_and_stay_within_int64() -> None:

@@ -6,6 +6,7 @@ Runs the real `kubectl kustomize`; no cluster is involved.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -272,8 +273,9 @@ def test_a_pinned_mirror_in_our_registry_is_left_alone() -> None:
 
 
 def test_a_typo_of_a_variable_is_an_error_naming_the_nearest() -> None:
-    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
-                  "data": {"db": "${POSTGRES_DBB}", "shell": "echo ${HOME} ${PATH}"}}
+    config_map: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+        "data": {"db": "${POSTGRES_DBB}", "shell": "echo ${HOME} ${PATH}"}}
     with pytest.raises(ConfigError) as info:
         substitute_variables([config_map], {"POSTGRES_DB": "paperless"})
     assert "${POSTGRES_DBB}" in info.value.message and "did you mean ${POSTGRES_DB}" in \

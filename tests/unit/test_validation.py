@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.configuration.validation import FORMS, blame_base_image, form_problems
+from paless_deploy.core.configuration.context import Scope
+from paless_deploy.core.configuration.validation import (
+    FORMS,
+    blame_base_image,
+    config_problems,
+)
 from paless_deploy.core.configuration.variables import BY_NAME, nearest_variable
 from paless_deploy.core.errors import BuildError, ConfigError, readable, shown
 from paless_deploy.core.images.imageref import parse_registry
@@ -41,23 +46,23 @@ def test_every_form_names_a_variable_of_the_table() -> None:
     ("MINIO_BUCKET", "B", "is not a bucket name")])
 def test_a_value_of_the_wrong_form_names_variable_source_and_fix(project, name, value,
                                                                   words) -> None:
-    problems = form_problems(config(project, **{name: value}), "deploy")
+    problems = config_problems(config(project, **{name: value}), scope=Scope.DEPLOY)
     assert len(problems) == 1, problems
     assert words in problems[0].message and "(from the environment)" in problems[0].message
     assert problems[0].hint and problems[0].code == "bad-value"
 
 
 def test_good_values_and_defaults_pass(project) -> None:
-    assert form_problems(config(project), "deploy") == []
+    assert config_problems(config(project), scope=Scope.DEPLOY) == []
     good = {"PALESS_LOCK_TIMEOUT": "0", "INGRESS_HOST": "*.pr-1.example.com",
             "MINIO_CONSOLE_NODEPORT": "30080", "DATA_VOLUME_SIZE": "500Mi"}
-    assert form_problems(config(project, **good), "deploy") == []
+    assert config_problems(config(project, **good), scope=Scope.DEPLOY) == []
 
 
 def test_each_scope_checks_what_its_commands_need(project) -> None:
     bad = config(project, DATA_VOLUME_SIZE="x", PALESS_LOCK_TIMEOUT="x", BASE_IMAGE="a b")
-    named = {scope: {p.resource for p in form_problems(bad, scope)}
-             for scope in ("images", "cluster", "deploy")}
+    named = {scope: {p.resource for p in config_problems(bad, scope=scope)}
+             for scope in Scope}
     assert named == {"images": {"BASE_IMAGE"}, "cluster": {"PALESS_LOCK_TIMEOUT"},
                      "deploy": {"BASE_IMAGE", "PALESS_LOCK_TIMEOUT", "DATA_VOLUME_SIZE"}}
 

@@ -17,6 +17,7 @@ import pytest
 
 from paless_deploy.core.diagnosis.findings import Policy
 from paless_deploy.core.diagnosis.readiness import CLAIM_NUDGE_AFTER_S, IN_PROGRESS, READY
+from paless_deploy.core.reporting.report import ObjectAction
 from paless_deploy.stages.apply import Applied
 from paless_deploy.stages.wait import PhaseWaiter, Target, deadline_error, not_ready_summary
 from tests.unit.recorded import LATER, cluster_policy, load, one
@@ -76,7 +77,7 @@ class FakeWatcher:
 
 
 def applied(obj: Mapping[str, Any], *, generation: int | None = None, uid: str | None = None,
-            action: str = "configured") -> Applied:
+            action: ObjectAction = ObjectAction.CONFIGURED) -> Applied:
     meta = obj["metadata"]
     return Applied(kind=obj["kind"], name=meta["name"], namespace=meta.get("namespace"),
                    action=action,
@@ -161,7 +162,8 @@ def test_overall_deadline(clock):
     assert not_ready_summary(w)[0].startswith("Deployment/web: 0 of 3 replicas available")
 
 
-def test_progress_resets_the_progress_deadline(clock):
+def test_progress_resets_the_progress_deadline(clock: FakeClock,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     doc = load("slow-rollout")
     halfway = copy.deepcopy(doc)
     one(halfway, "Deployment")["status"]["availableReplicas"] = 1
@@ -175,7 +177,7 @@ def test_progress_resets_the_progress_deadline(clock):
             watcher.snapshots.append(halfway)
         return original(since, timeout)
 
-    watcher.wait_for_change = moving  # type: ignore[method-assign]
+    monkeypatch.setattr(watcher, "wait_for_change", moving)
     outcome = w.run()
     assert outcome.timed_out == "progress-deadline"
     assert clock.now >= 1004 + 5

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ClusterError, ConfigError
 from paless_deploy.core.manifests.kinds import Kind, kind_of
 
@@ -45,7 +46,7 @@ class ApiError(Exception):
         self.body = dict(body)
 
     @property
-    def causes(self) -> list[dict]:
+    def causes(self) -> list[JsonDict]:
         """The Status details' causes (field, reason, message), as the server sent them."""
         return list(((self.body.get("details") or {}).get("causes")) or [])
 
@@ -125,7 +126,7 @@ class Kube:
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
                 body: Any = None, content_type: str = "application/json",
-                timeout: Any = REQUEST_TIMEOUT) -> dict:
+                timeout: Any = REQUEST_TIMEOUT) -> JsonDict:
         """One API call; the response body as a dict. ApiError / TransportError on failure."""
         resp = self._send(method, path, query=query, body=body, content_type=content_type,
                           timeout=timeout)
@@ -134,7 +135,7 @@ class Kube:
             raise _api_error(resp.status, resp.reason, data)
         return json.loads(data) if data else {}
 
-    def get(self, path: str, **query: Any) -> dict | None:
+    def get(self, path: str, **query: Any) -> JsonDict | None:
         """GET one object; None when it does not exist."""
         try:
             return self.request("GET", path, query=query or None)
@@ -143,7 +144,8 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: Kind, namespace: str | None = None, **query: Any) -> tuple[list[dict], str]:
+    def list(self, kind: Kind, namespace: str | None = None, **query: Any
+             ) -> tuple[list[JsonDict], str]:
         """Every object of a kind (in a namespace), with kind and apiVersion filled in, and
         the list's resourceVersion (to watch from)."""
         data = self.request("GET", kind.path(namespace), query=query or None, timeout=(5, 60))
@@ -153,7 +155,7 @@ class Kube:
             item.setdefault("apiVersion", kind.api_version)
         return items, str((data.get("metadata") or {}).get("resourceVersion") or "")
 
-    def read(self, kind: Kind, name: str, namespace: str | None = None) -> dict | None:
+    def read(self, kind: Kind, name: str, namespace: str | None = None) -> JsonDict | None:
         """One object of a kind; None when it does not exist."""
         obj = self.get(kind.path(namespace, name))
         if obj is not None:
@@ -161,17 +163,18 @@ class Kube:
             obj.setdefault("apiVersion", kind.api_version)
         return obj
 
-    def create(self, kind: Kind, body: Mapping[str, Any], namespace: str | None = None) -> dict:
+    def create(self, kind: Kind, body: Mapping[str, Any], namespace: str | None = None) -> JsonDict:
         """POST a new object (ApiError 409 when it exists)."""
         return self.request("POST", kind.path(namespace), body=dict(body))
 
-    def replace(self, kind: Kind, body: Mapping[str, Any], namespace: str | None = None) -> dict:
+    def replace(self, kind: Kind, body: Mapping[str, Any], namespace: str | None = None
+                ) -> JsonDict:
         """PUT an object (its metadata.resourceVersion, when set, makes the write conditional)."""
         return self.request("PUT", kind.path(namespace, body["metadata"]["name"]),
                             body=dict(body))
 
     def apply(self, kind: Kind, body: Mapping[str, Any], namespace: str | None, *,
-              manager: str, force: bool = False, dry_run: bool = False) -> dict:
+              manager: str, force: bool = False, dry_run: bool = False) -> JsonDict:
         """Server-side apply (JSON is YAML, so the apply-patch content type takes it);
         with `dry_run` the server runs admission and validation and writes nothing."""
         query = {"fieldManager": manager, "force": "true" if force else None,
@@ -203,7 +206,7 @@ class Kube:
 
     # -- watches --------------------------------------------------------------
 
-    def stream(self, path: str, query: Mapping[str, Any], timeout: Any) -> Iterator[dict]:
+    def stream(self, path: str, query: Mapping[str, Any], timeout: Any) -> Iterator[JsonDict]:
         """A watch: one decoded event per line until the server closes the stream."""
         resp = self._send("GET", path, query={**query, "watch": "true"}, timeout=timeout,
                           stream=True)
@@ -220,14 +223,14 @@ class Kube:
 
     def watch(self, kind: Kind, namespace: str | None, *, resource_version: str,
               field_selector: str | None = None, timeout_s: int = WATCH_SLICE_S
-              ) -> Iterator[dict]:
+              ) -> Iterator[JsonDict]:
         """One watch request on a kind from `resource_version` (bookmarks included)."""
         query = {"resourceVersion": resource_version, "timeoutSeconds": max(1, timeout_s),
                  "fieldSelector": field_selector, "allowWatchBookmarks": "true"}
         return self.stream(kind.path(namespace), query, timeout=(5, timeout_s + 15))
 
     def watch_until(self, kind: Kind, name: str, namespace: str | None,
-                    done: Callable[[dict | None], bool], timeout_s: float) -> dict | None:
+                    done: Callable[[JsonDict | None], bool], timeout_s: float) -> JsonDict | None:
         """Watch one object until `done(obj)` is true (obj None: it does not exist) or time
         runs out; return its last state. The one "watch until" loop of the tool: reads the
         object, watches from its resourceVersion, reconnects when the stream ends or
@@ -319,7 +322,7 @@ class Kube:
                   "spec": {"resourceAttributes": attributes}})
         return bool((review.get("status") or {}).get("allowed"))
 
-    def version(self) -> dict:
+    def version(self) -> JsonDict:
         """The API server's /version document (gitVersion, major, minor)."""
         return self.request("GET", "/version")
 

@@ -17,21 +17,21 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.core.configuration import envfile
 from paless_deploy.core.configuration.branch import branch_namespace, current_branch
+from paless_deploy.core.configuration.context import Scope
 from paless_deploy.core.configuration.envfile import EnvFileText
-from paless_deploy.core.configuration.validation import form_problems
 from paless_deploy.core.configuration.variables import (
     BY_NAME,
+    MIN_CREDENTIAL_LENGTH,
     SECRET_NAMES,
     SUBSTITUTABLE_NAMES,
     VARIABLES,
     nearest_variable,
 )
 from paless_deploy.core.errors import ConfigError, shown
-from paless_deploy.core.images.delivery import check_method
-from paless_deploy.core.images.imageref import parse_image, parse_registry
+from paless_deploy.core.images.imageref import parse_image
 
 if TYPE_CHECKING:  # core.buildspec is imported where builds need it: --help stays fast
-    from paless_deploy.core.images.buildspec import BuildSecret, BuildSpec
+    from paless_deploy.core.images.buildspec import Builder, BuildSecret, BuildSpec
 
 DEFAULT_ENV_FILES: tuple[str, ...] = ("paless.env", ".context-management/.env")
 SOURCE_FLAG = "flag"
@@ -39,13 +39,6 @@ SOURCE_ENVIRONMENT = "environment"
 SOURCE_DEFAULT = "default"
 MASK = "********"
 AUTO_NAMESPACE = "auto"
-MIN_CREDENTIAL_LENGTH = 8
-MAX_PROJECT_NAME = 100  # {REGISTRY}/{PROJECT_NAME}-{app} must stay within Docker's 255
-MAX_OVERLAY_NAME = 100
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_IMAGE_COMPONENT = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$")
-_OVERLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -65,6 +58,11 @@ class Setting:
     def explicit(self) -> bool:
         """True when the user configured it (anything but the built-in default)."""
         return self.source != SOURCE_DEFAULT
+
+    @property
+    def from_flag(self) -> bool:
+        """True when a command-line option set it."""
+        return self.source == SOURCE_FLAG
 
     def describe_source(self) -> str:
         """The source in words, for messages."""
@@ -177,7 +175,7 @@ class Config:
         return {"BASE_IMAGE": base} if base else {}
 
     @property
-    def builder(self) -> str:
+    def builder(self) -> Builder:
         """BUILDER: auto, buildkit or classic."""
         from paless_deploy.core.images.buildspec import parse_builder
 
@@ -302,7 +300,7 @@ def build_config(
     environ: Mapping[str, str],
     *,
     validate: bool = True,
-    scope: str = "deploy",
+    scope: Scope = Scope.DEPLOY,
     read_checkout: Callable[[Path], str] | None = None,
 ) -> Config:
     """Merge defaults, env files, environment and flags (highest) into a Config.
@@ -352,9 +350,7 @@ def build_config(
         warnings=tuple(warnings),
     )
     if validate:
-        problems = config_problems(config, scope=scope)
-        if problems:
-            raise _first_of(problems)
+        _refuse_problems(config, scope)
     return config
 
 
@@ -403,124 +399,18 @@ def _derive_ingress_host(settings: dict[str, Setting], namespace: str) -> None:
         )
 
 
-def _first_of(problems: list[ConfigError]) -> ConfigError:
+def _refuse_problems(config: Config, scope: Scope) -> None:
+    """The first problem of the scope's rules as ConfigError, saying how many more."""
+    from paless_deploy.core.configuration.validation import config_problems  # --help: none
+
+    problems = config_problems(config, scope=scope)
+    if not problems:
+        return
     first = problems[0]
     if len(problems) > 1:
         first.hint = (f"{first.hint} ({len(problems) - 1} more problem(s): "
                       "`paless-deploy config` lists them.)").strip()
-    return first
-
-
-def _where(setting: Setting) -> str:
-    return f"{setting.name} {setting.describe_source()}"
-
-
-_FLAGS = {"REGISTRY": "--registry", "OVERLAY": "--overlay", "PALESS_NAMESPACE": "-n"}
-
-
-def _flag_or_variable(setting: Setting) -> str:
-    """How the user wrote it: the flag's name for a flag, else the variable's."""
-    return _FLAGS.get(setting.name, setting.name) if setting.source == SOURCE_FLAG \
-        else setting.name
-
-
-SCOPES: tuple[str, ...] = ("images", "cluster", "deploy")
-
-
-def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigError]:
-    """Every validation problem of a configuration, each naming variable, source and fix.
-
-    `scope` says what the command needs: "images" (build, push: image names only),
-    "cluster" (adds the namespace: status, destroy, gc) or "deploy" (everything:
-    overlay, MinIO password, prod credentials).
-    """
-    problems: list[ConfigError] = []
-    s = config.settings
-    needed = ("PROJECT_NAME", "REGISTRY") if scope == "images" else (
-        "PROJECT_NAME", "REGISTRY", "PALESS_NAMESPACE", "OVERLAY")
-    for name in needed:
-        setting = s[name]
-        if setting.explicit and setting.value is not None and not setting.value.strip():
-            default = BY_NAME[name].default
-            problems.append(ConfigError(
-                f"{name} is set but empty ({setting.describe_source()}): an empty value would "
-                "silently fall back to the default.",
-                "Give it a value, or remove it there to use the default"
-                + (f" ({default})." if default else " (derived from PROJECT_NAME).")
-                + (" In CI, check that the variable passed to -n is set." if setting.source
-                   == SOURCE_FLAG else ""), code="empty-value"))
-    problems += form_problems(config, scope)
-    project = s["PROJECT_NAME"]
-    if not project.value or not _IMAGE_COMPONENT.match(project.value) or len(
-            project.value) > MAX_PROJECT_NAME:
-        problems.append(ConfigError(
-            f"PROJECT_NAME {shown(project.value or '')} ({project.describe_source()}) cannot "
-            "start an image name.",
-            f"Use at most {MAX_PROJECT_NAME} lower-case letters, digits and single '-', '_' "
-            "or '.' between them, e.g. PROJECT_NAME=paless.", code="bad-value",
-        ))
-    for parse in (lambda: config.builder, lambda: config.platform, config.build_targets,
-                  config.build_secrets):
-        try:
-            parse()
-        except ConfigError as exc:
-            problems.append(exc)
-    registry = s["REGISTRY"]
-    try:
-        parse_registry(registry.value or "localhost:5000", _flag_or_variable(registry),
-                       registry.describe_source())
-    except ConfigError as exc:
-        problems.append(exc)
-    try:
-        config.image_aliases()
-    except ConfigError as exc:
-        problems.append(exc)
-    delivery = s["IMAGE_DELIVERY"]
-    try:
-        check_method(delivery.value, delivery.describe_source())
-    except ConfigError as exc:
-        problems.append(exc)
-    if scope == "images":
-        return problems
-
-    namespace = config.namespace
-    if not _DNS_LABEL.match(namespace) or len(namespace) > 63:
-        problems.append(ConfigError(
-            f"Namespace {shown(namespace)} ({config.namespace_source}) is not a valid "
-            "Kubernetes namespace name.",
-            "Use at most 63 lower-case letters, digits and '-', starting and ending with a "
-            "letter or digit: set PALESS_NAMESPACE or pass -n.",
-        ))
-    if scope == "cluster":
-        return problems
-
-    overlay = s["OVERLAY"]
-    if not overlay.value or not _OVERLAY_NAME.match(overlay.value) or len(
-            overlay.value) > MAX_OVERLAY_NAME:
-        problems.append(ConfigError(
-            f"Overlay {shown(overlay.value or '')} ({_where(overlay)}) is not a directory "
-            "name.",
-            f"Use one of: {', '.join(config.overlays) or 'dev'}.",
-        ))
-    elif overlay.value not in config.overlays:
-        found = config.overlays
-        problems.append(ConfigError(
-            f"Overlay {overlay.value!r} ({_where(overlay)}) has no "
-            f"k8s/overlays/{overlay.value}/kustomization.yaml in {config.project_absolute}.",
-            (f"Set OVERLAY to one of: {', '.join(found)}." if found else
-             "Run from the Paless repository (or pass --project-dir), "
-             "where k8s/overlays/<overlay>/ holds the manifests."),
-        ))
-
-    minio = s["MINIO_ROOT_PASSWORD"]
-    if minio.value is not None and len(minio.value) < MIN_CREDENTIAL_LENGTH:
-        problems.append(ConfigError(
-            f"MINIO_ROOT_PASSWORD ({minio.describe_source()}) is shorter than "
-            f"{MIN_CREDENTIAL_LENGTH} characters; MinIO refuses to start with it.",
-            f"Set MINIO_ROOT_PASSWORD to at least {MIN_CREDENTIAL_LENGTH} characters.",
-        ))
-
-    return problems
+    raise first
 
 
 def prod_problems(config: Config, used: Collection[str]) -> list[ConfigError]:

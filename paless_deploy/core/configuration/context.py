@@ -7,10 +7,31 @@ the terminal is asked by the ui (ui.terminal), the clock by whoever needs the ti
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.config import Config
+
+OutputMode: TypeAlias = Literal["text", "json"]  # --output: stdout's one JSON document or text
+
+
+class Scope(StrEnum):
+    """What a command needs of the configuration, so it is refused only for what it uses
+    (core.configuration.validation's rules each name theirs)."""
+
+    IMAGES = "images"  # build, push, gc: image names only
+    CLUSTER = "cluster"  # status, destroy: adds the namespace
+    DEPLOY = "deploy"  # everything: the overlay, MinIO's password, what the manifests use
+
+
+class CiPlatform(StrEnum):
+    """The CI platform whose log markers and files a run writes (`--ci`, or detected from
+    GITHUB_ACTIONS / GITLAB_CI by `core.reporting.cireport.detect_platform`)."""
+
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -25,7 +46,7 @@ class ConsoleSettings:
     terminal: bool = False  # stderr is a terminal: live progress, panels
     quiet: bool = False
     verbosity: int = 0
-    ci: str = "none"  # "github" or "gitlab": fold each phase in the CI log (--ci)
+    ci: CiPlatform = CiPlatform.NONE  # GitHub or GitLab: fold each phase in the CI log
 
 
 @dataclass(frozen=True)
@@ -39,7 +60,7 @@ class RunContext:
     config: Config
     started_monotonic: float  # time.monotonic() when the invocation started
     started_at: float  # the same moment, epoch seconds
-    output: str = "text"  # "text" or "json"
+    output: OutputMode = "text"
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     timeout_s: float = 600.0
     progress_deadline_s: float = 180.0

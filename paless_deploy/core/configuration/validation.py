@@ -1,31 +1,40 @@
-"""The form of every variable, checked before any I/O: one table of rules, like readiness.
+"""The configuration's checks, before any I/O: one table of rules (RULES), like readiness's.
 
 A value of the wrong form (a lock timeout of `abc`, a volume size of `ten`, a base image
-with spaces) is an exit-2 error naming the variable, where it came from and the fix, in a
-second, instead of a failure found after the cluster or the registry was asked. Pure.
+with spaces), an empty one, an overlay that does not exist is an exit-2 error naming the
+variable, where it came from and the fix, in a second, instead of a failure found after
+the cluster or the registry was asked. Each rule says which variables it reads, which
+commands need it (`Scope`), when it fires and its words; `config_problems` runs the table.
+To add a check: a row in RULES (a variable's form: a row in FORMS). Pure.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
+from paless_deploy.core.configuration.context import Scope
 from paless_deploy.core.configuration.durations import parse_duration
-from paless_deploy.core.errors import ConfigError, PalessError, shown
-from paless_deploy.core.images.imageref import parse_image
+from paless_deploy.core.configuration.variables import BY_NAME, MIN_CREDENTIAL_LENGTH
+from paless_deploy.core.errors import ConfigError, ExitCode, PalessError, shown
+from paless_deploy.core.images.imageref import parse_image, parse_registry
 from paless_deploy.core.manifests.quantities import parse_quantity
 
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.config import Config, Setting
 
-IMAGES, CLUSTER, DEPLOY = "images", "cluster", "deploy"  # core.config's scopes
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _LANGUAGES = re.compile(r"^[a-z_]+(\+[a-z_]+)*$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
+MAX_PROJECT_NAME = 100  # {REGISTRY}/{PROJECT_NAME}-{app} must stay within Docker's 255
+MAX_OVERLAY_NAME = 100
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IMAGE_COMPONENT = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$")
+_OVERLAY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def _duration(zero: bool) -> Callable[[str], str | None]:
@@ -82,15 +91,16 @@ class Form:
     """What a variable's value must look like, which commands need it, and the fix."""
 
     variable: str
-    scopes: frozenset[str]
+    scopes: frozenset[Scope]
     check: Callable[[str], str | None]  # None when the value fits, else what is wrong
     fix: str
 
 
-_ALL = frozenset({IMAGES, CLUSTER, DEPLOY})
-_LOCKING = frozenset({CLUSTER, DEPLOY})  # destroy takes the lock too
-_BUILDING = frozenset({IMAGES, DEPLOY})
-_RENDERED = frozenset({DEPLOY})
+_EVERY = frozenset(Scope)
+_NAMESPACED = frozenset({Scope.CLUSTER, Scope.DEPLOY})  # they name a namespace
+_LOCKING = _NAMESPACED  # destroy takes the lock too
+_BUILDING = frozenset({Scope.IMAGES, Scope.DEPLOY})
+_RENDERED = frozenset({Scope.DEPLOY})
 _SIZE_FIX = "Write a Kubernetes quantity, e.g. 10Gi or 500Mi."
 
 FORMS: tuple[Form, ...] = (
@@ -132,24 +142,220 @@ FORMS: tuple[Form, ...] = (
 )
 
 
-def form_problems(config: Config, scope: str) -> list[ConfigError]:
-    """Every variable the scope's commands need whose value has the wrong form."""
-    problems: list[ConfigError] = []
-    for form in FORMS:
+# --- the table ------------------------------------------------------------------------------
+
+Facts: TypeAlias = Mapping[str, object]  # what a rule found, quoted by its words
+
+
+@dataclass(frozen=True)
+class ConfigRule:
+    """One check of the configuration, as data: its name, the variables it reads, the
+    commands that need it, the predicate (`wrong`: None when the configuration passes, else
+    the facts its words quote), its words (format strings over those facts: the message,
+    the fix, the report's code and resource) and the exit code."""
+
+    name: str
+    reads: tuple[str, ...]
+    scopes: frozenset[Scope]
+    wrong: Callable[[Config], Facts | None]
+    message: str
+    fix: str
+    code: str = "config"
+    resource: str = ""
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def problem(self, config: Config) -> ConfigError | None:
+        """The rule's error for this configuration, None when it passes."""
+        facts = self.wrong(config)
+        if facts is None:
+            return None
+        return ConfigError(self.message.format_map(facts), self.fix.format_map(facts),
+                           code=self.code.format_map(facts),
+                           resource=self.resource.format_map(facts), exit_code=self.exit_code)
+
+
+def config_problems(config: Config, *, scope: Scope = Scope.DEPLOY) -> list[ConfigError]:
+    """Every problem of a configuration the scope's commands would meet, in the table's
+    order, each naming variable, source and fix."""
+    return [problem for rule in RULES if scope in rule.scopes
+            if (problem := rule.problem(config)) is not None]
+
+
+def _empty(name: str) -> Callable[[Config], Facts | None]:
+    def wrong(config: Config) -> Facts | None:
+        setting = config.settings[name]
+        if not setting.explicit or setting.value is None or setting.value.strip():
+            return None
+        default = BY_NAME[name].default
+        return {"name": name, "source": setting.describe_source(),
+                "default": f" ({default})." if default else " (derived from PROJECT_NAME).",
+                "ci": " In CI, check that the variable passed to -n is set."
+                if setting.from_flag else ""}
+    return wrong
+
+
+def _empty_rule(name: str, scopes: frozenset[Scope]) -> ConfigRule:
+    return ConfigRule(
+        f"{name} empty", (name,), scopes, _empty(name),
+        "{name} is set but empty ({source}): an empty value would silently fall back to the "
+        "default.", "Give it a value, or remove it there to use the default{default}{ci}",
+        code="empty-value")
+
+
+def _form(form: Form) -> Callable[[Config], Facts | None]:
+    def wrong(config: Config) -> Facts | None:
         setting = config.settings.get(form.variable)
-        if scope not in form.scopes or setting is None or setting.value in (None, ""):
-            continue
-        wrong = form.check(setting.value)
-        if wrong:
-            problems.append(_problem(setting, wrong, form.fix))
-    return problems
+        if setting is None or setting.value in (None, ""):
+            return None
+        what = form.check(setting.value)
+        if not what:
+            return None
+        # a secret's value is never quoted; these variables hold none, but say so if one did
+        return {"name": setting.name, "wrong": what, "source": setting.describe_source(),
+                "value": "its value" if setting.secret else shown(setting.value)}
+    return wrong
 
 
-def _problem(setting: Setting, wrong: str, fix: str) -> ConfigError:
-    # a secret's value is never quoted; these variables hold none, but say so if one did
-    value = "its value" if setting.secret else shown(setting.value)
-    return ConfigError(f"{setting.name}={value} ({setting.describe_source()}) {wrong}.", fix,
-                       code="bad-value", resource=setting.name)
+def _form_rule(form: Form) -> ConfigRule:
+    return ConfigRule(f"{form.variable} form", (form.variable,), form.scopes, _form(form),
+                      "{name}={value} ({source}) {wrong}.", form.fix.replace("{", "{{")
+                      .replace("}", "}}"), code="bad-value", resource="{name}")
+
+
+def _refused_by(parse: Callable[[Config], object]) -> Callable[[Config], Facts | None]:
+    def wrong(config: Config) -> Facts | None:
+        try:
+            parse(config)
+        except ConfigError as exc:
+            return {"message": exc.message, "fix": exc.hint, "code": exc.code,
+                    "resource": exc.resource}
+        return None
+    return wrong
+
+
+def _parsed_rule(name: str, parse: Callable[[Config], object]) -> ConfigRule:
+    """A setting whose parser is its check: the parser's refusal in its own words, the same
+    whether it is found here or where the value is read."""
+    return ConfigRule(f"{name} parses", (name,), _EVERY, _refused_by(parse), "{message}",
+                      "{fix}", code="{code}", resource="{resource}")
+
+
+_FLAGS = {"REGISTRY": "--registry", "OVERLAY": "--overlay", "PALESS_NAMESPACE": "-n"}
+
+
+def _flag_or_variable(setting: Setting) -> str:
+    """How the user wrote it: the flag's name for a flag, else the variable's."""
+    return _FLAGS.get(setting.name, setting.name) if setting.from_flag else setting.name
+
+
+def _registry(config: Config) -> object:
+    registry = config.settings["REGISTRY"]
+    return parse_registry(registry.value or "localhost:5000", _flag_or_variable(registry),
+                          registry.describe_source())
+
+
+def _delivery(config: Config) -> object:
+    from paless_deploy.core.images.delivery import check_method  # not needed for --help
+
+    delivery = config.settings["IMAGE_DELIVERY"]
+    return check_method(delivery.value, delivery.describe_source())
+
+
+def _project_name(config: Config) -> Facts | None:
+    project = config.settings["PROJECT_NAME"]
+    value = project.value or ""
+    if value and _IMAGE_COMPONENT.match(value) and len(value) <= MAX_PROJECT_NAME:
+        return None
+    return {"value": shown(value), "source": project.describe_source(),
+            "max": MAX_PROJECT_NAME}
+
+
+def _namespace(config: Config) -> Facts | None:
+    namespace = config.namespace
+    if _DNS_LABEL.match(namespace) and len(namespace) <= 63:
+        return None
+    return {"namespace": shown(namespace), "source": config.namespace_source}
+
+
+def _overlay_facts(config: Config) -> Facts:
+    overlay = config.settings["OVERLAY"]
+    return {"overlay": overlay.value or "", "value": shown(overlay.value or ""),
+            "where": f"{overlay.name} {overlay.describe_source()}",
+            "overlays": ", ".join(config.overlays), "project": config.project_absolute}
+
+
+def _overlay_name_ok(config: Config) -> bool:
+    value = config.settings["OVERLAY"].value or ""
+    return bool(value and _OVERLAY_NAME.match(value) and len(value) <= MAX_OVERLAY_NAME)
+
+
+def _overlay_name(config: Config) -> Facts | None:
+    if _overlay_name_ok(config):
+        return None
+    facts = _overlay_facts(config)
+    return {**facts, "overlays": facts["overlays"] or "dev"}
+
+
+def _overlay_missing(found: bool) -> Callable[[Config], Facts | None]:
+    """An overlay named well that the project lacks: `found` says whether it has others."""
+    def wrong(config: Config) -> Facts | None:
+        if not _overlay_name_ok(config) or config.overlay in config.overlays or (
+                bool(config.overlays) != found):
+            return None
+        return _overlay_facts(config)
+    return wrong
+
+
+def _minio_password(config: Config) -> Facts | None:
+    minio = config.settings["MINIO_ROOT_PASSWORD"]
+    if minio.value is None or len(minio.value) >= MIN_CREDENTIAL_LENGTH:
+        return None
+    return {"source": minio.describe_source(), "min": MIN_CREDENTIAL_LENGTH}
+
+
+_OVERLAY_MISSING = ("Overlay {overlay!r} ({where}) has no "
+                    "k8s/overlays/{overlay}/kustomization.yaml in {project}.")
+
+RULES: tuple[ConfigRule, ...] = (
+    _empty_rule("PROJECT_NAME", _EVERY),
+    _empty_rule("REGISTRY", _EVERY),
+    _empty_rule("PALESS_NAMESPACE", _NAMESPACED),
+    _empty_rule("OVERLAY", _NAMESPACED),
+    *(_form_rule(form) for form in FORMS),
+    ConfigRule(
+        "PROJECT_NAME image name", ("PROJECT_NAME",), _EVERY, _project_name,
+        "PROJECT_NAME {value} ({source}) cannot start an image name.",
+        "Use at most {max} lower-case letters, digits and single '-', '_' or '.' between "
+        "them, e.g. PROJECT_NAME=paless.", code="bad-value"),
+    _parsed_rule("BUILDER", lambda config: config.builder),
+    _parsed_rule("PLATFORM", lambda config: config.platform),
+    _parsed_rule("BUILD_TARGETS", lambda config: config.build_targets()),
+    _parsed_rule("BUILD_SECRETS", lambda config: config.build_secrets()),
+    _parsed_rule("REGISTRY", _registry),
+    _parsed_rule("PALESS_IMAGES", lambda config: config.image_aliases()),
+    _parsed_rule("IMAGE_DELIVERY", _delivery),
+    ConfigRule(
+        "namespace name", ("PALESS_NAMESPACE", "PROJECT_NAME"), _NAMESPACED, _namespace,
+        "Namespace {namespace} ({source}) is not a valid Kubernetes namespace name.",
+        "Use at most 63 lower-case letters, digits and '-', starting and ending with a "
+        "letter or digit: set PALESS_NAMESPACE or pass -n."),
+    ConfigRule(
+        "OVERLAY name", ("OVERLAY",), frozenset({Scope.DEPLOY}), _overlay_name,
+        "Overlay {value} ({where}) is not a directory name.", "Use one of: {overlays}."),
+    ConfigRule(
+        "OVERLAY exists", ("OVERLAY",), frozenset({Scope.DEPLOY}), _overlay_missing(True),
+        _OVERLAY_MISSING, "Set OVERLAY to one of: {overlays}."),
+    ConfigRule(
+        "project has overlays", ("OVERLAY",), frozenset({Scope.DEPLOY}),
+        _overlay_missing(False), _OVERLAY_MISSING,
+        "Run from the Paless repository (or pass --project-dir), where "
+        "k8s/overlays/<overlay>/ holds the manifests."),
+    ConfigRule(
+        "MINIO_ROOT_PASSWORD length", ("MINIO_ROOT_PASSWORD",), frozenset({Scope.DEPLOY}),
+        _minio_password,
+        "MINIO_ROOT_PASSWORD ({source}) is shorter than {min} characters; MinIO refuses to "
+        "start with it.", "Set MINIO_ROOT_PASSWORD to at least {min} characters."),
+)
 
 
 def blame_base_image(error: PalessError, config: Config) -> PalessError:

@@ -109,6 +109,7 @@ VARIABLES: tuple[Variable, ...] = (
 
 BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}
 SECRET_NAMES: frozenset[str] = frozenset(v.name for v in VARIABLES if v.secret)
+MIN_CREDENTIAL_LENGTH = 8  # a secret shorter than this is refused (MinIO's own minimum)
 SUBSTITUTABLE_NAMES: frozenset[str] = frozenset(v.name for v in VARIABLES if v.substitutable)
 
 

@@ -6,15 +6,16 @@ Used for the overall `--timeout` (`deadline_finding`) and a phase's progress dea
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.apiviews import PodView, Replicas
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.diagnosis.readiness import readiness
 from paless_deploy.core.manifests.objects import name_of, nested, ref_of
 
 
-def _selected(obj: ApiObject, pods: Iterable[ApiObject]) -> list[Mapping]:
+def _selected(obj: ApiObject, pods: Iterable[ApiObject]) -> list[ApiObject]:
     selector = nested(obj, "spec", "selector", "matchLabels")
     if obj.get("kind") == "Job":
         uid = nested(obj, "metadata", "uid")
@@ -33,55 +34,49 @@ def _selected(obj: ApiObject, pods: Iterable[ApiObject]) -> list[Mapping]:
 
 def pod_waiting_for(pod: ApiObject) -> str:
     """What one pod is still waiting for, in a few words; "" when it is ready."""
-    status = pod.get("status") or {}
-    conds = {c.get("type"): c for c in status.get("conditions") or []}
-    sched = conds.get("PodScheduled")
-    if sched and sched.get("status") == "False":
-        return f"not scheduled ({sched.get('reason', 'Pending')}: " \
-               f"{str(sched.get('message', '')).split(' preemption:')[0].rstrip('. ,')})"
-    if not nested(pod, "spec", "nodeName"):
+    view = PodView.of(pod)
+    sched = view.condition("PodScheduled")
+    if sched and sched.false:
+        return f"not scheduled ({sched.reason or 'Pending'}: " \
+               f"{sched.message.split(' preemption:')[0].rstrip('. ,')})"
+    if not view.node_name:
         return "not scheduled yet"
     parts = []
-    init_statuses = status.get("initContainerStatuses") or []
-    statuses = [*init_statuses, *(status.get("containerStatuses") or [])]
-    for cs in statuses:
-        if cs.get("ready"):
+    for cs in view.statuses:
+        if cs.ready:
             continue
-        state = cs.get("state") or {}
-        if state.get("waiting"):
-            parts.append(f"container {cs.get('name')} waiting "
-                         f"({state['waiting'].get('reason', 'Waiting')})")
-        elif state.get("running"):
-            parts.append(f"container {cs.get('name')} running, not ready")
-        elif state.get("terminated"):
-            term = state["terminated"]
-            if term.get("reason") == "Completed" and cs in init_statuses:
+        if cs.waiting:
+            parts.append(f"container {cs.name} waiting ({cs.waiting_reason or 'Waiting'})")
+        elif cs.running:
+            parts.append(f"container {cs.name} running, not ready")
+        elif cs.terminated:
+            if cs.terminated.reason == "Completed" and cs.init:
                 continue
-            parts.append(f"container {cs.get('name')} terminated ({term.get('reason', '')}, "
-                         f"exit code {term.get('exitCode')})")
-    if not statuses:
-        return f"scheduled on {nested(pod, 'spec', 'nodeName')}, containers not started yet"
-    ready = conds.get("Ready")
-    if not parts and ready and ready.get("status") != "True":
-        return f"not ready ({ready.get('reason', '')})".replace(" ()", "")
+            parts.append(f"container {cs.name} terminated ({cs.terminated.reason}, "
+                         f"exit code {cs.terminated.exit_code})")
+    if not view.statuses:
+        return f"scheduled on {view.node_name}, containers not started yet"
+    ready = view.condition("Ready")
+    if not parts and ready and not ready.true:
+        return f"not ready ({ready.reason})".replace(" ()", "")
     return "; ".join(parts)
 
 
 def describe_not_ready(obj: ApiObject, pods: Iterable[ApiObject] = ()) -> str:
     """For the deadline message: what `obj` is still waiting for, and each of its pods."""
     kind, name = obj.get("kind"), name_of(obj)
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    status = obj.get("status") or {}
+    replicas = Replicas.of(obj)
     if kind == "Deployment":
-        desired = spec.get("replicas", 1)
-        head = (f"{status.get('availableReplicas') or 0} of {desired} replicas available, "
-                f"{status.get('updatedReplicas') or 0} updated")
-        old = (status.get("replicas") or 0) - (status.get("updatedReplicas") or 0)
+        head = (f"{replicas.available} of {replicas.desired} replicas available, "
+                f"{replicas.updated} updated")
+        old = replicas.total - replicas.updated
         if old > 0:
             head += f", {old} old still running"
     elif kind == "StatefulSet":
-        head = f"{status.get('readyReplicas') or 0} of {spec.get('replicas', 1)} replicas ready"
-        if status.get("currentRevision") != status.get("updateRevision"):
-            head += f", {status.get('updatedReplicas') or 0} updated"
+        head = f"{replicas.ready} of {replicas.desired} replicas ready"
+        if replicas.current_revision != replicas.update_revision:
+            head += f", {replicas.updated} updated"
     elif kind == "Job":
         head = (f"not complete ({status.get('active') or 0} active, "
                 f"{status.get('succeeded') or 0} succeeded, {status.get('failed') or 0} failed)")

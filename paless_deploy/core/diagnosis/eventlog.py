@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.apitypes import ApiObject, JsonDict
 from paless_deploy.core.manifests.objects import name_of, nested
 
 # The event recorder's own prefix on aggregated events, not part of what happened.
@@ -37,7 +37,7 @@ def age(since: str | None, now: datetime | None) -> float:
     return (now - start).total_seconds()
 
 
-def about(obj: ApiObject, events: Iterable[ApiObject]) -> list[dict]:
+def about(obj: ApiObject, events: Iterable[ApiObject]) -> list[JsonDict]:
     """The events about `obj` (core/v1 or events.k8s.io/v1 shape), oldest first."""
     uid = nested(obj, "metadata", "uid")
     kind, name = obj.get("kind"), name_of(obj)
@@ -68,7 +68,7 @@ def last_seen(event: ApiObject) -> str | None:
             or event.get("eventTime") or event.get("firstTimestamp"))
 
 
-def with_reason(events: Iterable[ApiObject], *reasons: str) -> list[dict]:
+def with_reason(events: Iterable[ApiObject], *reasons: str) -> list[JsonDict]:
     """The events whose reason is one of `reasons`, in the given order."""
     return [dict(e) for e in events if e.get("reason") in reasons]
 

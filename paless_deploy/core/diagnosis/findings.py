@@ -34,12 +34,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.apiviews import Node
 from paless_deploy.core.configuration.durations import parse_duration
 from paless_deploy.core.diagnosis.eventlog import age
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.manifests.objects import nested, ref_of
 from paless_deploy.core.manifests.podspec import template_annotations
-from paless_deploy.core.manifests.quantities import cpu_millicores, memory_bytes
 from paless_deploy.core.reporting.report import ErrorReport, scrub
 
 ANNOTATION_ALLOWED_RESTARTS = "paless.io/allowed-restarts"
@@ -165,11 +165,9 @@ class Policy:
             policy = replace(policy, settle_s=overrides.settle_s)
         return policy
 
-    def with_nodes(self, nodes: Iterable[ApiObject]) -> Policy:
+    def with_nodes(self, nodes: Iterable[Node]) -> Policy:
         """This policy with the node count and the largest allocatable of the cluster."""
-        caps = [NodeCapacity(cpu_millicores(nested(n, "status", "allocatable", "cpu")),
-                             memory_bytes(nested(n, "status", "allocatable", "memory")))
-                for n in nodes]
+        caps = [NodeCapacity(n.cpu_m, n.memory) for n in nodes]
         if not caps:
             return self
         return replace(self, node_count=len(caps), largest_node=NodeCapacity(

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.apiviews import ContainerStatus, PodView, Terminated
 from paless_deploy.core.diagnosis import eventlog
 from paless_deploy.core.diagnosis.findings import Finding, NodeCapacity, Policy
 from paless_deploy.core.diagnosis.hints import (
@@ -24,7 +25,7 @@ from paless_deploy.core.diagnosis.hints import (
     rendered_from,
 )
 from paless_deploy.core.diagnosis.kubectl import NODES_CMD, describe_cmd, events_cmd, logs_cmd
-from paless_deploy.core.manifests.objects import name_of, namespace_of, nested
+from paless_deploy.core.manifests.objects import nested
 from paless_deploy.core.manifests.podspec import pod_spec, spec_container
 from paless_deploy.core.manifests.quantities import cpu_millicores, format_bytes, memory_bytes
 
@@ -56,13 +57,12 @@ def diagnose_pod(pod: ApiObject, events: Iterable[ApiObject],
     unready = tuple(unready_services)
     ctx = _PodContext(pod, mine, policy, now, logs, unready)
     findings: list[Finding] = []
-    if nested(pod, "metadata", "deletionTimestamp"):
+    if ctx.view.deleting:
         return findings  # a pod on its way out is not a failure of this deploy
     unschedulable = ctx.unschedulable()
     if unschedulable:
         return [unschedulable]
-    statuses = [*(nested(pod, "status", "initContainerStatuses") or []),
-                *(nested(pod, "status", "containerStatuses") or [])]
+    statuses = ctx.view.statuses
     for status in statuses:
         finding = ctx.container(status)
         if finding:
@@ -95,7 +95,7 @@ def pod_requests(pod: ApiObject) -> NodeCapacity:
     """The pod's effective requests: containers summed, or the largest init container."""
     spec = pod_spec(pod) or {}
 
-    def total(containers: list[dict]) -> NodeCapacity:
+    def total(containers: Sequence[ApiObject]) -> NodeCapacity:
         return NodeCapacity(
             sum(cpu_millicores(nested(c, "resources", "requests", "cpu")) for c in containers),
             sum(memory_bytes(nested(c, "resources", "requests", "memory")) for c in containers))
@@ -117,18 +117,18 @@ def image_registry_host(image: str) -> str:
 class _PodContext:
     """What the per-container checks of one pod share."""
 
-    def __init__(self, pod: ApiObject, events: list[dict], policy: Policy,
+    def __init__(self, pod: ApiObject, events: Sequence[ApiObject], policy: Policy,
                  now: datetime | None, logs: Mapping[str, str] | str | None,
                  unready: tuple[str, ...]) -> None:
         self.pod, self.events, self.policy, self.now = pod, events, policy, now
+        self.view = PodView.of(pod)
         self.logs, self.unready = logs, unready
-        self.ns, self.name = namespace_of(pod), name_of(pod)
+        self.ns, self.name = self.view.namespace, self.view.name
         self.resource = f"Pod/{self.name}"
         owner = pod_owner(pod)
         self.owner_kind = owner.partition("/")[0]
         self.of = f" of {owner}" if owner else ""
-        self.started = nested(pod, "status", "startTime") or nested(pod, "metadata",
-                                                                    "creationTimestamp")
+        self.started = self.view.started
 
     def finding(self, code: str, reason: str, message: str, hint: str, fatal: bool,
                 commands: Sequence[str] = (), evidence: Sequence[str] = ()) -> Finding:
@@ -150,23 +150,19 @@ class _PodContext:
     # -- scheduling ------------------------------------------------------------------------------
 
     def unschedulable(self) -> Finding | None:
-        cond = next((c for c in nested(self.pod, "status", "conditions") or []
-                     if c.get("type") == "PodScheduled"), None)
+        cond = self.view.condition("PodScheduled")
         failed = eventlog.with_reason(self.events, "FailedScheduling")
-        if nested(self.pod, "spec", "nodeName") or (cond and cond.get("status") == "True"):
+        if self.view.node_name or (cond and cond.true):
             return None
-        if not (cond and cond.get("reason") == "Unschedulable") and not failed:
+        if not (cond and cond.reason == "Unschedulable") and not failed:
             return None
-        text = (cond or {}).get("message") or (eventlog.message(failed[-1]) if failed else "")
-        since = (cond or {}).get("lastTransitionTime") or (
-            eventlog.first_seen(failed[0]) if failed else None)
+        text = (cond and cond.message) or (eventlog.message(failed[-1]) if failed else "")
+        since = (cond and cond.since) or (eventlog.first_seen(failed[0]) if failed else None)
         scheduler = text.split(" preemption:")[0].removesuffix(" no new claims to deallocate,")
         scheduler = scheduler.rstrip(". ,") + "."
         evidence = (f"scheduler: {text}",)
         commands: list[str] = [NODES_CMD]
-        claims = [v["persistentVolumeClaim"]["claimName"]
-                  for v in nested(self.pod, "spec", "volumes") or []
-                  if v.get("persistentVolumeClaim")]
+        claims = self.view.claims
         if "unbound" in text and "PersistentVolumeClaim" in text:
             names = ", ".join(claims) or "its claims"
             return self.finding(
@@ -181,31 +177,9 @@ class _PodContext:
                     describe_cmd(self.ns, "pvc", c) for c in claims)],
                 evidence=evidence)
         if "Insufficient" in text:
-            requests = pod_requests(self.pod)
-            node = self.policy.largest_node
-            too_big = []
-            if node is not None:
-                if "Insufficient cpu" in text and requests.cpu_m > node.cpu_m:
-                    too_big.append(f"cpu {requests.cpu_m}m > {node.cpu_m}m")
-                if "Insufficient memory" in text and requests.memory > node.memory:
-                    too_big.append(f"memory {format_bytes(requests.memory)} > "
-                                   f"{format_bytes(node.memory)}")
-            wanted = f"cpu {requests.cpu_m}m, memory {format_bytes(requests.memory)}"
-            if too_big:
-                message = (f"Pod {self.name}{self.of} requests more than any node can offer "
-                           f"({'; '.join(too_big)} allocatable on the largest node).")
-                hint = ("Lower resources.requests of its containers in the overlay, or add a "
-                        "node large enough.")
-            else:
-                message = (f"Pod {self.name}{self.of} cannot be scheduled: {scheduler} "
-                           f"It requests {wanted}.")
-                hint = ("Free capacity (scale something down), lower resources.requests in "
-                        "the overlay, or add nodes.")
-            return self.finding("unschedulable", "Unschedulable", message, hint,
-                                fatal=bool(too_big), commands=commands, evidence=evidence)
-        spec = self.pod.get("spec") or {}
+            return self.insufficient(text, scheduler, commands, evidence)
         if "affinity/selector" in text or "untolerated taint" in text:
-            selector = spec.get("nodeSelector")
+            selector = self.view.node_selector or None
             detail = f" (nodeSelector {selector})" if selector else ""
             if "untolerated taint" in text:
                 hint = ("Add a matching toleration to the pod template, or remove the taint "
@@ -224,30 +198,53 @@ class _PodContext:
             "Read the scheduler's reason above and adjust the pod's requests, selectors or "
             "the cluster's nodes.", fatal=False, commands=commands, evidence=evidence)
 
+    def insufficient(self, text: str, scheduler: str, commands: list[str],
+                     evidence: tuple[str, ...]) -> Finding:
+        """No node has the CPU or memory the pod requests: at once fatal when it asks more
+        than the largest node has at all, else tolerated (capacity may free up)."""
+        requests = pod_requests(self.pod)
+        node = self.policy.largest_node
+        too_big = []
+        if node is not None:
+            if "Insufficient cpu" in text and requests.cpu_m > node.cpu_m:
+                too_big.append(f"cpu {requests.cpu_m}m > {node.cpu_m}m")
+            if "Insufficient memory" in text and requests.memory > node.memory:
+                too_big.append(f"memory {format_bytes(requests.memory)} > "
+                               f"{format_bytes(node.memory)}")
+        wanted = f"cpu {requests.cpu_m}m, memory {format_bytes(requests.memory)}"
+        if too_big:
+            message = (f"Pod {self.name}{self.of} requests more than any node can offer "
+                       f"({'; '.join(too_big)} allocatable on the largest node).")
+            hint = ("Lower resources.requests of its containers in the overlay, or add a "
+                    "node large enough.")
+        else:
+            message = (f"Pod {self.name}{self.of} cannot be scheduled: {scheduler} "
+                       f"It requests {wanted}.")
+            hint = ("Free capacity (scale something down), lower resources.requests in "
+                    "the overlay, or add nodes.")
+        return self.finding("unschedulable", "Unschedulable", message, hint,
+                            fatal=bool(too_big), commands=commands, evidence=evidence)
+
     # -- containers ------------------------------------------------------------------------------
 
-    def container(self, status: ApiObject) -> Finding | None:
-        name = str(status.get("name") or "")
-        waiting = nested(status, "state", "waiting") or {}
-        reason = waiting.get("reason") or ""
+    def container(self, status: ContainerStatus) -> Finding | None:
+        reason = status.waiting_reason
         if reason in ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"):
-            return self.image_pull(status, reason, waiting.get("message") or "")
+            return self.image_pull(status, reason, status.waiting_message)
         if reason in ("CreateContainerConfigError", "CreateContainerError"):
-            return self.config_error(name, reason, waiting.get("message") or "")
-        terminated = (nested(status, "state", "terminated")
-                      or nested(status, "lastState", "terminated") or {})
-        restarts = int(status.get("restartCount") or 0)
-        if self.owner_kind == "Job" or nested(self.pod, "spec", "restartPolicy") == "Never":
+            return self.config_error(status.name, reason, status.waiting_message)
+        terminated = status.terminated or status.last_terminated or Terminated()
+        if self.owner_kind == "Job" or self.view.restart_policy == "Never":
             return None  # the Job's backoffLimit decides; diagnose_job explains
-        if terminated.get("reason") == "OOMKilled":
-            return self.oom(status, terminated, restarts)
-        if reason == "CrashLoopBackOff" or (restarts > 0 and terminated.get("exitCode")):
-            return self.crash_loop(status, terminated, restarts)
+        if terminated.reason == "OOMKilled":
+            return self.oom(status, terminated)
+        if reason == "CrashLoopBackOff" or (status.restarts > 0 and terminated.exit_code):
+            return self.crash_loop(status, terminated)
         return None
 
-    def image_pull(self, status: ApiObject, reason: str, message: str) -> Finding:
-        name = str(status.get("name") or "")
-        image = str(status.get("image") or spec_container(self.pod, name).get("image") or "")
+    def image_pull(self, status: ContainerStatus, reason: str, message: str) -> Finding:
+        name = status.name
+        image = status.image or str(spec_container(self.pod, name).get("image") or "")
         pulls = [e for e in self.events if e.get("reason") in ("Failed", "ErrImagePull")
                  and "pull" in eventlog.message(e).lower()]
         texts = [message, *(eventlog.message(e) for e in pulls)]
@@ -312,12 +309,12 @@ class _PodContext:
             "missing.", hint, fatal=self.after_grace(self.started), commands=commands,
             evidence=[f"container {name}: {reason}: {message}".rstrip(": ")])
 
-    def oom(self, status: ApiObject, terminated: ApiObject,
-            restarts: int) -> Finding:
-        name = str(status.get("name") or "")
+    def oom(self, status: ContainerStatus, terminated: Terminated) -> Finding:
+        name, restarts = status.name, status.restarts
         limit = nested(spec_container(self.pod, name), "resources", "limits", "memory")
-        state = (f"container {name}: terminated OOMKilled (exit code "
-                 f"{terminated.get('exitCode', 137)}), restarts {restarts}")
+        code = 137 if terminated.exit_code is None else terminated.exit_code
+        state = (f"container {name}: terminated OOMKilled (exit code {code}), "
+                 f"restarts {restarts}")
         now_limit = f"its limit is {limit}" if limit else "it has no memory limit (the node ran out)"
         hint = (f"Raise resources.limits.memory of container {name} in the overlay "
                 f"({'now ' + str(limit) if limit else 'none set'}), or reduce its memory use "
@@ -330,10 +327,9 @@ class _PodContext:
             commands=[logs_cmd(self.ns, self.name, name)],
             evidence=[state, *self.log_tail(name)])
 
-    def crash_loop(self, status: ApiObject, terminated: ApiObject,
-                   restarts: int) -> Finding:
-        name = str(status.get("name") or "")
-        code, why = terminated.get("exitCode"), terminated.get("reason") or "Error"
+    def crash_loop(self, status: ContainerStatus, terminated: Terminated) -> Finding:
+        name, restarts = status.name, status.restarts
+        code, why = terminated.exit_code, terminated.reason or "Error"
         tail = self.log_tail(name)
         if name == RCLONE_CONTAINER:
             hint = rclone_hint(" ".join(tail).lower(), self.unready)
@@ -353,8 +349,8 @@ class _PodContext:
 
     # -- volumes and readiness -----------------------------------------------------------------
 
-    def mount_failed(self, statuses: list[dict]) -> Finding | None:
-        if any(nested(s, "state", "running") for s in statuses):
+    def mount_failed(self, statuses: Sequence[ContainerStatus]) -> Finding | None:
+        if any(s.running for s in statuses):
             return None  # mounted by now: old events only
         failed = eventlog.with_reason(self.events, "FailedMount", "FailedAttachVolume")
         if not failed:
@@ -378,18 +374,17 @@ class _PodContext:
             fatal=bool(missing) and self.after_grace(eventlog.first_seen(failed[0])),
             evidence=eventlog.unique_messages(failed))
 
-    def not_ready(self, statuses: list[dict]) -> Finding | None:
-        if nested(self.pod, "status", "phase") != "Running" or not statuses:
+    def not_ready(self, statuses: Sequence[ContainerStatus]) -> Finding | None:
+        if self.view.phase != "Running" or not statuses:
             return None
-        unready = [s for s in statuses if nested(s, "state", "running") and not s.get("ready")]
+        unready = [s for s in statuses if s.running and not s.ready]
         if not unready:
             return None
         unhealthy = eventlog.with_reason(self.events, "Unhealthy")
-        started = min((nested(s, "state", "running", "startedAt") or "" for s in unready),
-                      default=None)
+        started = min((s.started_at or "" for s in unready), default=None)
         if not unhealthy and not self.after_grace(started):
             return None
-        names = ", ".join(s.get("name", "") for s in unready)
+        names = ", ".join(s.name for s in unready)
         deps = [s for s in self.unready if s != names]
         hint = (f"Check the readiness probe of {names} and its logs"
                 + (f"; it may wait for {', '.join(deps)}, not ready yet" if deps else "")
@@ -398,6 +393,6 @@ class _PodContext:
         return self.finding(
             "not-ready", "Unhealthy" if unhealthy else "ContainersNotReady",
             f"Container(s) {names} of pod {self.name}{self.of} run but are not ready.", hint,
-            fatal=False, commands=[logs_cmd(self.ns, self.name, unready[0].get("name", ""),
+            fatal=False, commands=[logs_cmd(self.ns, self.name, unready[0].name,
                                             previous=False)],
             evidence=eventlog.unique_messages(unhealthy) or (f"containers running, not ready: {names}",))

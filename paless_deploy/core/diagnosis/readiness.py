@@ -12,22 +12,31 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from paless_deploy.core.apitypes import ApiObject, JsonValue
+from paless_deploy.core.apiviews import PodView, Replicas
 from paless_deploy.core.diagnosis.eventlog import age
 from paless_deploy.core.manifests.objects import condition, nested
 from paless_deploy.core.manifests.podspec import pod_spec
 
-READY = "ready"
-IN_PROGRESS = "in-progress"
-FAILED = "failed"
+
+class State(StrEnum):
+    """Where an object stands (`status`'s workloads name it)."""
+
+    READY = "ready"
+    IN_PROGRESS = "in-progress"
+    FAILED = "failed"
+
+
+READY, IN_PROGRESS, FAILED = State  # the short names the rules below are written with
 
 
 @dataclass(frozen=True)
 class Readiness:
     """The verdict on one object: state, why (for people), and a progress signature."""
 
-    state: str
+    state: State
     reason: str = ""
     progress: tuple[JsonValue, ...] = ()  # changes whenever the object moves forward
 
@@ -69,20 +78,13 @@ def _int(obj: ApiObject, *path: str) -> int:
     return int(nested(obj, *path) or 0)
 
 
-def _desired(obj: ApiObject) -> int:
-    replicas = nested(obj, "spec", "replicas")
-    return 1 if replicas is None else int(replicas)
-
-
 # --- rules, one per kind ----------------------------------------------------------------------
 
 def deployment_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """updated = available = desired replicas, no old replicas, generation observed."""
-    desired = _desired(obj)
-    updated = _int(obj, "status", "updatedReplicas")
-    available = _int(obj, "status", "availableReplicas")
-    total = _int(obj, "status", "replicas")
-    progress = (updated, available, total, _int(obj, "status", "readyReplicas"))
+    r = Replicas.of(obj)
+    desired, updated, available, total = r.desired, r.updated, r.available, r.total
+    progress = (updated, available, total, r.ready)
     progressing = condition(obj, "Progressing")
     if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
         return Readiness(FAILED, f"progress deadline exceeded: {progressing.get('message', '')}",
@@ -101,11 +103,9 @@ def deployment_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
 
 def statefulset_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """ready = desired replicas, current revision = update revision, generation observed."""
-    status = obj.get("status") or {}
-    desired = _desired(obj)
-    ready = _int(obj, "status", "readyReplicas")
-    updated = _int(obj, "status", "updatedReplicas")
-    progress = (ready, updated, status.get("currentRevision"), status.get("updateRevision"))
+    r = Replicas.of(obj)
+    desired, ready, updated = r.desired, r.ready, r.updated
+    progress = (ready, updated, r.current_revision, r.update_revision)
     waiting = generation_pending(obj, facts.applied_generation)
     if waiting:
         return Readiness(IN_PROGRESS, waiting, progress)
@@ -113,7 +113,7 @@ def statefulset_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     rolling = strategy == "RollingUpdate"
     if rolling and updated < desired:
         return Readiness(IN_PROGRESS, f"{updated} of {desired} replicas updated", progress)
-    if rolling and desired and status.get("currentRevision") != status.get("updateRevision"):
+    if rolling and desired and r.current_revision != r.update_revision:
         return Readiness(IN_PROGRESS, "rolling update in progress", progress)
     if ready < desired:
         return Readiness(IN_PROGRESS, f"{ready} of {desired} replicas ready", progress)
@@ -140,11 +140,9 @@ def daemonset_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
 
 def replicaset_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """available = ready = desired replicas, none in excess, generation observed."""
-    desired = _desired(obj)
-    available = _int(obj, "status", "availableReplicas")
-    ready = _int(obj, "status", "readyReplicas")
-    total = _int(obj, "status", "replicas")
-    progress = (total, ready, available)
+    r = Replicas.of(obj)
+    desired, available, total = r.desired, r.available, r.total
+    progress = (total, r.ready, available)
     waiting = generation_pending(obj, facts.applied_generation)
     if waiting:
         return Readiness(IN_PROGRESS, waiting, progress)
@@ -332,10 +330,10 @@ def unsettled_s(obj: ApiObject, pods: Sequence[ApiObject], settle_s: float,
     containers = (pod_spec(obj) or {}).get("containers") or []
     if not containers or any(c.get("readinessProbe") for c in containers):
         return 0.0
-    statuses = [cs for pod in pods for cs in nested(pod, "status", "containerStatuses") or []]
-    if any("running" not in (cs.get("state") or {}) for cs in statuses):
+    statuses = [cs for pod in pods for cs in PodView.of(pod).main_statuses]
+    if any(not cs.running for cs in statuses):
         return settle_s  # exited or waiting again: the count starts over once it runs
-    ran = [age(nested(cs, "state", "running", "startedAt"), now) for cs in statuses]
+    ran = [age(cs.started_at, now) for cs in statuses]
     known = [r for r in ran if r != float("inf")]
     return max(0.0, settle_s - min(known)) if known else 0.0
 

@@ -5,18 +5,71 @@ Built from the lists the command reads (also the JSON document); drawn by the ui
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TypedDict
 
-from paless_deploy.core.apitypes import JsonDict
-from paless_deploy.core.diagnosis.readiness import readiness
+from paless_deploy.core.apitypes import ApiObject, JsonDict
+from paless_deploy.core.apiviews import PodView, Replicas
+from paless_deploy.core.diagnosis.readiness import State, readiness
 from paless_deploy.core.images.imageref import tag_of
 from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.objects import name_of, nested, whole_number
+from paless_deploy.core.manifests.podspec import pod_spec
 
 # what status reads: kind -> key of the lists passed to build_status
 LISTED_KINDS = ("Deployment", "StatefulSet", "Job", "Pod", "PersistentVolumeClaim", "Service",
                 "Ingress", "HorizontalPodAutoscaler")
+
+
+class WorkloadRow(TypedDict):
+    """A Deployment, StatefulSet or Job: its replicas, image tag, age and readiness."""
+
+    kind: str
+    name: str
+    desired: int
+    ready: int
+    updated: int | str  # "-" for a Job
+    available: int | str
+    image_tag: str
+    age: str
+    state: State
+    reason: str
+
+
+class PodRow(TypedDict):
+    name: str
+    phase: str
+    ready: str  # "ready/containers"
+    restarts: int
+    node: str
+    reason: str  # why it is not running well, "" when it is
+
+
+# A claim ("class" is a keyword: the functional form).
+StorageRow = TypedDict("StorageRow", {"name": str, "class": str, "status": str,
+                                      "capacity": str, "volume": str})
+
+
+class NetworkRow(TypedDict):
+    """A Service or an Ingress."""
+
+    kind: str
+    name: str
+    type: str
+    hosts: str
+    address: str
+    ports: str
+
+
+class AutoscalingRow(TypedDict):
+    name: str
+    target: str
+    min: int
+    max: int
+    current: int
+    metrics: str
 
 
 @dataclass
@@ -24,11 +77,11 @@ class Status:
     """The state of one namespace, as plain rows."""
 
     namespace: str
-    workloads: list[dict] = field(default_factory=list)
-    pods: list[dict] = field(default_factory=list)
-    storage: list[dict] = field(default_factory=list)
-    network: list[dict] = field(default_factory=list)
-    autoscaling: list[dict] = field(default_factory=list)
+    workloads: list[WorkloadRow] = field(default_factory=list)
+    pods: list[PodRow] = field(default_factory=list)
+    storage: list[StorageRow] = field(default_factory=list)
+    network: list[NetworkRow] = field(default_factory=list)
+    autoscaling: list[AutoscalingRow] = field(default_factory=list)
     health: str = ""
     healthy: bool = True
 
@@ -47,103 +100,104 @@ def _age(ts: str | None, now: datetime) -> str:
     return f"{s}s"
 
 
-def _tag(image: str) -> str:
+def _tag(obj: ApiObject) -> str:
+    """The image tag of the pod template's first container."""
+    containers = (pod_spec(obj) or {}).get("containers") or [{}]
+    image = str(containers[0].get("image", ""))
     return tag_of(image) or ("digest" if "@" in image else "latest?")
 
 
-def _pod_reason(pod: dict) -> str:
-    status = pod.get("status") or {}
-    for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        st = cs.get("state") or {}
-        if "waiting" in st and st["waiting"].get("reason") not in (None, "PodInitializing"):
-            return st["waiting"]["reason"]
-        last = (cs.get("lastState") or {}).get("terminated")
-        if "terminated" in st and st["terminated"].get("reason") not in ("Completed",):
-            return st["terminated"].get("reason", "")
-        if last and last.get("reason") == "OOMKilled":
+def _pod_reason(pod: PodView) -> str:
+    """Why a pod is not running well, in the kubelet's or the scheduler's word ("": it is)."""
+    for cs in pod.statuses:
+        if cs.waiting and cs.waiting_reason not in ("", "PodInitializing"):
+            return cs.waiting_reason
+        if cs.terminated is not None and cs.terminated.reason != "Completed":
+            return cs.terminated.reason
+        if cs.last_terminated is not None and cs.last_terminated.reason == "OOMKilled":
             return "OOMKilled (last)"
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
-            return cond.get("reason", "Unschedulable")
+    scheduled = pod.condition("PodScheduled")
+    if scheduled is not None and scheduled.false:
+        return scheduled.reason or "Unschedulable"
     return ""
 
 
-def build_status(namespace: str, lists: Mapping[str, list[dict]], now: datetime) -> Status:
-    """The namespace's workloads, pods, claims, services, ingresses and HPAs as rows."""
-    st = Status(namespace=namespace)
-    deps, stss, jobs = lists["Deployment"], lists["StatefulSet"], lists["Job"]
-    pods, pvcs, svcs = lists["Pod"], lists["PersistentVolumeClaim"], lists["Service"]
-    ings, hpas = lists["Ingress"], lists["HorizontalPodAutoscaler"]
-    problems = []
-    for kind, items in (("Deployment", deps), ("StatefulSet", stss)):
-        for obj in items:
-            obj["kind"] = kind
-            spec, s = obj.get("spec") or {}, obj.get("status") or {}
+def _workload_rows(lists: Mapping[str, Sequence[ApiObject]], now: datetime
+                   ) -> tuple[list[WorkloadRow], list[str]]:
+    """Deployments, StatefulSets and Jobs as rows, and the problems of those not ready."""
+    rows: list[WorkloadRow] = []
+    problems: list[str] = []
+    for kind in ("Deployment", "StatefulSet", "Job"):
+        for listed in lists[kind]:
+            obj = {**listed, "kind": kind}  # a list's items carry no kind
             verdict = readiness(obj)
-            containers = spec["template"]["spec"]["containers"]
-            st.workloads.append({
-                "kind": kind, "name": obj["metadata"]["name"],
-                "desired": spec.get("replicas", 1), "ready": s.get("readyReplicas", 0) or 0,
-                "updated": s.get("updatedReplicas", 0) or 0,
-                "available": s.get("availableReplicas", 0) or 0 if kind == "Deployment"
-                else s.get("readyReplicas", 0) or 0,
-                "image_tag": _tag(containers[0].get("image", "")),
-                "age": _age(obj["metadata"].get("creationTimestamp"), now),
-                "state": verdict.state, "reason": verdict.reason,
-            })
-            if not verdict.ready:
-                problems.append(f"{kind}/{obj['metadata']['name']} {verdict.reason}")
-    for job in jobs:
-        job["kind"] = "Job"
-        verdict = readiness(job)
-        st.workloads.append({
-            "kind": "Job", "name": job["metadata"]["name"], "desired": 1,
-            "ready": (job.get("status") or {}).get("succeeded", 0) or 0, "updated": "-",
-            "available": "-",
-            "image_tag": _tag(job["spec"]["template"]["spec"]["containers"][0].get("image", "")),
-            "age": _age(job["metadata"].get("creationTimestamp"), now),
-            "state": verdict.state, "reason": verdict.reason,
-        })
-        if verdict.failed:
-            problems.append(f"Job/{job['metadata']['name']} {verdict.reason}")
+            name = name_of(obj)
+            if kind == "Job":
+                counts: tuple[int, int, int | str, int | str] = (
+                    1, whole_number(nested(obj, "status", "succeeded"), 0), "-", "-")
+            else:
+                r = Replicas.of(obj)
+                counts = (r.desired, r.ready, r.updated,
+                          r.available if kind == "Deployment" else r.ready)
+            rows.append({"kind": kind, "name": name, "desired": counts[0], "ready": counts[1],
+                         "updated": counts[2], "available": counts[3], "image_tag": _tag(obj),
+                         "age": _age(nested(obj, "metadata", "creationTimestamp"), now),
+                         "state": verdict.state, "reason": verdict.reason})
+            if verdict.failed if kind == "Job" else not verdict.ready:
+                problems.append(f"{kind}/{name} {verdict.reason}")
+    return rows, problems
+
+
+def _pod_rows(pods: Sequence[PodView]) -> tuple[list[PodRow], list[str]]:
+    rows: list[PodRow] = []
+    problems: list[str] = []
     for pod in pods:
-        s = pod.get("status") or {}
-        css = s.get("containerStatuses") or []
         reason = _pod_reason(pod)
-        st.pods.append({
-            "name": pod["metadata"]["name"], "phase": s.get("phase", ""),
-            "ready": f"{sum(1 for c in css if c.get('ready'))}/{len(pod['spec']['containers'])}",
-            "restarts": sum(int(c.get("restartCount") or 0) for c in css),
-            "node": pod["spec"].get("nodeName") or "-", "reason": reason,
-        })
-        if reason and s.get("phase") != "Succeeded":
-            problems.append(f"Pod/{pod['metadata']['name']} {reason}")
-    schedulers = [p["metadata"]["name"] for p in pods
-                  if (p["metadata"].get("labels") or {}).get(labels.COMPONENT) == "scheduler"
-                  and (p.get("status") or {}).get("phase") == "Running"]
+        main = pod.main_statuses
+        rows.append({"name": pod.name, "phase": pod.phase,
+                     "ready": f"{sum(1 for c in main if c.ready)}/{pod.containers}",
+                     "restarts": sum(c.restarts for c in main),
+                     "node": pod.node_name or "-", "reason": reason})
+        if reason and pod.phase != "Succeeded":
+            problems.append(f"Pod/{pod.name} {reason}")
+    schedulers = [p.name for p in pods
+                  if p.labels.get(labels.COMPONENT) == "scheduler" and p.phase == "Running"]
     if len(schedulers) > 1:
         problems.append(f"{len(schedulers)} scheduler pods run ({', '.join(schedulers)}): periodic "
                         "tasks run twice; keep 1 replica with strategy Recreate")
-    for pvc in pvcs:
-        s = pvc.get("status") or {}
-        st.storage.append({
-            "name": pvc["metadata"]["name"], "class": pvc["spec"].get("storageClassName") or "-",
-            "status": s.get("phase", ""), "capacity": (s.get("capacity") or {}).get("storage", "-"),
-            "volume": pvc["spec"].get("volumeName") or "-",
-        })
-    for svc in svcs:
+    return rows, problems
+
+
+def _storage_rows(claims: Sequence[ApiObject]) -> list[StorageRow]:
+    return [{"name": name_of(pvc),
+             "class": nested(pvc, "spec", "storageClassName") or "-",
+             "status": nested(pvc, "status", "phase") or "",
+             "capacity": nested(pvc, "status", "capacity", "storage") or "-",
+             "volume": nested(pvc, "spec", "volumeName") or "-"} for pvc in claims]
+
+
+def _network_rows(services: Sequence[ApiObject], ingresses: Sequence[ApiObject]
+                  ) -> list[NetworkRow]:
+    rows: list[NetworkRow] = []
+    for svc in services:
+        spec = svc["spec"]
         ports = ",".join(f"{p.get('port')}{'/' + str(p['nodePort']) if p.get('nodePort') else ''}"
-                         for p in svc["spec"].get("ports") or [])
-        st.network.append({"kind": "Service", "name": svc["metadata"]["name"],
-                           "type": svc["spec"].get("type", "ClusterIP"), "hosts": "-",
-                           "address": svc["spec"].get("clusterIP") or "-", "ports": ports})
-    for ing in ings:
+                         for p in spec.get("ports") or [])
+        rows.append({"kind": "Service", "name": name_of(svc),
+                     "type": spec.get("type", "ClusterIP"), "hosts": "-",
+                     "address": spec.get("clusterIP") or "-", "ports": ports})
+    for ing in ingresses:
         hosts = ",".join(r.get("host", "*") for r in ing["spec"].get("rules") or [])
-        lb = ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        lb = nested(ing, "status", "loadBalancer", "ingress") or []
         addr = ",".join(x.get("ip") or x.get("hostname") or "" for x in lb) or "(none)"
-        st.network.append({"kind": "Ingress", "name": ing["metadata"]["name"],
-                           "type": ing["spec"].get("ingressClassName") or "-", "hosts": hosts,
-                           "address": addr, "ports": "80"})
+        rows.append({"kind": "Ingress", "name": name_of(ing),
+                     "type": ing["spec"].get("ingressClassName") or "-", "hosts": hosts,
+                     "address": addr, "ports": "80"})
+    return rows
+
+
+def _autoscaling_rows(hpas: Sequence[ApiObject]) -> list[AutoscalingRow]:
+    rows: list[AutoscalingRow] = []
     for hpa in hpas:
         s = hpa.get("status") or {}
         metrics = []
@@ -152,12 +206,25 @@ def build_status(namespace: str, lists: Mapping[str, list[dict]], now: datetime)
             cur = (res.get("current") or {}).get("averageUtilization")
             if res:
                 metrics.append(f"{res.get('name')} {cur}%")
-        st.autoscaling.append({
-            "name": hpa["metadata"]["name"], "target": hpa["spec"]["scaleTargetRef"]["name"],
+        rows.append({
+            "name": name_of(hpa), "target": hpa["spec"]["scaleTargetRef"]["name"],
             "min": hpa["spec"].get("minReplicas", 1), "max": hpa["spec"]["maxReplicas"],
             "current": s.get("currentReplicas", 0), "metrics": ", ".join(metrics) or "(no metrics)",
         })
-    ready = sum(1 for w in st.workloads if w["state"] == "ready")
+    return rows
+
+
+def build_status(namespace: str, lists: Mapping[str, Sequence[ApiObject]],
+                 now: datetime) -> Status:
+    """The namespace's workloads, pods, claims, services, ingresses and HPAs as rows (`lists`:
+    kind -> the objects listed, for each kind of LISTED_KINDS), and a health line."""
+    workloads, problems = _workload_rows(lists, now)
+    pods, pod_problems = _pod_rows([PodView.of(p) for p in lists["Pod"]])
+    problems += pod_problems
+    st = Status(namespace, workloads, pods, _storage_rows(lists["PersistentVolumeClaim"]),
+                _network_rows(lists["Service"], lists["Ingress"]),
+                _autoscaling_rows(lists["HorizontalPodAutoscaler"]))
+    ready = sum(1 for w in st.workloads if w["state"] == State.READY)
     st.healthy = not problems
     st.health = (f"healthy: {ready}/{len(st.workloads)} workloads ready, {len(st.pods)} pods"
                  if not problems else

@@ -10,16 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 
 from paless_deploy.core.errors import BuildError, ConfigError
 from paless_deploy.core.images.discover import App
 
-BUILDER_AUTO = "auto"  # BuildKit when a capable Docker CLI is found, else classic (said once)
-BUILDER_BUILDKIT = "buildkit"  # BuildKit or exit 3
-BUILDER_CLASSIC = "classic"  # the engine's classic builder, through the Docker SDK
-BUILDERS: tuple[str, ...] = (BUILDER_AUTO, BUILDER_BUILDKIT, BUILDER_CLASSIC)
+
+class Builder(StrEnum):
+    """BUILDER: which builder builds the images (the report names the one that did)."""
+
+    AUTO = "auto"  # BuildKit when a capable Docker CLI is found, else classic (said once)
+    BUILDKIT = "buildkit"  # BuildKit or exit 3
+    CLASSIC = "classic"  # the engine's classic builder, through the Docker SDK
+
+
 ALL_APPS = "*"  # BUILD_TARGETS key: the target of every app not named
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -116,13 +122,13 @@ def normalize_platform(text: str | None, source: str = "") -> str | None:
     return value
 
 
-def parse_builder(text: str | None, source: str = "") -> str:
+def parse_builder(text: str | None, source: str = "") -> Builder:
     """BUILDER: auto (default), buildkit or classic."""
-    value = (text or BUILDER_AUTO).strip().lower()
-    if value not in BUILDERS:
+    value = (text or Builder.AUTO).strip().lower()
+    if value not in tuple(Builder):
         raise ConfigError(f"BUILDER ({source}) is {text!r}.",
-                          f"Set BUILDER to one of: {', '.join(BUILDERS)}.")
-    return value
+                          f"Set BUILDER to one of: {', '.join(Builder)}.")
+    return Builder(value)
 
 
 def platform_arch(platform: str) -> str:

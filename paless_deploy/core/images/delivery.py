@@ -14,22 +14,30 @@ import copy
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.manifests.podspec import pod_containers
 
-AUTO = "auto"
-REGISTRY = "registry"
-K3S_IMPORT = "k3s-import"
-DOCKER = "docker"
-NONE = "none"
-METHODS: tuple[str, ...] = (AUTO, REGISTRY, K3S_IMPORT, DOCKER, NONE)
+if TYPE_CHECKING:  # the views are built by the stage that lists Nodes: --help stays fast
+    from paless_deploy.core.apiviews import Node
+
+
+class DeliveryMethod(StrEnum):
+    """How images reach the nodes (IMAGE_DELIVERY); a `Delivery`'s method is never AUTO."""
+
+    AUTO = "auto"  # the setting only: decide from the cluster (`choose_delivery`)
+    REGISTRY = "registry"  # pushed to a registry the nodes pull from
+    K3S_IMPORT = "k3s-import"  # imported into this machine's k3s node's containerd
+    DOCKER = "docker"  # the nodes run on the local Docker engine: nothing to do
+    NONE = "none"  # built here; the user brings them to the nodes
+
 
 HOSTING_NAMESPACE = "kube-public"
 HOSTING_CONFIGMAP = "local-registry-hosting"
 HOSTING_KEY = "localRegistryHosting.v1"
-K3S_INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 IF_NOT_PRESENT = "IfNotPresent"
 
 
@@ -69,50 +77,6 @@ def parse_registry_hosting(data: Mapping[str, str] | None) -> RegistryHosting | 
 
 
 @dataclass(frozen=True)
-class NodeFacts:
-    """What the delivery decision reads of one node."""
-
-    name: str
-    kubelet_version: str = ""
-    runtime_version: str = ""
-    labels: Mapping[str, str] = field(default_factory=dict)
-    images: frozenset[str] = frozenset()  # every name of every image the node reports
-    addresses: tuple[str, ...] = ()
-
-    @property
-    def k3s(self) -> bool:
-        """A k3s node: its kubelet version carries `+k3s`, or k3s' instance-type label."""
-        return "+k3s" in self.kubelet_version or self.labels.get(
-            K3S_INSTANCE_TYPE_LABEL) == "k3s"
-
-    @property
-    def docker_runtime(self) -> bool:
-        """The node's containers run on a Docker engine (k3s --docker, Docker Desktop)."""
-        return self.runtime_version.startswith("docker://")
-
-    def has_image(self, ref: str) -> bool:
-        """True when the node reports `ref` among its images."""
-        return ref in self.images
-
-
-def node_facts(node: ApiObject) -> NodeFacts:
-    """The facts of one Node object as the API server returns it."""
-    status = node.get("status") or {}
-    info = status.get("nodeInfo") or {}
-    names = frozenset(str(n) for image in status.get("images") or []
-                      for n in image.get("names") or [])
-    return NodeFacts(
-        name=str((node.get("metadata") or {}).get("name") or ""),
-        kubelet_version=str(info.get("kubeletVersion") or ""),
-        runtime_version=str(info.get("containerRuntimeVersion") or ""),
-        labels={str(k): str(v) for k, v in ((node.get("metadata") or {}).get("labels")
-                                              or {}).items()},
-        images=names,
-        addresses=tuple(str(a.get("address")) for a in status.get("addresses") or []
-                        if a.get("address")))
-
-
-@dataclass(frozen=True)
 class ThisMachine:
     """Who runs the tool: its host names (and PALESS_NODE_NAME) and the non-loopback
     addresses they resolve to."""
@@ -120,7 +84,7 @@ class ThisMachine:
     names: frozenset[str] = frozenset()
     addresses: frozenset[str] = frozenset()
 
-    def is_node(self, node: NodeFacts) -> bool:
+    def is_node(self, node: Node) -> bool:
         """True when `node` is this machine (k3s names a node after its host name)."""
         if node.name.lower() in self.names:
             return True
@@ -138,13 +102,13 @@ def _loopback(address: str) -> bool:
 class DeliveryFacts:
     """Everything the decision reads."""
 
-    requested: str = AUTO  # IMAGE_DELIVERY
+    requested: str = DeliveryMethod.AUTO  # IMAGE_DELIVERY, as written
     requested_source: str = "the built-in default"
     registry: str = "localhost:5000"  # REGISTRY (effective)
     registry_explicit: bool = False
     registry_source: str = "the built-in default"
     hosting: RegistryHosting | None = None
-    nodes: tuple[NodeFacts, ...] = ()
+    nodes: tuple[Node, ...] = ()
     nodes_known: bool = True  # False: the nodes could not be listed (a restricted user)
     here: ThisMachine = field(default_factory=ThisMachine)
 
@@ -153,7 +117,7 @@ class DeliveryFacts:
 class Delivery:
     """The chosen way images reach the nodes, and why (one sentence for doctor and help)."""
 
-    method: str  # registry, k3s-import, docker, none
+    method: DeliveryMethod  # never AUTO
     reason: str
     push_registry: str = ""  # registry: where images are pushed (REGISTRY or advertised)
     image_registry: str = ""  # the registry host image references name
@@ -163,7 +127,7 @@ class Delivery:
     @property
     def pushes(self) -> bool:
         """True when images go through a registry."""
-        return self.method == REGISTRY
+        return self.method == DeliveryMethod.REGISTRY
 
     @property
     def pull_policy(self) -> str | None:
@@ -180,15 +144,15 @@ class Delivery:
         return ref
 
 
-def check_method(value: str | None, where: str) -> str:
+def check_method(value: str | None, where: str) -> DeliveryMethod:
     """IMAGE_DELIVERY's value, or ConfigError naming the choices."""
-    method = (value or AUTO).strip().lower()
-    if method not in METHODS:
+    method = (value or DeliveryMethod.AUTO).strip().lower()
+    if method not in tuple(DeliveryMethod):
         raise ConfigError(f"IMAGE_DELIVERY={value!r} ({where}) is not a delivery method.",
-                          f"Use one of: {', '.join(METHODS)} (auto chooses per cluster; "
+                          f"Use one of: {', '.join(DeliveryMethod)} (auto chooses per cluster; "
                           "`paless-deploy doctor` says what it chose and why).",
                           code="bad-delivery")
-    return method
+    return DeliveryMethod(method)
 
 
 def choose_delivery(facts: DeliveryFacts) -> Delivery:
@@ -201,15 +165,15 @@ def choose_delivery(facts: DeliveryFacts) -> Delivery:
     """
     requested = check_method(facts.requested, facts.requested_source)
     here = tuple(n.name for n in facts.nodes if facts.here.is_node(n))
-    if requested != AUTO:
+    if requested != DeliveryMethod.AUTO:
         return _explicit(requested, facts, here)
     docker = [n for n in facts.nodes if n.docker_runtime]
     if docker and len(docker) == len(facts.nodes) and (len(docker) == 1 or len(here) ==
                                                        len(docker)):
         node = docker[0]
-        return Delivery(DOCKER, f"node {node.name} runs its containers on Docker "
-                        f"({node.runtime_version}): it uses the images built into the local "
-                        "engine, so nothing is pushed or imported",
+        return Delivery(DeliveryMethod.DOCKER, f"node {node.name} runs its containers on "
+                        f"Docker ({node.runtime_version}): it uses the images built into the "
+                        "local engine, so nothing is pushed or imported",
                         image_registry=facts.registry)
     if facts.registry_explicit:
         return _registry(facts, f"REGISTRY is set ({facts.registry_source})")
@@ -221,15 +185,15 @@ def choose_delivery(facts: DeliveryFacts) -> Delivery:
         node = k3s_here[0]
         others = [n.name for n in facts.nodes if n.name not in here]
         return Delivery(
-            K3S_IMPORT,
-            f"node {node.name} is k3s ({_k3s_evidence(node)}) and runs on this machine, and "
+            DeliveryMethod.K3S_IMPORT,
+            f"node {node.name} is k3s ({node.k3s_evidence}) and runs on this machine, and "
             "no registry is configured: images go straight into its containerd "
             "(`k3s ctr images import`), pulled by no one",
             image_registry=facts.registry, local_nodes=here,
             warning=_unreached(others))
     k3s = [n for n in facts.nodes if n.k3s]
     if k3s:
-        return _registry(facts, f"the cluster is k3s ({_k3s_evidence(k3s[0])}) but none of its "
+        return _registry(facts, f"the cluster is k3s ({k3s[0].k3s_evidence}) but none of its "
                          "nodes runs on this machine, so images cannot be imported; every "
                          "node must reach the registry (registries.yaml)")
     if not facts.nodes_known:
@@ -239,27 +203,27 @@ def choose_delivery(facts: DeliveryFacts) -> Delivery:
                      "registry")
 
 
-def _explicit(method: str, facts: DeliveryFacts, here: tuple[str, ...]) -> Delivery:
+def _explicit(method: DeliveryMethod, facts: DeliveryFacts, here: tuple[str, ...]) -> Delivery:
     why = f"IMAGE_DELIVERY={method} ({facts.requested_source})"
-    if method == REGISTRY:
+    if method == DeliveryMethod.REGISTRY:
         if not facts.registry_explicit and facts.hosting is not None:
             return _advertised(facts, why + "; the cluster advertises a registry (KEP-1755)")
         return _registry(facts, why)
-    if method == K3S_IMPORT:
+    if method == DeliveryMethod.K3S_IMPORT:
         others = [n.name for n in facts.nodes if n.name not in here] if here else []
-        return Delivery(K3S_IMPORT, why + ": images go straight into the containerd of this "
-                        "machine's node", image_registry=facts.registry, local_nodes=here,
-                        warning=_unreached(others))
-    if method == DOCKER:
-        return Delivery(DOCKER, why + ": the nodes use the local Docker engine's images",
-                        image_registry=facts.registry)
-    return Delivery(NONE, why + ": images are built here and reach the nodes some other way",
-                    image_registry=facts.registry)
+        return Delivery(DeliveryMethod.K3S_IMPORT, why + ": images go straight into the "
+                        "containerd of this machine's node", image_registry=facts.registry,
+                        local_nodes=here, warning=_unreached(others))
+    if method == DeliveryMethod.DOCKER:
+        return Delivery(DeliveryMethod.DOCKER, why + ": the nodes use the local Docker "
+                        "engine's images", image_registry=facts.registry)
+    return Delivery(DeliveryMethod.NONE, why + ": images are built here and reach the nodes "
+                    "some other way", image_registry=facts.registry)
 
 
 def _registry(facts: DeliveryFacts, why: str) -> Delivery:
     where = facts.registry if facts.registry_explicit else f"{facts.registry} (REGISTRY's default)"
-    return Delivery(REGISTRY, f"{why}: images are pushed to {where}",
+    return Delivery(DeliveryMethod.REGISTRY, f"{why}: images are pushed to {where}",
                     push_registry=facts.registry, image_registry=facts.registry)
 
 
@@ -268,14 +232,9 @@ def _advertised(facts: DeliveryFacts, why: str) -> Delivery:
     assert hosting is not None
     pull = "" if hosting.pull_host == hosting.host else \
         f", referenced as {hosting.pull_host} (hostFromContainerRuntime)"
-    return Delivery(REGISTRY, f"{why}: images are pushed to {hosting.host}{pull}",
-                    push_registry=hosting.host, image_registry=hosting.pull_host)
-
-
-def _k3s_evidence(node: NodeFacts) -> str:
-    if "+k3s" in node.kubelet_version:
-        return f"kubelet {node.kubelet_version}"
-    return f"label {K3S_INSTANCE_TYPE_LABEL}=k3s"
+    return Delivery(DeliveryMethod.REGISTRY, f"{why}: images are pushed to "
+                    f"{hosting.host}{pull}", push_registry=hosting.host,
+                    image_registry=hosting.pull_host)
 
 
 def _unreached(others: Sequence[str]) -> str:
@@ -287,8 +246,8 @@ def _unreached(others: Sequence[str]) -> str:
             "/etc/rancher/k3s/registries.yaml)")
 
 
-def with_pull_policy(objects: list[dict], refs: Sequence[str], policy: str | None
-                     ) -> list[dict]:
+def with_pull_policy(objects: list[JsonDict], refs: Sequence[str], policy: str | None
+                     ) -> list[JsonDict]:
     """Copies of `objects` whose containers running one of `refs` get `policy` (None:
     the objects unchanged): an imported image must not be pulled."""
     if policy is None:

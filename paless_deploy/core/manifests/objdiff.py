@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import yaml
 
-from paless_deploy.core.apitypes import ApiObject, JsonValue
+from paless_deploy.core.apitypes import ApiObject, JsonDict, JsonValue
 
 REDACTED = "<redacted>"
 REDACTED_CHANGED = "<redacted: changed>"
@@ -21,7 +21,7 @@ _DROP_META = ("managedFields", "resourceVersion", "generation", "creationTimesta
 _SECRET_FIELDS = ("data", "stringData")
 
 
-def comparable(obj: ApiObject | None) -> dict | None:
+def comparable(obj: ApiObject | None) -> JsonDict | None:
     """The object without status and the fields every write changes (values untouched)."""
     if obj is None:
         return None
@@ -42,7 +42,8 @@ def same(live: ApiObject | None, planned: ApiObject | None) -> bool:
     return comparable(live) == comparable(planned)
 
 
-def redacted_pair(live: dict | None, planned: dict | None) -> tuple[dict | None, dict | None]:
+def redacted_pair(live: JsonDict | None, planned: JsonDict | None
+                  ) -> tuple[JsonDict | None, JsonDict | None]:
     """Both sides with Secret values replaced: equal values by REDACTED on both sides, a
     value that changes by REDACTED_CHANGED on the planned side."""
     if not live or not planned or planned.get("kind") != "Secret":
@@ -58,7 +59,7 @@ def redacted_pair(live: dict | None, planned: dict | None) -> tuple[dict | None,
     return live, planned
 
 
-def _redact(obj: dict | None) -> dict | None:
+def _redact(obj: JsonDict | None) -> JsonDict | None:
     if not obj or obj.get("kind") != "Secret":
         return obj
     obj = copy.deepcopy(obj)

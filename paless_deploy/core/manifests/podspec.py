@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from paless_deploy.core.apitypes import ApiObject, JsonValue
+from paless_deploy.core.apitypes import ApiObject, JsonDict, JsonValue
 
 # kind -> path of the pod spec; the pod template's metadata sits beside that spec.
 POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
@@ -30,7 +30,7 @@ def _walk(obj: JsonValue, path: tuple[str, ...]) -> JsonValue:
     return obj
 
 
-def pod_spec(obj: ApiObject) -> dict | None:
+def pod_spec(obj: ApiObject) -> JsonDict | None:
     """The pod spec inside a Pod or workload object, or None for kinds without pods."""
     path = POD_SPEC_PATHS.get(str(obj.get("kind")))
     node = _walk(obj, path) if path else None
@@ -42,7 +42,7 @@ def pod_spec_path(kind: str) -> str:
     return ".".join(POD_SPEC_PATHS.get(kind, ("spec", "template", "spec")))
 
 
-def indexed_containers(obj: ApiObject) -> Iterator[tuple[str, int, dict]]:
+def indexed_containers(obj: ApiObject) -> Iterator[tuple[str, int, JsonDict]]:
     """(list name, index, container) for every container of the pod spec, init first."""
     spec = pod_spec(obj) or {}
     for list_name in CONTAINER_LISTS:
@@ -51,13 +51,13 @@ def indexed_containers(obj: ApiObject) -> Iterator[tuple[str, int, dict]]:
                 yield list_name, index, container
 
 
-def pod_containers(obj: ApiObject) -> list[dict]:
+def pod_containers(obj: ApiObject) -> list[JsonDict]:
     """The init, regular and ephemeral containers of the pod spec (the dicts themselves,
     so a caller may rewrite them in place)."""
     return [container for _, _, container in indexed_containers(obj)]
 
 
-def spec_container(obj: ApiObject, name: str) -> dict:
+def spec_container(obj: ApiObject, name: str) -> JsonDict:
     """The container called `name` in the pod spec; {} when there is none."""
     return next((c for c in pod_containers(obj) if c.get("name") == name), {})
 

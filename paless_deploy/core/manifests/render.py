@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from paless_deploy.core.apitypes import ApiObject, JsonValue
+from paless_deploy.core.apitypes import ApiObject, JsonDict, JsonValue
 from paless_deploy.core.configuration.variables import (
     BY_NAME,
     SECRET_NAMES,
@@ -57,7 +57,8 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _INTEGER = re.compile(r"-?[0-9]+")
 _REMOVE = object()  # marker: an optional field whose variable is unset
 
-def substitute_variables(objects: list[dict], variables: Mapping[str, str]) -> list[dict]:
+def substitute_variables(objects: list[JsonDict], variables: Mapping[str, str]
+                         ) -> list[JsonDict]:
     """Fill braced `${NAME}` placeholders for allow-listed names; return new objects.
 
     Bare `$NAME`, `$(NAME)` and `${OTHER}` for names outside SUBSTITUTABLE_NAMES are left
@@ -91,7 +92,7 @@ def near_variable(name: str) -> str | None:
     return nearest_variable(name, SUBSTITUTABLE_NAMES)
 
 
-def placeholders_in(objects: list[dict]) -> set[str]:
+def placeholders_in(objects: list[JsonDict]) -> set[str]:
     """The allow-listed `${NAME}` placeholders the objects use (before substitution)."""
     text = repr(objects)
     return {name for name in _PLACEHOLDER.findall(text) if name in SUBSTITUTABLE_NAMES}
@@ -218,8 +219,8 @@ def _same_repository(image: str, repository: str) -> bool:
         ref.domain == wanted.domain or same_registry(ref.registry, wanted.registry))
 
 
-def rewrite_images(objects: list[dict], app_images: AppImages | Mapping[str, str]
-                   ) -> list[dict]:
+def rewrite_images(objects: list[JsonDict], app_images: AppImages | Mapping[str, str]
+                   ) -> list[JsonDict]:
     """Replace every image that denotes one of our apps by its reference; return new objects.
 
     Any other image must carry a tag or a digest: an untagged image would float, and a
@@ -282,7 +283,7 @@ def _unknown_app_image(obj: ApiObject, container: ApiObject, image: str,
         f"{known or 'none'}).", hint, code="unknown-app-image", resource=ref_of(obj))
 
 
-def set_namespace_and_labels(objects: list[dict], namespace: str) -> list[dict]:
+def set_namespace_and_labels(objects: list[JsonDict], namespace: str) -> list[JsonDict]:
     """Set the namespace on namespaced objects and the design's labels on every object.
 
     Labels go to metadata only: selectors are immutable and must not change with them.
@@ -303,7 +304,7 @@ def set_namespace_and_labels(objects: list[dict], namespace: str) -> list[dict]:
     return result
 
 
-def for_namespace(objects: list[dict], namespace: str) -> tuple[list[dict], list[str]]:
+def for_namespace(objects: list[JsonDict], namespace: str) -> tuple[list[JsonDict], list[str]]:
     """A tree made fit for `namespace`: what any tree needs besides namespace and labels.
 
     - a rendered Namespace is dropped (the namespace phase creates the target with the
@@ -332,7 +333,7 @@ def for_namespace(objects: list[dict], namespace: str) -> tuple[list[dict], list
     return set_namespace_and_labels(kept, namespace), warnings
 
 
-def hpa_targets(objects: list[dict]) -> dict[tuple[str, str], str]:
+def hpa_targets(objects: list[JsonDict]) -> dict[tuple[str, str], str]:
     """(kind, name) of each HPA's target -> the HPA's name."""
     targets: dict[tuple[str, str], str] = {}
     for obj in objects:
@@ -343,7 +344,7 @@ def hpa_targets(objects: list[dict]) -> dict[tuple[str, str], str]:
     return targets
 
 
-def _autoscaled(objects: list[dict]) -> tuple[list[dict], list[str]]:
+def _autoscaled(objects: list[JsonDict]) -> tuple[list[JsonDict], list[str]]:
     targets = hpa_targets(objects)
     warnings: list[str] = []
     result = []
@@ -366,7 +367,7 @@ def _autoscaled(objects: list[dict]) -> tuple[list[dict], list[str]]:
     return result, warnings
 
 
-def _refuse_duplicates(objects: list[dict], namespace: str) -> None:
+def _refuse_duplicates(objects: list[JsonDict], namespace: str) -> None:
     """Two objects of the tree that become one once every namespaced object goes into
     `namespace`: an error naming both (the later would silently replace the earlier)."""
     seen: dict[tuple[str, str, str, str], ApiObject] = {}
@@ -389,7 +390,7 @@ def _refuse_duplicates(objects: list[dict], namespace: str) -> None:
             resource=ref_of(obj))
 
 
-def classes_named(objects: list[dict]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+def classes_named(objects: list[JsonDict]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """StorageClass and IngressClass names the objects use -> the objects using each."""
     storage: dict[str, list[str]] = {}
     ingress: dict[str, list[str]] = {}
@@ -408,7 +409,7 @@ def classes_named(objects: list[dict]) -> tuple[dict[str, list[str]], dict[str, 
     return storage, ingress
 
 
-def redact_secrets(objects: list[dict]) -> list[dict]:
+def redact_secrets(objects: list[JsonDict]) -> list[JsonDict]:
     """Copies of `objects` with every Secret `data` / `stringData` value replaced by REDACTED."""
     result = []
     for obj in objects:
@@ -421,7 +422,7 @@ def redact_secrets(objects: list[dict]) -> list[dict]:
     return result
 
 
-def to_yaml(objects: list[dict]) -> str:
+def to_yaml(objects: list[JsonDict]) -> str:
     """Multi-document YAML of `objects`, in order, keys as given."""
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return yaml.dump_all(objects, Dumper=dumper, sort_keys=False, default_flow_style=False)

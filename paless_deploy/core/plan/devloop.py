@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.apitypes import ApiObject, JsonDict
 from paless_deploy.core.images.imageref import parse_image
 from paless_deploy.core.manifests.components import component_of
 from paless_deploy.core.manifests.kinds import object_key
@@ -162,7 +162,7 @@ def classify(paths: Collection[str], contexts: Sequence[AppContext],
 
 
 def changed_objects(rendered: Sequence[ApiObject], applied: Sequence[ApiObject] | None
-                    ) -> list[dict]:
+                    ) -> list[JsonDict]:
     """The rendered objects that differ from what was applied last (all of them when
     nothing is known): after a rebuild, the workloads and Jobs running the new images."""
     if applied is None:

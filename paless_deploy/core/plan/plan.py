@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from paless_deploy.core.apitypes import ApiObject, JsonValue
+from paless_deploy.core.apitypes import ApiObject, JsonDict, JsonValue
 from paless_deploy.core.diagnosis.lint import check_policy_annotations
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.manifests import labels
@@ -63,7 +63,7 @@ class Phase:
     landed here (parallel to `objects`)."""
 
     name: str
-    objects: tuple[dict, ...]
+    objects: tuple[JsonDict, ...]
     reasons: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -191,10 +191,10 @@ def addresses(text: str, service: str) -> bool:
 class _Graph:
     """What the dependency rules need to know about the whole render."""
 
-    objects: Sequence[dict]
+    objects: Sequence[JsonDict]
     placed: dict[int, Placement] = field(default_factory=dict)
 
-    def workloads(self) -> Iterator[tuple[int, dict]]:
+    def workloads(self) -> Iterator[tuple[int, JsonDict]]:
         for i, obj in enumerate(self.objects):
             if obj.get("kind") in WORKLOAD_KINDS:
                 yield i, obj
@@ -252,7 +252,7 @@ def _place_job(job: ApiObject, graph: _Graph, services: Mapping[str, Placement],
     return Placement(phase, reason)
 
 
-def place(objects: Sequence[dict]) -> list[Placement]:
+def place(objects: Sequence[JsonDict]) -> list[Placement]:
     """Where each object goes and why (parallel to `objects`)."""
     graph = _Graph(objects)
     jobs: list[int] = []
@@ -294,7 +294,7 @@ def _claims_of_statefulsets(graph: _Graph) -> dict[str, tuple[str, str]]:
     return owners
 
 
-def plan_phases(objects: list[dict]) -> list[Phase]:
+def plan_phases(objects: list[JsonDict]) -> list[Phase]:
     """Group `objects` into phases in PHASE_ORDER, keeping their order within a phase.
 
     Empty phases are omitted, so the apply stage never waits on nothing. The objects'
@@ -304,7 +304,7 @@ def plan_phases(objects: list[dict]) -> list[Phase]:
     """
     check_policy_annotations(objects)
     placements = place(objects)
-    members: dict[str, list[tuple[dict, str]]] = {name: [] for name in PHASE_ORDER}
+    members: dict[str, list[tuple[JsonDict, str]]] = {name: [] for name in PHASE_ORDER}
     for obj, placement in zip(objects, placements, strict=True):
         members[placement.phase].append((obj, placement.reason))
     return [Phase(name, tuple(o for o, _ in members[name]), tuple(r for _, r in members[name]))

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.apitypes import ApiObject, JsonDict
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.diagnosis.hints import rendered_from
 from paless_deploy.core.manifests.podspec import indexed_containers, pod_spec, pod_spec_path
 
-Existing = Callable[[str, str, str], "dict | None"]  # (kind, namespace, name) -> object or None
+Existing = Callable[[str, str, str], "JsonDict | None"]  # (kind, namespace, name) -> object or None
 
 _KEYED_KINDS = ("Secret", "ConfigMap")
 
@@ -84,19 +84,19 @@ def object_keys(obj: ApiObject) -> set[str]:
     return {str(k) for f in fields for k in (obj.get(f) or {})}
 
 
-def check_references(objects: list[dict], existing: Existing) -> list[Finding]:
+def check_references(objects: list[JsonDict], existing: Existing) -> list[Finding]:
     """Every missing object or key referenced by a pod template, as `missing-reference`.
 
     A reference is satisfied by a rendered object of that kind, namespace and name, else
     by `existing(kind, namespace, name)` (the cluster). `optional: true` references are
     skipped. Findings name keys, never values.
     """
-    rendered: dict[tuple[str, str, str], dict] = {}
+    rendered: dict[tuple[str, str, str], JsonDict] = {}
     for obj in objects:
         meta = obj.get("metadata") or {}
         rendered[(str(obj.get("kind")), str(meta.get("namespace") or ""),
                   str(meta.get("name")))] = obj
-    cache: dict[tuple[str, str, str], dict | None] = {}
+    cache: dict[tuple[str, str, str], JsonDict | None] = {}
     findings: list[Finding] = []
     for obj in objects:
         meta = obj.get("metadata") or {}

@@ -17,11 +17,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from paless_deploy.core.apitypes import JsonDict
-from paless_deploy.core.reporting.report import RESULT_SUCCESS, ErrorReport, ObjectReport, Result
+from paless_deploy.core.configuration.context import CiPlatform
+from paless_deploy.core.reporting.report import ErrorReport, ObjectReport, Result, RunResult
 
-GITHUB = "github"
-GITLAB = "gitlab"
-NO_CI = "none"
+AUTO_DETECT = "auto"  # `--ci auto`: from GITHUB_ACTIONS / GITLAB_CI
 DEPLOY_COMMANDS = frozenset({"all", "deploy"})
 
 MAX_ANNOTATIONS = 10  # GitHub shows at most 10 error and 10 warning annotations per step
@@ -32,15 +31,15 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSe
 BOOKKEEPING_PHASES = frozenset({"namespace", "prune"})
 
 
-def detect_platform(choice: str, environ: Mapping[str, str]) -> str:
+def detect_platform(choice: str, environ: Mapping[str, str]) -> CiPlatform:
     """`--ci auto` means GitHub under GITHUB_ACTIONS=true, GitLab under GITLAB_CI=true."""
-    if choice != "auto":
-        return choice
+    if choice != AUTO_DETECT:
+        return CiPlatform(choice)
     if environ.get("GITHUB_ACTIONS") == "true":
-        return GITHUB
+        return CiPlatform.GITHUB
     if environ.get("GITLAB_CI") == "true":
-        return GITLAB
-    return NO_CI
+        return CiPlatform.GITLAB
+    return CiPlatform.NONE
 
 
 # ---------------------------------------------------------------------------
@@ -76,7 +75,7 @@ def github_annotations(result: Result) -> list[str]:
             "or the step summary.", title="paless-deploy"))
     lines += [workflow_command("warning", w, title="paless-deploy")
               for w in result.warnings[:MAX_ANNOTATIONS]]
-    if result.result == RESULT_SUCCESS and result.url and result.command in DEPLOY_COMMANDS:
+    if result.result == RunResult.SUCCESS and result.url and result.command in DEPLOY_COMMANDS:
         lines.append(workflow_command("notice", f"Deployed to namespace {result.namespace}: "
                                       f"{result.url}", title="paless-deploy"))
     return lines
@@ -131,32 +130,33 @@ _SECTION_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 class LogMarkers:
     """The lines that fold a phase in the CI log, and quote text we did not write."""
 
-    platform: str = NO_CI
+    platform: CiPlatform = CiPlatform.NONE
 
     def phase_start(self, phase: str, now: float) -> str:
         """Opens the phase's group/section ("" without a CI platform)."""
         header = one_line(f"phase {phase}")
-        if self.platform == GITHUB:
+        if self.platform == CiPlatform.GITHUB:
             return workflow_command("group", header)
-        if self.platform == GITLAB:
+        if self.platform == CiPlatform.GITLAB:
             return f"\x1b[0Ksection_start:{int(now)}:{section_name(phase)}\r\x1b[0K{header}"
         return ""
 
     def phase_end(self, phase: str, now: float) -> str:
         """Closes what `phase_start` opened."""
-        if self.platform == GITHUB:
+        if self.platform == CiPlatform.GITHUB:
             return workflow_command("endgroup")
-        if self.platform == GITLAB:
+        if self.platform == CiPlatform.GITLAB:
             return f"\x1b[0Ksection_end:{int(now)}:{section_name(phase)}\r\x1b[0K"
         return ""
 
     def quote_start(self, token: str) -> str:
         """GitHub: stop processing workflow commands (container logs could carry some)."""
-        return workflow_command("stop-commands", token) if self.platform == GITHUB else ""
+        github = self.platform == CiPlatform.GITHUB
+        return workflow_command("stop-commands", token) if github else ""
 
     def quote_end(self, token: str) -> str:
         """GitHub: resume processing workflow commands."""
-        return f"::{token}::" if self.platform == GITHUB else ""
+        return f"::{token}::" if self.platform == CiPlatform.GITHUB else ""
 
 
 def section_name(phase: str) -> str:
@@ -190,7 +190,7 @@ def gitlab_dotenv(result: Result) -> str:
 def github_summary(result: Result) -> str:
     """Result, namespace, URL, images with digests, the phases with their durations, and
     each failure with its fix and the commands to look further."""
-    icon = {"success": "✅", "failed": "❌"}.get(result.result, "⚠️")
+    icon = {RunResult.SUCCESS: "✅", RunResult.FAILED: "❌"}.get(result.result, "⚠️")
     out = [(f"### {icon} paless-deploy {result.command}: {result.result} "
            f"(exit {result.exit_code})"), "", "| | |", "| --- | --- |",
            f"| namespace | {_code(result.namespace or '')} |",
@@ -302,7 +302,7 @@ def junit_xml(result: Result, *, timestamp: str) -> str:
         _skip(case, f"not applied: an earlier phase failed ({item['phase']} never started)",
               counts)
         cases.append(case)
-    if result.result != RESULT_SUCCESS and not counts["failures"]:
+    if result.result != RunResult.SUCCESS and not counts["failures"]:
         rest = [e for i, e in enumerate(result.errors) if i not in attributed] or result.errors
         case = _testcase("paless-deploy", result.command or "paless-deploy", result.duration_s)
         _fail(case, rest or [ErrorReport(code=result.result, message=f"exit {result.exit_code}")],

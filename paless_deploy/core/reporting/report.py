@@ -9,23 +9,54 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from enum import StrEnum
 
 from paless_deploy.core.apitypes import JsonDict, JsonValue
-from paless_deploy.core.errors import PalessError, readable
+from paless_deploy.core.errors import ExitCode, PalessError, readable
 
 REPORT_VERSION = 1
-RESULT_SUCCESS = "success"
-RESULT_FAILED = "failed"
-RESULT_ERROR = "error"
+
+
+class RunResult(StrEnum):
+    """The document's `result`: how the command ended (strings in the JSON)."""
+
+    SUCCESS = "success"
+    FAILED = "failed"  # exit 1: the deploy failed, doctor found a required check failing
+    ERROR = "error"  # any other failure
+    CHANGES = "changes"  # diff: the cluster differs from the manifests (exit 1)
+    UNCHANGED = "unchanged"  # dev: a change that needed no rollout
+
+    @classmethod
+    def of_failure(cls, exit_code: ExitCode) -> RunResult:
+        """A failure's result: `failed` for exit 1 (it ran and failed), `error` otherwise."""
+        return cls.FAILED if exit_code == ExitCode.FAILED else cls.ERROR
+
+
+class ObjectAction(StrEnum):
+    """What the run did to one object (`phases[].objects[].action`)."""
+
+    CREATED = "created"
+    CONFIGURED = "configured"
+    UNCHANGED = "unchanged"
+    REPLACED = "replaced"  # deleted and created again (a Job, an immutable field)
+    PRUNED = "pruned"  # deleted: it left the manifests
+
+
+class ImageAction(StrEnum):
+    """The most significant thing done to one app's image (`images[].action`)."""
+
+    BUILT = "built"  # built in this run and not pushed (`build`)
+    PUSHED = "pushed"  # uploaded to the registry in this run (built first if missing)
+    SKIPPED = "skipped"  # neither built nor pushed: it already existed where needed
 
 
 @dataclass(frozen=True)
 class ObjectReport:
-    """One applied object: action is created/configured/unchanged/replaced/pruned."""
+    """One applied object and what was done to it."""
 
     kind: str
     name: str
-    action: str
+    action: ObjectAction
     ready: bool | None = None
     reason: str = ""
     api_version: str = ""  # "" when not known (`destroy --from-report` needs it for CRDs)
@@ -67,8 +98,8 @@ class Result:
     """The result document of one command (`--output json` prints exactly this)."""
 
     command: str
-    result: str = RESULT_SUCCESS
-    exit_code: int = 0
+    result: RunResult = RunResult.SUCCESS
+    exit_code: ExitCode = ExitCode.OK
     namespace: str | None = None
     overlay: str | None = None
     url: str | None = None  # where the deployment answers (all, deploy), from its Ingress
@@ -120,7 +151,7 @@ class Result:
 
     def fail_with(self, error: PalessError) -> Result:
         """Record an error: result "error" (or "failed" for exit 1), its exit code."""
-        self.result = RESULT_FAILED if error.exit_code == 1 else RESULT_ERROR
+        self.result = RunResult.of_failure(error.exit_code)
         self.exit_code = error.exit_code
         self.errors.append(ErrorReport.from_error(error))
         return self

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.images.imageref import ImageRef, parse_image
-from paless_deploy.core.reporting.report import REPORT_VERSION
+from paless_deploy.core.reporting.report import REPORT_VERSION, ObjectAction
 
 PRODUCE_HINT = ("Write it with `paless-deploy --output json push > deploy.json` (or `all`): "
                 "stdout then carries exactly the report, progress goes to stderr.")
@@ -115,7 +115,7 @@ def parse_report(text: str, source: str) -> PriorReport:
     for phase in doc.get("phases") or []:
         for obj in (phase.get("objects") if isinstance(phase, dict) else None) or []:
             if isinstance(obj, dict) and obj.get("kind") and obj.get("name") \
-                    and obj.get("action") != "pruned":
+                    and obj.get("action") != ObjectAction.PRUNED:
                 objects.append(ReportedObject(str(obj.get("api_version") or ""),
                                               str(obj["kind"]), str(obj["name"])))
     namespace = doc.get("namespace")
