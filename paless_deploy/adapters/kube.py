@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from paless_deploy.core.diagnosis.refusals import Answer, Refusal, classify
 from paless_deploy.core.errors import ClusterError, ConfigError
 from paless_deploy.core.manifests.kinds import Kind, kind_of
+from paless_deploy.core.manifests.objects import ref_of
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kubeconfig import ClusterAccess
@@ -48,6 +50,23 @@ class ApiError(Exception):
     def causes(self) -> list[dict]:
         """The Status details' causes (field, reason, message), as the server sent them."""
         return list(((self.body.get("details") or {}).get("causes")) or [])
+
+    def answer(self, *, sent: Mapping[str, Any] | None = None,
+               live: Mapping[str, Any] | None = None, namespace: str | None = None,
+               doing: str = "", autoscaler: str | None = None) -> Answer:
+        """What the server said, with what we know around it, for `core.diagnosis.refusals`
+        (the object named from `sent`, else from the Status details)."""
+        details = self.body.get("details") or {}
+        resource = ref_of(sent) if sent is not None else (
+            f"{details.get('kind')}/{details.get('name')}" if details.get("name") else "")
+        causes = tuple({k: str(v) for k, v in c.items() if isinstance(k, str)}
+                       for c in self.causes if isinstance(c, Mapping))
+        return Answer(self.status, self.reason, self.message, causes, resource,
+                      namespace or "", sent, live, doing, autoscaler)
+
+    def refusal(self, **context: Any) -> Refusal | None:
+        """This answer classified by the refusal table (None: not a refusal, e.g. a 5xx)."""
+        return classify(self.answer(**context))
 
 
 class TransportError(Exception):
@@ -715,11 +734,11 @@ def cluster_errors(kube: Kube, doing: str, namespace: str | None = None) -> Iter
                 f"Refresh the credentials in {kube.kubeconfig} (expired token or certificate?).",
                 code="unauthorised") from None
         if exc.status == 403:
-            where = f" in namespace {namespace}" if namespace else ""
-            raise ClusterError(
-                f"Not authorised{where} while {doing}: {exc.message}",
-                "Use a kubeconfig whose user may manage this namespace, or deploy into a "
-                "namespace you are allowed to write (-n).", code="forbidden") from None
+            # RBAC is exit 4; a quota, a policy, a claim that cannot grow are refusals of
+            # the manifests (the table of core.diagnosis.refusals says which)
+            refusal = exc.refusal(namespace=namespace, doing=doing)
+            assert refusal is not None  # every 403 has a row
+            raise refusal.error() from None
         if exc.status == 0:
             raise _unreachable(kube, doing, exc.message) from None
         if exc.status >= 500 or exc.status == 429:  # still so after the retries
