@@ -27,7 +27,8 @@ from paless_deploy.core.manifests.kinds import Kind, kind_of
 from paless_deploy.core.manifests.objects import ref_of
 
 if TYPE_CHECKING:
-    from paless_deploy.adapters.kubeconfig import ClusterAccess
+    from paless_deploy.adapters.kubeconfig import ClusterAccess, Deadline
+    from paless_deploy.core.configuration.context import RunContext
 
 T = TypeVar("T")
 
@@ -458,24 +459,36 @@ def _short(detail: str) -> str:
 # connecting
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
-    """Load the kubeconfig (merged as kubectl does) and check that the API server answers."""
+def connect(kubeconfig: str | None = None, context: str | None = None,
+            deadline: Deadline | None = None) -> Kube:
+    """Load the kubeconfig (merged as kubectl does) and check that the API server answers.
+    An exec credential plugin runs within `deadline` (the run's --timeout)."""
     source = resolve_kubeconfig(kubeconfig)
-    api, server = _load(source, context)
+    api, server = _load(source, context, deadline)
     kube = Kube(api=api, server=server, kubeconfig=source.describe(), context=context)
     with cluster_errors(kube, "asking the API server for its version"):
         kube.version()
     return kube
 
 
-def _load(source: KubeconfigSource, context: str | None) -> tuple[Transport, str]:
+def connect_run(run_ctx: RunContext) -> Kube:
+    """`connect` for a command: its --kubeconfig, --context, and --timeout as the deadline
+    of everything the connection runs (exec credential plugins)."""
+    from paless_deploy.adapters.kubeconfig import Deadline
+
+    deadline = Deadline(run_ctx.started_monotonic + run_ctx.timeout_s, run_ctx.timeout_s)
+    return connect(run_ctx.kubeconfig, run_ctx.context, deadline)
+
+
+def _load(source: KubeconfigSource, context: str | None, deadline: Deadline | None
+          ) -> tuple[Transport, str]:
     """The transport to the chosen context's API server, and the server's URL."""
     from paless_deploy.adapters.kubeconfig import load_access
 
     access = load_access(source.paths, context)
     if access.auth_provider is not None:
         return Transport(access, _auth_provider_header(source, access.context)), access.server
-    return Transport(access), access.server
+    return Transport(access, deadline=deadline), access.server
 
 
 def _auth_provider_header(source: KubeconfigSource, context: str) -> str:
@@ -509,11 +522,12 @@ class Transport:
 
     POOL_SIZE = 32  # one streaming watch per kind plus parallel applies
 
-    def __init__(self, access: ClusterAccess, auth_header: str | None = None) -> None:
-        from paless_deploy.adapters.kubeconfig import CredentialSource
+    def __init__(self, access: ClusterAccess, auth_header: str | None = None,
+                 deadline: Deadline | None = None) -> None:
+        from paless_deploy.adapters.kubeconfig import CredentialSource, Deadline
 
         self.access = access
-        self.credentials = CredentialSource(access)
+        self.credentials = CredentialSource(access, deadline=deadline or Deadline())
         self._auth_header = auth_header  # fixed (auth-provider); else from the credentials
         self._lock = threading.Lock()
         self._pool: Any = None

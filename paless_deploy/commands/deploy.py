@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect, with_retries
+from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect_run, with_retries
 from paless_deploy.core.configuration.config import Config
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
@@ -108,6 +108,7 @@ class _Run:
                              overlay=self.config.overlay)
         self.view: DeployView = make_view(run_ctx.console)
         self.current_phase = ""
+        self.lock_held = False  # the namespace lock was taken (an interrupt releases it)
         self.applied: list[Applied] = []
         self.secrets = self.config.secret_values()
 
@@ -160,8 +161,9 @@ def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result
     except KeyboardInterrupt:
         done = [p.name for p in run.result.phases]
         cut = run.current_phase or "(before apply)"
+        released = "The namespace lock is released. " if run.lock_held else ""
         print(f"\nInterrupted during phase {cut}; phases done: {', '.join(done) or 'none'}. "
-              "The namespace lock is released; re-run to finish.", file=sys.stderr)
+              f"{released}Re-run to finish.", file=sys.stderr)
         run.result.extra["interrupted_phase"] = run.current_phase or None
         raise Interrupted(f"Interrupted during phase {cut}.",
                           "Nothing more was done; run the command again to continue where it "
@@ -176,7 +178,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     ctx = run.ctx
     # A report that is missing or not one is the user's mistake: said before any I/O.
     report = load_report(options.images_from, "--images-from") if options.images_from else None
-    kube = connect(ctx.kubeconfig, ctx.context)
+    kube = connect_run(ctx)
     facts = _cluster_facts(kube)
     # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
     apps = discovered_apps(ctx)
@@ -264,6 +266,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         if not namespace_there:
             check_writable(kube, run.namespace)
         with lock_for(kube, ctx, run.result.command, on_wait=_lock_waiting(run)):
+            run.lock_held = True
             run.view.waiting_done()
             try:
                 # what already holds everything we would apply is neither dry-run nor (in

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
+from paless_deploy.adapters.kube import cluster_errors, connect_run, with_retries
 from paless_deploy.core.errors import ConfigError, DeployFailed, LockHeld, PalessError
 from paless_deploy.core.manifests.kinds import BY_KIND, by_kind, kind_of
 from paless_deploy.core.manifests.labels import (
@@ -267,7 +267,7 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
     """Remove what this tool deployed into the run's namespace (see the module docstring);
     with `report`, exactly what that deploy's report names."""
     namespace = run_ctx.config.namespace
-    kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = connect_run(run_ctx)
     result = Result(command="destroy", namespace=namespace)
 
     def warn(text: str) -> None:
@@ -327,7 +327,7 @@ def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool =
     `paless.io/keep=true` is never deleted. A namespace whose lock is held by a running
     deploy is skipped with a warning, never deleted under it.
     """
-    kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = connect_run(run_ctx)
     now = now or dt.datetime.now(dt.UTC)
     label_selector = managed_selector() + (f",{selector}" if selector else "")
     with cluster_errors(kube, "listing namespaces"):

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from paless_deploy.adapters.kube import connect
+from paless_deploy.adapters.kube import connect_run
 from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError, Refused
 from paless_deploy.core.manifests.objdiff import unified
 from paless_deploy.core.manifests.render import hpa_targets
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 def run_diff(run_ctx: RunContext) -> Result:
     """Exit 0 when nothing would change, 1 when something would, 2 on errors."""
-    kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = connect_run(run_ctx)
     plans, warnings = plan_images(run_ctx.config, discovered_apps(run_ctx))
     rendered = render(run_ctx, {p.app.name: p.ref for p in plans})
     objects = rendered.objects

@@ -17,7 +17,7 @@ import click
 from paless_deploy.adapters.buildkit import BUILDX_HINT, find_buildkit
 from paless_deploy.adapters.containerd import find_containerd, has_image
 from paless_deploy.adapters.docker import connect_docker, engine_platform
-from paless_deploy.adapters.kube import ApiError, Kube, connect
+from paless_deploy.adapters.kube import ApiError, Kube, connect_run
 from paless_deploy.adapters.kustomize import (
     kubectl_client_version,
     kustomize_command,
@@ -360,7 +360,7 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
     config = run_ctx.config
     checks = [check_docker(), check_builder(config.builder)]
     try:
-        kube = connect(run_ctx.kubeconfig, run_ctx.context)
+        kube = connect_run(run_ctx)
     except PalessError as exc:
         checks += [check_registry(config.registry), check_kustomize(),
                    Check("cluster", False, True, exc.message, exc.hint)]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect
+from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect_run
 from paless_deploy.core.diagnosis.status import LISTED_KINDS, TABLES, Status, build_status
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.manifests.kinds import by_kind
@@ -62,7 +62,7 @@ def status_renderable(st: Status, color: bool, terminal: bool) -> RenderableType
 
 def print_status(run_ctx: RunContext, kube: Kube | None = None) -> Status:
     """Collect and print the status on stdout (text mode)."""
-    kube = kube or connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = kube or connect_run(run_ctx)
     st = collect_status(kube, run_ctx.config.namespace)
     console = stdout_console(run_ctx.console.color)
     console.print(status_renderable(st, run_ctx.console.color, console.is_terminal))
@@ -74,7 +74,7 @@ def run_status(run_ctx: RunContext, watch: bool = False) -> Result:
 
     Exit 1 when the health line is not healthy (a CI gate), 0 when it is.
     """
-    kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = connect_run(run_ctx)
     ns = run_ctx.config.namespace
     if watch and not run_ctx.json_output:
         _watch(run_ctx, kube)
