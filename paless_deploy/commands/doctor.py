@@ -1,8 +1,11 @@
 """doctor: preflight checks of this machine and the cluster, each with a fix when it fails.
 
 Required checks (exit 1 when one fails) are what `all` cannot work without: Docker, the
-registry, kustomize, the cluster, our rights in the namespace, and the StorageClass the
-manifests name. The rest are warnings: things that degrade a deploy, not stop it.
+registry, kustomize, the cluster, our rights in the namespace, and the StorageClasses the
+manifests' claims are provisioned from (not the class of a static volume, nor of a claim
+pre-bound to one). A required check that fails means a deploy would fail: doctor passes
+on every overlay of k8s/ deployed on the sandbox. The rest are warnings: things that
+degrade a deploy, not stop it.
 """
 
 from __future__ import annotations

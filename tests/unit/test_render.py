@@ -281,3 +281,23 @@ def test_a_typo_of_a_variable_is_an_error_naming_the_nearest() -> None:
     config_map["data"]["db"] = "${POSTGRES_DB}"
     (obj,) = substitute_variables([config_map], {"POSTGRES_DB": "paperless"})
     assert obj["data"] == {"db": "paperless", "shell": "echo ${HOME} ${PATH}"}
+
+
+def test_classes_a_deploy_needs_leave_out_static_volumes_and_their_claims():
+    from paless_deploy.core.manifests.render import classes_named
+
+    objects = [
+        {"kind": "PersistentVolume", "metadata": {"name": "pv-data"},
+         "spec": {"storageClassName": "manual", "claimRef": {"name": "data"}}},
+        {"kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+         "spec": {"storageClassName": "manual"}},  # reserved by the volume's claimRef
+        {"kind": "PersistentVolumeClaim", "metadata": {"name": "media"},
+         "spec": {"storageClassName": "manual", "volumeName": "pv-media"}},  # pre-bound
+        {"kind": "PersistentVolumeClaim", "metadata": {"name": "orphan"},
+         "spec": {"storageClassName": "fast"}},  # provisioned: the class must exist
+        {"kind": "StatefulSet", "metadata": {"name": "db"},
+         "spec": {"volumeClaimTemplates": [{"spec": {"storageClassName": "local-path"}}]}},
+    ]
+    storage, _ = classes_named(objects)
+    assert storage == {"fast": ["PersistentVolumeClaim/orphan"],
+                       "local-path": ["StatefulSet/db"]}

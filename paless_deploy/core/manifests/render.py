@@ -390,13 +390,23 @@ def _refuse_duplicates(objects: list[dict], namespace: str) -> None:
 
 
 def classes_named(objects: list[dict]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """StorageClass and IngressClass names the objects use -> the objects using each."""
+    """The StorageClasses a deploy of the objects needs to exist, and the IngressClasses
+    they name -> the objects using each.
+
+    A claim needs its class only to be provisioned: a PersistentVolume's class is a label
+    that matches it to claims, and a claim pre-bound to a volume (its volumeName, or a
+    volume of the manifests whose claimRef names it) binds without a StorageClass object,
+    as the dev overlay's static volumes of class `manual` do.
+    """
     storage: dict[str, list[str]] = {}
     ingress: dict[str, list[str]] = {}
+    reserved = {str(((o.get("spec") or {}).get("claimRef") or {}).get("name") or "")
+                for o in objects if o.get("kind") == "PersistentVolume"}
     for obj in objects:
         spec = obj.get("spec") or {}
         names = []
-        if obj.get("kind") in ("PersistentVolumeClaim", "PersistentVolume"):
+        if obj.get("kind") == "PersistentVolumeClaim" and not (
+                spec.get("volumeName") or (obj.get("metadata") or {}).get("name") in reserved):
             names.append(spec.get("storageClassName"))
         for template in spec.get("volumeClaimTemplates") or []:
             names.append((template.get("spec") or {}).get("storageClassName"))
