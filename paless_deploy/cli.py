@@ -19,7 +19,7 @@ import click
 
 from paless_deploy import __version__
 from paless_deploy.adapters.git import checkout_branch
-from paless_deploy.core.configuration.config import load_config
+from paless_deploy.core.configuration.config import STDIN, load_config
 from paless_deploy.core.configuration.context import ConsoleSettings, RunContext
 from paless_deploy.core.configuration.durations import parse_duration
 from paless_deploy.core.errors import ConfigError, Interrupted, PalessError
@@ -110,7 +110,7 @@ def _invocation(ctx: click.Context) -> Invocation:
               show_default=True, help="Root of the Paless repository.")
 @click.option("--env-file", "env_files", multiple=True, type=click.Path(path_type=Path),
               help="Env file to read (repeatable, later wins); replaces the default "
-                   "paless.env, .context-management/.env.")
+                   "paless.env, .context-management/.env; - reads standard input.")
 @click.option("--overlay", help="Kustomize overlay (k8s/overlays/<overlay>); OVERLAY.")
 @click.option("-n", "--namespace", help="Target namespace; PALESS_NAMESPACE.")
 @click.option("--namespace-from-branch", is_flag=True,
@@ -171,9 +171,11 @@ def _run_context(ctx: click.Context, scope: str | None) -> RunContext:
     timeout_s = parse_duration(options["timeout"], "--timeout")
     progress_deadline_s = parse_duration(options["progress_deadline"], "--progress-deadline")
     env_files = list(options["env_files"]) or None
+    # `--env-file -`: standard input, read once here (the configuration reads no stream)
+    stdin = sys.stdin.buffer.read() if env_files and STDIN in env_files else None
     config = load_config(Path(options["project_dir"]), env_files, _overrides(options),
                          validate=scope is not None, scope=scope or "deploy",
-                         read_checkout=checkout_branch)
+                         read_checkout=checkout_branch, stdin=stdin)
     inv.namespace, inv.overlay = config.namespace, config.overlay
     inv.secrets = config.secret_values()
     console = ConsoleSettings.detect(no_color=options["no_color"], quiet=options["quiet"],

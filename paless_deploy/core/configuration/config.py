@@ -245,16 +245,21 @@ class Config:
         return rows
 
 
+STDIN = Path("-")  # `--env-file -`: standard input, as the CLI read it
+STDIN_SHOWN = "standard input"
+
+
 def resolve_env_files(project_dir: Path, env_files: list[Path] | None) -> list[Path]:
     """The env files to read, in order (later wins).
 
     Default: `paless.env` then `.context-management/.env` in the project, those that
-    exist. Given files replace the default list and must all exist.
+    exist (a directory there is named as the mistake it is, not skipped). Given files
+    replace the default list and must all exist; `-` is standard input.
     """
     if env_files is None:
         return [project_dir / name for name in DEFAULT_ENV_FILES
-                if (project_dir / name).is_file()]
-    missing = [path for path in env_files if not Path(path).exists()]
+                if (project_dir / name).exists()]
+    missing = [path for path in env_files if Path(path) != STDIN and not Path(path).exists()]
     if missing:
         raise ConfigError(
             f"Env file {missing[0]} does not exist (given with --env-file).",
@@ -271,16 +276,22 @@ def _display_path(path: Path, project_dir: Path) -> str:
 
 
 def read_env_files(files: list[Path], project_dir: Path, environ: Mapping[str, str],
-                   names: Collection[str] = BY_NAME) -> tuple[dict[str, Setting], list[str]]:
+                   names: Collection[str] = BY_NAME, stdin: bytes | None = None
+                   ) -> tuple[dict[str, Setting], list[str]]:
     """The variables `names` (default: the known ones) of the env files (later wins) with
     `<file>:<line>` sources, and the warnings their shell habits deserve (core.envfile);
-    never executed. Names outside the table (build secrets) count as secrets."""
+    never executed. Names outside the table (build secrets) count as secrets. `stdin` is
+    what standard input held, for `-`."""
     settings: dict[str, Setting] = {}
     warnings: list[str] = []
     seen: dict[str, str] = {}  # every key of the files read so far (for ${OTHER})
+
+    def secret(name: str) -> bool:
+        return name in SECRET_NAMES or name not in BY_NAME
+
     for path in files:
-        env = envfile.read(path, _display_path(path, project_dir),
-                           lambda name: name in SECRET_NAMES or name not in BY_NAME)
+        env = (envfile.parse(envfile.decode(stdin or b"", STDIN_SHOWN), STDIN_SHOWN, secret)
+               if path == STDIN else envfile.read(path, _display_path(path, project_dir), secret))
         values = envfile.expand(env, lambda name: environ.get(name, seen.get(name)),
                                 lambda name: name in names,
                                 lambda name: name in SECRET_NAMES or name not in BY_NAME)
@@ -304,6 +315,7 @@ def load_config(
     validate: bool = True,
     scope: str = "deploy",
     read_checkout: Callable[[Path], str] | None = None,
+    stdin: bytes | None = None,
 ) -> Config:
     """Merge defaults, env files, environment and flags (highest) into a Config.
 
@@ -312,7 +324,8 @@ def load_config(
     PALESS_NAMESPACE=auto, `--registry` -> REGISTRY). With `validate`, the first
     problem found by `config_problems(config, scope=scope)` is raised as ConfigError.
     `read_checkout` tells the checked-out branch when branch mode needs it and no CI
-    variable names it (the CLI passes the git adapter's).
+    variable names it (the CLI passes the git adapter's). `stdin` is what standard input
+    held, read by the CLI when an env file is `-`.
     """
     project_dir = Path(project_dir)
     if not project_dir.is_dir():
@@ -327,7 +340,7 @@ def load_config(
         v.name: Setting(v.name, v.default, SOURCE_DEFAULT) for v in VARIABLES
     }
     files = resolve_env_files(project_dir, env_files)
-    from_files, warnings = read_env_files(files, project_dir, environ)
+    from_files, warnings = read_env_files(files, project_dir, environ, stdin=stdin)
     settings.update(from_files)
     for name in BY_NAME:
         if name in environ:
@@ -338,7 +351,8 @@ def load_config(
     namespace, namespace_source, branch = _effective_namespace(settings, environ, project_dir,
                                                                read_checkout)
     _derive_ingress_host(settings, namespace)
-    named = _secret_variables(settings["BUILD_SECRETS"].value, files, project_dir, environ)
+    named = _secret_variables(settings["BUILD_SECRETS"].value, files, project_dir, environ,
+                              stdin)
     config = Config(
         project_dir=project_dir,
         settings=MappingProxyType(settings),  # read-only: Config is immutable
@@ -373,7 +387,7 @@ def _effective_namespace(
 
 
 def _secret_variables(build_secrets: str | None, files: list[Path], project_dir: Path,
-                      environ: Mapping[str, str]) -> dict[str, Setting]:
+                      environ: Mapping[str, str], stdin: bytes | None) -> dict[str, Setting]:
     """The variables BUILD_SECRETS names outside the table, from env files and environment
     (same precedence as every variable); malformed entries are left to validation."""
     from paless_deploy.core.images.buildspec import parse_build_secrets
@@ -384,7 +398,7 @@ def _secret_variables(build_secrets: str | None, files: list[Path], project_dir:
         return {}
     found: dict[str, Setting] = {}
     if wanted:
-        found.update(read_env_files(files, project_dir, environ, wanted)[0])
+        found.update(read_env_files(files, project_dir, environ, wanted, stdin)[0])
     found.update({name: Setting(name, environ[name], SOURCE_ENVIRONMENT)
                   for name in wanted if name in environ})
     return found
