@@ -301,3 +301,19 @@ def test_classes_a_deploy_needs_leave_out_static_volumes_and_their_claims():
     storage, _ = classes_named(objects)
     assert storage == {"fast": ["PersistentVolumeClaim/orphan"],
                        "local-path": ["StatefulSet/db"]}
+
+
+def test_dollar_dollar_is_a_literal_placeholder_and_unknown_names_are_warned():
+    from paless_deploy.core.manifests.render import placeholders_in, substitute_variables
+
+    objects = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                "data": {"escaped": "echo $${PROJECT_NAME} ${PROJECT_NAME}",
+                         "shell": "echo ${HOME_OF_APP}", "quiet": "echo $${HOME_OF_APP}"}}]
+    assert placeholders_in(objects) == {"PROJECT_NAME"}
+    warnings: list[str] = []
+    done = substitute_variables(objects, {"PROJECT_NAME": "tiny"}, warnings)
+    assert done[0]["data"] == {"escaped": "echo ${PROJECT_NAME} tiny",
+                               "shell": "echo ${HOME_OF_APP}", "quiet": "echo ${HOME_OF_APP}"}
+    assert warnings == ["ConfigMap/c field data.shell uses ${HOME_OF_APP}, which is not a "
+                        "variable of paless-deploy: it is shipped as written (for a shell in "
+                        "the container, write $${HOME_OF_APP}: no warning, the same text)"]
