@@ -109,6 +109,7 @@ class _Run:
         self.view: DeployView = make_view(run_ctx.console)
         self.current_phase = ""
         self.lock_held = False  # the namespace lock was taken (an interrupt releases it)
+        self.app_refs: dict[str, str] | None = None  # app -> its image this run deploys
         self.applied: list[Applied] = []
         self.secrets = self.config.secret_values()
 
@@ -246,6 +247,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     verified = {str(ref) for ref in pinned.values()}
     if not delivery.pushes:
         verified |= set(refs.values())
+    run.app_refs = dict(refs)
     findings = preflight(kube, run.config, objects, refs, kept=kept, warn=run.warn,
                          verified=verified)
     if findings:
@@ -370,8 +372,9 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
     dry run) spares a phase whose every object it shows unchanged its own listing: such
     a phase applies nothing. A phase with anything to apply lists its objects afresh."""
     deadline = time.monotonic() + run.ctx.remaining_s()
-    policy = Policy(tolerate_all=options.tolerate,
-                    registry=run.config.registry).with_nodes(facts.nodes)
+    policy = Policy(tolerate_all=options.tolerate, registry=run.config.registry,
+                    app_images=None if run.app_refs is None else tuple(
+                        (ref, app) for app, ref in run.app_refs.items())).with_nodes(facts.nodes)
     autoscalers = hpa_targets(objects)
     watcher = NamespaceWatcher(kube, run.namespace).start()
     try:
