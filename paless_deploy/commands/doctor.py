@@ -27,7 +27,7 @@ from paless_deploy.adapters.kustomize import (
     kustomize_works,
 )
 from paless_deploy.adapters.registry import check_registry as ping_registry
-from paless_deploy.core.errors import PalessError
+from paless_deploy.core.errors import PalessError, whole_words
 from paless_deploy.core.images.buildspec import BUILDER_BUILDKIT, BUILDER_CLASSIC, platform_arch
 from paless_deploy.core.images.delivery import K3S_IMPORT, Delivery, choose_delivery
 from paless_deploy.core.images.imageref import Registry
@@ -164,12 +164,12 @@ def _guarded(name: str, required: bool, fn: Callable[[], Check]) -> Check:
     except ApiError as exc:
         if exc.status == 403:
             return Check(name, False, False, "could not check: not allowed to read this "
-                         f"({exc.message[:160]})",
+                         f"({whole_words(exc.message, 240)})",
                          "Ask a cluster admin, or run doctor with an admin kubeconfig.")
         return Check(name, False, required, f"the API server answered {exc.status}: "
-                     f"{exc.message[:160]}", "Check the cluster's health.")
+                     f"{whole_words(exc.message, 240)}", "Check the cluster's health.")
     except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
-        return Check(name, False, required, f"could not check: {exc}"[:240],
+        return Check(name, False, required, whole_words(f"could not check: {exc}", 240),
                      "Check the cluster's health (`kubectl get --raw /readyz`).")
 
 
