@@ -302,6 +302,24 @@ def _setup(case: dict, sandbox: Any, namespace: str, values: dict[str, str]) -> 
     return made
 
 
+def test_the_readme_says_what_each_class_gets() -> None:
+    """README's table: one row per case file, listing every exit code and error code its
+    cases expect."""
+    table = (HERE / "README.md").read_text().split("## What each class gets", 1)[1]
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        found = [f for f in (CASES_DIR.glob("*.yaml")) if f"(`{f.name}`)" in cells[0]]
+        if found:
+            rows[found[0].name] = cells
+    assert sorted(rows) == sorted(p.name for p in CASES_DIR.glob("*.yaml"))
+    for case in CASES:
+        _, exits, codes, _ = rows[case["file"]]
+        expect = case["expect"]
+        assert str(expect["exit"]) in exits, (case["name"], exits)
+        assert not expect.get("code") or f"`{expect['code']}`" in codes, (case["name"], codes)
+
+
 def _run_case(case: dict, tmp: Path, kubeconfig: Path | None = None,
               namespace: str = "", sandbox: Any = None) -> list[Outcome]:
     """Every mode of a case, each in its own copy (a cluster case: its own namespace, made
