@@ -7,7 +7,6 @@ what was done: images built or pushed, phases applied, the phase that was cut.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paless_deploy.adapters.host import utc_now
 from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect_run, with_retries
 from paless_deploy.core.configuration.config import Config
 from paless_deploy.core.diagnosis.findings import Finding, Policy
@@ -29,7 +29,7 @@ from paless_deploy.core.images.delivery import (
     node_facts,
     with_pull_policy,
 )
-from paless_deploy.core.images.discover import App, select_apps
+from paless_deploy.core.images.discover import App
 from paless_deploy.core.images.imageref import in_repository
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.kinds import by_kind, object_key
@@ -40,7 +40,6 @@ from paless_deploy.core.plan.lease import (
     LEASE_NAME,
     LeaseState,
     lock_timeout,
-    utc_now,
     waiting_message,
 )
 from paless_deploy.core.plan.plan import Phase, fallback_warning, plan_phases
@@ -66,13 +65,16 @@ from paless_deploy.stages.delivery import config_for, deliver_images, delivery_f
 from paless_deploy.stages.images import ImageResult, build_images, plan_images
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import ensure_namespace, namespace_exists
+from paless_deploy.stages.nodes import NodeList, read_nodes
 from paless_deploy.stages.preflight import check_writable, claim_cluster_objects, preflight
+from paless_deploy.stages.project import selected_apps
 from paless_deploy.stages.prune import find_prunable, prune
 from paless_deploy.stages.render import Rendered, discovered_apps, render
 from paless_deploy.stages.reports import check_reported_images, load_report
 from paless_deploy.stages.validate import dry_run_all
 from paless_deploy.stages.wait import PhaseOutcome, PhaseWaiter, deadline_error
 from paless_deploy.stages.watcher import NamespaceWatcher
+from paless_deploy.ui.lines import say
 from paless_deploy.ui.progress import make_progress
 from paless_deploy.ui.view import DeployView, make_view
 
@@ -163,8 +165,8 @@ def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result
         done = [p.name for p in run.result.phases]
         cut = run.current_phase or "(before apply)"
         released = "The namespace lock is released. " if run.lock_held else ""
-        print(f"\nInterrupted during phase {cut}; phases done: {', '.join(done) or 'none'}. "
-              f"{released}Re-run to finish.", file=sys.stderr)
+        say(f"\nInterrupted during phase {cut}; phases done: {', '.join(done) or 'none'}. "
+            f"{released}Re-run to finish.", err=True)
         run.result.extra["interrupted_phase"] = run.current_phase or None
         raise Interrupted(f"Interrupted during phase {cut}.",
                           "Nothing more was done; run the command again to continue where it "
@@ -197,7 +199,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         pinned = report.pinned_refs(options.only_apps)
         _check_report_covers(report, apps, options.only_apps)
     else:
-        to_build = select_apps(ctx.config.project_dir, options.only_apps) \
+        to_build = selected_apps(ctx.config.project_dir, options.only_apps) \
             if options.only_apps else apps
         pinned = {}
     refs: dict[str, str] = {app: str(ref) for app, ref in pinned.items()}
@@ -261,7 +263,8 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     with run.view:
         run.current_phase = NAMESPACE_PHASE
         started_iso, started = _now_iso(), time.monotonic()
-        ns_report = ensure_namespace(kube, run.config, timeout_s=max(1.0, ctx.remaining_s()),
+        ns_report = ensure_namespace(kube, run.config,
+                                     timeout_s=max(1.0, ctx.remaining_s(time.monotonic())),
                                      say=run.view.info)
         run.result.phases.append(PhaseReport(NAMESPACE_PHASE, started_iso,
                                              round(time.monotonic() - started, 3), [ns_report]))
@@ -371,7 +374,8 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
     """Apply and wait for each phase. `listed_before` (the objects as listed before the
     dry run) spares a phase whose every object it shows unchanged its own listing: such
     a phase applies nothing. A phase with anything to apply lists its objects afresh."""
-    deadline = time.monotonic() + run.ctx.remaining_s()
+    now = time.monotonic()
+    deadline = now + run.ctx.remaining_s(now)
     policy = Policy(tolerate_all=options.tolerate, registry=run.config.registry,
                     app_images=None if run.app_refs is None else tuple(
                         (ref, app) for app, ref in run.app_refs.items())).with_nodes(facts.nodes)
@@ -384,7 +388,6 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
             run.current_phase = phase.name
             started_iso, started = _now_iso(), time.monotonic()
             run.view.phase_started(phase.name, len(phase.objects))
-            applied: list[Applied] = []
             reports: list[ObjectReport] = []
             # the phase is in the report from its first apply, so a failure keeps it
             run.result.phases.append(PhaseReport(phase.name, started_iso, 0.0, reports))
@@ -393,21 +396,7 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
                 listed = listed_before
             else:
                 listed = LiveObjects(kube, list(phase.objects))
-            for group in _apply_groups(phase.objects):
-                # objects of one group do not depend on each other: apply them at once
-                with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
-                    results = list(pool.map(
-                        lambda o, listed=listed: apply_object(
-                            kube, o, force_conflicts=options.force_conflicts,
-                            autoscaler=autoscalers.get((o["kind"], o["metadata"]["name"])),
-                            listed=listed),
-                        group))
-                for a in results:
-                    applied.append(a)
-                    run.applied.append(a)
-                    run.view.applied(a)
-                    reports.append(_object_report(a, None, ""))
-                    wait_volume_available(kube, a)
+            applied = _apply_phase(run, kube, phase, listed, options, autoscalers, reports)
             waited = [a for a in applied if _should_wait(a, options.only_apps)]
             outcome, waiter = _wait(run, watcher, waited, deadline, facts.storage_classes,
                                     policy)
@@ -430,6 +419,29 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
         return run.result
     finally:
         watcher.stop()
+
+
+def _apply_phase(run: _Run, kube: Kube, phase: Phase, listed: LiveObjects,
+                 options: DeployOptions, autoscalers: Mapping[tuple[str, str], str],
+                 reports: list[ObjectReport]) -> list[Applied]:
+    """Apply one phase's objects, group by group; each is reported as it is applied."""
+    applied: list[Applied] = []
+    for group in _apply_groups(phase.objects):
+        # objects of one group do not depend on each other: apply them at once
+        with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
+            results = list(pool.map(
+                lambda o: apply_object(
+                    kube, o, force_conflicts=options.force_conflicts,
+                    autoscaler=autoscalers.get((o["kind"], o["metadata"]["name"])),
+                    listed=listed),
+                group))
+        for a in results:
+            applied.append(a)
+            run.applied.append(a)
+            run.view.applied(a)
+            reports.append(_object_report(a, None, ""))
+            wait_volume_available(kube, a)
+    return applied
 
 
 def _object_report(a: Applied, ready: bool | None, reason: str) -> ObjectReport:
@@ -467,24 +479,20 @@ class ClusterFacts:
     and nodes (registry reach, capacity, whether claims can be shared)."""
 
     storage_classes: dict[str, dict]
-    nodes: list[dict]
+    nodes: NodeList
 
 
-def _cluster_facts(kube: Kube) -> ClusterFacts:
-    """Either list may be unreadable for a namespace-scoped user, which only costs hints."""
+def _cluster_facts(kube: Kube, nodes: NodeList | None = None) -> ClusterFacts:
+    """Either list may be unreadable for a namespace-scoped user, which only costs hints;
+    the nodes are listed here unless given (stages.nodes)."""
     classes: dict[str, dict] = {}
-    nodes: list[dict] = []
     try:
         for sc in kube.list(by_kind("StorageClass"))[0]:
             classes[sc["metadata"]["name"]] = {"volumeBindingMode": sc.get("volumeBindingMode"),
                                                "provisioner": sc.get("provisioner")}
     except ApiError:
         pass
-    try:
-        nodes = kube.list(by_kind("Node"))[0]
-    except ApiError:
-        pass
-    return ClusterFacts(classes, nodes)
+    return ClusterFacts(classes, nodes if nodes is not None else read_nodes(kube))
 
 
 def _wait(run: _Run, watcher: NamespaceWatcher, waited: list[Applied], deadline: float,
@@ -566,21 +574,23 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
         print_status(run_ctx)
     except PalessError:
         pass
-    print(f"Deployment complete: namespace {run_ctx.config.namespace}, "
-          f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s():.1f}s.")
+    objects = sum(len(p.objects) for p in result.phases)
+    say(f"Deployment complete: namespace {run_ctx.config.namespace}, {objects} objects, "
+        f"{run_ctx.elapsed_s(time.monotonic()):.1f}s.")
     if result.url:
-        print(f"URL: {result.url}")
+        say(f"URL: {result.url}")
 
 
 def run_rollout(run_ctx: RunContext, kube: Kube, objects: list[dict], apps: Sequence[str],
-                images: Sequence[ImageResult] = ()) -> Result:
+                images: Sequence[ImageResult] = (), nodes: NodeList | None = None) -> Result:
     """Apply only `objects` (what a rebuild of `apps` changed: their workloads, the Jobs
     running their images) phase by phase and wait, under the namespace lock: `dev`'s
     rollout once a whole deploy went through. Failures are findings and exit 1 in the
-    result, as for `deploy`; no dry run of the rest, no prune."""
+    result, as for `deploy`; no dry run of the rest, no prune. `nodes`: the Nodes the
+    caller listed already (else listed here)."""
     run = _Run(run_ctx, "dev")
     run.result.images = list(images)
-    facts = _cluster_facts(kube)
+    facts = _cluster_facts(kube, nodes)
     try:
         with run.view, lock_for(kube, run_ctx, "dev", on_wait=_lock_waiting(run)):
             return _apply_phases(run, kube, plan_phases(objects), objects,

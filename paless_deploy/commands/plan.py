@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import click
-
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
 from paless_deploy.core.plan.plan import fallback_warning, plan_phases
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.render import discovered_apps, render
+from paless_deploy.ui.lines import warn
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
@@ -51,5 +50,5 @@ def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
                     f"(overlay {run_ctx.config.overlay})", ("phase", "object", "why"), shown,
                     run_ctx.console.color)
         for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
+            warn(warning)
     return result

@@ -314,6 +314,6 @@ def test_dollar_dollar_is_a_literal_placeholder_and_unknown_names_are_warned():
     done = substitute_variables(objects, {"PROJECT_NAME": "tiny"}, warnings)
     assert done[0]["data"] == {"escaped": "echo ${PROJECT_NAME} tiny",
                                "shell": "echo ${HOME_OF_APP}", "quiet": "echo ${HOME_OF_APP}"}
-    assert warnings == ["ConfigMap/c field data.shell uses ${HOME_OF_APP}, which is not a "
-                        "variable of paless-deploy: it is shipped as written (for a shell in "
-                        "the container, write $${HOME_OF_APP}: no warning, the same text)"]
+    assert warnings == [("ConfigMap/c field data.shell uses ${HOME_OF_APP}, which is not a "
+                         "variable of paless-deploy: it is shipped as written (for a shell in "
+                         "the container, write $${HOME_OF_APP}: no warning, the same text)")]

@@ -480,7 +480,7 @@ def connect_run(run_ctx: RunContext) -> Kube:
     return connect(run_ctx.kubeconfig, run_ctx.context, deadline)
 
 
-def _load(source: KubeconfigSource, context: str | None, deadline: Deadline | None
+def _load(source: KubeconfigSource, context: str | None, deadline: Deadline | None = None
           ) -> tuple[Transport, str]:
     """The transport to the chosen context's API server, and the server's URL."""
     from paless_deploy.adapters.kubeconfig import load_access
