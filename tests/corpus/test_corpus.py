@@ -21,16 +21,14 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ import pytest
 import yaml
 
 from paless_deploy.core.configuration.variables import VARIABLES
+from tests.fixtures.http import serving
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -264,17 +263,8 @@ def served(case: dict) -> Iterator[str]:
         yield ""
         return
     handler = type("Handler", (_Answer,), {"status": int(case["serve"]["status"])})
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(handler) as port:
         yield f"127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 CLUSTER_SCOPED_SETUP = {"PersistentVolume", "ValidatingAdmissionPolicy",

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import ssl
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.http import send_json, serving
 from tests.fixtures.registries import make_certificates
 from tests.integration.deploy_helpers import (
     clean_env,
@@ -38,14 +38,9 @@ class Deny(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                           "response": {"uid": review["request"]["uid"], "allowed": False,
-                                        "status": {"code": 403, "message": WORDS}}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        send_json(self, 200, {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                              "response": {"uid": review["request"]["uid"], "allowed": False,
+                                           "status": {"code": 403, "message": WORDS}}})
 
     def log_message(self, *args: object) -> None:
         pass
@@ -54,14 +49,16 @@ class Deny(BaseHTTPRequestHandler):
 @pytest.fixture
 def webhook(sandbox, tmp_path: Path) -> Iterator[str]:
     """A namespace whose ConfigMaps the webhook denies (the webhook registered for it)."""
-    import base64
-
     certs = make_certificates(tmp_path / "certs", ["127.0.0.1"])
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Deny)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(certs.cert), str(certs.key))
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with serving(Deny, context) as port:
+        yield from _registered(sandbox, port, certs.ca)
+
+
+def _registered(sandbox, port: int, ca: Path) -> Iterator[str]:
+    import base64
+
     namespace = f"t-webhook-{uuid.uuid4().hex[:6]}"
     config = f"{namespace}-deny"
     sandbox.kubectl("create", "namespace", namespace)
@@ -71,8 +68,8 @@ def webhook(sandbox, tmp_path: Path) -> Iterator[str]:
         "webhooks": [{
             "name": WEBHOOK, "admissionReviewVersions": ["v1"], "sideEffects": "None",
             "failurePolicy": "Fail", "timeoutSeconds": 5,
-            "clientConfig": {"url": f"https://127.0.0.1:{server.server_port}/",
-                             "caBundle": base64.b64encode(certs.ca.read_bytes()).decode()},
+            "clientConfig": {"url": f"https://127.0.0.1:{port}/",
+                             "caBundle": base64.b64encode(ca.read_bytes()).decode()},
             "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"],
                        "operations": ["CREATE", "UPDATE"]}],
             "objectSelector": {"matchLabels": {"paless-test-webhook": "deny"}},
@@ -82,7 +79,6 @@ def webhook(sandbox, tmp_path: Path) -> Iterator[str]:
         yield namespace
     finally:
         sandbox.kubectl("delete", "validatingwebhookconfiguration", config, check=False)
-        server.shutdown()
         delete_instances(sandbox, [namespace])
 
 
