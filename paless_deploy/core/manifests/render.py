@@ -130,18 +130,10 @@ def _substitute(
         return [item for item in items if item is not _REMOVE]
     if not isinstance(value, str) or "${" not in value:
         return value
-    problems, unknown = said
+    problems = said[0]
     field = format_path(path)
     found = [name for escaped, name in _TOKEN.findall(value) if not escaped]
-    for name in found:
-        near = near_variable(name)
-        if near:
-            problems.append(f"{label} field {field} uses ${{{name}}}, which is not a "
-                            f"variable (did you mean ${{{near}}}?)")
-        elif name not in SUBSTITUTABLE_NAMES:
-            unknown.append(f"{label} field {field} uses ${{{name}}}, which is not a variable of "
-                           "paless-deploy: it is shipped as written (for a shell in the "
-                           f"container, write $${{{name}}}: no warning, the same text)")
+    _check_names(found, f"{label} field {field}", said)
     names = [n for n in found if n in SUBSTITUTABLE_NAMES]
     known_problems = len(problems)
     whole = _PLACEHOLDER.fullmatch(value) is not None
@@ -168,6 +160,21 @@ def _substitute(
     if whole and _wants_integer(path) and _INTEGER.fullmatch(substituted):
         return int(substituted)
     return substituted
+
+
+def _check_names(found: list[str], where: str, said: tuple[list[str], list[str]]) -> None:
+    """A `${NAME}` close to a variable's name is a problem (a typo); one far from all of
+    them is shipped as written, with a warning (it may be meant for a shell)."""
+    problems, unknown = said
+    for name in found:
+        near = near_variable(name)
+        if near:
+            problems.append(f"{where} uses ${{{name}}}, which is not a variable (did you mean "
+                            f"${{{near}}}?)")
+        elif name not in SUBSTITUTABLE_NAMES:
+            unknown.append(f"{where} uses ${{{name}}}, which is not a variable of "
+                           "paless-deploy: it is shipped as written (for a shell in the "
+                           f"container, write $${{{name}}}: no warning, the same text)")
 
 
 def _wants_integer(path: tuple[str | int, ...]) -> bool:
