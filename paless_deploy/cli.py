@@ -110,7 +110,7 @@ def _invocation(ctx: click.Context) -> Invocation:
               show_default=True, help="Root of the Paless repository.")
 @click.option("--env-file", "env_files", multiple=True, type=click.Path(path_type=Path),
               help="Env file to read (repeatable, later wins); replaces the default "
-                   "paless.env, .context-management/.env.")
+                   "paless.env, .context-management/.env; - reads standard input.")
 @click.option("--overlay", help="Kustomize overlay (k8s/overlays/<overlay>); OVERLAY.")
 @click.option("-n", "--namespace", help="Target namespace; PALESS_NAMESPACE.")
 @click.option("--namespace-from-branch", is_flag=True,

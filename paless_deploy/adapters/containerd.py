@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from paless_deploy.core.errors import BuildError
+from paless_deploy.core.errors import BuildError, whole_words
 from paless_deploy.core.images.delivery import ThisMachine
 
 K3S_SOCKET = Path("/run/k3s/containerd/containerd.sock")
@@ -68,17 +68,17 @@ def _failed(containerd: Containerd, detail: str) -> BuildError:
     lowered = detail.lower()
     if "permission denied" in lowered:
         return BuildError(
-            f"{containerd.where} refused us: {detail.strip()[:300]}.",
+            f"{containerd.where} refused us: {whole_words(detail.strip(), 300)}.",
             "k3s' containerd socket is root's: run paless-deploy with sudo, or give yourself "
             "access (`sudo setfacl -m u:$USER:rw /run/k3s/containerd/containerd.sock`, again "
             "after each k3s restart), or deliver through a registry (IMAGE_DELIVERY=registry).",
             code="containerd-denied")
     if "no such file" in lowered or "connection refused" in lowered or "dial" in lowered:
         return BuildError(
-            f"{containerd.where} does not answer: {detail.strip()[:300]}.",
+            f"{containerd.where} does not answer: {whole_words(detail.strip(), 300)}.",
             "Start k3s (`sudo systemctl start k3s`), or point PALESS_CONTAINERD_ADDRESS at "
             "the socket of the containerd its kubelet uses.", code="containerd-unavailable")
-    return BuildError(f"{containerd.where} failed: {detail.strip()[:400]}.",
+    return BuildError(f"{containerd.where} failed: {whole_words(detail.strip(), 400)}.",
                       "Check containerd's log (k3s: `journalctl -u k3s`), then run again.",
                       code="import-failed")
 

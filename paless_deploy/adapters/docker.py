@@ -11,8 +11,9 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from paless_deploy.adapters.buildcontext import read_dockerignore
@@ -21,7 +22,7 @@ from paless_deploy.adapters.registry import (
     registry_unreachable,
     split_registry,
 )
-from paless_deploy.core.errors import BuildError
+from paless_deploy.core.errors import BuildError, whole_words
 from paless_deploy.core.images.buildspec import BuildSpec, build_failed
 from paless_deploy.core.images.discover import App
 from paless_deploy.core.images.registryaccess import DaemonRegistryConfig
@@ -49,7 +50,8 @@ def context_paths(app: App) -> list[str]:
 
 
 def connect_docker() -> DockerClient:
-    """An API client for the local engine (DOCKER_HOST honoured); BuildError if down."""
+    """An API client for the local engine (DOCKER_HOST honoured); BuildError if down, or
+    `docker-tls` when DOCKER_TLS_VERIFY / DOCKER_CERT_PATH cannot be used."""
     import docker
     from docker.errors import DockerException
 
@@ -61,9 +63,10 @@ def connect_docker() -> DockerClient:
     except (DockerException, OSError) as exc:
         where = kwargs.get("base_url") or os.environ.get("DOCKER_HOST") or \
             "unix:///var/run/docker.sock"
-        reason = str(exc).split("\n")[0]
-        if len(reason) > 160:
-            reason = reason[:160] + "..."
+        reason = whole_words(str(exc).split("\n")[0], 240)
+        tls = _tls_problem(exc, where, reason, os.environ)
+        if tls is not None:
+            raise tls from exc
         raise BuildError(
             f"The Docker engine is not reachable at {where} ({reason}).",
             "Start it (`scripts/sandbox up` starts the sandbox's engine; elsewhere "
@@ -72,6 +75,44 @@ def connect_docker() -> DockerClient:
         ) from exc
     client.timeout = 900  # a silent build step must not look like a dead daemon
     return client
+
+
+TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
+
+
+def _tls_problem(exc: BaseException, where: str, reason: str,
+                 environ: Mapping[str, str]) -> BuildError | None:
+    """The engine's TLS settings, when they are what is wrong: certificates DOCKER_CERT_PATH
+    lacks, TLS asked of an engine that does not speak it, or the other way round."""
+    from docker.errors import TLSParameterError
+
+    verify = environ.get("DOCKER_TLS_VERIFY")
+    cert_path = environ.get("DOCKER_CERT_PATH") or str(Path.home() / ".docker")
+    named = (f"DOCKER_CERT_PATH={cert_path}" if environ.get("DOCKER_CERT_PATH") else
+             f"DOCKER_CERT_PATH unset, so {cert_path}")
+    text = str(exc)
+    if isinstance(exc, TLSParameterError):
+        missing = [f for f in TLS_FILES if not (Path(cert_path) / f).is_file()]
+        return BuildError(
+            f"The Docker engine at {where} is to be reached over TLS (DOCKER_TLS_VERIFY="
+            f"{verify or '(unset)'}), and its client certificates cannot be used: {named} "
+            + (f"lacks {', '.join(missing)}" if missing else "cannot be read") + f" ({reason}).",
+            f"Point DOCKER_CERT_PATH at the directory holding ca.pem, cert.pem and key.pem for "
+            f"{where}; or, when the engine does not use TLS, unset DOCKER_TLS_VERIFY and "
+            "DOCKER_CERT_PATH (and use its plain port, usually 2375, or its socket).",
+            code="docker-tls")
+    if verify and re.search(r"WRONG_VERSION_NUMBER|record layer|SSL", text):
+        return BuildError(
+            f"The Docker engine at {where} does not answer over TLS, and DOCKER_TLS_VERIFY="
+            f"{verify} asks for TLS ({reason}).",
+            "Unset DOCKER_TLS_VERIFY and DOCKER_CERT_PATH for an engine without TLS, or point "
+            "DOCKER_HOST at its TLS port (usually 2376).", code="docker-tls")
+    if not verify and "HTTP request to an HTTPS server" in text:
+        return BuildError(
+            f"The Docker engine at {where} speaks TLS, and DOCKER_TLS_VERIFY is unset.",
+            "Set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory holding ca.pem, "
+            "cert.pem and key.pem for it.", code="docker-tls")
+    return None
 
 
 def local_image_id(api: DockerClient, ref: str) -> str | None:

@@ -8,6 +8,7 @@ adapters.buildcontext; Kustomize and the builders read the disk themselves.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from paless_deploy.core.configuration.envfile import EnvFileText
 from paless_deploy.core.images.discover import ProjectListing
 
 OVERLAYS_DIR = ("k8s", "overlays")
+STDIN = Path("-")  # `--env-file -`: standard input
+STDIN_SHOWN = "standard input"
 
 
 def list_project(project_dir: Path) -> ProjectListing:
@@ -36,24 +39,27 @@ def list_project(project_dir: Path) -> ProjectListing:
 
 def read_project(project_dir: Path, env_files: Sequence[Path] | None) -> ProjectFiles:
     """What configuration reads from disk: whether the project directory exists, its env
-    files (`env_files`, else the default ones that exist) and the overlays it holds."""
+    files (`env_files`, `-` for standard input, else the default ones that exist: a
+    directory there is read as the mistake it is, not skipped) and the overlays it holds."""
     project_dir = Path(project_dir)
     if not project_dir.is_dir():
         return ProjectFiles(project_dir, project_dir, is_dir=False)
     absolute = project_dir.resolve()
     if env_files is None:
         candidates = [project_dir / name for name in DEFAULT_ENV_FILES
-                      if (project_dir / name).is_file()]
+                      if (project_dir / name).exists()]
         missing: tuple[Path, ...] = ()
     else:
         candidates = [Path(path) for path in env_files]
-        missing = tuple(path for path in candidates if not path.exists())
+        missing = tuple(path for path in candidates if path != STDIN and not path.exists())
     texts = () if missing else tuple(_env_file(path, absolute) for path in candidates)
     return ProjectFiles(project_dir, absolute, is_dir=True, env_files=texts,
                         missing_env_files=missing, overlays=_overlays(project_dir))
 
 
 def _env_file(path: Path, project_absolute: Path) -> EnvFileText:
+    if path == STDIN:  # read once: `--env-file -` given twice is read as given once
+        return EnvFileText(path, STDIN_SHOWN, data=_stdin())
     try:
         shown = str(path.resolve().relative_to(project_absolute))
     except ValueError:
@@ -64,6 +70,15 @@ def _env_file(path: Path, project_absolute: Path) -> EnvFileText:
         return EnvFileText(path, shown, data=path.read_bytes())
     except OSError as exc:
         return EnvFileText(path, shown, problem=str(exc.strerror))
+
+
+_read_stdin: list[bytes] = []
+
+
+def _stdin() -> bytes:
+    if not _read_stdin:
+        _read_stdin.append(sys.stdin.buffer.read())
+    return _read_stdin[0]
 
 
 def _overlays(project_dir: Path) -> tuple[str, ...]:

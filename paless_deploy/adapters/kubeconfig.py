@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import subprocess
 import sys
@@ -21,11 +22,34 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from paless_deploy.core.configuration.durations import span
 from paless_deploy.core.errors import ClusterError
 
 EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
 EXEC_REFRESH_SKEW_S = 10  # refresh an exec credential this long before it expires
 TOKEN_FILE_REREAD_S = 60  # client-go re-reads a tokenFile once a minute
+# A plugin that cannot prompt and has not answered in a minute never will (kubectl waits
+# forever); one that may prompt on the terminal gets what is left of the run's --timeout.
+EXEC_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the run must be over (`--timeout`), for the outside programs the door runs."""
+
+    at: float | None = None  # time.monotonic() of the end; None: no overall limit
+    timeout_s: float | None = None  # the --timeout it comes from, for messages
+
+    def plugin_limit(self, interactive: bool, now: float) -> tuple[float | None, str]:
+        """How long an exec plugin may run from `now`, and what sets that limit."""
+        left = None if self.at is None else max(0.1, self.at - now)
+        own = None if interactive else EXEC_TIMEOUT_S
+        if left is not None and (own is None or left <= own):
+            shown = span(self.timeout_s) if self.timeout_s else span(left)
+            return left, f"--timeout {shown}"
+        if own is None:
+            return None, "none: it may prompt on the terminal"
+        return own, f"the {span(EXEC_TIMEOUT_S)} a plugin that cannot prompt is given"
 
 
 @dataclass(frozen=True)
@@ -216,12 +240,14 @@ def read_token_file(where: str, path: Path) -> str:
         raise _bad(where, f"tokenFile {path}: {exc.strerror or exc}") from None
 
 
-def exec_credentials(access: ClusterAccess) -> Credentials:
+def exec_credentials(access: ClusterAccess, deadline: Deadline = Deadline()) -> Credentials:
     """Run the user's exec credential plugin, as kubectl does, and read its ExecCredential.
 
     The plugin gets KUBERNETES_EXEC_INFO (and the cluster with provideClusterInfo), the
     terminal when interactive, and may answer a token or a client certificate and key,
-    with an expiry after which it is run again."""
+    with an expiry after which it is run again. It runs within `deadline` (ClusterError
+    `exec-timeout` naming it and how long it ran when it does not answer in time), and is
+    stopped with its children on a timeout or Ctrl-C."""
     spec = access.exec_spec or {}
     where = access.where
     api_version = str(spec.get("apiVersion") or "")
@@ -251,23 +277,59 @@ def exec_credentials(access: ClusterAccess) -> Credentials:
             env[str(item["name"])] = str(item.get("value") or "")
     env["KUBERNETES_EXEC_INFO"] = json.dumps(info)
     argv = [command, *[str(a) for a in spec.get("args") or []]]
+    limit, limited_by = deadline.plugin_limit(interactive, time.monotonic())
     try:
-        done = subprocess.run(argv, env=env, stdout=subprocess.PIPE,
-                              stderr=None if interactive else subprocess.PIPE,
-                              stdin=None if interactive else subprocess.DEVNULL, check=False)
+        code, out, stderr = _run_plugin(argv, env, interactive, limit)
     except OSError as exc:
         hint = str(spec.get("installHint") or "") or (
             f"Install {command} or fix the exec command of the user in {where}.")
         raise ClusterError(f"The exec credential plugin {command} of {where} cannot run: "
                            f"{exc.strerror or exc}.", hint, code="unauthorised") from None
-    stderr = (done.stderr or b"").decode("utf-8", errors="replace").strip()
-    if done.returncode != 0:
+    except subprocess.TimeoutExpired:
+        shown = span(math.ceil(limit or 0))
         raise ClusterError(
-            f"The exec credential plugin {command} of {where} exited {done.returncode}"
+            f"The exec credential plugin {command} of {where} did not answer within {shown} "
+            f"and was stopped (the limit: {limited_by}).",
+            f"Run `{' '.join(argv)}` yourself to see where it waits (a login it wants, a "
+            "service it cannot reach); log in first from a terminal, or give the command a "
+            "longer --timeout.", code="exec-timeout") from None
+    if code != 0:
+        raise ClusterError(
+            f"The exec credential plugin {command} of {where} exited {code}"
             + (f": {stderr[-400:]}" if stderr else "") + ".",
             f"Run `{' '.join(argv)}` yourself to see why (expired login?).",
             code="unauthorised")
-    return _parse_exec_output(where, command, api_version, done.stdout)
+    return _parse_exec_output(where, command, api_version, out)
+
+
+def _run_plugin(argv: list[str], env: dict[str, str], interactive: bool,
+                limit: float | None) -> tuple[int, bytes, str]:
+    """Run a plugin for at most `limit` seconds: (exit code, stdout, stderr). On a timeout
+    or an interrupt it is killed with whatever it started (its own process group, unless it
+    talks to the terminal), so that nothing it runs outlives us."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                            stderr=None if interactive else subprocess.PIPE,
+                            stdin=None if interactive else subprocess.DEVNULL,
+                            process_group=None if interactive else 0)
+    try:
+        out, err = proc.communicate(timeout=limit)
+    except BaseException:  # the timeout, Ctrl-C, SIGTERM: stop it, then say why
+        _stop(proc, group=not interactive)
+        raise
+    return proc.returncode, out or b"", (err or b"").decode("utf-8", errors="replace").strip()
+
+
+def _stop(proc: subprocess.Popen[bytes], group: bool) -> None:
+    import signal
+
+    try:
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.communicate()
 
 
 def _cluster_info(access: ClusterAccess) -> dict[str, Any]:
@@ -321,9 +383,11 @@ class CredentialSource:
     """The credentials of one user, current: exec credentials are run again when they
     expire (or when the server refused them), a tokenFile is re-read once a minute."""
 
-    def __init__(self, access: ClusterAccess, clock: Any = time.time) -> None:
+    def __init__(self, access: ClusterAccess, clock: Any = time.time,
+                 deadline: Deadline = Deadline()) -> None:
         self.access = access
         self._clock = clock
+        self._deadline = deadline
         self._static = static_credentials(access)
         self._exec: Credentials | None = None
         self._token_read_at = clock()
@@ -336,7 +400,7 @@ class CredentialSource:
     def current(self) -> Credentials:
         if self.uses_exec:
             if self._exec is None or self._exec.expired(self._clock()):
-                self._exec = exec_credentials(self.access)
+                self._exec = exec_credentials(self.access, self._deadline)
             static = self._static
             return Credentials(token=self._exec.token,
                                basic=None if self._exec.token else static.basic,

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from paless_deploy.core.apitypes import JsonDict
-from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.errors import ConfigError, whole_words
 
 KUSTOMIZE_TIMEOUT_S = 120
 
@@ -160,7 +160,7 @@ def kustomize_works() -> str | None:
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"`{' '.join(command)}` failed: {exc}"
     if out.returncode != 0:
-        return f"`{' '.join(command)}` failed: {out.stderr.strip()[:200]}"
+        return f"`{' '.join(command)}` failed: {whole_words(out.stderr.strip(), 200)}"
     return None
 
 

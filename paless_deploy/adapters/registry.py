@@ -346,6 +346,8 @@ def registry_manifest_digest(registry: str, repository: str, tag: str,
         return None
     if response.status == 403:
         raise AuthRequired()
+    if response.status >= 500:
+        raise registry_server_error(host, response.status, f"when asked for {name}:{tag}")
     raise BuildError(
         f"Registry {host} answered HTTP {response.status} when asked for {name}:{tag}.",
         f"Check the registry's logs and that {registry_base_url(host)}/v2/ answers.")
@@ -366,6 +368,9 @@ def check_registry(registry: str, timeout: float = 10.0) -> None:
         return
     if response.status < 300 or response.status in (401, 403):
         return
+    if response.status >= 500:
+        raise registry_server_error(host, response.status,
+                                    f"at {registry_base_url(host)}/v2/")
     raise BuildError(
         f"Registry {host} answered HTTP {response.status} at {registry_base_url(host)}/v2/; it "
         "does not look like a Docker registry.",
@@ -384,6 +389,17 @@ def registry_unreachable(registry: str, reason: str) -> BuildError:
         f"`curl {registry_base_url(host)}/v2/`.",
         code="registry-unreachable",
     )
+
+
+def registry_server_error(host: str, status: int, where: str) -> BuildError:
+    """The one paragraph for a registry that answers, with a server error: it runs (it is
+    reachable, and may well be a Docker registry), and fails."""
+    return BuildError(
+        f"Registry {host} answered HTTP {status} (a server error) {where}: it is reachable "
+        "but fails to answer (its storage, or a proxy in front of it).",
+        f"Look at the registry's logs (the sandbox's: `scripts/sandbox status` lists them); "
+        f"`curl -i {registry_base_url(host)}/v2/` shows its answer; run again once it answers "
+        "200 or 401.", code="registry-server-error")
 
 
 def registry_auth_refused(registry: str, detail: str) -> BuildError:

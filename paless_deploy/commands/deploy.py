@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.host import utc_now
-from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect, with_retries
+from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect_run, with_retries
 from paless_deploy.core.configuration.config import Config
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
@@ -108,6 +108,8 @@ class _Run:
                              overlay=self.config.overlay)
         self.view: DeployView = make_view(run_ctx.console)
         self.current_phase = ""
+        self.lock_held = False  # the namespace lock was taken (an interrupt releases it)
+        self.app_refs: dict[str, str] | None = None  # app -> its image this run deploys
         self.applied: list[Applied] = []
         self.secrets = self.config.secret_values()
 
@@ -157,8 +159,9 @@ def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result
     except KeyboardInterrupt:
         done = [p.name for p in run.result.phases]
         cut = run.current_phase or "(before apply)"
+        released = "The namespace lock is released. " if run.lock_held else ""
         say(f"\nInterrupted during phase {cut}; phases done: {', '.join(done) or 'none'}. "
-            "The namespace lock is released; re-run to finish.", err=True)
+            f"{released}Re-run to finish.", err=True)
         run.result.extra["interrupted_phase"] = run.current_phase or None
         raise Interrupted(f"Interrupted during phase {cut}.",
                           "Nothing more was done; run the command again to continue where it "
@@ -173,7 +176,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     ctx = run.ctx
     # A report that is missing or not one is the user's mistake: said before any I/O.
     report = load_report(options.images_from, "--images-from") if options.images_from else None
-    kube = connect(ctx.kubeconfig, ctx.context)
+    kube = connect_run(ctx)
     facts = _cluster_facts(kube)
     # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
     apps = discovered_apps(ctx)
@@ -241,6 +244,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     verified = {str(ref) for ref in pinned.values()}
     if not delivery.pushes:
         verified |= set(refs.values())
+    run.app_refs = dict(refs)
     findings = preflight(kube, run.config, objects, refs, kept=kept, warn=run.warn,
                          verified=verified)
     if findings:
@@ -262,6 +266,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         if not namespace_there:
             check_writable(kube, run.namespace)
         with lock_for(kube, ctx, run.result.command, on_wait=_lock_waiting(run)):
+            run.lock_held = True
             run.view.waiting_done()
             try:
                 # what already holds everything we would apply is neither dry-run nor (in
@@ -366,8 +371,9 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
     a phase applies nothing. A phase with anything to apply lists its objects afresh."""
     now = time.monotonic()
     deadline = now + run.ctx.remaining_s(now)
-    policy = Policy(tolerate_all=options.tolerate,
-                    registry=run.config.registry).with_nodes(facts.nodes)
+    policy = Policy(tolerate_all=options.tolerate, registry=run.config.registry,
+                    app_images=None if run.app_refs is None else tuple(
+                        (ref, app) for app, ref in run.app_refs.items())).with_nodes(facts.nodes)
     autoscalers = hpa_targets(objects)
     watcher = NamespaceWatcher(kube, run.namespace).start()
     try:

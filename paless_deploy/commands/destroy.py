@@ -1,9 +1,12 @@
 """destroy and gc: remove what this tool deployed, and expired branch namespaces.
 
 A namespace the tool created (managed-by label on the Namespace) goes whole, with the
-PersistentVolumes labelled for it. In a namespace it did not create only the objects it
-labelled go, claims and volumes kept unless `--delete-data`. Nothing is ever deleted in
-a namespace where it manages nothing.
+PersistentVolumes labelled for it; its claims are listed as going with it, and the
+volumes bound to them that their reclaimPolicy keeps are kept unless `--delete-data`. In
+a namespace it did not create only the objects it labelled go, and the claims its
+StatefulSets made; claims and their volumes are kept unless `--delete-data` (a kept claim
+is labelled, so a second destroy still lists it). Nothing is ever deleted in a namespace
+where it manages nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
+from paless_deploy.adapters.kube import cluster_errors, connect_run, with_retries
 from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ConfigError, DeployFailed, LockHeld, PalessError
 from paless_deploy.core.manifests.kinds import BY_KIND, by_kind, kind_of
@@ -31,6 +34,14 @@ from paless_deploy.core.manifests.namespaces import created_by_tool, namespace_e
 from paless_deploy.core.manifests.ownership import volume_deletable
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.core.reporting.reportfile import PriorReport
+from paless_deploy.stages.claims import (
+    MadeClaim,
+    bound_volumes,
+    claim_ref,
+    claims_in,
+    label_kept,
+    made_claims,
+)
 from paless_deploy.stages.lock import NamespaceLock, lock_for, lock_holder
 from paless_deploy.stages.prune import PruneRef, managed_objects, prune
 from paless_deploy.stages.reports import load_report
@@ -56,6 +67,29 @@ class DestroyPlan:
     delete: list[PruneRef] = field(default_factory=list)
     keep: list[PruneRef] = field(default_factory=list)
     namespace_exists: bool = True  # False: only cluster-scoped objects of a report are left
+    # why each kept object is kept, and what goes without a deletion of its own (with the
+    # namespace, its StatefulSet, its claim): listed as deleted, not deleted one by one
+    reasons: dict[PruneRef, str] = field(default_factory=dict)
+    follow: list[PruneRef] = field(default_factory=list)
+
+    def sort(self, refs: list[PruneRef], delete_data: bool) -> None:
+        """Objects to delete, and data (claims, volumes) kept unless `delete_data`."""
+        for ref in refs:
+            if ref in self.delete or ref in self.keep:
+                continue
+            if delete_data or not ref.holds_data:
+                self.delete.append(ref)
+            else:
+                self.keep.append(ref)
+                self.reasons[ref] = KEPT_REASON
+
+    def goes_with(self, ref: PruneRef, reason: str) -> None:
+        if ref not in self.follow and ref not in self.delete:
+            self.follow.append(ref)
+            self.reasons[ref] = reason
+
+
+KEPT_REASON = "holds data: pass --delete-data to delete it"
 
 
 def _namespace_ref(name: str) -> PruneRef:
@@ -78,7 +112,8 @@ def _volumes_of(kube: Kube, namespace: str) -> list[PruneRef]:
             if volume_deletable(pv, namespace)]
 
 
-def plan_destroy(kube: Kube, namespace: str, delete_data: bool) -> DestroyPlan | None:
+def plan_destroy(kube: Kube, namespace: str, delete_data: bool,
+                 warn: Callable[[str], None] = lambda text: None) -> DestroyPlan | None:
     """The plan for one namespace; None when the namespace does not exist.
 
     ConfigError (exit 2) when the tool manages nothing there.
@@ -88,10 +123,16 @@ def plan_destroy(kube: Kube, namespace: str, delete_data: bool) -> DestroyPlan |
         return None
     terminating = (ns.get("status") or {}).get("phase") == "Terminating"
     if created_by_tool(ns):
-        return DestroyPlan(namespace, True, terminating,
+        plan = DestroyPlan(namespace, True, terminating,
                            delete=[_namespace_ref(namespace), *_volumes_of(kube, namespace)])
+        claims = [claim_ref(c["metadata"]["name"], namespace) for c in claims_in(kube, namespace)]
+        for ref in claims:
+            plan.goes_with(ref, f"with namespace {namespace}")
+        _plan_volumes(kube, plan, {c.name for c in claims}, delete_data, warn)
+        return plan
     objects = managed_objects(kube, namespace)
-    if not objects:
+    made = made_claims(kube, namespace)
+    if not objects and not made:
         raise ConfigError(
             f"paless-deploy manages nothing in namespace {namespace}: the namespace was not "
             f"created by it and no object there carries {instance_selector(namespace)}. "
@@ -100,9 +141,41 @@ def plan_destroy(kube: Kube, namespace: str, delete_data: bool) -> DestroyPlan |
             "namespace); delete objects of other tools with kubectl.",
             code="unmanaged-namespace")
     plan = DestroyPlan(namespace, False, terminating)
-    for ref in objects:
-        (plan.delete if delete_data or not ref.holds_data else plan.keep).append(ref)
+    _plan_objects(kube, plan, objects, made, delete_data, warn)
     return plan
+
+
+def _plan_objects(kube: Kube, plan: DestroyPlan, objects: list[PruneRef],
+                  made: list[MadeClaim], delete_data: bool, warn: Callable[[str], None]) -> None:
+    """In a namespace the tool did not create: its objects, the claims its StatefulSets
+    made (those their retention policy deletes go with them), the volumes bound to the
+    claims that go."""
+    for claim in made:
+        if claim.goes_with_it:
+            plan.goes_with(claim.ref, f"with StatefulSet/{claim.statefulset} (its "
+                                      "persistentVolumeClaimRetentionPolicy deletes its claims)")
+    plan.sort([*objects, *(c.ref for c in made if not c.goes_with_it)], delete_data)
+    going = {r.name for r in [*plan.delete, *plan.follow] if r.kind == "PersistentVolumeClaim"}
+    _plan_volumes(kube, plan, going, delete_data, warn)
+
+
+def _plan_volumes(kube: Kube, plan: DestroyPlan, claims: set[str], delete_data: bool,
+                  warn: Callable[[str], None]) -> None:
+    """The volumes bound to claims that go: what their reclaimPolicy does, said."""
+    for pv in bound_volumes(kube, plan.namespace, claims, warn):
+        ref = PruneRef("v1", "PersistentVolume", pv["metadata"]["name"], None)
+        if ref in plan.delete:
+            continue
+        claim = (pv.get("spec") or {}).get("claimRef", {}).get("name")
+        policy = (pv.get("spec") or {}).get("persistentVolumeReclaimPolicy") or "Delete"
+        if policy == "Delete":
+            plan.goes_with(ref, f"with claim {claim} (reclaimPolicy Delete)")
+        elif delete_data:
+            plan.delete.append(ref)
+        else:
+            plan.keep.append(ref)
+            plan.reasons[ref] = (f"was bound to claim {claim}; reclaimPolicy {policy} keeps its "
+                                 "data: pass --delete-data to delete it")
 
 
 def read_destroy_report(path: Path) -> PriorReport:
@@ -135,15 +208,15 @@ def plan_from_report(kube: Kube, report: PriorReport, delete_data: bool,
                            delete=[_namespace_ref(namespace), *cluster])
     named = {(o.kind, o.name) for o in report.objects}
     objects = [r for r in managed_objects(kube, namespace) if (r.kind, r.name) in named]
-    if not objects and not cluster:
+    made = made_claims(kube, namespace, {name for kind, name in named if kind == "StatefulSet"})
+    if not objects and not cluster and not made:
         raise ConfigError(
             f"paless-deploy manages none of the objects {report.source} names in namespace "
             f"{namespace} (the tool did not create that namespace). Refusing to delete anything.",
             "Check that the report belongs to this cluster (--kubeconfig, --context).",
             code="unmanaged-namespace")
     plan = DestroyPlan(namespace, False, terminating)
-    for ref in [*objects, *cluster]:
-        (plan.delete if delete_data or not ref.holds_data else plan.keep).append(ref)
+    _plan_objects(kube, plan, [*objects, *cluster], made, delete_data, warn)
     return plan
 
 
@@ -263,7 +336,7 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
     """Remove what this tool deployed into the run's namespace (see the module docstring);
     with `report`, exactly what that deploy's report names."""
     namespace = run_ctx.config.namespace
-    kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = connect_run(run_ctx)
     result = Result(command="destroy", namespace=namespace)
 
     def warn(text: str) -> None:
@@ -273,7 +346,7 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
     def make_plan() -> DestroyPlan | None:
         if report is not None:
             return plan_from_report(kube, report, delete_data, warn)
-        return plan_destroy(kube, namespace, delete_data)
+        return plan_destroy(kube, namespace, delete_data, warn)
 
     plan = make_plan()
     if plan is None:
@@ -295,11 +368,14 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
                 plan = make_plan() or plan
                 _say(run_ctx, f"Deleting {len(plan.delete)} object(s) in {namespace}...")
                 delete_plan(kube, plan)
+                if not plan.created_by_tool:
+                    label_kept(kube, namespace, plan.keep)
         wait_gone(kube, plan.delete, max(1.0, run_ctx.remaining_s(time.monotonic())))
-    kept_reason = "holds data: pass --delete-data to delete it"
+    done = "dry run" if dry_run else ""
     result.extra = {
-        "deleted": [_entry(r, "dry run" if dry_run else "") for r in plan.delete],
-        "kept": [_entry(r, kept_reason) for r in plan.keep],
+        "deleted": [_entry(r, done) for r in plan.delete]
+        + [_entry(r, plan.reasons[r]) for r in plan.follow],
+        "kept": [_entry(r, plan.reasons.get(r, KEPT_REASON)) for r in plan.keep],
         "dry_run": dry_run,
     }
     if plan.keep:
@@ -308,7 +384,10 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
             "pass --delete-data to delete them.")
     action = "would delete" if dry_run else "deleted"
     rows = [(action, f"{r.kind}/{r.name}", r.namespace or "", "") for r in plan.delete]
-    rows += [("kept", f"{r.kind}/{r.name}", r.namespace or "", kept_reason) for r in plan.keep]
+    rows += [(action, f"{r.kind}/{r.name}", r.namespace or "", plan.reasons[r])
+             for r in plan.follow]
+    rows += [("kept", f"{r.kind}/{r.name}", r.namespace or "", plan.reasons.get(r, KEPT_REASON))
+             for r in plan.keep]
     _show(run_ctx, f"destroy {namespace}" + (" (dry run)" if dry_run else ""), rows)
     return result
 
@@ -323,7 +402,7 @@ def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool =
     `paless.io/keep=true` is never deleted. A namespace whose lock is held by a running
     deploy is skipped with a warning, never deleted under it.
     """
-    kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = connect_run(run_ctx)
     now = now or dt.datetime.now(dt.UTC)
     label_selector = managed_selector() + (f",{selector}" if selector else "")
     with cluster_errors(kube, "listing namespaces"):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.docker import context_paths
 from paless_deploy.adapters.filewatch import ProjectWatch
-from paless_deploy.adapters.kube import Kube, connect
+from paless_deploy.adapters.kube import Kube, connect_run
 from paless_deploy.commands.deploy import delivered, run_all, run_rollout
 from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.configuration.config import DEFAULT_ENV_FILES
@@ -95,7 +95,7 @@ class DevSession:
 
     def run(self) -> Result:
         try:
-            self.kube = connect(self.ctx.kubeconfig, self.ctx.context)
+            self.kube = connect_run(self.ctx)
             self.watch = ProjectWatch(self.root, is_watched, self._changed).start()
             self._pass(Change(paths=(), render=True), started=time.monotonic())
             self._start_streams()

@@ -3,16 +3,17 @@
 Each rendered object goes through the same apply function as `all` with `dryRun=All`
 (same field manager, Job and HPA rules, conflict reporting); the server's answer is
 compared with the live object. Exit codes as `kubectl diff`: 0 no changes, 1 changes,
-2 or more on errors (a conflict `all` would stop on is one).
+2 or more on errors (a conflict `all` would stop on is one, and every object the server
+refuses, classified as `all`'s dry run classifies it; 4 when RBAC denies the user).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from paless_deploy.adapters.kube import connect
+from paless_deploy.adapters.kube import connect_run
 from paless_deploy.core.apitypes import JsonDict
-from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError
+from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError, Refused
 from paless_deploy.core.manifests.objdiff import unified
 from paless_deploy.core.manifests.render import hpa_targets
 from paless_deploy.core.reporting.report import ObjectAction, Result, RunResult
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 def run_diff(run_ctx: RunContext) -> Result:
     """Exit 0 when nothing would change, 1 when something would, 2 on errors."""
-    kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = connect_run(run_ctx)
     plans, warnings = plan_images(run_ctx.config, discovered_apps(run_ctx))
     rendered = render(run_ctx, {p.app.name: p.ref for p in plans})
     objects = rendered.objects
@@ -50,7 +51,7 @@ def run_diff(run_ctx: RunContext) -> Result:
         try:
             applied = apply_object(kube, obj, dry_run=True, autoscaler=autoscalers.get(
                 (obj["kind"], obj["metadata"]["name"])))
-        except (DeployFailed, ConfigError) as exc:  # a conflict, an object the server refuses
+        except (DeployFailed, ConfigError, Refused) as exc:  # a conflict, a refused object
             if isinstance(exc, ConfigError) and exc.code != "unknown-kind":
                 raise
             problems.append(exc)

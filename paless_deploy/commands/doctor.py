@@ -1,8 +1,11 @@
 """doctor: preflight checks of this machine and the cluster, each with a fix when it fails.
 
 Required checks (exit 1 when one fails) are what `all` cannot work without: Docker, the
-registry, kustomize, the cluster, our rights in the namespace, and the StorageClass the
-manifests name. The rest are warnings: things that degrade a deploy, not stop it.
+registry, kustomize, the cluster, our rights in the namespace, and the StorageClasses the
+manifests' claims are provisioned from (not the class of a static volume, nor of a claim
+pre-bound to one). A required check that fails means a deploy would fail: doctor passes
+on every overlay of k8s/ deployed on the sandbox. The rest are warnings: things that
+degrade a deploy, not stop it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters.buildkit import BUILDX_HINT, find_buildkit
 from paless_deploy.adapters.containerd import find_containerd, has_image
 from paless_deploy.adapters.docker import connect_docker, engine_platform
-from paless_deploy.adapters.kube import ApiError, Kube, connect
+from paless_deploy.adapters.kube import ApiError, Kube, connect_run
 from paless_deploy.adapters.kustomize import (
     kubectl_client_version,
     kustomize_command,
@@ -23,7 +26,7 @@ from paless_deploy.adapters.kustomize import (
 )
 from paless_deploy.adapters.registry import check_registry as ping_registry
 from paless_deploy.core.apitypes import JsonDict
-from paless_deploy.core.errors import ExitCode, PalessError
+from paless_deploy.core.errors import ExitCode, PalessError, whole_words
 from paless_deploy.core.images.buildspec import Builder, platform_arch
 from paless_deploy.core.images.delivery import Delivery, DeliveryMethod, choose_delivery
 from paless_deploy.core.images.imageref import Registry
@@ -162,12 +165,12 @@ def _guarded(name: str, required: bool, fn: Callable[[], Check]) -> Check:
     except ApiError as exc:
         if exc.status == 403:
             return Check(name, False, False, "could not check: not allowed to read this "
-                         f"({exc.message[:160]})",
+                         f"({whole_words(exc.message, 240)})",
                          "Ask a cluster admin, or run doctor with an admin kubeconfig.")
         return Check(name, False, required, f"the API server answered {exc.status}: "
-                     f"{exc.message[:160]}", "Check the cluster's health.")
+                     f"{whole_words(exc.message, 240)}", "Check the cluster's health.")
     except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
-        return Check(name, False, required, f"could not check: {exc}"[:240],
+        return Check(name, False, required, whole_words(f"could not check: {exc}", 240),
                      "Check the cluster's health (`kubectl get --raw /readyz`).")
 
 
@@ -357,7 +360,7 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
     config = run_ctx.config
     checks = [check_docker(), check_builder(config.builder)]
     try:
-        kube = connect(run_ctx.kubeconfig, run_ctx.context)
+        kube = connect_run(run_ctx)
     except PalessError as exc:
         checks += [check_registry(config.registry), check_kustomize(),
                    Check("cluster", False, True, exc.message, exc.hint)]

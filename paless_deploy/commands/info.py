@@ -69,14 +69,14 @@ def run_help(run_ctx: RunContext, usage: str) -> Result:
 def image_delivery(run_ctx: RunContext) -> tuple[str, str]:
     """How images would reach the cluster now, and why (the cluster is asked when it
     answers; otherwise what IMAGE_DELIVERY says)."""
-    from paless_deploy.adapters.kube import connect
+    from paless_deploy.adapters.kube import connect_run
     from paless_deploy.core.images.delivery import choose_delivery
     from paless_deploy.stages.delivery import delivery_facts
     from paless_deploy.stages.nodes import read_nodes
 
     config = run_ctx.config
     try:
-        kube = connect(run_ctx.kubeconfig, run_ctx.context)
+        kube = connect_run(run_ctx)
         delivery = choose_delivery(delivery_facts(kube, config, read_nodes(kube)))
     except PalessError as exc:
         setting = config.settings["IMAGE_DELIVERY"]

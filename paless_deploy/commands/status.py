@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect
+from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect_run
 from paless_deploy.core.diagnosis.status import LISTED_KINDS, Status, build_status
 from paless_deploy.core.errors import ConfigError, ExitCode
 from paless_deploy.core.manifests.kinds import by_kind
@@ -44,7 +44,7 @@ def collect_status(kube: Kube, namespace: str) -> Status:
 
 def print_status(run_ctx: RunContext, kube: Kube | None = None) -> Status:
     """Collect and print the status on stdout (text mode)."""
-    kube = kube or connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = kube or connect_run(run_ctx)
     st = collect_status(kube, run_ctx.config.namespace)
     show_status(st, run_ctx.console.color)
     return st
@@ -55,7 +55,7 @@ def run_status(run_ctx: RunContext, watch: bool = False) -> Result:
 
     Exit 1 when the health line is not healthy (a CI gate), 0 when it is.
     """
-    kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    kube = connect_run(run_ctx)
     ns = run_ctx.config.namespace
     if watch and not run_ctx.json_output:
         _watch(run_ctx, kube)

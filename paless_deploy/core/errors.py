@@ -36,9 +36,17 @@ def readable(text: str) -> str:
     space (a pasted value, a path, a token) and the text past LONG_TEXT characters."""
     text = _LONG_WORD.sub(lambda m: f"{m.group()[:SHOWN_CHARS]}...({len(m.group()):,} "
                           "characters)", text)
-    if len(text) > LONG_TEXT:
-        text = f"{text[:LONG_TEXT]}... ({len(text) - LONG_TEXT:,} more characters)"
-    return text
+    return whole_words(text, LONG_TEXT)
+
+
+def whole_words(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters cut at the last space before them (never in
+    the middle of a word), saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind(" ", 0, limit + 1)
+    cut = cut if cut > limit // 2 else limit
+    return f"{text[:cut].rstrip()}... ({len(text) - cut:,} more characters)"
 
 
 class ExitCode(IntEnum):
@@ -128,6 +136,15 @@ class DeployFailed(PalessError):
 
     exit_code = ExitCode.FAILED
     code = "deploy-failed"
+
+
+class Refused(PalessError):
+    """The API server refused an object of the manifests (a quota, a policy, an immutable
+    field, an invalid value: `core.diagnosis.refusals`): exit 2 when found before anything
+    was applied, 1 once other objects of the run were applied."""
+
+    exit_code = ExitCode.USAGE
+    code = "refused"
 
 
 class LockHeld(PalessError):

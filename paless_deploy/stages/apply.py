@@ -9,7 +9,6 @@ replaced, a completed unchanged one left alone), and conflicts name their owner.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -68,26 +67,12 @@ def _ssa(kube: Kube, kind: Kind, body: Mapping[str, Any], namespace: str | None,
 
 def conflict_error(obj: Mapping[str, Any], exc: ApiError, autoscaler: str | None = None
                    ) -> ApplyConflict:
-    """The one description of an apply conflict: who owns the fields, and the fix (an
-    autoscaler's replicas are named as such)."""
-    managers = sorted(set(re.findall(r'conflict with "([^"]+)"', exc.message)))
-    who = ", ".join(managers) or "another field manager"
-    if "kube-controller-manager" in managers and ".spec.replicas" in exc.message:
-        scaler = (f"HorizontalPodAutoscaler/{autoscaler}" if autoscaler
-                  else "a HorizontalPodAutoscaler (not in the manifests)")
-        return ApplyConflict(
-            f"{object_ref(obj)}: spec.replicas is owned by kube-controller-manager because "
-            f"{scaler} scales it: {exc.message}",
-            "Leave spec.replicas to the autoscaler: remove it from the manifest (set the "
-            f"count used at creation with the annotation {labels.INITIAL_REPLICAS}), or "
-            "re-run with --force-conflicts after the command to take it back once.",
-            resource=object_ref(obj), reason="Conflict")
-    return ApplyConflict(
-        f"{object_ref(obj)}: fields we apply are owned by {who}: {exc.message}",
-        "Someone changed them with another tool (e.g. `kubectl edit`/`scale`). Re-run the "
-        "command with --force-conflicts after it (`paless-deploy all --force-conflicts`) to "
-        "take them over, or remove them from the manifests.",
-        resource=object_ref(obj), reason="Conflict")
+    """The one description of an apply conflict (the refusal table's `conflict` row): who
+    owns the fields, and the fix (an autoscaler's replicas are named as such)."""
+    refusal = exc.refusal(sent=obj, autoscaler=autoscaler)
+    assert refusal is not None
+    return ApplyConflict(refusal.message, refusal.fix, resource=object_ref(obj),
+                         reason="Conflict")
 
 
 def autoscaler_of(kube: Kube, obj: Mapping[str, Any]) -> str | None:
@@ -105,11 +90,16 @@ def autoscaler_of(kube: Kube, obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _invalid(obj: Mapping[str, Any], exc: ApiError) -> DeployFailed:
-    return DeployFailed(
-        f"The API server refused {object_ref(obj)}: {exc.message}",
-        "Fix the manifest (see `paless-deploy render`), then re-run.", code="invalid-object",
-        resource=object_ref(obj), reason=exc.reason)
+def refused(obj: Mapping[str, Any], exc: ApiError, *, live: Mapping[str, Any] | None = None,
+            applying: bool, doing: str = "") -> PalessError:
+    """The error for an object the API server refused, classified by what it said
+    (`core.diagnosis.refusals`): RBAC is exit 4, the rest exit 2 in a dry run and 1 while
+    applying (other objects of the run are applied already)."""
+    namespace = (obj.get("metadata") or {}).get("namespace")
+    refusal = exc.refusal(sent=obj, live=live, namespace=namespace, doing=doing)
+    if refusal is None:  # not a refusal (a 5xx after the retries): cluster_errors says it
+        raise exc
+    return refusal.error(applying=applying)
 
 
 def _immutable(exc: ApiError) -> bool:
@@ -154,8 +144,9 @@ def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False,
         except ApiError as exc:
             if exc.status == 409:
                 raise conflict_error(obj, exc, autoscaler or autoscaler_of(kube, obj)) from None
-            if exc.status in (400, 422) or refused_patch(exc):
-                raise _invalid(obj, exc) from None
+            if exc.status in (400, 403, 422) or refused_patch(exc):
+                raise refused(obj, exc, live=before, applying=not dry_run,
+                              doing=f"applying {obj['kind']}/{name}") from None
             raise
     if before is None:
         action = ObjectAction.CREATED
@@ -247,8 +238,9 @@ def rollback_object(kube: Kube, applied: Applied) -> dict:
         try:
             return _ssa(kube, kind, body, applied.namespace, force=True)
         except ApiError as exc:
-            if exc.status in (400, 409, 422):
-                raise _invalid(body, exc) from None
+            if exc.status in (400, 403, 409, 422):
+                raise refused(body, exc, live=applied.live, applying=True,
+                              doing=f"rolling back {applied.ref}") from None
             raise
 
 
@@ -266,7 +258,7 @@ def _initial_replicas(obj: Mapping[str, Any]) -> int | None:
         raise DeployFailed(f"{object_ref(obj)}: annotation {labels.INITIAL_REPLICAS}={value!r} "
                            "is not a number.",
                            "Set it to the replica count used at creation, e.g. \"3\".",
-                           code="invalid-object") from None
+                           code="invalid-manifest") from None
 
 
 def _hand_replicas_to_initial_manager(kube: Kube, kind: Kind, obj: dict, replicas: int,

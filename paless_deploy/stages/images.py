@@ -38,7 +38,8 @@ from paless_deploy.core.images.buildspec import (
     dockerfile_stages,
     unknown_target_apps,
 )
-from paless_deploy.core.images.discover import App
+from paless_deploy.core.images.discover import App, source_of
+from paless_deploy.core.images.imageref import check_image_name
 from paless_deploy.core.images.tags import base_images, compute_tag, image_ref
 from paless_deploy.core.reporting.progress import ImageProgress, NullProgress
 from paless_deploy.core.reporting.report import ImageAction
@@ -115,6 +116,9 @@ def _check_targets(config: Config) -> None:
 def _plans(config: Config, apps: Sequence[App], platform: str | None,
            base_id: Callable[[str], str | None]) -> list[ImagePlan]:
     _check_targets(config)
+    for app in apps:  # before any Dockerfile or context is read
+        check_image_name(app.name, source_of(app, config.project_dir),
+                         config.image_repository(app.name))
     digests = FileDigests()
     ids: dict[str, str | None] = {}
     plans = []
@@ -126,6 +130,8 @@ def _plans(config: Config, apps: Sequence[App], platform: str | None,
                 ids[base] = base_id(base)
         files = read_build_files(app, context_paths(app), digests)
         tag = compute_tag(app, files, spec, {b: ids[b] for b in bases})
+        check_image_name(app.name, source_of(app, config.project_dir),
+                         config.image_repository(app.name), tag)
         plans.append(ImagePlan(app, tag, image_ref(config, app.name, tag), spec))
     return plans
 

@@ -50,10 +50,11 @@ def render_tree(project_dir: Path, overlay: str, namespace: str, variables: Mapp
     """
     objects = kustomize_build(Path(project_dir) / "k8s" / "overlays" / overlay, overlay)
     check_used(placeholders_in(objects))
-    objects = substitute_variables(objects, variables)
+    unknown: list[str] = []
+    objects = substitute_variables(objects, variables, unknown)
     objects = rewrite_images(objects, app_images)
     objects, warnings = for_namespace(objects, namespace)
-    return Rendered(objects, warnings)
+    return Rendered(objects, [*unknown, *warnings])
 
 
 def render_overlay(project_dir: Path, overlay: str, namespace: str,

@@ -1,23 +1,25 @@
 """Validate stage: one server-side dry run of every rendered object before phase one.
 
 The API server judges each object exactly as the apply will send it (same field manager,
-strict field validation, admission): a kind the cluster does not serve, an invalid value,
-an unknown field, an admission refusal. Every bad object is named in one exit-2 report
-and nothing is applied; a field another manager owns is reported the same way (exit 1,
-as for a conflict found while applying, and named the same way), before any phase
-changed the cluster.
+strict field validation, admission, quotas): each refusal is classified by the table of
+`core.diagnosis.refusals` (a quota, a policy, a claim that cannot grow, an immutable
+field, an invalid value, an unknown kind), and every one is named in one exit-2 report
+(exit 4 when RBAC denies the user) with nothing applied; a field another manager owns
+is reported the same way (exit 1, as for a conflict found while applying, and named the
+same way), before any phase changed the cluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, refused_patch, with_retries
-from paless_deploy.core.errors import ConfigError, PalessError
+from paless_deploy.core.diagnosis.refusals import Answer, Refusal, refusal_of
+from paless_deploy.core.errors import ClusterError, ExitCode, PalessError, Refused
 from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.kinds import Kind
 from paless_deploy.core.manifests.objects import ref_of
 from paless_deploy.core.manifests.render import hpa_targets
 from paless_deploy.stages.apply import ApplyConflict, autoscaler_of, conflict_error
@@ -26,86 +28,79 @@ if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
 
 PARALLEL = 8
-MAX_SHOWN = 240  # a server's message is cut here (a 100 KB value is not echoed back)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """What the API server said about one object."""
-
-    ref: str
-    reason: str  # Invalid, unknown-kind, Conflict, Forbidden, ...
-    message: str
-    conflict: ApplyConflict | None = None  # the conflict, as the apply would name it
 
 
 def dry_run_all(kube: Kube, objects: list[dict], namespace: str, *,
                 force_conflicts: bool = False,
                 unchanged: Callable[[dict], bool] = lambda obj: False) -> None:
     """Dry-run every object an apply would change (in parallel; `unchanged` ones would be
-    skipped by the apply too); raise one error naming every refusal."""
+    skipped by the apply too); raise one error naming every refusal: exit 4 when RBAC
+    denies the user any of them, else exit 2 (1 when every refusal is a conflict)."""
     autoscalers = hpa_targets(objects)  # of the whole tree: an HPA may be unchanged
     changing = [obj for obj in objects if not unchanged(obj)]
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        refusals = [r for r in pool.map(
+        answers = [r for r in pool.map(
             lambda obj: _dry_run(kube, obj, force_conflicts, autoscalers.get(
                 (obj["kind"], obj["metadata"]["name"]))), changing) if r is not None]
-    if not refusals:
-        return
-    invalid = [r for r in refusals if r.conflict is None]
-    listed = "; ".join(f"{r.ref}: {r.message.rstrip('.')}" for r in invalid)
-    if invalid:
-        unknown = [r for r in invalid if r.reason == "unknown-kind"]
-        fixes = []
-        if unknown:
-            fixes.append("Install the CRD or controller that serves "
-                         + ", ".join(sorted({r.ref.split('/')[0] for r in unknown}))
-                         + " (`kubectl api-resources` lists what the cluster serves), or remove "
-                         "those objects from the manifests.")
-        if len(unknown) < len(invalid):
-            fixes.append("Fix each field named (the server's words say which and why); "
-                         "`paless-deploy render` shows what was sent.")
-        raise ConfigError(
-            f"The API server refuses {len(invalid)} object(s) of the manifests: {listed}. "
-            f"Nothing was applied to {namespace}.", " ".join(fixes),
-            code="invalid-manifest", resource=invalid[0].ref, reason=invalid[0].reason)
-    conflicts = [r.conflict for r in refusals if r.conflict is not None]
-    first = conflicts[0]
-    more = f" (and {len(conflicts) - 1} more: " + "; ".join(
-        c.message for c in conflicts[1:]) + ")" if len(conflicts) > 1 else ""
-    raise ApplyConflict(f"{first.message}{more}. Nothing was applied to {namespace}.",
-                        first.hint, resource=first.resource, reason=first.reason)
+    refusals = [r for r in answers if isinstance(r, Refusal)]
+    denied = [r for r in refusals if r.exit_code == ExitCode.CLUSTER]
+    if denied:
+        raise _one_error(denied, namespace, ClusterError)
+    if refusals:
+        raise _one_error(refusals, namespace, Refused)
+    conflicts = [r for r in answers if isinstance(r, ApplyConflict)]
+    if conflicts:
+        first = conflicts[0]
+        more = f" (and {len(conflicts) - 1} more: " + "; ".join(
+            c.message for c in conflicts[1:]) + ")" if len(conflicts) > 1 else ""
+        raise ApplyConflict(f"{first.message}{more}. Nothing was applied to {namespace}.",
+                            first.hint, resource=first.resource, reason=first.reason)
 
 
-def _dry_run(kube: Kube, obj: dict, force: bool, autoscaler: str | None) -> Refusal | None:
+def _one_error(refusals: list[Refusal], namespace: str,
+               kind: type[PalessError]) -> PalessError:
+    """Every refusal in one paragraph, with the code of the first (the JSON report's
+    errors[0].code) and each different fix once."""
+    first = refusals[0]
+    listed = "; ".join(r.message.rstrip(".") for r in refusals)
+    fixes = " ".join(dict.fromkeys(r.fix for r in refusals))
+    return kind(f"The API server refuses {len(refusals)} object(s) of the manifests: {listed}. "
+                f"Nothing was applied to {namespace}.", fixes, code=first.code,
+                resource=first.resource, reason=first.reason)
+
+
+def _dry_run(kube: Kube, obj: dict, force: bool, autoscaler: str | None
+             ) -> Refusal | ApplyConflict | None:
     ref = ref_of(obj)
-    try:
-        with cluster_errors(kube, f"validating {ref}", obj["metadata"].get("namespace")):
+    with cluster_errors(kube, f"validating {ref}", obj["metadata"].get("namespace")):
+        try:
             kind = kube.kind(obj["apiVersion"], obj["kind"])
             namespace = obj["metadata"].get("namespace") if kind.namespaced else None
             with_retries(lambda: kube.apply(kind, obj, namespace, manager=labels.FIELD_MANAGER,
                                             force=force, dry_run=True))
-    except PalessError as exc:
-        if exc.code == "unknown-kind":
-            return Refusal(ref, "unknown-kind", exc.message)
-        raise
-    except ApiError as exc:
-        if exc.status == 409:
-            conflict = conflict_error(obj, exc, autoscaler or autoscaler_of(kube, obj))
-            return Refusal(ref, "Conflict", _short(exc.message), conflict=conflict)
-        if exc.status == 422 and obj.get("kind") == "Job" and "immutable" in exc.message:
-            return None  # a changed Job is replaced, not patched
-        if exc.status in (400, 403, 404, 422) or refused_patch(exc):
-            return Refusal(ref, exc.reason or str(exc.status), _short(_with_causes(exc)))
-        raise
+        except PalessError as exc:
+            if exc.code == "unknown-kind":
+                return refusal_of("unknown-kind", Answer(404, "NotFound", exc.message,
+                                                         resource=ref))
+            raise
+        except ApiError as exc:
+            if exc.status == 409:
+                return conflict_error(obj, exc, autoscaler or autoscaler_of(kube, obj))
+            if exc.status == 422 and obj.get("kind") == "Job" and "immutable" in exc.message:
+                return None  # a changed Job is replaced, not patched
+            if exc.status in (400, 403, 404, 422) or refused_patch(exc):
+                # the object as it is, to name what changed (a claim's size, a field)
+                live = _live(kube, kind, obj, namespace)
+                refusal = exc.refusal(sent=obj, live=live, namespace=namespace,
+                                      doing=f"validating {ref}")
+                if refusal is not None:
+                    return refusal
+            raise
     return None
 
 
-def _with_causes(exc: ApiError) -> str:
-    fields = [f"{c.get('field')}: {c.get('message')}" for c in exc.causes if c.get("field")]
-    return exc.message if not fields or all(f in exc.message for f in fields) else (
-        f"{exc.message} ({'; '.join(fields)})")
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN] + "..."
+def _live(kube: Kube, kind: Kind, obj: dict, namespace: str | None) -> dict | None:
+    try:
+        return kube.read(kind, obj["metadata"]["name"], namespace)
+    except ApiError:
+        return None

@@ -9,7 +9,9 @@ the environment and one in the env file, nowhere in stdout or stderr.
 
 Most cases need no service and take a fraction of a second; those marked `cluster` use
 the sandbox (each in a namespace of its own, deleted afterwards), `docker` its engine and
-registry. The case schema is described in tests/corpus/README.md.
+registry. A cluster case may name `setup`: objects applied into its namespace (and
+cluster-scoped ones, deleted afterwards) before the run, as an earlier deploy would have
+left them. The case schema is described in tests/corpus/README.md.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ import pytest
 import yaml
 
 from paless_deploy.core.configuration.variables import VARIABLES
+from tests.fixtures.http import serving
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -42,7 +48,8 @@ MAX_OUTPUT = 12_000  # characters of stdout + stderr a case may print, unless it
 MIN_CASES = 60
 PARALLEL_CASES = 3  # offline cases run at once (each runs its text and JSON modes at once)
 SCHEMA = {"name", "covers", "args", "env", "env_file", "env_file_b64", "files", "overlay",
-          "kubeconfig", "project", "cluster", "docker", "modes", "expect"}
+          "kubeconfig", "project", "cluster", "docker", "modes", "expect", "setup", "stdin",
+          "serve"}
 EXPECT = {"exit", "code", "phrase", "max_output"}
 _SCRUBBED = {"KUBECONFIG", "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME",
              "BRANCH_NAME", "GITHUB_ACTIONS", "GITLAB_CI", *(v.name for v in VARIABLES)}
@@ -76,6 +83,7 @@ class Prepared:
     dir: Path
     argv: list[str]
     env: dict[str, str]
+    stdin: str | None = None
 
 
 def _fill(text: str, values: dict[str, str]) -> str:
@@ -109,10 +117,12 @@ def _project(case: dict, root: Path) -> Path:
     return root
 
 
-def prepare(case: dict, tmp: Path, kubeconfig: Path | None, namespace: str) -> Prepared:
+def prepare(case: dict, tmp: Path, kubeconfig: Path | None, namespace: str,
+            server: str = "") -> Prepared:
     project = _project(case, tmp / "project")
     values = {"project": str(project), "missing": str(tmp / "no-such-file"),
-              "namespace": namespace, "canary": CANARY_ENV, "big": BIG, "tmp": str(tmp)}
+              "namespace": namespace, "canary": CANARY_ENV, "big": BIG, "tmp": str(tmp),
+              "server": server}
     if kubeconfig is not None:
         values["sandbox_kubeconfig"] = str(kubeconfig)
         values["sandbox_restricted_kubeconfig"] = str(kubeconfig.parent / "kubeconfig-restricted")
@@ -141,7 +151,8 @@ def prepare(case: dict, tmp: Path, kubeconfig: Path | None, namespace: str) -> P
     if case.get("cluster") or case.get("docker"):
         env["REGISTRY"] = "127.0.0.1:5000"
     env.update({k: _fill(str(v), values) for k, v in (case.get("env") or {}).items()})
-    return Prepared(project, argv, env)
+    stdin = _fill(case["stdin"], values) if case.get("stdin") is not None else None
+    return Prepared(project, argv, env, stdin)
 
 
 @dataclass
@@ -162,7 +173,8 @@ def run_mode(prepared: Prepared, mode: str) -> Outcome:
     argv = [*prepared.argv[:2], "--output", mode, *prepared.argv[2:]]
     done = subprocess.run([sys.executable, "-m", "paless_deploy", *argv], capture_output=True,
                           text=True, env=prepared.env, cwd=prepared.dir, timeout=240,
-                          check=False)
+                          check=False, input=prepared.stdin,
+                          stdin=None if prepared.stdin is not None else subprocess.DEVNULL)
     return Outcome(mode, argv, done.returncode, done.stdout, done.stderr)
 
 
@@ -224,18 +236,102 @@ def test_the_corpus_is_complete_and_well_formed() -> None:
         assert case["expect"]["exit"] == 0 or case["expect"].get("code"), case["name"]
 
 
+class _Answer(BaseHTTPRequestHandler):
+    """Every request answered with the status the case's `serve` names (a registry behind
+    a broken proxy, say)."""
+
+    status = 500
+
+    def _answer(self) -> None:
+        body = b"upstream failed\n"
+        self.send_response(self.status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def served(case: dict) -> Iterator[str]:
+    """`{server}`: host:port of an HTTP server answering as the case's `serve` says."""
+    if not case.get("serve"):
+        yield ""
+        return
+    handler = type("Handler", (_Answer,), {"status": int(case["serve"]["status"])})
+    with serving(handler) as port:
+        yield f"127.0.0.1:{port}"
+
+
+CLUSTER_SCOPED_SETUP = {"PersistentVolume", "ValidatingAdmissionPolicy",
+                        "ValidatingAdmissionPolicyBinding"}
+
+
+def _setup(case: dict, sandbox: Any, namespace: str, values: dict[str, str]) -> list[str]:
+    """Apply the case's `setup` objects as an earlier deploy would have (our field manager)
+    into `namespace`; wait until each claim pre-bound to a volume is Bound. Returns the
+    cluster-scoped objects made (kind/name), to delete afterwards."""
+    setup = case.get("setup")
+    if not setup:
+        return []
+    text = _fill(setup if isinstance(setup, str) else yaml.safe_dump_all(setup), values)
+    sandbox.kubectl("apply", "--server-side", "--field-manager=paless-deploy", "-n", namespace,
+                    "-f", "-", input=text)
+    made = []
+    for obj in yaml.safe_load_all(text):
+        name = f"{obj['kind'].lower()}/{obj['metadata']['name']}"
+        if obj["kind"] == "PersistentVolumeClaim" and obj["spec"].get("volumeName"):
+            sandbox.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Bound",
+                            "--timeout=90s", name)
+        if obj["kind"] in CLUSTER_SCOPED_SETUP:
+            made.append(name)
+    return made
+
+
+def test_the_readme_says_what_each_class_gets() -> None:
+    """README's table: one row per case file, listing every exit code and error code its
+    cases expect."""
+    table = (HERE / "README.md").read_text().split("## What each class gets", 1)[1]
+    rows = {}
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        found = [f for f in (CASES_DIR.glob("*.yaml")) if f"(`{f.name}`)" in cells[0]]
+        if found:
+            rows[found[0].name] = cells
+    assert sorted(rows) == sorted(p.name for p in CASES_DIR.glob("*.yaml"))
+    for case in CASES:
+        _, exits, codes, _ = rows[case["file"]]
+        expect = case["expect"]
+        assert str(expect["exit"]) in exits, (case["name"], exits)
+        assert not expect.get("code") or f"`{expect['code']}`" in codes, (case["name"], codes)
+
+
 def _run_case(case: dict, tmp: Path, kubeconfig: Path | None = None,
               namespace: str = "", sandbox: Any = None) -> list[Outcome]:
     """Every mode of a case, each in its own copy (a cluster case: its own namespace, made
-    first when the case names one), both at once."""
+    first when the case names one or has a setup), both at once."""
     modes = case.get("modes") or ["text", "json"]
-    prepared = [prepare(case, tmp / mode, kubeconfig, f"{namespace}-{mode[0]}")
-                for mode in modes]
-    if sandbox is not None and "{namespace}" in case.get("args", []):
-        for mode in modes:
-            sandbox.kubectl("create", "namespace", f"{namespace}-{mode[0]}")
-    with ThreadPoolExecutor(max_workers=len(modes)) as pool:
-        return list(pool.map(run_mode, prepared, modes))
+    made: list[str] = []
+    with served(case) as server:
+        prepared = [prepare(case, tmp / mode, kubeconfig, f"{namespace}-{mode[0]}", server)
+                    for mode in modes]
+        try:
+            if sandbox is not None and ("{namespace}" in case.get("args", [])
+                                        or case.get("setup")):
+                for mode in modes:
+                    ns = f"{namespace}-{mode[0]}"
+                    sandbox.kubectl("create", "namespace", ns)
+                    made += _setup(case, sandbox, ns, {"namespace": ns})
+            with ThreadPoolExecutor(max_workers=len(modes)) as pool:
+                return list(pool.map(run_mode, prepared, modes))
+        finally:
+            if made:
+                sandbox.kubectl("delete", "--ignore-not-found", "--wait=false", *made,
+                                check=False)
 
 
 @pytest.fixture(scope="session")

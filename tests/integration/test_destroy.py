@@ -195,3 +195,92 @@ def test_gc_skips_a_namespace_whose_lock_is_held(sandbox, tmp_path, tag):
     assert not gone(sandbox, "namespace", name)
     assert result.extra["deleted"] == []
     assert "a running deploy" in result.warnings[0]
+
+
+def statefulset(namespace: str, retention: str = "Retain") -> dict:
+    """A StatefulSet as the tool applies it (labelled), whose template makes claim
+    `data-db-0` (pending: no volume of class `manual` is free; the claim is made anyway)."""
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet",
+            "metadata": {"name": "db", "labels": instance_labels(namespace)},
+            "spec": {"serviceName": "db", "replicas": 1,
+                     "selector": {"matchLabels": {"app": "db"}},
+                     "persistentVolumeClaimRetentionPolicy": {"whenDeleted": retention},
+                     "template": {"metadata": {"labels": {"app": "db"}},
+                                  "spec": {"containers": [{"name": "db", "image": "db:1"}]}},
+                     "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                                               "spec": {"accessModes": ["ReadWriteOnce"],
+                                                        "storageClassName": "manual",
+                                                        "resources": {"requests": {
+                                                            "storage": "1Mi"}}}}]}}
+
+
+def claim_made(sandbox, namespace: str, name: str = "data-db-0") -> None:
+    sandbox.kubectl("wait", "--for=create", f"pvc/{name}", "-n", namespace, "--timeout=60s")
+
+
+def listed(entries: list[dict]) -> set[tuple[str, str]]:
+    return {(e["kind"], e["name"]) for e in entries}
+
+
+def test_destroy_finds_statefulset_claims_in_a_namespace_it_did_not_create(
+        sandbox, tmp_path, namespace):
+    from paless_deploy.commands.destroy import run_destroy
+
+    apply(sandbox, statefulset(namespace), namespace=namespace)
+    claim_made(sandbox, namespace)
+    ctx = run_context(sandbox, tmp_path, namespace)
+
+    dry = run_destroy(ctx, yes=True, dry_run=True)
+    assert ("PersistentVolumeClaim", "data-db-0") in listed(dry.extra["kept"])
+
+    first = run_destroy(ctx, yes=True)
+    assert gone(sandbox, "-n", namespace, "statefulset", "db")
+    assert not gone(sandbox, "-n", namespace, "pvc", "data-db-0"), "data kept"
+    kept = {(e["kind"], e["name"]): e for e in first.extra["kept"]}
+    assert "--delete-data" in kept[("PersistentVolumeClaim", "data-db-0")]["reason"]
+    assert any("--delete-data" in w for w in first.warnings)
+
+    # the StatefulSet is gone; a second destroy still knows the claim it left
+    second = run_destroy(ctx, yes=True)
+    assert listed(second.extra["kept"]) == {("PersistentVolumeClaim", "data-db-0")}
+    assert second.extra["deleted"] == []
+
+    last = run_destroy(ctx, yes=True, delete_data=True)
+    assert ("PersistentVolumeClaim", "data-db-0") in listed(last.extra["deleted"])
+    assert gone(sandbox, "-n", namespace, "pvc", "data-db-0")
+
+
+def test_destroy_lists_claims_that_go_with_their_statefulset(sandbox, tmp_path, namespace):
+    from paless_deploy.commands.destroy import run_destroy
+
+    apply(sandbox, statefulset(namespace, retention="Delete"), namespace=namespace)
+    claim_made(sandbox, namespace)
+    result = run_destroy(run_context(sandbox, tmp_path, namespace), yes=True)
+    deleted = {(e["kind"], e["name"]): e for e in result.extra["deleted"]}
+    assert "StatefulSet/db" in deleted[("PersistentVolumeClaim", "data-db-0")]["reason"]
+
+
+def test_destroy_of_its_own_namespace_lists_the_claims_and_retained_volumes(
+        sandbox, tmp_path, tag):
+    from paless_deploy.commands.destroy import run_destroy
+
+    name = f"t-destroy-claims-{tag}"
+    apply(sandbox, ns_object(name, tag))
+    retained = {"apiVersion": "v1", "kind": "PersistentVolume",
+                "metadata": {"name": f"{name}-dyn"},  # as a provisioner makes it: unlabelled
+                "spec": {"capacity": {"storage": "1Mi"}, "accessModes": ["ReadWriteOnce"],
+                         "persistentVolumeReclaimPolicy": "Retain",
+                         "storageClassName": "manual", "hostPath": {"path": f"/tmp/{name}"},
+                         "claimRef": {"namespace": name, "name": "data-db-0"}}}
+    apply(sandbox, retained)
+    apply(sandbox, statefulset(name), namespace=name)
+    claim_made(sandbox, name)
+    try:
+        result = run_destroy(run_context(sandbox, tmp_path, name), yes=True)
+        deleted = {(e["kind"], e["name"]): e for e in result.extra["deleted"]}
+        assert "namespace" in deleted[("PersistentVolumeClaim", "data-db-0")]["reason"]
+        kept = {(e["kind"], e["name"]): e for e in result.extra["kept"]}
+        assert "Retain" in kept[("PersistentVolume", f"{name}-dyn")]["reason"]
+        assert not gone(sandbox, "pv", f"{name}-dyn"), "its data stays without --delete-data"
+    finally:
+        sandbox.kubectl("delete", "pv", f"{name}-dyn", "--wait=false", check=False)

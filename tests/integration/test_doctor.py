@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 
 import pytest
 
@@ -176,3 +177,24 @@ def test_nodes_of_other_arch():
     nodes = {"b": "amd64", "a": "arm64", "c": ""}
     assert nodes_of_other_arch("linux/amd64", nodes) == {"a": "arm64"}
     assert nodes_of_other_arch("linux/arm64/v8", nodes) == {"b": "amd64"}
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("overlay", ["dev", "staging", "prod"])
+def test_doctor_passes_on_the_stack_we_ship(sandbox, registry, tmp_path, overlay):
+    """A check that fails must mean a deploy would fail: every overlay of k8s/ deploys on
+    the sandbox (dev: tests/integration/test_stack_sandbox.py; staging and prod pass its
+    server-side dry run), so doctor on it must find no FAIL (it failed `StorageClass
+    manual` on dev, whose claims are pre-bound to static volumes)."""
+    from tests.integration.deploy_helpers import make_project, run_cli
+    from tests.integration.test_stack_sandbox import PROD_CREDENTIALS
+
+    env = {"REGISTRY": registry.host, **(PROD_CREDENTIALS if overlay == "prod" else {})}
+    project = make_project(tmp_path / "project", env)
+    run = run_cli(project, sandbox.kubeconfig, f"t-doctor-{overlay}-{uuid.uuid4().hex[:5]}",
+                  "--overlay", overlay, "doctor", timeout=180)
+    failed = [c for c in run.doc["checks"] if c["status"] == "FAIL"]
+    assert failed == [], run
+    assert run.returncode == 0, run
+    names = {c["name"] for c in run.doc["checks"]}
+    assert "StorageClass local-path" in names  # the classes the overlay's claims need

@@ -56,6 +56,15 @@ def test_image_not_found_in_our_registry_is_fatal_at_once(policy):
     (f,) = diagnose_pod(pod, doc["events"], Policy(node_count=1), now=None)
     assert f.fatal and f.code == "image-pull"
     assert "paless-deploy push" in f.hint and "registries.yaml" not in f.hint
+    # a deploy knows its apps' images: one of them is pushed by name...
+    ours = Policy(node_count=1, app_images=(("127.0.0.1:5000/paless-web:0123abcd", "web"),))
+    (f,) = diagnose_pod(pod, doc["events"], ours, now=None)
+    assert "`paless-deploy push web`" in f.hint
+    # ...and an image that is no app's is not the push command's to fix
+    status["image"] = "ghcr.io/acme/other:1.0"
+    (f,) = diagnose_pod(pod, doc["events"], ours, now=None)
+    assert "paless-deploy push" not in f.hint
+    assert "is not one of this project's apps" in f.hint and "correct its name" in f.hint
 
 
 def test_image_pull_unknown_host_gets_registries_hint():

@@ -128,3 +128,25 @@ def test_an_image_is_in_a_registry_by_host_spelling_and_path_prefix(image: str, 
                                                                      inside: bool) -> None:
     parsed = parse_registry_lenient(registry)
     assert parsed is not None and in_registry(image, parsed) is inside
+
+
+def test_image_names_within_the_distribution_spec_before_any_build():
+    from paless_deploy.core.errors import ConfigError
+    from paless_deploy.core.images.imageref import MAX_NAME, check_image_name
+
+    check_image_name("web", "the directory web/", "localhost:5000/paless-web", "0123abcd")
+    app = "a" * 240
+    with pytest.raises(ConfigError) as caught:
+        check_image_name(app, f"the directory {app}/", f"localhost:5000/paless-{app}")
+    error = caught.value
+    assert error.code == "bad-image-name" and error.exit_code == 2
+    assert "is 262 characters long; image names may be at most 255" in error.message
+    assert f"to at most {MAX_NAME - 22} characters" in error.hint
+    long_prefix = "registry.example.com/" + "team/" * 50 + "p-"
+    with pytest.raises(ConfigError) as caught:
+        check_image_name("web", "the directory web/", long_prefix + "web")
+    assert caught.value.hint.startswith("Shorten REGISTRY's path or PROJECT_NAME")
+    with pytest.raises(ConfigError, match="is not a repository name"):
+        check_image_name("web", "the directory web/", "localhost:5000/Team/paless-web")
+    with pytest.raises(ConfigError, match="is not a tag"):
+        check_image_name("web", "the directory web/", "localhost:5000/paless-web", "t" * 129)

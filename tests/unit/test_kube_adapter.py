@@ -20,7 +20,7 @@ from paless_deploy.adapters.kube import (
     resolve_kubeconfig,
     transport_errors,
 )
-from paless_deploy.core.errors import ClusterError, ConfigError
+from paless_deploy.core.errors import ClusterError, ConfigError, Refused
 
 
 def kubeconfig(path: Path, name: str, server: str) -> Path:
@@ -103,8 +103,15 @@ def test_cluster_errors_map_to_exit_4_with_the_fix() -> None:
         raise TransportError("Connection refused")
     assert info.value.code == "unreachable" and "/k/config" in info.value.hint
     with pytest.raises(ClusterError) as info, cluster_errors(kube(), "reading x", "ns"):
-        raise ApiError(403, "Forbidden", "nope", {})
+        raise ApiError(403, "Forbidden", 'pods is forbidden: User "u" cannot list resource '
+                       '"pods" in API group "" in the namespace "ns"', {})
     assert info.value.code == "forbidden" and "namespace ns" in info.value.message
+    # a 403 that is not RBAC is a refusal of what was sent, not of the user (exit 2)
+    with pytest.raises(Refused) as refused, cluster_errors(kube(), "creating x", "ns"):
+        raise ApiError(403, "Forbidden", 'leases.coordination.k8s.io "l" is forbidden: exceeded '
+                       "quota: q, requested: count/leases=1, used: count/leases=0, limited: "
+                       "count/leases=0", {})
+    assert refused.value.code == "quota-exceeded" and refused.value.exit_code == 2
     with pytest.raises(ApiError), cluster_errors(kube(), "reading x"):
         raise ApiError(422, "Invalid", "bad", {})
 

@@ -13,10 +13,9 @@ import shutil
 import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -31,6 +30,7 @@ from paless_deploy.adapters.kube import (
     resolve_kubeconfig,
 )
 from paless_deploy.core.errors import ClusterError
+from tests.fixtures.http import send_json, serving
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -91,12 +91,7 @@ class Echo(BaseHTTPRequestHandler):
                          "agent": self.headers.get("User-Agent")})
 
     def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -107,15 +102,8 @@ def serve(pki: Pki, cert: str) -> Iterator[str]:
     ctx.load_cert_chain(pki.dir / f"{cert}.crt", pki.dir / f"{cert}.key")
     ctx.load_verify_locations(pki.dir / "ca.crt")
     ctx.verify_mode = ssl.CERT_OPTIONAL  # a client certificate when the client has one
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Echo, ctx) as port:
+        yield f"https://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

@@ -39,3 +39,18 @@ def test_destroy_deletes_only_its_own_volumes() -> None:
     assert volume_deletable(pv("b"), "b")
     assert not volume_deletable(pv("b", ("a", "data")), "b")
     assert not volume_deletable(pv("a"), "b") and not volume_deletable(pv(None), "b")
+
+
+def test_the_claims_a_statefulset_made_are_found_by_name():
+    from paless_deploy.core.manifests.ownership import owned_by, statefulset_claims
+
+    sts = {"metadata": {"name": "db"},
+           "spec": {"volumeClaimTemplates": [{"metadata": {"name": "data"}},
+                                             {"metadata": {"name": "wal"}}]}}
+    claims = [{"metadata": {"name": n}} for n in (
+        "data-db-0", "wal-db-1", "data-db-x", "data-dbx-0", "other-db-0", "data-db-0-extra")]
+    assert [c["metadata"]["name"] for c in statefulset_claims(sts, claims)] == [
+        "data-db-0", "wal-db-1"]
+    assert statefulset_claims({"metadata": {"name": "db"}, "spec": {}}, claims) == []
+    owned = {"metadata": {"ownerReferences": [{"kind": "StatefulSet", "name": "db"}]}}
+    assert owned_by(owned, "StatefulSet", "db") and not owned_by(owned, "StatefulSet", "web")

@@ -283,3 +283,39 @@ def test_a_typo_of_a_variable_is_an_error_naming_the_nearest() -> None:
     config_map["data"]["db"] = "${POSTGRES_DB}"
     (obj,) = substitute_variables([config_map], {"POSTGRES_DB": "paperless"})
     assert obj["data"] == {"db": "paperless", "shell": "echo ${HOME} ${PATH}"}
+
+
+def test_classes_a_deploy_needs_leave_out_static_volumes_and_their_claims():
+    from paless_deploy.core.manifests.render import classes_named
+
+    objects = [
+        {"kind": "PersistentVolume", "metadata": {"name": "pv-data"},
+         "spec": {"storageClassName": "manual", "claimRef": {"name": "data"}}},
+        {"kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+         "spec": {"storageClassName": "manual"}},  # reserved by the volume's claimRef
+        {"kind": "PersistentVolumeClaim", "metadata": {"name": "media"},
+         "spec": {"storageClassName": "manual", "volumeName": "pv-media"}},  # pre-bound
+        {"kind": "PersistentVolumeClaim", "metadata": {"name": "orphan"},
+         "spec": {"storageClassName": "fast"}},  # provisioned: the class must exist
+        {"kind": "StatefulSet", "metadata": {"name": "db"},
+         "spec": {"volumeClaimTemplates": [{"spec": {"storageClassName": "local-path"}}]}},
+    ]
+    storage, _ = classes_named(objects)
+    assert storage == {"fast": ["PersistentVolumeClaim/orphan"],
+                       "local-path": ["StatefulSet/db"]}
+
+
+def test_dollar_dollar_is_a_literal_placeholder_and_unknown_names_are_warned():
+    from paless_deploy.core.manifests.render import placeholders_in, substitute_variables
+
+    objects = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+                "data": {"escaped": "echo $${PROJECT_NAME} ${PROJECT_NAME}",
+                         "shell": "echo ${HOME_OF_APP}", "quiet": "echo $${HOME_OF_APP}"}}]
+    assert placeholders_in(objects) == {"PROJECT_NAME"}
+    warnings: list[str] = []
+    done = substitute_variables(objects, {"PROJECT_NAME": "tiny"}, warnings)
+    assert done[0]["data"] == {"escaped": "echo ${PROJECT_NAME} tiny",
+                               "shell": "echo ${HOME_OF_APP}", "quiet": "echo ${HOME_OF_APP}"}
+    assert warnings == [("ConfigMap/c field data.shell uses ${HOME_OF_APP}, which is not a "
+                         "variable of paless-deploy: it is shipped as written (for a shell in "
+                         "the container, write $${HOME_OF_APP}: no warning, the same text)")]

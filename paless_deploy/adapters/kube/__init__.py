@@ -22,11 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from paless_deploy.core.apitypes import JsonDict
+from paless_deploy.core.diagnosis.refusals import Answer, Refusal, classify
 from paless_deploy.core.errors import ClusterError, ConfigError
 from paless_deploy.core.manifests.kinds import Kind, kind_of
+from paless_deploy.core.manifests.objects import ref_of
 
 if TYPE_CHECKING:
-    from paless_deploy.adapters.kubeconfig import ClusterAccess
+    from paless_deploy.adapters.kubeconfig import ClusterAccess, Deadline
+    from paless_deploy.core.configuration.context import RunContext
 
 T = TypeVar("T")
 
@@ -49,6 +52,23 @@ class ApiError(Exception):
     def causes(self) -> list[JsonDict]:
         """The Status details' causes (field, reason, message), as the server sent them."""
         return list(((self.body.get("details") or {}).get("causes")) or [])
+
+    def answer(self, *, sent: Mapping[str, Any] | None = None,
+               live: Mapping[str, Any] | None = None, namespace: str | None = None,
+               doing: str = "", autoscaler: str | None = None) -> Answer:
+        """What the server said, with what we know around it, for `core.diagnosis.refusals`
+        (the object named from `sent`, else from the Status details)."""
+        details = self.body.get("details") or {}
+        resource = ref_of(sent) if sent is not None else (
+            f"{details.get('kind')}/{details.get('name')}" if details.get("name") else "")
+        causes = tuple({k: str(v) for k, v in c.items() if isinstance(k, str)}
+                       for c in self.causes if isinstance(c, Mapping))
+        return Answer(self.status, self.reason, self.message, causes, resource,
+                      namespace or "", sent, live, doing, autoscaler)
+
+    def refusal(self, **context: Any) -> Refusal | None:
+        """This answer classified by the refusal table (None: not a refusal, e.g. a 5xx)."""
+        return classify(self.answer(**context))
 
 
 class TransportError(Exception):
@@ -442,24 +462,36 @@ def _short(detail: str) -> str:
 # connecting
 
 
-def connect(kubeconfig: str | None = None, context: str | None = None) -> Kube:
-    """Load the kubeconfig (merged as kubectl does) and check that the API server answers."""
+def connect(kubeconfig: str | None = None, context: str | None = None,
+            deadline: Deadline | None = None) -> Kube:
+    """Load the kubeconfig (merged as kubectl does) and check that the API server answers.
+    An exec credential plugin runs within `deadline` (the run's --timeout)."""
     source = resolve_kubeconfig(kubeconfig)
-    api, server = _load(source, context)
+    api, server = _load(source, context, deadline)
     kube = Kube(api=api, server=server, kubeconfig=source.describe(), context=context)
     with cluster_errors(kube, "asking the API server for its version"):
         kube.version()
     return kube
 
 
-def _load(source: KubeconfigSource, context: str | None) -> tuple[Transport, str]:
+def connect_run(run_ctx: RunContext) -> Kube:
+    """`connect` for a command: its --kubeconfig, --context, and --timeout as the deadline
+    of everything the connection runs (exec credential plugins)."""
+    from paless_deploy.adapters.kubeconfig import Deadline
+
+    deadline = Deadline(run_ctx.started_monotonic + run_ctx.timeout_s, run_ctx.timeout_s)
+    return connect(run_ctx.kubeconfig, run_ctx.context, deadline)
+
+
+def _load(source: KubeconfigSource, context: str | None, deadline: Deadline | None = None
+          ) -> tuple[Transport, str]:
     """The transport to the chosen context's API server, and the server's URL."""
     from paless_deploy.adapters.kubeconfig import load_access
 
     access = load_access(source.paths, context)
     if access.auth_provider is not None:
         return Transport(access, _auth_provider_header(source, access.context)), access.server
-    return Transport(access), access.server
+    return Transport(access, deadline=deadline), access.server
 
 
 def _auth_provider_header(source: KubeconfigSource, context: str) -> str:
@@ -493,11 +525,12 @@ class Transport:
 
     POOL_SIZE = 32  # one streaming watch per kind plus parallel applies
 
-    def __init__(self, access: ClusterAccess, auth_header: str | None = None) -> None:
-        from paless_deploy.adapters.kubeconfig import CredentialSource
+    def __init__(self, access: ClusterAccess, auth_header: str | None = None,
+                 deadline: Deadline | None = None) -> None:
+        from paless_deploy.adapters.kubeconfig import CredentialSource, Deadline
 
         self.access = access
-        self.credentials = CredentialSource(access)
+        self.credentials = CredentialSource(access, deadline=deadline or Deadline())
         self._auth_header = auth_header  # fixed (auth-provider); else from the credentials
         self._lock = threading.Lock()
         self._pool: Any = None
@@ -718,11 +751,11 @@ def cluster_errors(kube: Kube, doing: str, namespace: str | None = None) -> Iter
                 f"Refresh the credentials in {kube.kubeconfig} (expired token or certificate?).",
                 code="unauthorised") from None
         if exc.status == 403:
-            where = f" in namespace {namespace}" if namespace else ""
-            raise ClusterError(
-                f"Not authorised{where} while {doing}: {exc.message}",
-                "Use a kubeconfig whose user may manage this namespace, or deploy into a "
-                "namespace you are allowed to write (-n).", code="forbidden") from None
+            # RBAC is exit 4; a quota, a policy, a claim that cannot grow are refusals of
+            # the manifests (the table of core.diagnosis.refusals says which)
+            refusal = exc.refusal(namespace=namespace, doing=doing)
+            assert refusal is not None  # every 403 has a row
+            raise refusal.error() from None
         if exc.status == 0:
             raise _unreachable(kube, doing, exc.message) from None
         if exc.status >= 500 or exc.status == 429:  # still so after the retries

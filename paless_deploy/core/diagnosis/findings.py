@@ -148,6 +148,13 @@ class Policy:
     node_count: int = 1
     registry: str = ""
     largest_node: NodeCapacity | None = field(default=None)
+    # the images of this project's apps (image -> app) a deploy applies; None: not known
+    # (status), so a missing image is not said to be or not to be one of them
+    app_images: tuple[tuple[str, str], ...] | None = None
+
+    def app_of(self, image: str) -> str | None:
+        """The app whose image this is, when the deploy knows it."""
+        return dict(self.app_images or ()).get(image)
 
     def for_object(self, obj: ApiObject) -> Policy:
         """This policy tuned by the object's (or its pod template's) annotations.

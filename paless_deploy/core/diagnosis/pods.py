@@ -259,8 +259,7 @@ class _PodContext:
             hint = (f"The registry {host} refused the pull: add imagePullSecrets to the pod "
                     f"template or registry credentials to /etc/rancher/k3s/registries.yaml.")
         elif re.search(r"not found|manifest unknown", combined, re.IGNORECASE):
-            hint = (f"The image {image} is not in the registry: push it (`paless-deploy push`) "
-                    "or correct the tag in the overlay.")
+            hint = self.missing_image_hint(image, host)
         elif bare_host in _LOCAL_HOSTS and self.policy.node_count > 1:
             hint = (f"{host} means each node itself: on a {self.policy.node_count}-node cluster "
                     "only the node running the registry can pull from it. Push to a registry "
@@ -280,6 +279,20 @@ class _PodContext:
             "image-pull", reason,
             f"Container {name} of pod {self.name}{self.of} cannot pull image {image}.", hint,
             fatal=definite or self.after_grace(self.started), evidence=evidence)
+
+    def missing_image_hint(self, image: str, host: str) -> str:
+        """Push an app's image; an image that is no app's is the manifests' to correct."""
+        app = self.policy.app_of(image)
+        if app is not None:
+            return (f"The image {image} of app {app} is not in the registry: push it "
+                    f"(`paless-deploy push {app}`, or `all`), then deploy again.")
+        if self.policy.app_images is None:
+            return (f"The image {image} is not in the registry {host}: push it there (an app "
+                    "of this project: `paless-deploy push APP`), or correct the name or tag in "
+                    "the manifests.")
+        return (f"The image {image} is not in the registry {host}, and it is not one of this "
+                "project's apps (paless-deploy builds and pushes only those): correct its name "
+                "or tag in the manifests, or push that image there yourself.")
 
     def config_error(self, name: str, reason: str, message: str) -> Finding:
         key = _CONFIG_KEY.search(message)

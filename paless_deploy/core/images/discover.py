@@ -44,11 +44,22 @@ class ProjectListing:
     dockerfile_dirs: frozenset[str]  # names of the directories holding a file `Dockerfile`
 
 
-def _check_name(name: str, source: Path) -> None:
-    if not _APP_NAME.match(name):
+def source_of(app: App, project_dir: Path) -> str:
+    """Where an app's name comes from, for messages: `the directory web/` or `the file
+    Dockerfile.web`."""
+    if app.context != project_dir:
+        return f"the directory {app.context.name}/"
+    return f"the file {app.dockerfile.name}"
+
+
+def _check_name(app: App, project_dir: Path) -> None:
+    if not _APP_NAME.match(app.name):
         raise ConfigError(
-            f"App name {name!r} (from {source}) cannot be part of an image name.",
-            "Rename it with lower-case letters, digits and '-' (e.g. my-app).",
+            f"App name {app.name!r} (from {app.dockerfile.relative_to(project_dir)}) cannot be "
+            "part of an image name.",
+            f"Rename {source_of(app, project_dir)} with lower-case letters, digits and "
+            "separators (. _ -) between them (e.g. my-app): the app name becomes part of the "
+            "image name {REGISTRY}/{PROJECT_NAME}-<app>.", code="bad-image-name",
         )
 
 
@@ -58,7 +69,7 @@ def discover_apps(listing: ProjectListing) -> list[App]:
     found: dict[str, App] = {}
 
     def add(app: App) -> None:
-        _check_name(app.name, app.dockerfile.relative_to(project_dir))
+        _check_name(app, project_dir)
         if app.name in found:
             first = found[app.name].dockerfile.relative_to(project_dir)
             second = app.dockerfile.relative_to(project_dir)

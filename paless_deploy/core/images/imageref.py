@@ -255,3 +255,40 @@ def parse_registry_lenient(text: str) -> Registry | None:
         return parse_registry(text)
     except ConfigError:
         return None
+
+
+# ---------------------------------------------------------------------------
+# the names this tool gives images
+
+
+def check_image_name(app: str, source: str, repository: str, tag: str | None = None
+                     ) -> None:
+    """The image `repository:tag` of `app` (built from `source`, a directory or root
+    Dockerfile) within the distribution spec's limits: a whole name of at most MAX_NAME
+    characters, path components of lower-case letters and digits with separators between
+    them, a tag of at most 128 word characters. ConfigError (exit 2, `bad-image-name`)
+    naming the app's source and what to shorten, before anything is built (the engine's
+    own error was an internal one)."""
+    domain, path = split_domain(repository)
+    prefix = len(repository) - len(app)  # `{REGISTRY}/{PROJECT_NAME}-`
+    if len(repository) > MAX_NAME:
+        room = MAX_NAME - prefix
+        fix = (f"Rename {source} to at most {room} characters (the registry and PROJECT_NAME "
+               f"take {prefix} of the {MAX_NAME})" if room >= 16 else
+               f"Shorten REGISTRY's path or PROJECT_NAME: together they take {prefix} of the "
+               f"{MAX_NAME} characters an image name may have")
+        raise ConfigError(
+            f"The image name of app {shown(app)} ({source}) is {len(repository)} characters "
+            f"long; image names may be at most {MAX_NAME}: {shown(repository)}.",
+            fix + ".", code="bad-image-name")
+    if not _PATH_RE.match(path) or (domain and not _DOMAIN_RE.match(domain)):
+        raise ConfigError(
+            f"The image name of app {shown(app)} ({source}) is not a repository name: "
+            f"{shown(repository)}.",
+            f"Rename {source} with lower-case letters, digits and separators (. _ -) between "
+            "them.", code="bad-image-name")
+    if tag is not None and not _TAG_RE.match(tag):
+        raise ConfigError(f"The tag {shown(tag)} of app {shown(app)} is not a tag (at most 128 "
+                          "letters, digits, '_', '.' and '-', not starting with '.' or '-').",
+                          "This tag is computed by paless-deploy: please report it.",
+                          code="bad-image-name")

@@ -1,11 +1,14 @@
 """Whose is a live object: ours for this namespace, ours for another one, or someone else's.
 
 Pure rules over the API's JSON, shared by preflight (never take over another namespace's
-cluster-scoped objects) and destroy (never delete another namespace's volumes).
+cluster-scoped objects) and destroy (never delete another namespace's volumes; the claims
+a StatefulSet made).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from paless_deploy.core.apitypes import ApiObject
@@ -61,3 +64,23 @@ def volume_deletable(volume: ApiObject, namespace: str) -> bool:
     if claim is not None:
         return claim[0] == namespace
     return instance_of(volume) == namespace
+
+
+def statefulset_claims(statefulset: ApiObject, claims: Iterable[ApiObject]) -> list[ApiObject]:
+    """The claims a StatefulSet's volumeClaimTemplates made (`<template>-<name>-<ordinal>`,
+    the StatefulSet controller's names): they carry the template's labels, not this tool's,
+    so they are found by name."""
+    name = str((statefulset.get("metadata") or {}).get("name") or "")
+    templates = [str((t.get("metadata") or {}).get("name") or "")
+                 for t in (statefulset.get("spec") or {}).get("volumeClaimTemplates") or []]
+    templates = [t for t in templates if t]
+    if not name or not templates:
+        return []
+    made = re.compile(rf"^(?:{'|'.join(map(re.escape, templates))})-{re.escape(name)}-\d+$")
+    return [c for c in claims if made.match(str((c.get("metadata") or {}).get("name") or ""))]
+
+
+def owned_by(obj: ApiObject, kind: str, name: str) -> bool:
+    """`obj` has an ownerReference to `kind/name` (it is deleted with its owner)."""
+    return any(ref.get("kind") == kind and ref.get("name") == name
+               for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])

@@ -54,26 +54,31 @@ INTEGER_FIELDS: frozenset[str] = frozenset({
 _FREE_FORM_KEYS = frozenset({"annotations", "labels", "data", "stringData", "binaryData"})
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `$${NAME}` is a literal `${NAME}` (as `$$(NAME)` is in Kubernetes): never substituted
+_TOKEN = re.compile(r"(\$?)\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _INTEGER = re.compile(r"-?[0-9]+")
 _REMOVE = object()  # marker: an optional field whose variable is unset
 
-def substitute_variables(objects: list[JsonDict], variables: Mapping[str, str]
-                         ) -> list[JsonDict]:
+def substitute_variables(objects: list[JsonDict], variables: Mapping[str, str],
+                         warnings: list[str] | None = None) -> list[JsonDict]:
     """Fill braced `${NAME}` placeholders for allow-listed names; return new objects.
 
-    Bare `$NAME`, `$(NAME)` and `${OTHER}` for names outside SUBSTITUTABLE_NAMES are left
-    alone: they belong to shells and to Kubernetes env expansion. Mapping keys are never
-    substituted. An allow-listed variable without a value is an error naming object and
-    field, except an `optional_field` variable that is a field's whole value: that field
-    is removed. A secret variable may only be used inside a Secret, so that no secret is
-    baked into a command line, an env value or a ConfigMap.
+    Bare `$NAME`, `$(NAME)` and `$${NAME}` (which becomes a literal `${NAME}`, for a shell
+    in the container) are left to shells and to Kubernetes env expansion. A `${OTHER}` for
+    a name outside SUBSTITUTABLE_NAMES is shipped as written, with a warning (appended to
+    `warnings`) naming object and field; one close to a variable's name is an error. Mapping
+    keys are never substituted. An allow-listed variable without a value is an error naming
+    object and field, except an `optional_field` variable that is a field's whole value:
+    that field is removed. A secret variable may only be used inside a Secret, so that no
+    secret is baked into a command line, an env value or a ConfigMap.
     """
     problems: list[str] = []
+    unknown: list[str] = []
     result = []
     for obj in objects:
         label = ref_of(obj)
         in_secret = obj.get("kind") == "Secret"
-        result.append(_substitute(obj, (), label, in_secret, variables, problems))
+        result.append(_substitute(obj, (), label, in_secret, variables, (problems, unknown)))
     if problems:
         shown = "; ".join(problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
@@ -83,6 +88,8 @@ def substitute_variables(objects: list[JsonDict], variables: Mapping[str, str]
             "the environment, or a flag); `paless-deploy config` shows every variable and where "
             "its value comes from.", code="bad-variable",
         )
+    if warnings is not None:
+        warnings.extend(unknown)
     return result
 
 
@@ -93,9 +100,11 @@ def near_variable(name: str) -> str | None:
 
 
 def placeholders_in(objects: list[JsonDict]) -> set[str]:
-    """The allow-listed `${NAME}` placeholders the objects use (before substitution)."""
+    """The allow-listed `${NAME}` placeholders the objects use (before substitution; a
+    `$${NAME}` is not one)."""
     text = repr(objects)
-    return {name for name in _PLACEHOLDER.findall(text) if name in SUBSTITUTABLE_NAMES}
+    return {name for escaped, name in _TOKEN.findall(text)
+            if not escaped and name in SUBSTITUTABLE_NAMES}
 
 
 def _substitute(
@@ -104,34 +113,28 @@ def _substitute(
     label: str,
     in_secret: bool,
     variables: Mapping[str, str],
-    problems: list[str],
+    said: tuple[list[str], list[str]],
 ) -> JsonValue:
-    """Substitute inside one value; returns the new value or _REMOVE."""
+    """Substitute inside one value; returns the new value or _REMOVE. `said`: the problems
+    (errors) and the unknown placeholders (warnings) found so far."""
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            new = _substitute(item, (*path, key), label, in_secret, variables, problems)
+            new = _substitute(item, (*path, key), label, in_secret, variables, said)
             if new is not _REMOVE:
                 out[key] = new
         return out
     if isinstance(value, list):
-        items = (
-            _substitute(item, (*path, i), label, in_secret, variables, problems)
-            for i, item in enumerate(value)
-        )
+        items = (_substitute(item, (*path, i), label, in_secret, variables, said)
+                 for i, item in enumerate(value))
         return [item for item in items if item is not _REMOVE]
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "${" not in value:
         return value
-    found = _PLACEHOLDER.findall(value)
-    for name in found:
-        near = near_variable(name)
-        if near:
-            problems.append(f"{label} field {format_path(path)} uses ${{{name}}}, which is not a "
-                            f"variable (did you mean ${{{near}}}?)")
-    names = [n for n in found if n in SUBSTITUTABLE_NAMES]
-    if not names:
-        return value
+    problems = said[0]
     field = format_path(path)
+    found = [name for escaped, name in _TOKEN.findall(value) if not escaped]
+    _check_names(found, f"{label} field {field}", said)
+    names = [n for n in found if n in SUBSTITUTABLE_NAMES]
     known_problems = len(problems)
     whole = _PLACEHOLDER.fullmatch(value) is not None
     for name in names:
@@ -148,13 +151,30 @@ def _substitute(
         return value
 
     def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
+        escaped, name = match.group(1), match.group(2)
+        if escaped:
+            return "${" + name + "}"
         return variables[name] if name in SUBSTITUTABLE_NAMES else match.group(0)
 
-    substituted = _PLACEHOLDER.sub(replace, value)
+    substituted = _TOKEN.sub(replace, value)
     if whole and _wants_integer(path) and _INTEGER.fullmatch(substituted):
         return int(substituted)
     return substituted
+
+
+def _check_names(found: list[str], where: str, said: tuple[list[str], list[str]]) -> None:
+    """A `${NAME}` close to a variable's name is a problem (a typo); one far from all of
+    them is shipped as written, with a warning (it may be meant for a shell)."""
+    problems, unknown = said
+    for name in found:
+        near = near_variable(name)
+        if near:
+            problems.append(f"{where} uses ${{{name}}}, which is not a variable (did you mean "
+                            f"${{{near}}}?)")
+        elif name not in SUBSTITUTABLE_NAMES:
+            unknown.append(f"{where} uses ${{{name}}}, which is not a variable of "
+                           "paless-deploy: it is shipped as written (for a shell in the "
+                           f"container, write $${{{name}}}: no warning, the same text)")
 
 
 def _wants_integer(path: tuple[str | int, ...]) -> bool:
@@ -391,13 +411,23 @@ def _refuse_duplicates(objects: list[JsonDict], namespace: str) -> None:
 
 
 def classes_named(objects: list[JsonDict]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """StorageClass and IngressClass names the objects use -> the objects using each."""
+    """The StorageClasses a deploy of the objects needs to exist, and the IngressClasses
+    they name -> the objects using each.
+
+    A claim needs its class only to be provisioned: a PersistentVolume's class is a label
+    that matches it to claims, and a claim pre-bound to a volume (its volumeName, or a
+    volume of the manifests whose claimRef names it) binds without a StorageClass object,
+    as the dev overlay's static volumes of class `manual` do.
+    """
     storage: dict[str, list[str]] = {}
     ingress: dict[str, list[str]] = {}
+    reserved = {str(((o.get("spec") or {}).get("claimRef") or {}).get("name") or "")
+                for o in objects if o.get("kind") == "PersistentVolume"}
     for obj in objects:
         spec = obj.get("spec") or {}
         names = []
-        if obj.get("kind") in ("PersistentVolumeClaim", "PersistentVolume"):
+        if obj.get("kind") == "PersistentVolumeClaim" and not (
+                spec.get("volumeName") or (obj.get("metadata") or {}).get("name") in reserved):
             names.append(spec.get("storageClassName"))
         for template in spec.get("volumeClaimTemplates") or []:
             names.append((template.get("spec") or {}).get("storageClassName"))
