@@ -22,14 +22,8 @@ from paless_deploy.core.configuration.config import Config
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
 from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
-from paless_deploy.core.images.delivery import (
-    REGISTRY,
-    Delivery,
-    choose_delivery,
-    node_facts,
-    with_pull_policy,
-)
-from paless_deploy.core.images.discover import App, select_apps
+from paless_deploy.core.images.delivery import Delivery, with_pull_policy
+from paless_deploy.core.images.discover import App
 from paless_deploy.core.images.imageref import in_repository
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.kinds import by_kind, object_key
@@ -52,7 +46,6 @@ from paless_deploy.core.reporting.report import (
     Result,
     scrub,
 )
-from paless_deploy.core.reporting.reportfile import PriorReport
 from paless_deploy.stages.apply import (
     CONFIGURED,
     Applied,
@@ -62,18 +55,17 @@ from paless_deploy.stages.apply import (
     rollback_object,
     wait_volume_available,
 )
-from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
-from paless_deploy.stages.images import ImageResult, build_images, plan_images
+from paless_deploy.stages.delivery import config_for
+from paless_deploy.stages.images import ImageResult
+from paless_deploy.stages.imagesource import Say, image_source
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import ensure_namespace, namespace_exists
 from paless_deploy.stages.preflight import check_writable, claim_cluster_objects, preflight
 from paless_deploy.stages.prune import find_prunable, prune
 from paless_deploy.stages.render import Rendered, discovered_apps, render
-from paless_deploy.stages.reports import check_reported_images, load_report
 from paless_deploy.stages.validate import dry_run_all
 from paless_deploy.stages.wait import PhaseOutcome, PhaseWaiter, deadline_error
 from paless_deploy.stages.watcher import NamespaceWatcher
-from paless_deploy.ui.progress import make_progress
 from paless_deploy.ui.view import DeployView, make_view
 
 if TYPE_CHECKING:
@@ -174,86 +166,75 @@ def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result
 
 def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     ctx = run.ctx
-    # A report that is missing or not one is the user's mistake: said before any I/O.
-    report = load_report(options.images_from, "--images-from") if options.images_from else None
-    kube = connect(ctx.kubeconfig, ctx.context)
-    facts = _cluster_facts(kube)
     # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
     apps = discovered_apps(ctx)
-    # How images reach the nodes (a report's are in their registry already).
-    delivery = choose_delivery(delivery_facts(kube, run.config, facts.nodes)) \
-        if report is None else Delivery(REGISTRY, "--images-from: the report's registry")
+    source = image_source(options.images_from, apps, options.only_apps)
+    kube = connect(ctx.kubeconfig, ctx.context)
+    facts = _cluster_facts(kube)
+    say = Say(run.view.info, run.warn, ctx.console)
+    delivery = source.delivery(kube, run.config, facts.nodes, say)
     run.config = config_for(run.config, delivery)
     run.result.extra["delivery"] = {"method": delivery.method, "reason": delivery.reason}
-    if report is None:
-        run.view.info(f"images reach the nodes by {delivery.method}: {delivery.reason}")
     if delivery.warning:
         run.warn(delivery.warning)
-    if report is not None:
-        to_build: list[App] = []
-        pinned = report.pinned_refs(options.only_apps)
-        _check_report_covers(report, apps, options.only_apps)
-    else:
-        to_build = select_apps(ctx.config.project_dir, options.only_apps) \
-            if options.only_apps else apps
-        pinned = {}
-    refs: dict[str, str] = {app: str(ref) for app, ref in pinned.items()}
-    kept: dict[str, str] = {}
-    if options.only_apps:
-        others = [a.name for a in apps if a.name not in options.only_apps]
-        kept = deployed_app_refs(kube, run.namespace, run.config, others,
-                                 also=(delivery.image_registry,))
-        refs.update(kept)
-    # Tags are content hashes: known before building, so a bad overlay, variable, phase
-    # annotation or an object of another namespace fails in seconds, before any build.
-    plans = plan_images(run.config, to_build)[0] if to_build else []
-    refs.update({p.app.name: delivery.pulled_ref(p.ref) for p in plans})
-    rendered = delivered(render(ctx, _refs_for_render(run.config, apps, refs)), delivery,
-                          refs)
-    phases = plan_phases(rendered.objects)
-    _render_warnings(run, rendered.warnings, phases, rendered.objects, refs, facts, options)
+    kept = (deployed_app_refs(kube, run.namespace, run.config,
+                              [a.name for a in apps if a.name not in options.only_apps],
+                              also=(delivery.image_registry,))
+            if options.only_apps else {})
+    refs = {**kept, **source.planned_refs(run.config, delivery)}
+    # A bad overlay, variable, phase annotation or an object of another namespace fails
+    # here, in seconds, before any build.
+    rendered = _render(run, apps, refs, delivery)
+    _render_warnings(run, rendered.warnings, plan_phases(rendered.objects), rendered.objects,
+                     refs, facts, options)
     run.result.url = deployment_url(rendered.objects, namespace=run.namespace,
                                     tenant=run.config.project_name,
                                     base_domain=run.config.value("PALESS_BASE_DOMAIN"))
     namespace_there = namespace_exists(kube, run.namespace)
     if namespace_there:
         check_writable(kube, run.namespace)
-    objects, foreign = claim_cluster_objects(kube, rendered.objects, run.namespace)
-
-    if report is not None:
-        images = check_reported_images(report, pinned, run.warn)
-    elif to_build:
-        images = build_images(run.config, to_build, push=delivery.pushes,
-                              progress=make_progress(ctx.console), plans=plans, warn=run.warn)
-        images = deliver_images(run.config, delivery, images,
-                                [node_facts(n) for n in facts.nodes], run.view.info)
-    else:
-        images = []
-    run.result.images = images
-    built = {r.app: delivery.pulled_ref(r.ref) for r in images} if report is None else {}
+    claimed = claim_cluster_objects(kube, rendered.objects, run.namespace)
+    run.result.images = source.obtain(run.config, delivery, facts.nodes, say)
+    built = source.obtained_refs(run.result.images, delivery)
     if any(refs.get(app) != ref for app, ref in built.items()):
         refs.update(built)  # what was really pushed
-        rendered = delivered(render(ctx, _refs_for_render(run.config, apps, refs)), delivery,
-                              refs)
-        objects, foreign = claim_cluster_objects(kube, rendered.objects, run.namespace)
+        claimed = claim_cluster_objects(kube, _render(run, apps, refs, delivery).objects,
+                                        run.namespace)
+    objects, foreign = claimed
     for warning in foreign:
         run.warn(warning)
     phases = plan_phases(objects)
-    # the report's digests were just found in their registry: no second look; our images
-    # delivered without a registry are in none
-    verified = {str(ref) for ref in pinned.values()}
-    if not delivery.pushes:
-        verified |= set(refs.values())
+    # our images delivered without a registry are in none: nothing to look for
+    verified = source.verified_refs() | (set() if delivery.pushes else set(refs.values()))
     findings = preflight(kube, run.config, objects, refs, kept=kept, warn=run.warn,
                          verified=verified)
     if findings:
-        shown = run.show(findings)
-        err = DeployFailed(f"Preflight found {len(findings)} problem(s); nothing was applied.",
-                           "Fix the references or images named above, then deploy again.",
-                           code="preflight")
-        run.view.info(f"error: {err.message} {err.hint}")
-        _not_applied(run, phases)
-        return run.fail(err, shown)
+        return _preflight_failed(run, findings, phases)
+    return _apply_under_lock(run, kube, phases, objects, options, facts, namespace_there)
+
+
+def _render(run: _Run, apps: list[App], refs: dict[str, str], delivery: Delivery
+            ) -> Rendered:
+    """The tree rendered with these app references, fit for how images are delivered."""
+    return delivered(render(run.ctx, _refs_for_render(run.config, apps, refs)), delivery, refs)
+
+
+def _preflight_failed(run: _Run, findings: Sequence[Finding], phases: list[Phase]) -> Result:
+    shown = run.show(findings)
+    err = DeployFailed(f"Preflight found {len(findings)} problem(s); nothing was applied.",
+                       "Fix the references or images named above, then deploy again.",
+                       code="preflight")
+    run.view.info(f"error: {err.message} {err.hint}")
+    _not_applied(run, phases)
+    return run.fail(err, shown)
+
+
+def _apply_under_lock(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict],
+                      options: DeployOptions, facts: ClusterFacts,
+                      namespace_there: bool) -> Result:
+    """The namespace phase, then under the namespace lock the dry run of every object
+    that would change, then the phases."""
+    ctx = run.ctx
     with run.view:
         run.current_phase = NAMESPACE_PHASE
         started_iso, started = _now_iso(), time.monotonic()
@@ -331,19 +312,6 @@ def delivered(rendered: Rendered, delivery: Delivery, refs: Mapping[str, str]) -
                                      delivery.pull_policy), rendered.warnings)
 
 
-def _check_report_covers(report: PriorReport, apps: Sequence[App],
-                         only_apps: Sequence[str]) -> None:
-    """`all --images-from`: every app this checkout builds must have its image in the report."""
-    missing = [a.name for a in apps if not only_apps and report.image_of(a.name) is None]
-    if missing:
-        raise ConfigError(
-            f"{report.source} has no image for app(s) {', '.join(missing)}, which this "
-            "checkout builds (a Dockerfile for each).",
-            "Use the report of a build of this checkout (the build job's `push` or `all` with "
-            "--output json), or deploy only the apps it has: `paless-deploy deploy APP... "
-            "--images-from ...`.", code="report-missing-app")
-
-
 def _refs_for_render(config: Config, apps: list[App], refs: dict[str, str]) -> dict[str, str]:
     """Apps without a deployed image (never deployed): exit 2 pointing at `all`."""
     missing = [a.name for a in apps if a.name not in refs]
@@ -388,20 +356,8 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
             else:
                 listed = LiveObjects(kube, list(phase.objects))
             for group in _apply_groups(phase.objects):
-                # objects of one group do not depend on each other: apply them at once
-                with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
-                    results = list(pool.map(
-                        lambda o, listed=listed: apply_object(
-                            kube, o, force_conflicts=options.force_conflicts,
-                            autoscaler=autoscalers.get((o["kind"], o["metadata"]["name"])),
-                            listed=listed),
-                        group))
-                for a in results:
-                    applied.append(a)
-                    run.applied.append(a)
-                    run.view.applied(a)
-                    reports.append(_object_report(a, None, ""))
-                    wait_volume_available(kube, a)
+                applied += _apply_group(run, kube, group, listed, options, autoscalers,
+                                        reports)
             waited = [a for a in applied if _should_wait(a, options.only_apps)]
             outcome, waiter = _wait(run, watcher, waited, deadline, facts.storage_classes,
                                     policy)
@@ -424,6 +380,25 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
         return run.result
     finally:
         watcher.stop()
+
+
+def _apply_group(run: _Run, kube: Kube, group: list[dict], listed: LiveObjects,
+                 options: DeployOptions, autoscalers: Mapping[tuple[str, str], str],
+                 reports: list[ObjectReport]) -> list[Applied]:
+    """Apply objects that do not depend on each other, at once."""
+    with ThreadPoolExecutor(max_workers=APPLY_PARALLELISM) as pool:
+        results = list(pool.map(
+            lambda o: apply_object(
+                kube, o, force_conflicts=options.force_conflicts,
+                autoscaler=autoscalers.get((o["kind"], o["metadata"]["name"])),
+                listed=listed),
+            group))
+    for a in results:
+        run.applied.append(a)
+        run.view.applied(a)
+        reports.append(_object_report(a, None, ""))
+        wait_volume_available(kube, a)
+    return results
 
 
 def _object_report(a: Applied, ready: bool | None, reason: str) -> ObjectReport:
