@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.manifests.yamlread import load_documents
 
 KUSTOMIZE_TIMEOUT_S = 120
 
@@ -73,9 +74,8 @@ def kustomize_build(overlay_dir: Path, overlay: str) -> list[dict]:
 
 
 def _parse_kustomize_output(text: str, overlay: str, overlay_dir: Path) -> list[dict]:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        documents = list(yaml.load_all(text, Loader=loader))
+        documents = load_documents(text)  # as kubectl reads it (a bare `=`, `y`, `1:20`)
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"Kustomize output of overlay {overlay!r} is not valid YAML: {exc}",
