@@ -14,13 +14,14 @@ import click
 
 from paless_deploy.adapters.kube import connect
 from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError
+from paless_deploy.core.manifests.kinds import api_group
 from paless_deploy.core.manifests.objdiff import unified
-from paless_deploy.core.manifests.render import hpa_targets
+from paless_deploy.core.manifests.render import crd_scopes, hpa_targets
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.apply import CREATED, REPLACED, UNCHANGED, apply_object, object_ref
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.namespaces import namespace_exists
-from paless_deploy.stages.preflight import claim_cluster_objects
+from paless_deploy.stages.preflight import claim_shared_objects
 from paless_deploy.stages.render import discovered_apps, render
 
 if TYPE_CHECKING:
@@ -37,13 +38,15 @@ def run_diff(run_ctx: RunContext) -> Result:
     result = Result(command="diff", namespace=ns, warnings=[*warnings, *rendered.warnings])
     changes: list[dict] = []
     problems: list[PalessError] = []
-    ns_exists = namespace_exists(kube, ns)
-    objects, foreign = claim_cluster_objects(kube, objects, ns)
+    objects, foreign = claim_shared_objects(kube, objects, ns)
     result.warnings += foreign
     autoscalers = hpa_targets(objects)
+    existing = {n: namespace_exists(kube, n) for n in
+                {str(o["metadata"].get("namespace") or "") for o in objects} - {""}}
+    defined = crd_scopes(objects)  # kinds the tree's CRDs will serve once applied
     for obj in objects:
         ref = object_ref(obj)
-        if not ns_exists and obj["kind"] != "Namespace" and obj["metadata"].get("namespace"):
+        if not existing.get(str(obj["metadata"].get("namespace") or ""), True):
             # A dry run needs the namespace: show the object as it would be created.
             changes.append({"object": ref, "action": "create", "diff": unified(ref, None, obj)})
             continue
@@ -53,6 +56,12 @@ def run_diff(run_ctx: RunContext) -> Result:
         except (DeployFailed, ConfigError) as exc:  # a conflict, an object the server refuses
             if isinstance(exc, ConfigError) and exc.code != "unknown-kind":
                 raise
+            if exc.code == "unknown-kind" and (
+                    api_group(str(obj.get("apiVersion"))), obj["kind"]) in defined:
+                # its CRD is in the tree, not yet applied: `all` applies it first
+                changes.append({"object": ref, "action": "create",
+                                "diff": unified(ref, None, obj)})
+                continue
             problems.append(exc)
             changes.append({"object": ref, "action": "conflict" if exc.code == "apply-conflict"
                             else "invalid", "diff": exc.message})

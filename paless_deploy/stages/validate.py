@@ -1,4 +1,5 @@
-"""Validate stage: one server-side dry run of every rendered object before phase one.
+"""Validate stage: one server-side dry run of every rendered object before the first write
+(the definitions, CRDs and the tree's Namespaces, are dry-run and applied before the rest).
 
 The API server judges each object exactly as the apply will send it (same field manager,
 strict field validation, admission): a kind the cluster does not serve, an invalid value,
@@ -10,7 +11,7 @@ changed the cluster.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters.kube import ApiError, cluster_errors, refused_patch, with_retries
 from paless_deploy.core.errors import ConfigError, PalessError
 from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.kinds import api_group
 from paless_deploy.core.manifests.objects import ref_of
 from paless_deploy.core.manifests.render import hpa_targets
 from paless_deploy.stages.apply import ApplyConflict, autoscaler_of, conflict_error
@@ -37,13 +39,21 @@ class Refusal:
     reason: str  # Invalid, unknown-kind, Conflict, Forbidden, ...
     message: str
     conflict: ApplyConflict | None = None  # the conflict, as the apply would name it
+    api_version: str = ""
+    kind: str = ""
 
 
 def dry_run_all(kube: Kube, objects: list[dict], namespace: str, *,
                 force_conflicts: bool = False,
-                unchanged: Callable[[dict], bool] = lambda obj: False) -> None:
+                unchanged: Callable[[dict], bool] = lambda obj: False,
+                tree_crds: Mapping[tuple[str, str], str] | None = None,
+                applied_before: Sequence[str] = ()) -> None:
     """Dry-run every object an apply would change (in parallel; `unchanged` ones would be
-    skipped by the apply too); raise one error naming every refusal."""
+    skipped by the apply too); raise one error naming every refusal.
+
+    `tree_crds` ((group, kind) -> the tree's CRD) keeps a kind the manifests define
+    themselves from being blamed on a missing CRD; `applied_before` (what the deploy
+    applied ahead of this dry run: the definitions) only changes the wording."""
     autoscalers = hpa_targets(objects)  # of the whole tree: an HPA may be unchanged
     changing = [obj for obj in objects if not unchanged(obj)]
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
@@ -52,29 +62,42 @@ def dry_run_all(kube: Kube, objects: list[dict], namespace: str, *,
                 (obj["kind"], obj["metadata"]["name"]))), changing) if r is not None]
     if not refusals:
         return
+    nothing = "Nothing more was applied" if applied_before else "Nothing was applied"
     invalid = [r for r in refusals if r.conflict is None]
-    listed = "; ".join(f"{r.ref}: {r.message.rstrip('.')}" for r in invalid)
     if invalid:
-        unknown = [r for r in invalid if r.reason == "unknown-kind"]
-        fixes = []
-        if unknown:
-            fixes.append("Install the CRD or controller that serves "
-                         + ", ".join(sorted({r.ref.split('/')[0] for r in unknown}))
-                         + " (`kubectl api-resources` lists what the cluster serves), or remove "
-                         "those objects from the manifests.")
-        if len(unknown) < len(invalid):
-            fixes.append("Fix each field named (the server's words say which and why); "
-                         "`paless-deploy render` shows what was sent.")
-        raise ConfigError(
-            f"The API server refuses {len(invalid)} object(s) of the manifests: {listed}. "
-            f"Nothing was applied to {namespace}.", " ".join(fixes),
-            code="invalid-manifest", resource=invalid[0].ref, reason=invalid[0].reason)
+        raise _invalid_error(invalid, namespace, nothing, tree_crds or {})
     conflicts = [r.conflict for r in refusals if r.conflict is not None]
     first = conflicts[0]
     more = f" (and {len(conflicts) - 1} more: " + "; ".join(
         c.message for c in conflicts[1:]) + ")" if len(conflicts) > 1 else ""
-    raise ApplyConflict(f"{first.message}{more}. Nothing was applied to {namespace}.",
+    raise ApplyConflict(f"{first.message}{more}. {nothing} to {namespace}.",
                         first.hint, resource=first.resource, reason=first.reason)
+
+
+def _invalid_error(invalid: list[Refusal], namespace: str, nothing: str,
+                   tree_crds: Mapping[tuple[str, str], str]) -> ConfigError:
+    listed = "; ".join(f"{r.ref}: {r.message.rstrip('.')}" for r in invalid)
+    unknown = [r for r in invalid if r.reason == "unknown-kind"]
+    ours = [r for r in unknown if (api_group(r.api_version), r.kind) in tree_crds]
+    missing = [r for r in unknown if r not in ours]
+    fixes = []
+    if missing:
+        fixes.append("Install the CRD or controller that serves "
+                     + ", ".join(sorted({r.kind for r in missing}))
+                     + " (`kubectl api-resources` lists what the cluster serves), or remove "
+                     "those objects from the manifests.")
+    for r in ours:
+        crd = tree_crds[(api_group(r.api_version), r.kind)]
+        fixes.append(f"{crd} of the manifests defines {r.kind} but does not serve "
+                     f"{r.api_version}: write {r.ref} in a version the CRD serves, or add "
+                     "that version to the CRD.")
+    if len(unknown) < len(invalid):
+        fixes.append("Fix each field named (the server's words say which and why); "
+                     "`paless-deploy render` shows what was sent.")
+    return ConfigError(
+        f"The API server refuses {len(invalid)} object(s) of the manifests: {listed}. "
+        f"{nothing} to {namespace}.", " ".join(fixes),
+        code="invalid-manifest", resource=invalid[0].ref, reason=invalid[0].reason)
 
 
 def _dry_run(kube: Kube, obj: dict, force: bool, autoscaler: str | None) -> Refusal | None:
@@ -87,7 +110,8 @@ def _dry_run(kube: Kube, obj: dict, force: bool, autoscaler: str | None) -> Refu
                                             force=force, dry_run=True))
     except PalessError as exc:
         if exc.code == "unknown-kind":
-            return Refusal(ref, "unknown-kind", exc.message)
+            return Refusal(ref, "unknown-kind", exc.message,
+                           api_version=str(obj.get("apiVersion")), kind=str(obj.get("kind")))
         raise
     except ApiError as exc:
         if exc.status == 409:
