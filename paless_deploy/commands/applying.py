@@ -235,7 +235,7 @@ def _roll_out(run: DeployRun, kube: Kube, graph: DeployGraph, options: DeployOpt
             applier.listed = LiveObjects(kube, [graph.nodes[i].obj for i in members])
             if validate is not None:
                 validate(members, refs(graph, done), applier.listed)
-            outcome = rollout.run(members)
+            outcome = rollout.run(members, scope=[i for s in stages for i in s])
             done += members
             warnings += outcome.warnings
             if outcome.failed or outcome.timed_out:

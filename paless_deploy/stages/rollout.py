@@ -61,10 +61,18 @@ class GroupRun:
     took: float | None = None
 
 
+@dataclass(frozen=True)
+class Shown:
+    """An applied object as the view names it (with its namespace when not the target)."""
+
+    ref: str
+    action: str
+
+
 class RolloutView(Protocol):
     """What the rollout tells the user (ui.view.DeployView)."""
 
-    def applied(self, a: Applied) -> None: ...
+    def applied(self, a: Shown) -> None: ...
 
     def target_update(self, t: Target) -> None: ...
 
@@ -99,6 +107,7 @@ class Rollout:
     def __post_init__(self) -> None:
         self.runs = [ObjectRun() for _ in self.graph.nodes]
         self._members: set[int] = set()
+        self._scope: set[int] = set()
         self._futures: dict[Future[Applied], int] = {}
         self._outside: dict[int, Readiness] = {}  # finished watches of objects outside
         self._lock = threading.Lock()
@@ -109,10 +118,12 @@ class Rollout:
 
     # -- running ---------------------------------------------------------------
 
-    def run(self, members: Iterable[int]) -> PhaseOutcome:
+    def run(self, members: Iterable[int], scope: Iterable[int] = ()) -> PhaseOutcome:
         """Apply and await these objects of the graph; the wait's outcome. A failed apply
-        is raised (after what was in flight finished)."""
+        is raised (after what was in flight finished). `scope`: every object this rollout
+        will apply over its runs (a phase label's group is done when all of its are)."""
         self._members = set(members)
+        self._scope |= set(scope) | self._members
         pool = ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="apply")
         self._pool = pool
         try:
@@ -192,7 +203,9 @@ class Rollout:
     def _applied(self, i: int, applied: Applied) -> None:
         run = self.runs[i]
         run.applied, run.applied_at, run.state = applied, now_iso(), WAITING
-        self.view.applied(applied)
+        self.view.applied(Shown(applied.ref + (
+            f" in {applied.namespace}" if applied.namespace not in (None, self.namespace)
+            else ""), applied.action))
         if not self.awaited(applied):
             self._judged(i, Readiness("ready", ""))
         elif applied.namespace not in (None, self.namespace) or (
@@ -252,21 +265,23 @@ class Rollout:
         name = self.graph.nodes[i].phase
         if name not in self.groups:
             self.groups[name] = GroupRun(now_iso(), self.clock())
-            count = sum(1 for j in self._members if self.graph.nodes[j].phase == name)
+            count = sum(1 for j in self._scope if self.graph.nodes[j].phase == name)
             self.view.group_started(name, count)
 
     def _group_check(self, name: str) -> None:
         group = self.groups.get(name)
-        members = [j for j in self._members if self.graph.nodes[j].phase == name]
+        members = [j for j in self._scope if self.graph.nodes[j].phase == name]
         if group is not None and group.took is None and all(
                 self.runs[j].state == READY for j in members):
             group.took = self.clock() - group.started
             self.view.group_done(name, True, group.took)
 
     def _close_groups(self) -> None:
+        """At the end of a run that stopped: the groups it left unfinished are not ready."""
+        if not self._failed() and self.error is None:
+            return
         for name, group in self.groups.items():
-            if group.took is None and any(self.graph.nodes[j].phase == name
-                                          for j in self._members):
+            if group.took is None:
                 group.took = self.clock() - group.started
                 self.view.group_done(name, False, group.took)
 

@@ -84,6 +84,25 @@ class DeployGraph:
         return [(phase, members) for phase in PHASE_ORDER
                 if (members := [i for i, n in enumerate(self.nodes) if n.phase == phase])]
 
+    def describe_needs(self, i: int) -> list[str]:
+        """What object `i` waits for, one line each (`Service/minio: why`); the needs an
+        annotated phase brings are one line naming the phases."""
+        node = self.nodes[i]
+        lines, phases = [], []
+        for need in node.needs:
+            if need.rule == "phase":
+                phases.append(self.nodes[need.on].phase)
+                continue
+            other = self.nodes[need.on].obj
+            where = namespace_in(other)
+            shown = self.nodes[need.on].ref + (
+                f" in {where}" if where and where != namespace_in(node.obj) else "")
+            lines.append(f"{shown}{'' if need.ready else ' (applied)'}: {need.why}")
+        if phases:
+            lines.append(f"every workload and Job of the phases before {node.phase}: "
+                         f"annotation {PHASE}={node.phase}")
+        return lines
+
     def dependents(self) -> dict[int, list[int]]:
         """For each object, the objects that wait for it."""
         out: dict[int, list[int]] = {i: [] for i in range(len(self.nodes))}

@@ -107,7 +107,7 @@ def _place_alone(obj: ApiObject) -> Placement:
     if found is not None:
         component, where = found
         return Placement(PHASE_BY_COMPONENT[component], f"component {component} ({where})")
-    return Placement(FALLBACK_PHASE, "no rule matched: the last phase")
+    return Placement(FALLBACK_PHASE, f"no rule matched: labelled {FALLBACK_PHASE}, the last phase")
 
 
 # ---------------------------------------------------------------------------

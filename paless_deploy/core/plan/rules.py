@@ -100,13 +100,13 @@ class Tree:
                 if namespace_in(obj) == namespace_in(service)
                 and selects(selector, template_labels(obj))]
 
-    def backend(self, namespace: str, name: object, why: str, rule: str) -> Iterator[Need]:
+    def backend(self, namespace: str, name: object, how: str) -> Iterator[Need]:
         """A Service and, through it, the workloads it selects (ready): what a client of
-        the Service waits for."""
+        the Service waits for. `how` the client uses it: "it addresses (env X)"."""
         for j in self.find("Service", namespace, name):
-            yield Need(j, why, rule)
+            yield Need(j, how)
             for w in self.selected(self.objects[j]):
-                yield Need(w, f"{why}, served by {ref_of(self.objects[w])}", rule)
+                yield Need(w, f"serves Service {name}, which {how}")
 
 
 Finder = Callable[[int, dict, Tree], Iterable[Need]]
@@ -130,26 +130,26 @@ def _custom_resource(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
     key = (api_group(str(obj.get("apiVersion") or "")), str(obj.get("kind") or ""))
     crd = tree.crds.get(key)
     if crd is not None:
-        yield Need(crd, f"a custom resource of {ref_of(tree.objects[crd])} (Established)")
+        yield Need(crd, "its CRD (once Established)")
 
 
 def _in_namespace(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
     namespace = namespace_in(obj)
     for j in tree.find("Namespace", "", namespace):
-        yield Need(j, f"lives in Namespace {namespace}")
+        yield Need(j, "the namespace it lives in")
 
 
 def _service_account(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
     spec = pod_spec(obj) or {}
     account = spec.get("serviceAccountName") or spec.get("serviceAccount")
     for j in tree.find("ServiceAccount", namespace_in(obj), account):
-        yield Need(j, f"its pods run as ServiceAccount {account}")
+        yield Need(j, "its pods run as it")
 
 
 def _priority_class(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
     wanted = (pod_spec(obj) or {}).get("priorityClassName")
     for j in tree.find("PriorityClass", "", wanted):
-        yield Need(j, f"its pods have PriorityClass {wanted}")
+        yield Need(j, "its pods' priority class")
 
 
 def _pod_references(kinds: tuple[str, ...]) -> Finder:
@@ -157,7 +157,7 @@ def _pod_references(kinds: tuple[str, ...]) -> Finder:
         for ref in pod_references(obj):
             if ref.kind in kinds:
                 for j in tree.find(ref.kind, namespace_in(obj), ref.name):
-                    yield Need(j, f"its pods use {ref.kind} {ref.name} ({ref.path})")
+                    yield Need(j, "its pods use it")
     return finds
 
 
@@ -170,7 +170,7 @@ def _storage_class(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
                spec.get("volumeClaimTemplates") or [] if obj.get("kind") == "StatefulSet"]
     for name in dict.fromkeys(w for w in wanted if w):
         for j in tree.find("StorageClass", "", name):
-            yield Need(j, f"its volumes are of StorageClass {name}")
+            yield Need(j, "the class of its volumes")
 
 
 def _bound_volume(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -181,7 +181,7 @@ def _bound_volume(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
         claim = nested(volume, "spec", "claimRef") or {}
         if name_of(volume) == named or (claim.get("name") == name_of(obj) and
                                         claim.get("namespace") == namespace_in(obj)):
-            yield Need(j, f"binds to PersistentVolume {name_of(volume)} (once it is available)")
+            yield Need(j, "the volume it binds to (once the PV controller saw it)")
 
 
 def _selected_workload(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -191,7 +191,7 @@ def _selected_workload(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
         workload = tree.objects[j]
         if nested(workload, "spec", "serviceName") == name_of(obj):
             continue  # it governs the StatefulSet: before it (_governing_service)
-        yield Need(j, f"selects the pods of {ref_of(workload)}: ready when they are")
+        yield Need(j, "the pods it selects: ready when they are")
 
 
 def _governing_service(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -199,7 +199,7 @@ def _governing_service(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
         return
     service = nested(obj, "spec", "serviceName")
     for j in tree.find("Service", namespace_in(obj), service):
-        yield Need(j, f"its pods' DNS names come from Service {service} (spec.serviceName)")
+        yield Need(j, "its pods' DNS names (spec.serviceName)")
 
 
 def _job_addresses(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -212,13 +212,12 @@ def _job_addresses(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
         where = next((w for w, text in texts if addresses(text, name_of(service))), None)
         if where is not None:
             yield from tree.backend(namespace_in(obj), name_of(service),
-                                    f"addresses Service {name_of(service)} ({where})",
-                                    "job-addresses")
+                                    f"it addresses ({where})")
     mounted = set(mounted_claims(obj))
     for j, workload in tree.of_kind("StatefulSet"):
         claims = mounted & set(statefulset_claims(workload))
         if claims and namespace_in(workload) == namespace_in(obj):
-            yield Need(j, f"mounts claim {min(claims)} of {ref_of(workload)}")
+            yield Need(j, f"it mounts claim {min(claims)} of it")
 
 
 def _api_backend(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -232,15 +231,14 @@ def _api_backend(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
     for service in services:
         if isinstance(service, dict) and service.get("name"):
             yield from tree.backend(str(service.get("namespace") or ""), service["name"],
-                                    f"calls Service {service.get('namespace')}/"
-                                    f"{service['name']}", "api-backend")
+                                    "it calls")
 
 
 def _aggregated_api(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
     for j, service in tree.of_kind("APIService"):
         spec = service.get("spec") or {}
         if obj.get("apiVersion") == f"{spec.get('group')}/{spec.get('version')}":
-            yield Need(j, f"served by {ref_of(service)} (Available)")
+            yield Need(j, "serves its API (once Available)")
 
 
 def _admitted_by_webhook(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -252,7 +250,7 @@ def _admitted_by_webhook(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
         groups = {g for w in hook.get("webhooks") or [] for rule in w.get("rules") or []
                   for g in rule.get("apiGroups") or []}
         if group in groups:
-            yield Need(j, f"admitted by {ref_of(hook)}", ready=False)
+            yield Need(j, "admits it", ready=False)
 
 
 def _scale_target(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -260,7 +258,7 @@ def _scale_target(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
         return
     target = nested(obj, "spec", "scaleTargetRef") or {}
     for j in tree.find(str(target.get("kind")), namespace_in(obj), target.get("name")):
-        yield Need(j, f"scales {ref_of(tree.objects[j])} (once it exists)", ready=False)
+        yield Need(j, "what it scales (once it exists)", ready=False)
 
 
 def _ingress_backends(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -272,7 +270,7 @@ def _ingress_backends(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
         for path in nested(rule, "http", "paths") or []]
     for name in dict.fromkeys(nested(b, "service", "name") for b in backends if b):
         for j in tree.find("Service", namespace_in(obj), name):
-            yield Need(j, f"routes to Service {name}")
+            yield Need(j, "a backend it routes to")
 
 
 def _role_grants(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -281,7 +279,7 @@ def _role_grants(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
         ref = obj.get("roleRef") or {}
         where = namespace_in(obj) if ref.get("kind") == "Role" else ""
         for j in tree.find(str(ref.get("kind")), where, ref.get("name")):
-            yield Need(j, f"binds {ref.get('kind')} {ref.get('name')}")
+            yield Need(j, "the role it binds")
     if kind not in POD_KINDS:
         return
     spec = pod_spec(obj) or {}
@@ -291,8 +289,7 @@ def _role_grants(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
             if (subject.get("kind") == "ServiceAccount" and subject.get("name") == account
                     and (subject.get("namespace") or namespace_in(binding))
                     == namespace_in(obj)):
-                yield Need(j, f"its ServiceAccount {account} gets its rights from "
-                              f"{ref_of(binding)}")
+                yield Need(j, f"gives its ServiceAccount {account} its rights")
 
 
 def _namespace_policy(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
@@ -300,7 +297,7 @@ def _namespace_policy(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
         return
     for j, policy in tree.of_kind("LimitRange", "ResourceQuota"):
         if namespace_in(policy) == namespace_in(obj):
-            yield Need(j, f"its pods are admitted under {ref_of(policy)}")
+            yield Need(j, "admits its pods (limits, quota)")
 
 
 def depends_on(obj: ApiObject) -> list[str]:
@@ -331,12 +328,16 @@ def _annotated(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
 
 
 def _phase_annotation(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
+    """After every workload and Job of an earlier phase, and every object annotated with
+    an earlier phase. Other objects of earlier phases (a ConfigMap, a Service) are ordered
+    by what they reference: one that needs this object is no contradiction."""
     annotated = nested(obj, "metadata", "annotations", labels.PHASE)
     if annotated not in PHASE_ORDER:
         return
     rank = PHASE_ORDER.index(str(annotated))
-    for j in range(len(tree.objects)):
-        if PHASE_ORDER.index(tree.phase(j)) < rank:
+    for j, other in enumerate(tree.objects):
+        named = nested(other, "metadata", "annotations", labels.PHASE) in PHASE_ORDER
+        if PHASE_ORDER.index(tree.phase(j)) < rank and (named or other.get("kind") in POD_KINDS):
             yield Need(j, f"annotation {labels.PHASE}={annotated}: after phase {tree.phase(j)}")
 
 
@@ -401,8 +402,8 @@ RULES: tuple[DependencyRule, ...] = (
     DependencyRule("namespace-policy", "LimitRanges and ResourceQuotas before the pods of "
                    "their namespace", _namespace_policy),
     DependencyRule("depends-on", f"what annotation {DEPENDS_ON} names", _annotated),
-    DependencyRule("phase", f"annotation {labels.PHASE}: after every object of an earlier "
-                   "phase", _phase_annotation),
+    DependencyRule("phase", f"annotation {labels.PHASE}: after every workload and Job of "
+                   "an earlier phase, and every object annotated with one", _phase_annotation),
     DependencyRule("paless-order", "a tree that looks like Paless: data services and Jobs "
                    "before the apps, scheduler, then worker, then web", _paless_order,
                    inferred=True),
