@@ -12,7 +12,13 @@ import uuid
 import pytest
 
 from tests.fixtures.trees.operator import KINDS, group_of, write_operator_tree
-from tests.integration.deploy_helpers import Project, get_json, result_objects, run_cli
+from tests.integration.deploy_helpers import (
+    Project,
+    get_json,
+    refused_as_not_ours,
+    result_objects,
+    run_cli,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -122,12 +128,8 @@ def test_the_same_tree_in_another_namespace_is_refused_naming_the_owner(deployed
     other = f"t-op2-{SUFFIX}"
     try:
         run = run_cli(tree, sandbox.kubeconfig, other, "all", timeout=300)
-        assert run.returncode == 2, str(run)
-        error = run.doc["errors"][-1]
-        assert error["code"] == "not-ours"
-        assert f"Role/{ROLE} in namespace kube-system belongs to namespace {ns}" in \
-            error["message"]
-        assert "Nothing was applied" in error["message"]
+        refused_as_not_ours(run, f"Role/{ROLE} in namespace kube-system belongs to "
+                                 f"namespace {ns}")
         assert sandbox.kubectl("get", "namespace", other, check=False).returncode != 0
         assert get_json(sandbox, "role", ROLE, "-n", "default")["metadata"]["labels"][
             INSTANCE] == ns

@@ -161,3 +161,54 @@ def test_a_second_run_keeps_what_the_first_made_ready() -> None:
     assert isinstance(view, View)
     assert view.lines.count("group config started") == 1
     assert view.lines[-1] == "group config ready", "done only when both runs' objects are"
+
+
+def _unprobed(name: str, started: str) -> list[dict]:
+    """A ready Deployment without readiness probes, its ReplicaSet and its running pod."""
+    revision = {"deployment.kubernetes.io/revision": "1"}
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS, "uid": f"d-{name}", "generation": 1,
+                     "annotations": revision},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "c", "image": "x:1"}]}}},
+        "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                   "availableReplicas": 1, "readyReplicas": 1}}
+    owner = [{"uid": f"d-{name}"}]
+    rs = {"kind": "ReplicaSet", "metadata": {"name": f"{name}-1", "uid": f"rs-{name}",
+                                             "ownerReferences": owner,
+                                             "annotations": revision}}
+    pod = {"kind": "Pod", "metadata": {"name": f"{name}-1-x", "ownerReferences": [
+        {"uid": f"rs-{name}"}]}, "status": {"phase": "Running", "containerStatuses": [
+            {"name": "c", "ready": True, "restartCount": 0,
+             "state": {"running": {"startedAt": started}}}]}}
+    return [deployment, rs, pod]
+
+
+def test_workloads_without_probes_settle_together() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    now = [start + timedelta(seconds=1)]
+    a, b = _unprobed("a", "2026-01-01T00:00:00Z"), _unprobed("b", "2026-01-01T00:00:00Z")
+    mirror, order = Mirror(), []
+    for extra in (*a[1:], *b[1:]):
+        mirror.put(extra)
+    rollout = rollout_of([a[0], b[0]], mirror, {}, order)
+    rollout.waiter.utcnow = lambda: now[0]
+    done: list[Any] = []
+    runner = threading.Thread(target=lambda: done.append(rollout.run(range(2))))
+    runner.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (
+            len(rollout.waiter.targets) == 2
+            and all(t.settling for t in rollout.waiter.targets)):
+        time.sleep(0.01)
+    # both are held back by their settle window at the same time: neither waits for the other
+    assert [t.settling for t in rollout.waiter.targets] == [True, True]
+    now[0] = start + timedelta(seconds=10)
+    mirror.poke()
+    runner.join(10)
+    assert not done[0].failed and not done[0].timed_out
+    assert [t.verdict.ready for t in rollout.waiter.targets] == [True, True]

@@ -19,20 +19,10 @@ from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.kinds import BY_KIND, api_group
 from paless_deploy.core.manifests.objects import name_of, nested, ref_of
 from paless_deploy.core.manifests.podspec import pod_spec
+from paless_deploy.core.plan import references as refs
 from paless_deploy.core.plan.plan import PHASE_ORDER, Placement, looks_like_ours
 from paless_deploy.core.plan.preflight import pod_references
-from paless_deploy.core.plan.references import (
-    WORKLOAD_KINDS,
-    ConfigKey,
-    addresses,
-    mounted_claims,
-    namespace_in,
-    selects,
-    service_selector,
-    statefulset_claims,
-    strings_of,
-    template_labels,
-)
+from paless_deploy.core.plan.references import WORKLOAD_KINDS, ConfigKey, namespace_in
 
 DEPENDS_ON = labels.DEPENDS_ON
 POD_KINDS = frozenset({*WORKLOAD_KINDS, "Job", "CronJob"})  # kinds that make pods
@@ -95,10 +85,10 @@ class Tree:
 
     def selected(self, service: ApiObject) -> list[int]:
         """The workloads of the Service's namespace whose pods its selector picks."""
-        selector = service_selector(service)
+        selector = refs.service_selector(service)
         return [i for i, obj in self.of_kind(*WORKLOAD_KINDS)
                 if namespace_in(obj) == namespace_in(service)
-                and selects(selector, template_labels(obj))]
+                and refs.selects(selector, refs.template_labels(obj))]
 
     def backend(self, namespace: str, name: object, how: str) -> Iterator[Need]:
         """A Service and, through it, the workloads it selects (ready): what a client of
@@ -205,17 +195,17 @@ def _governing_service(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
 def _job_addresses(i: int, obj: dict, tree: Tree) -> Iterator[Need]:
     if obj.get("kind") != "Job":
         return
-    texts = list(strings_of(obj, tree.configs))
+    texts = list(refs.strings_of(obj, tree.configs))
     for j, service in tree.of_kind("Service"):
         if namespace_in(service) != namespace_in(obj):
             continue
-        where = next((w for w, text in texts if addresses(text, name_of(service))), None)
+        where = next((w for w, text in texts if refs.addresses(text, name_of(service))), None)
         if where is not None:
             yield from tree.backend(namespace_in(obj), name_of(service),
                                     f"it addresses ({where})")
-    mounted = set(mounted_claims(obj))
+    mounted = set(refs.mounted_claims(obj))
     for j, workload in tree.of_kind("StatefulSet"):
-        claims = mounted & set(statefulset_claims(workload))
+        claims = mounted & set(refs.statefulset_claims(workload))
         if claims and namespace_in(workload) == namespace_in(obj):
             yield Need(j, f"it mounts claim {min(claims)} of it")
 
