@@ -311,6 +311,9 @@ def _rollout_failed(run: DeployRun, kube: Kube, graph: DeployGraph, rollout: Rol
     if outcome.timed_out:
         err = deadline_error(phase, rollout.waiter, outcome, run.namespace,
                              run.ctx.progress_deadline_s)
+        outside = rollout.waiting_outside()
+        if outside:
+            err.message += " | outside the namespace: " + ", ".join(outside)
         err.message = scrub(err.message, run.secrets)
     else:
         failed = refs(graph, rollout.failed())

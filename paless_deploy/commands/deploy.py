@@ -180,9 +180,11 @@ def _render_warnings(run: DeployRun, rendered: Rendered, graph: DeployGraph,
         run.warn(warning)
     shared = shared_refs(rendered.objects, run.namespace)
     if run.config.branch_mode and shared:
+        same = [ref for ref in shared if run.namespace not in ref]
         run.view.info(f"this branch deploy touches {len(shared)} shared object(s) outside "
-                      f"namespace {run.namespace}: {', '.join(shared)} (another branch "
-                      "deploying them is refused: give them per-namespace names)")
+                      f"namespace {run.namespace}: {', '.join(shared)}" + (
+                          f"; another branch deploying {', '.join(same)} under the same "
+                          "name is refused (give them per-namespace names)" if same else ""))
         run.result.extra["shared_objects"] = shared
 
 

@@ -302,6 +302,16 @@ class Rollout:
     def waiting(self) -> list[int]:
         return [i for i, r in enumerate(self.runs) if r.state == WAITING]
 
+    def waiting_outside(self) -> list[str]:
+        """What is still awaited outside the namespace (the waiter does not know it)."""
+        out = []
+        for i in self.waiting():
+            applied = self.runs[i].applied
+            if i not in self._targets and applied is not None:
+                out.append(applied.ref + (f" in {applied.namespace}" if applied.namespace
+                                          else ""))
+        return out
+
     def phase_reports(self) -> list[PhaseReport]:
         """One entry per phase label with anything applied, in the phases' order."""
         reports = []

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from paless_deploy.core.configuration.branch import branch_namespace
 from tests.fixtures.trees.operator import KINDS, group_of, write_operator_tree
 from tests.integration.deploy_helpers import (
     Project,
@@ -125,11 +126,17 @@ def test_the_same_tree_in_another_namespace_is_refused_naming_the_owner(deployed
                                                                         sandbox):
     ns, first = deployed
     assert first.returncode == 0, str(first)
-    other = f"t-op2-{SUFFIX}"
+    branch = f"op2-{SUFFIX}"
+    other = branch_namespace("paless", branch)
     try:
-        run = run_cli(tree, sandbox.kubeconfig, other, "all", timeout=300)
+        # a branch deploy: it says which shared objects it touches, then is refused them
+        run = run_cli(tree, sandbox.kubeconfig, None, "--namespace-from-branch", "all",
+                      env={"BRANCH_NAME": branch}, timeout=300)
         refused_as_not_ours(run, f"Role/{ROLE} in namespace kube-system belongs to "
                                  f"namespace {ns}")
+        assert {f"Role/{ROLE} in kube-system", f"Role/{ROLE} in default",
+                f"CustomResourceDefinition/alertmanagers.{GROUP}"} <= set(
+                    run.doc["shared_objects"])
         assert sandbox.kubectl("get", "namespace", other, check=False).returncode != 0
         assert get_json(sandbox, "role", ROLE, "-n", "default")["metadata"]["labels"][
             INSTANCE] == ns
