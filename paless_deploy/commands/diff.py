@@ -8,11 +8,12 @@ compared with the live object. Exit codes as `kubectl diff`: 0 no changes, 1 cha
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import click
 
-from paless_deploy.adapters.kube import connect
+from paless_deploy.adapters.kube import Kube, connect
 from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError
 from paless_deploy.core.manifests.kinds import api_group
 from paless_deploy.core.manifests.objdiff import unified
@@ -45,34 +46,10 @@ def run_diff(run_ctx: RunContext) -> Result:
                 {str(o["metadata"].get("namespace") or "") for o in objects} - {""}}
     defined = crd_scopes(objects)  # kinds the tree's CRDs will serve once applied
     for obj in objects:
-        ref = object_ref(obj)
-        if not existing.get(str(obj["metadata"].get("namespace") or ""), True):
-            # A dry run needs the namespace: show the object as it would be created.
-            changes.append({"object": ref, "action": "create", "diff": unified(ref, None, obj)})
-            continue
-        try:
-            applied = apply_object(kube, obj, dry_run=True, autoscaler=autoscalers.get(
-                (obj["kind"], obj["metadata"]["name"])))
-        except (DeployFailed, ConfigError) as exc:  # a conflict, an object the server refuses
-            if isinstance(exc, ConfigError) and exc.code != "unknown-kind":
-                raise
-            if exc.code == "unknown-kind" and (
-                    api_group(str(obj.get("apiVersion"))), obj["kind"]) in defined:
-                # its CRD is in the tree, not yet applied: `all` applies it first
-                changes.append({"object": ref, "action": "create",
-                                "diff": unified(ref, None, obj)})
-                continue
-            problems.append(exc)
-            changes.append({"object": ref, "action": "conflict" if exc.code == "apply-conflict"
-                            else "invalid", "diff": exc.message})
-            continue
-        if applied.action == UNCHANGED:
-            continue
-        action = {CREATED: "create", REPLACED: "replace"}.get(applied.action, "update")
-        text = unified(ref, applied.previous, applied.live)
-        if text or action == "replace":
-            changes.append({"object": ref, "action": action,
-                            "diff": text or f"# {ref} would be replaced (a Job is immutable)"})
+        change = _change(kube, obj, autoscalers.get((obj["kind"], obj["metadata"]["name"])),
+                         existing, defined, problems)
+        if change is not None:
+            changes.append(change)
     if not run_ctx.json_output:
         for c in changes:
             click.echo(c["diff"] if c["action"] not in ("invalid", "conflict")
@@ -90,3 +67,33 @@ def run_diff(run_ctx: RunContext) -> Result:
         result.result = "changes"
         result.exit_code = 1
     return result
+
+
+def _change(kube: Kube, obj: dict, autoscaler: str | None, existing: Mapping[str, bool],
+            defined: Mapping[tuple[str, str], bool], problems: list[PalessError]
+            ) -> dict | None:
+    """What `all` would do to one object, from a server-side dry run (None: nothing); a
+    conflict or a refusal is also added to `problems`."""
+    ref = object_ref(obj)
+    created = {"object": ref, "action": "create", "diff": unified(ref, None, obj)}
+    if not existing.get(str(obj["metadata"].get("namespace") or ""), True):
+        return created  # a dry run needs the namespace: shown as it would be created
+    try:
+        applied = apply_object(kube, obj, dry_run=True, autoscaler=autoscaler)
+    except (DeployFailed, ConfigError) as exc:  # a conflict, an object the server refuses
+        if isinstance(exc, ConfigError) and exc.code != "unknown-kind":
+            raise
+        if exc.code == "unknown-kind" and (
+                api_group(str(obj.get("apiVersion"))), obj["kind"]) in defined:
+            return created  # its CRD is in the tree, not yet applied: `all` applies it first
+        problems.append(exc)
+        return {"object": ref, "action": "conflict" if exc.code == "apply-conflict"
+                else "invalid", "diff": exc.message}
+    if applied.action == UNCHANGED:
+        return None
+    action = {CREATED: "create", REPLACED: "replace"}.get(applied.action, "update")
+    text = unified(ref, applied.previous, applied.live)
+    if not text and action != "replace":
+        return None
+    return {"object": ref, "action": action,
+            "diff": text or f"# {ref} would be replaced (a Job is immutable)"}

@@ -51,6 +51,8 @@ class Tree:
     placements: Sequence[Placement]
     _by_ref: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     _by_name: dict[str, list[int]] = field(default_factory=dict)
+    _by_kind: dict[str, list[int]] = field(default_factory=dict)
+    _by_pod_label: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
     crds: dict[tuple[str, str], int] = field(default_factory=dict)  # (group, kind) -> CRD
     configs: dict[ConfigKey, ApiObject] = field(default_factory=dict)
     ours: bool = False  # looks like Paless (core.plan.plan.looks_like_ours)
@@ -60,12 +62,17 @@ class Tree:
             kind, name = str(obj.get("kind") or ""), name_of(obj)
             self._by_ref.setdefault((kind, namespace_in(obj), name), []).append(i)
             self._by_name.setdefault(name, []).append(i)
+            self._by_kind.setdefault(kind, []).append(i)
             if kind == "CustomResourceDefinition":
                 spec = obj.get("spec") or {}
                 self.crds[(str(spec.get("group") or ""),
                            str(nested(spec, "names", "kind") or ""))] = i
             if kind in ("ConfigMap", "Secret"):
                 self.configs[(kind, namespace_in(obj), name)] = obj
+            if kind in WORKLOAD_KINDS:
+                for key, value in refs.template_labels(obj).items():
+                    self._by_pod_label.setdefault((namespace_in(obj), key, str(value)),
+                                                  []).append(i)
         self.ours = looks_like_ours(self.objects)
 
     def find(self, kind: str, namespace: str, name: object) -> list[int]:
@@ -76,9 +83,10 @@ class Tree:
         return self._by_name.get(name, [])
 
     def of_kind(self, *kinds: str) -> Iterator[tuple[int, dict]]:
-        for i, obj in enumerate(self.objects):
-            if obj.get("kind") in kinds:
-                yield i, obj
+        """The objects of these kinds, in render order (indexed: rules ask per object)."""
+        found = [i for kind in kinds for i in self._by_kind.get(kind, [])]
+        for i in sorted(found) if len(kinds) > 1 else found:
+            yield i, self.objects[i]
 
     def phase(self, i: int) -> str:
         return self.placements[i].phase
@@ -86,9 +94,12 @@ class Tree:
     def selected(self, service: ApiObject) -> list[int]:
         """The workloads of the Service's namespace whose pods its selector picks."""
         selector = refs.service_selector(service)
-        return [i for i, obj in self.of_kind(*WORKLOAD_KINDS)
-                if namespace_in(obj) == namespace_in(service)
-                and refs.selects(selector, refs.template_labels(obj))]
+        if not selector:
+            return []
+        key, value = next(iter(selector.items()))
+        candidates = self._by_pod_label.get((namespace_in(service), key, str(value)), [])
+        return [i for i in candidates
+                if refs.selects(selector, refs.template_labels(self.objects[i]))]
 
     def backend(self, namespace: str, name: object, how: str) -> Iterator[Need]:
         """A Service and, through it, the workloads it selects (ready): what a client of
