@@ -19,13 +19,13 @@ import click
 
 from paless_deploy import __version__
 from paless_deploy.adapters.git import checkout_branch
-from paless_deploy.core.configuration.config import load_config
-from paless_deploy.core.configuration.context import ConsoleSettings, RunContext
+from paless_deploy.core.configuration.context import RunContext
 from paless_deploy.core.configuration.durations import parse_duration
 from paless_deploy.core.errors import ConfigError, Interrupted, PalessError
-from paless_deploy.core.images.discover import discover_apps
 from paless_deploy.core.reporting.report import Result
+from paless_deploy.stages.project import load_config, project_apps
 from paless_deploy.ui.panels import print_error
+from paless_deploy.ui.terminal import detect_console
 
 PROG = "paless-deploy"
 CI_CHOICES = ("auto", "github", "gitlab", "none")  # core.cireport's, without importing it
@@ -86,7 +86,7 @@ class PalessGroup(click.Group):
 
 def _app_names(project_dir: Path | None) -> list[str]:
     try:
-        return [app.name for app in discover_apps(Path(project_dir or "."))]
+        return [app.name for app in project_apps(Path(project_dir or "."))]
     except (PalessError, OSError):
         return []
 
@@ -176,9 +176,10 @@ def _run_context(ctx: click.Context, scope: str | None) -> RunContext:
                          read_checkout=checkout_branch)
     inv.namespace, inv.overlay = config.namespace, config.overlay
     inv.secrets = config.secret_values()
-    console = ConsoleSettings.detect(no_color=options["no_color"], quiet=options["quiet"],
-                                     verbosity=options["verbose"], ci=_ci_platform(inv))
-    return RunContext(config=config, output=options["output"], console=console,
+    console = detect_console(no_color=options["no_color"], quiet=options["quiet"],
+                             verbosity=options["verbose"], ci=_ci_platform(inv))
+    return RunContext(config=config, started_monotonic=time.monotonic(),
+                      started_at=time.time(), output=options["output"], console=console,
                       timeout_s=timeout_s, progress_deadline_s=progress_deadline_s,
                       kubeconfig=options.get("kubeconfig"), context=options.get("kube_context"),
                       verbosity=options["verbose"])
@@ -187,7 +188,7 @@ def _run_context(ctx: click.Context, scope: str | None) -> RunContext:
 def _emit(inv: Invocation, run_ctx: RunContext, result: Result) -> int:
     """Finish a command: the CI reports, the JSON document on stdout in json mode; its
     exit code."""
-    result.duration_s = run_ctx.elapsed_s()
+    result.duration_s = run_ctx.elapsed_s(time.monotonic())
     if result.namespace is None:
         result.namespace = run_ctx.config.namespace
     if result.overlay is None:
@@ -210,7 +211,7 @@ def _run(ctx: click.Context, scope: str | None,
         result = command(run_ctx)
     except PalessError as exc:
         if exc.report is not None:
-            exc.report.duration_s = run_ctx.elapsed_s()
+            exc.report.duration_s = run_ctx.elapsed_s(time.monotonic())
             exc.report.warnings[:0] = said
         raise
     result.warnings[:0] = said
@@ -455,7 +456,7 @@ def doctor_command(ctx: click.Context) -> int:
 
 
 def _report_error(inv: Invocation, error: PalessError) -> int:
-    settings = ConsoleSettings.detect(no_color=inv.no_color)
+    settings = detect_console(no_color=inv.no_color)
     print_error(error, color=settings.color, terminal=settings.terminal)
     result = error.report or Result(command=inv.command)
     result.duration_s = result.duration_s or time.monotonic() - inv.started

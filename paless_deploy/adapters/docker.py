@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from paless_deploy.adapters.buildcontext import read_dockerignore
 from paless_deploy.adapters.registry import (
     registry_auth_refused,
     registry_unreachable,
@@ -24,7 +25,6 @@ from paless_deploy.core.errors import BuildError
 from paless_deploy.core.images.buildspec import BuildSpec, build_failed
 from paless_deploy.core.images.discover import App
 from paless_deploy.core.images.registryaccess import DaemonRegistryConfig
-from paless_deploy.core.images.tags import read_dockerignore
 
 if TYPE_CHECKING:
     import docker

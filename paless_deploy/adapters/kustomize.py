@@ -194,18 +194,3 @@ def _missing_file_hint(stderr: str) -> str | None:
             return (f"{path} does not exist, but {example.name} does: copy it and fill it in "
                     f"(`cp {example} {path}`), then run again.")
     return None
-
-
-def start_port_forward(kubeconfig: str, context: str | None, namespace: str, pod: str,
-                       local_port: int, remote_port: int) -> subprocess.Popen[str]:
-    """`kubectl port-forward pod/POD LOCAL:REMOTE` on 127.0.0.1, running until stopped; its
-    first line says "Forwarding from ..." once it listens. The kubeconfig (a list of
-    files, merged as kubectl merges KUBECONFIG) is the one the tool itself uses."""
-    command = ["kubectl", "port-forward", "--address", "127.0.0.1", "-n", namespace,
-               f"pod/{pod}", f"{local_port}:{remote_port}"]
-    if context:
-        command[2:2] = ["--context", context]
-    env = {**os.environ, "KUBECONFIG": kubeconfig}
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)  # Ctrl-C is ours to handle, not kubectl's

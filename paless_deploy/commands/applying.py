@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from paless_deploy.adapters.host import utc_now
 from paless_deploy.adapters.kube import ApiError, Kube
 from paless_deploy.core.configuration.config import Config
 from paless_deploy.core.diagnosis.findings import Finding, Policy
@@ -25,13 +26,7 @@ from paless_deploy.core.manifests.kinds import by_kind
 from paless_deploy.core.manifests.objects import name_of
 from paless_deploy.core.manifests.render import hpa_targets
 from paless_deploy.core.plan.graph import DeployGraph
-from paless_deploy.core.plan.lease import (
-    LEASE_NAME,
-    LeaseState,
-    lock_timeout,
-    utc_now,
-    waiting_message,
-)
+from paless_deploy.core.plan.lease import LEASE_NAME, LeaseState, lock_timeout, waiting_message
 from paless_deploy.core.plan.references import namespace_in
 from paless_deploy.core.reporting.report import ErrorReport, PhaseReport, Result, scrub
 from paless_deploy.stages.apply import (
@@ -45,6 +40,7 @@ from paless_deploy.stages.apply import (
 )
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import ensure_namespace
+from paless_deploy.stages.nodes import NodeList, read_nodes
 from paless_deploy.stages.preflight import check_writable
 from paless_deploy.stages.prune import find_prunable, prune, tree_keys
 from paless_deploy.stages.rollout import Rollout, members_of, now_iso, refs
@@ -79,24 +75,20 @@ class ClusterFacts:
     and nodes (registry reach, capacity, whether claims can be shared)."""
 
     storage_classes: dict[str, dict]
-    nodes: list[dict]
+    nodes: NodeList
 
 
-def cluster_facts(kube: Kube) -> ClusterFacts:
-    """Either list may be unreadable for a namespace-scoped user, which only costs hints."""
+def cluster_facts(kube: Kube, nodes: NodeList | None = None) -> ClusterFacts:
+    """Either list may be unreadable for a namespace-scoped user, which only costs hints;
+    the nodes are listed here unless given (stages.nodes)."""
     classes: dict[str, dict] = {}
-    nodes: list[dict] = []
     try:
         for sc in kube.list(by_kind("StorageClass"))[0]:
             classes[sc["metadata"]["name"]] = {"volumeBindingMode": sc.get("volumeBindingMode"),
                                                "provisioner": sc.get("provisioner")}
     except ApiError:
         pass
-    try:
-        nodes = kube.list(by_kind("Node"))[0]
-    except ApiError:
-        pass
-    return ClusterFacts(classes, nodes)
+    return ClusterFacts(classes, nodes if nodes is not None else read_nodes(kube))
 
 
 class DeployRun:
@@ -167,7 +159,8 @@ def apply_under_lock(run: DeployRun, kube: Kube, graph: DeployGraph,
     with run.view:
         run.stage = NAMESPACE_PHASE
         started_iso, started = now_iso(), time.monotonic()
-        ns_report = ensure_namespace(kube, run.config, timeout_s=max(1.0, ctx.remaining_s()),
+        ns_report = ensure_namespace(kube, run.config,
+                                     timeout_s=max(1.0, ctx.remaining_s(time.monotonic())),
                                      say=run.view.info)
         namespace_phase = PhaseReport(NAMESPACE_PHASE, started_iso,
                                       round(time.monotonic() - started, 3), [ns_report])
@@ -285,7 +278,8 @@ def _rollout(run: DeployRun, kube: Kube, graph: DeployGraph, watcher: NamespaceW
             return None
         return scrub(text, run.secrets) if text else text
 
-    waiter = PhaseWaiter(watcher, [], deadline=time.monotonic() + run.ctx.remaining_s(),
+    now = time.monotonic()
+    waiter = PhaseWaiter(watcher, [], deadline=now + run.ctx.remaining_s(now),
                          progress_deadline_s=run.ctx.progress_deadline_s, policy=policy,
                          storage_classes=facts.storage_classes,
                          on_update=run.view.target_update, fetch_logs=fetch_logs,
@@ -362,10 +356,10 @@ def _prune(run: DeployRun, kube: Kube, graph: DeployGraph) -> None:
 
 
 def roll_out_only(run: DeployRun, kube: Kube, graph: DeployGraph, members: Sequence[int],
-                  options: DeployOptions) -> Result:
+                  options: DeployOptions, facts: ClusterFacts) -> Result:
     """`dev`: apply and await only `members` of the graph (what a rebuild changed), with
     no dry run and no prune; what they wait for outside them is there already."""
-    return _roll_out(run, kube, graph, options, cluster_facts(kube), None, None, [members])
+    return _roll_out(run, kube, graph, options, facts, None, None, [members])
 
 
 def object_indices(graph: DeployGraph, objects: Sequence[dict]) -> list[int]:

@@ -8,7 +8,7 @@ what was done: images built or pushed, objects applied and when, the phases cut.
 
 from __future__ import annotations
 
-import sys
+import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -43,6 +43,7 @@ from paless_deploy.stages.images import ImageResult
 from paless_deploy.stages.imagesource import Say, image_source
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import namespace_exists
+from paless_deploy.stages.nodes import NodeList
 from paless_deploy.stages.preflight import (
     check_writable,
     claim_shared_objects,
@@ -50,6 +51,7 @@ from paless_deploy.stages.preflight import (
     shared_refs,
 )
 from paless_deploy.stages.render import Rendered, discovered_apps, render
+from paless_deploy.ui.lines import say
 
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.context import RunContext
@@ -86,8 +88,8 @@ def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result
     except KeyboardInterrupt:
         done = [p.name for p in run.result.phases]
         cut = run.current_phase or "(before apply)"
-        print(f"\nInterrupted during phase {cut}; phases done: {', '.join(done) or 'none'}. "
-              "The namespace lock is released; re-run to finish.", file=sys.stderr)
+        say(f"\nInterrupted during phase {cut}; phases done: {', '.join(done) or 'none'}. "
+            "The namespace lock is released; re-run to finish.", err=True)
         run.result.extra["interrupted_phase"] = run.current_phase or None
         raise Interrupted(f"Interrupted during phase {cut}.",
                           "Nothing more was done; run the command again to continue where it "
@@ -235,24 +237,28 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
         print_status(run_ctx)
     except PalessError:
         pass
-    print(f"Deployment complete: namespace {run_ctx.config.namespace}, "
-          f"{sum(len(p.objects) for p in result.phases)} objects, {run_ctx.elapsed_s():.1f}s.")
+    objects = sum(len(p.objects) for p in result.phases)
+    say(f"Deployment complete: namespace {run_ctx.config.namespace}, {objects} objects, "
+        f"{run_ctx.elapsed_s(time.monotonic()):.1f}s.")
     if result.url:
-        print(f"URL: {result.url}")
+        say(f"URL: {result.url}")
 
 
 def run_rollout(run_ctx: RunContext, kube: Kube, rendered: list[dict], objects: list[dict],
-                apps: Sequence[str], images: Sequence[ImageResult] = ()) -> Result:
+                apps: Sequence[str], images: Sequence[ImageResult] = (),
+                nodes: NodeList | None = None) -> Result:
     """Apply only `objects` (what a rebuild of `apps` changed: their workloads, the Jobs
     running their images) of the `rendered` tree and wait, under the namespace lock:
     `dev`'s rollout once a whole deploy went through. Failures are findings and exit 1 in
-    the result, as for `deploy`; no dry run of the rest, no prune."""
+    the result, as for `deploy`; no dry run of the rest, no prune. `nodes`: the Nodes the
+    caller listed already (else listed here)."""
     run = DeployRun(run_ctx, "dev")
     run.result.images = list(images)
     graph = build_graph(rendered)
     try:
         with run.view, lock_for(kube, run_ctx, "dev", on_wait=lock_waiting(run)):
             return roll_out_only(run, kube, graph, object_indices(graph, objects),
-                                 DeployOptions(only_apps=tuple(apps), prune=False))
+                                 DeployOptions(only_apps=tuple(apps), prune=False),
+                                 cluster_facts(kube, nodes))
     except PalessError as exc:
         raise exc.with_report(run.result) from None

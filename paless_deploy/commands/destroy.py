@@ -9,14 +9,12 @@ a namespace where it manages nothing.
 from __future__ import annotations
 
 import datetime as dt
-import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import click
 
 from paless_deploy.adapters.kube import cluster_errors, connect, with_retries
 from paless_deploy.core.errors import ConfigError, DeployFailed, LockHeld, PalessError
@@ -30,13 +28,14 @@ from paless_deploy.core.manifests.labels import (
 )
 from paless_deploy.core.manifests.namespaces import created_by_tool, namespace_expiry, parse_rfc3339
 from paless_deploy.core.manifests.ownership import volume_deletable
-from paless_deploy.core.plan.lease import holder_identity
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.core.reporting.reportfile import PriorReport
-from paless_deploy.stages.lock import NamespaceLock, lock_for
+from paless_deploy.stages.lock import NamespaceLock, lock_for, lock_holder
 from paless_deploy.stages.prune import PruneRef, managed_objects, prune
 from paless_deploy.stages.reports import load_report
+from paless_deploy.ui.lines import confirm, say
 from paless_deploy.ui.tables import print_table
+from paless_deploy.ui.terminal import stdin_is_terminal
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -209,7 +208,7 @@ def _entry(ref: PruneRef, reason: str = "") -> dict[str, Any]:
 
 def _say(run_ctx: RunContext, text: str) -> None:
     if not run_ctx.console.quiet:
-        click.echo(text, err=True)
+        say(text, err=True)
 
 
 def _show(run_ctx: RunContext, title: str, rows: Sequence[Sequence[str]]) -> None:
@@ -217,7 +216,7 @@ def _show(run_ctx: RunContext, title: str, rows: Sequence[Sequence[str]]) -> Non
     if run_ctx.json_output:
         return
     if not rows:
-        click.echo(f"{title}: nothing.")
+        say(f"{title}: nothing.")
         return
     print_table(title, ("action", "object", "namespace", "reason"), rows, run_ctx.console.color)
 
@@ -230,17 +229,13 @@ def _confirm(plan: DestroyPlan, yes: bool) -> None:
                if len(plan.delete) > 1 else "")
             if plan.created_by_tool else
             f"{len(plan.delete)} object(s) paless-deploy manages in namespace {plan.namespace}")
-    try:
-        interactive = sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        interactive = False
-    if not interactive:
+    if not stdin_is_terminal():
         raise ConfigError(
             f"destroy would delete {what}, and asks for confirmation, but stdin is not a "
             "terminal.",
             "Pass --yes to confirm (CI), or --dry-run to see what would be deleted.",
             code="confirmation-required")
-    if not click.confirm(f"Delete {what}?", default=False, err=True):
+    if not confirm(f"Delete {what}?"):
         raise PalessError("Not confirmed: nothing was deleted.", code="aborted")
 
 
@@ -318,7 +313,7 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
                 plan = make_plan() or plan
                 _say(run_ctx, f"Deleting {len(plan.delete)} object(s) in {namespace}...")
                 delete_plan(kube, plan)
-        wait_gone(kube, plan.delete, max(1.0, run_ctx.remaining_s()))
+        wait_gone(kube, plan.delete, max(1.0, run_ctx.remaining_s(time.monotonic())))
     kept_reason = "holds data: pass --delete-data to delete it"
     result.extra = {
         "deleted": [_entry(r, "dry run" if dry_run else "") for r in plan.delete],
@@ -375,7 +370,7 @@ def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool =
         plan = DestroyPlan(name, True, delete=[ref, *owned_outside(kube, name)])
         try:
             # Timeout 0: a deploy holding the lock right now keeps its namespace this round.
-            with NamespaceLock(kube, name, holder_identity("gc"), 0):
+            with NamespaceLock(kube, name, lock_holder("gc"), 0):
                 delete_plan(kube, plan)
         except LockHeld as exc:
             kept.append(_entry(ref, "locked by a running deploy"))
@@ -385,7 +380,7 @@ def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool =
         deleted.extend(_entry(r, expiry.reason) for r in plan.delete)
     if gone:
         _say(run_ctx, f"Waiting for {len(gone)} object(s) to be deleted...")
-        wait_gone(kube, gone, max(1.0, run_ctx.remaining_s()))
+        wait_gone(kube, gone, max(1.0, run_ctx.remaining_s(time.monotonic())))
     result.extra = {"deleted": deleted, "kept": kept, "dry_run": dry_run}
     action = "would delete" if dry_run else "deleted"
     rows = [(action, f"{d['kind']}/{d['name']}", d["namespace"] or "", d.get("reason", ""))

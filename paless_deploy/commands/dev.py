@@ -9,7 +9,6 @@ ends it (exit 130) with the namespace lock free and the forwards closed.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,9 +37,11 @@ from paless_deploy.core.reporting.report import ErrorReport, Result, scrub
 from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
 from paless_deploy.stages.images import build_images, plan_images
 from paless_deploy.stages.logs import LogStreamer
+from paless_deploy.stages.nodes import NodeList, read_nodes
 from paless_deploy.stages.portforward import PortForwards
 from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.ui.devview import DevView
+from paless_deploy.ui.lines import say
 from paless_deploy.ui.progress import make_progress
 
 if TYPE_CHECKING:
@@ -213,10 +214,10 @@ class DevSession:
                                 iteration.edit_to_ready_s)
         iteration.duration_s = round(time.monotonic() - self.ctx.started_monotonic, 3)
 
-    def _decide(self, said: bool = False) -> Delivery:
+    def _decide(self, nodes: NodeList, said: bool = False) -> Delivery:
         """How images reach the nodes now (said when it changed, unless `said` already)."""
         assert self.kube is not None
-        delivery = choose_delivery(delivery_facts(self.kube, self.ctx.config))
+        delivery = choose_delivery(delivery_facts(self.kube, self.ctx.config, nodes))
         if delivery != self.delivery and self.delivery is not None and not said:
             self.view.note(f"images reach the nodes by {delivery.method}: {delivery.reason}")
         self.delivery = delivery
@@ -228,7 +229,8 @@ class DevSession:
         self._read_contexts()
         self.applied = None  # unknown until this apply went through
         result = run_all(self.ctx, no_prune=True)
-        delivery = self._decide(said=True)  # the deploy said it
+        assert self.kube is not None
+        delivery = self._decide(read_nodes(self.kube), said=True)  # the deploy said it
         self.refs = {r.app: delivery.pulled_ref(r.ref) for r in result.images}
         self.applied = self._render(delivery) if result.exit_code == 0 else None
         return result
@@ -239,35 +241,26 @@ class DevSession:
     def _rebuild(self, names: tuple[str, ...]) -> Result:
         """Build and deliver `names`, then apply only the objects that changed."""
         assert self.kube is not None
-        delivery = self._decide()
+        nodes = read_nodes(self.kube)
+        delivery = self._decide(nodes)
         config = config_for(self.ctx.config, delivery)
         apps = [a for a in self.apps if a.name in names]
         plans = plan_images(config, apps)[0]
         planned = {p.app.name: delivery.pulled_ref(p.ref) for p in plans}
         if all(self.refs.get(app) == ref for app, ref in planned.items()):
             return Result(command="dev", result="unchanged")
-        nodes = [node_facts(n) for n in self._nodes()]
         images = build_images(config, apps, push=delivery.pushes, plans=plans,
                               progress=make_progress(self.ctx.console))
-        images = deliver_images(config, delivery, images, nodes, self.view.note)
+        images = deliver_images(config, delivery, images, [node_facts(n) for n in nodes],
+                                self.view.note)
         self.refs.update({r.app: delivery.pulled_ref(r.ref) for r in images})
         rendered = self._render(delivery)
         changed = changed_objects(rendered, self.applied)
         self.applied = None  # unknown until this rollout went through
-        result = run_rollout(self.ctx, self.kube, rendered, changed, names, images)
+        result = run_rollout(self.ctx, self.kube, rendered, changed, names, images, nodes)
         # a failure that left objects unapplied leaves the cluster unknown: apply all next
         self.applied = rendered if not result.extra.get("not_applied") else None
         return result
-
-    def _nodes(self) -> list[dict]:
-        from paless_deploy.adapters.kube import ApiError
-        from paless_deploy.core.manifests.kinds import by_kind
-
-        assert self.kube is not None
-        try:
-            return self.kube.list(by_kind("Node"))[0]
-        except ApiError:
-            return []
 
     # -- logs and port-forwards -----------------------------------------------------------
 
@@ -281,7 +274,7 @@ class DevSession:
     def _start_streams_now(self) -> None:
         assert self.kube is not None
         config = self.ctx.config
-        delivery = self.delivery or self._decide()
+        delivery = self.delivery or self._decide(read_nodes(self.kube))
         namespace = config.namespace
         if self.logs:
             registries = {config.registry, config_for(config, delivery).registry,
@@ -353,7 +346,7 @@ def run_dev(run_ctx: RunContext, reload: Callable[[], RunContext], *, logs: bool
     """Run the loop until Ctrl-C (raised as Interrupted, exit 130, with the session's
     report); a cluster that never answers is exit 4."""
     if run_ctx.json_output:
-        print("dev: --output json prints one JSON document when the session ends (Ctrl-C); "
-              "progress and logs go to stderr.", file=sys.stderr)
+        say("dev: --output json prints one JSON document when the session ends (Ctrl-C); "
+            "progress and logs go to stderr.", err=True)
     return DevSession(run_ctx, reload, logs=logs, port_forward=port_forward).run()
 

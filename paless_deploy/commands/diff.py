@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import click
-
 from paless_deploy.adapters.kube import Kube, connect
 from paless_deploy.core.errors import ConfigError, DeployFailed, ExitCode, PalessError
 from paless_deploy.core.manifests.kinds import api_group
@@ -24,6 +22,7 @@ from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.namespaces import namespace_exists
 from paless_deploy.stages.preflight import claim_shared_objects
 from paless_deploy.stages.render import discovered_apps, render
+from paless_deploy.ui.lines import say
 
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.context import RunContext
@@ -52,10 +51,10 @@ def run_diff(run_ctx: RunContext) -> Result:
             changes.append(change)
     if not run_ctx.json_output:
         for c in changes:
-            click.echo(c["diff"] if c["action"] not in ("invalid", "conflict")
-                       else f"# {c['object']}: {c['diff']}")
-        click.echo(f"# {len(changes)} object(s) would change" if changes
-                   else "# no changes", err=True)
+            say(c["diff"] if c["action"] not in ("invalid", "conflict")
+                else f"# {c['object']}: {c['diff']}")
+        say(f"# {len(changes)} object(s) would change" if changes else "# no changes",
+            err=True)
     result.extra["changes"] = changes
     if problems:
         first = problems[0]

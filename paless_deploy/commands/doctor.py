@@ -12,8 +12,6 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-import click
-
 from paless_deploy.adapters.buildkit import BUILDX_HINT, find_buildkit
 from paless_deploy.adapters.containerd import find_containerd, has_image
 from paless_deploy.adapters.docker import connect_docker, engine_platform
@@ -33,7 +31,9 @@ from paless_deploy.core.manifests.render import classes_named
 from paless_deploy.core.reporting.report import RESULT_FAILED, ErrorReport, Result
 from paless_deploy.stages.delivery import config_for, delivery_facts
 from paless_deploy.stages.images import plan_images
+from paless_deploy.stages.nodes import NodeList, read_nodes
 from paless_deploy.stages.render import discovered_apps, render
+from paless_deploy.ui.lines import say
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
@@ -294,7 +294,7 @@ def _engine_platform() -> str | None:
         return None
 
 
-def check_node_platform(kube: Kube, config: Config, engine: str | None) -> Check:
+def check_node_platform(nodes: NodeList, config: Config, engine: str | None) -> Check:
     """Images are built for PLATFORM (else the engine's): the nodes must run that arch."""
     name = "nodes run the build's platform"
     build = config.platform or engine
@@ -305,7 +305,7 @@ def check_node_platform(kube: Kube, config: Config, engine: str | None) -> Check
                                         .get("architecture") or
                                         (n["metadata"].get("labels") or {})
                                         .get("kubernetes.io/arch", ""))
-             for n in kube.list(by_kind("Node"))[0]}
+             for n in nodes.listed()}
     source = "PLATFORM" if config.platform else "the Docker engine's own, PLATFORM unset"
     other = nodes_of_other_arch(build, archs)
     if not other:
@@ -324,14 +324,14 @@ def check_node_platform(kube: Kube, config: Config, engine: str | None) -> Check
                  "steps need QEMU binfmt).")
 
 
-def check_registry_for_nodes(kube: Kube, registry: str) -> Check:
-    nodes = kube.list(by_kind("Node"))[0]
+def check_registry_for_nodes(nodes: NodeList, registry: str) -> Check:
+    count = len(nodes.listed())
     name = "nodes can pull from the registry"
-    if registry_usable_by_nodes(registry, len(nodes)):
+    if registry_usable_by_nodes(registry, count):
         return Check(name, True, False,
-                     f"{registry} on a cluster of {len(nodes)} node(s)")
+                     f"{registry} on a cluster of {count} node(s)")
     return Check(name, False, False,
-                 f"{registry} is this machine's loopback, and the cluster has {len(nodes)} "
+                 f"{registry} is this machine's loopback, and the cluster has {count} "
                  "nodes: the others cannot pull from it", K3S_REGISTRIES_HINT)
 
 
@@ -365,7 +365,8 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
         checks += [check_registry(config.registry), check_kustomize(),
                    Check("cluster", False, True, exc.message, exc.hint)]
         return checks  # everything below needs the cluster
-    delivery = choose_delivery(delivery_facts(kube, config))
+    nodes = read_nodes(kube)
+    delivery = choose_delivery(delivery_facts(kube, config, nodes))
     if delivery.pushes:
         config = config_for(config, delivery)
         checks.append(check_registry(config.registry))
@@ -386,11 +387,11 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
         (f"StorageClass {storage_class}", True,
          lambda: check_storage_class(kube, storage_class)),
         ("nodes run the build's platform", False,
-         lambda: check_node_platform(kube, config, _engine_platform())),
+         lambda: check_node_platform(nodes, config, _engine_platform())),
     ]
     if delivery.pushes:
         cluster_checks.append(("nodes can pull from the registry", False,
-                               lambda: check_registry_for_nodes(kube, delivery.image_registry)))
+                               lambda: check_registry_for_nodes(nodes, delivery.image_registry)))
     checks.extend(_guarded(name, required, fn) for name, required, fn in cluster_checks)
     checks.extend(_rendered_class_checks(run_ctx, kube, storage_class, ingress_class))
     return checks
@@ -460,4 +461,4 @@ def _print_checks(run_ctx: RunContext, checks: list[Check]) -> None:
                  run_ctx.console.color)
     failed = [c.name for c in checks if c.required and not c.ok]
     if failed:
-        click.echo(f"{len(failed)} required check(s) failed: {', '.join(failed)}.", err=True)
+        say(f"{len(failed)} required check(s) failed: {', '.join(failed)}.", err=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import click
-
-from paless_deploy.core.images.discover import select_apps
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.delivery import advertised_push_config
 from paless_deploy.stages.images import build_images
+from paless_deploy.stages.project import selected_apps
+from paless_deploy.ui.lines import say, warn
 from paless_deploy.ui.progress import make_progress
 from paless_deploy.ui.tables import print_table
 
@@ -20,19 +19,19 @@ if TYPE_CHECKING:
 
 def run_images(run_ctx: RunContext, command: str, names: Sequence[str], push: bool) -> Result:
     """Build (and with `push`, push) the named apps, or all of them."""
-    apps = select_apps(run_ctx.config.project_dir, names)
+    apps = selected_apps(run_ctx.config.project_dir, names)
     warnings: list[str] = []
 
-    def warn(text: str) -> None:
+    def warn_and_keep(text: str) -> None:
         warnings.append(text)
-        click.echo(f"warning: {text}", err=True)
+        warn(text)
 
     config = run_ctx.config
     if push:
         config = advertised_push_config(config, run_ctx.kubeconfig, run_ctx.context,
-                                        lambda text: click.echo(text, err=True))
+                                        lambda text: say(text, err=True))
     results = build_images(config, apps, push=push,
-                           progress=make_progress(run_ctx.console), warn=warn)
+                           progress=make_progress(run_ctx.console), warn=warn_and_keep)
     if not run_ctx.json_output:
         # The full digest is in the JSON document; a prefix identifies it on screen.
         rows = [(r.app, r.action, r.ref, (r.digest or "")[:19]) for r in results]

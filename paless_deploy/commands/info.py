@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import click
-
 from paless_deploy.core.configuration.config import combined_error, config_problems
 from paless_deploy.core.errors import ConfigError, PalessError
-from paless_deploy.core.images.discover import App, discover_apps
+from paless_deploy.core.images.discover import App
 from paless_deploy.core.reporting.report import Result, error_text
+from paless_deploy.stages.project import project_apps
+from paless_deploy.ui.lines import say, warn
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def run_help(run_ctx: RunContext, usage: str) -> Result:
     warnings: list[str] = []
     apps: list[App] = []
     try:
-        apps = discover_apps(config.project_dir)
+        apps = project_apps(config.project_dir)
     except ConfigError as exc:
         warnings.append(error_text(exc))
     for app in apps:
@@ -48,20 +48,20 @@ def run_help(run_ctx: RunContext, usage: str) -> Result:
     })
     if run_ctx.json_output:
         return result
-    click.echo(usage)
-    click.echo()
+    say(usage)
+    say()
     if app_rows:
         print_table(f"Apps in {config.project_dir.resolve()}", ("app", "dockerfile", "image"),
                     app_rows, run_ctx.console.color)
     else:
-        click.echo(f"No apps found in {config.project_dir.resolve()} "
-                   "(looked for <dir>/Dockerfile and Dockerfile.<name>).")
-    click.echo(f"Images reach the cluster by {method}: {reason}.")
-    click.echo()
+        say(f"No apps found in {config.project_dir.resolve()} "
+            "(looked for <dir>/Dockerfile and Dockerfile.<name>).")
+    say(f"Images reach the cluster by {method}: {reason}.")
+    say()
     print_table("Configuration", ("variable", "value", "source"), config.rows(),
                 run_ctx.console.color)
     for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+        warn(warning)
     return result
 
 
@@ -71,11 +71,12 @@ def image_delivery(run_ctx: RunContext) -> tuple[str, str]:
     from paless_deploy.adapters.kube import connect
     from paless_deploy.core.images.delivery import choose_delivery
     from paless_deploy.stages.delivery import delivery_facts
+    from paless_deploy.stages.nodes import read_nodes
 
     config = run_ctx.config
     try:
-        delivery = choose_delivery(delivery_facts(connect(run_ctx.kubeconfig, run_ctx.context),
-                                                  config))
+        kube = connect(run_ctx.kubeconfig, run_ctx.context)
+        delivery = choose_delivery(delivery_facts(kube, config, read_nodes(kube)))
     except PalessError as exc:
         setting = config.settings["IMAGE_DELIVERY"]
         why = (f"IMAGE_DELIVERY={setting.value} ({setting.describe_source()}); decided per "

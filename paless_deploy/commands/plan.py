@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import click
-
 from paless_deploy.core.apitypes import JsonValue
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
 from paless_deploy.core.plan.graph import DeployGraph, build_graph
@@ -22,6 +20,7 @@ from paless_deploy.core.plan.references import namespace_in
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.render import discovered_apps, render
+from paless_deploy.ui.lines import warn
 from paless_deploy.ui.tables import print_table
 
 if TYPE_CHECKING:
@@ -63,7 +62,7 @@ def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
                     "applied as soon as what it waits for is ready",
                     ("wave", "object", "phase", "waits for"), rows, run_ctx.console.color)
         for warning in warnings:
-            click.echo(f"warning: {warning}", err=True)
+            warn(warning)
     return result
 
 

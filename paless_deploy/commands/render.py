@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import click
-
 from paless_deploy.core.manifests.render import redact_secrets, to_yaml
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.render import discovered_apps, render
+from paless_deploy.ui.lines import say, warn
 
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.context import RunContext
@@ -26,9 +25,9 @@ def run_render(run_ctx: RunContext, show_secrets: bool = False) -> Result:
     shown = objects if show_secrets else redact_secrets(objects)
     result = Result(command="render", warnings=[*warnings, *rendered.warnings])
     for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        warn(warning)
     if run_ctx.json_output:
         result.extra["objects"] = shown
     else:
-        click.echo(to_yaml(shown), nl=False)
+        say(to_yaml(shown), nl=False)
     return result

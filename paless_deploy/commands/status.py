@@ -9,16 +9,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rich.console import Group, RenderableType
-from rich.text import Text
-
 from paless_deploy.adapters.kube import ApiError, Kube, cluster_errors, connect
-from paless_deploy.core.diagnosis.status import LISTED_KINDS, TABLES, Status, build_status
+from paless_deploy.core.diagnosis.status import LISTED_KINDS, Status, build_status
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.manifests.kinds import by_kind
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.watcher import NamespaceWatcher
-from paless_deploy.ui.tables import stdout_console, table
+from paless_deploy.ui.statusview import live_status, show_status
 
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.context import RunContext
@@ -45,27 +42,11 @@ def collect_status(kube: Kube, namespace: str) -> Status:
     return build_status(namespace, lists, datetime.now(UTC))
 
 
-def status_renderable(st: Status, color: bool, terminal: bool) -> RenderableType:
-    """The tables and the health line as one renderable (the one table style)."""
-    parts: list[RenderableType] = []
-    for title, attr, cols in TABLES:
-        rows = getattr(st, attr)
-        if not rows:
-            continue
-        parts.append(table(title, cols, [[r.get(c, "") for c in cols] for r in rows],
-                           terminal=terminal, color=color))
-        parts.append(Text(""))
-    style = ("green" if st.healthy else "red") if color else ""
-    parts.append(Text(f"{st.namespace}: {st.health}", style=style))
-    return Group(*parts)
-
-
 def print_status(run_ctx: RunContext, kube: Kube | None = None) -> Status:
     """Collect and print the status on stdout (text mode)."""
     kube = kube or connect(run_ctx.kubeconfig, run_ctx.context)
     st = collect_status(kube, run_ctx.config.namespace)
-    console = stdout_console(run_ctx.console.color)
-    console.print(status_renderable(st, run_ctx.console.color, console.is_terminal))
+    show_status(st, run_ctx.console.color)
     return st
 
 
@@ -89,25 +70,20 @@ def run_status(run_ctx: RunContext, watch: bool = False) -> Result:
 
 def _watch(run_ctx: RunContext, kube: Kube) -> None:
     """Redraw on every change seen by the namespace's watches, until Ctrl-C."""
-    from rich.live import Live
-
     ns = run_ctx.config.namespace
-    color = run_ctx.console.color
-    console = stdout_console(color)
     watcher = NamespaceWatcher(kube, ns, ["Deployment", "StatefulSet", "Pod", "Job",
                                           "PersistentVolumeClaim"]).start()
-    version = watcher.version
+    seen = [watcher.version]
 
-    def draw() -> RenderableType:
-        return status_renderable(collect_status(kube, ns), color, console.is_terminal)
+    def changed() -> bool:
+        new = watcher.wait_for_change(seen[0], 5.0)
+        if new == seen[0]:
+            return False
+        seen[0] = new
+        return True
 
     try:
-        with Live(draw(), console=console, auto_refresh=False) as live:
-            while True:
-                new = watcher.wait_for_change(version, 5.0)
-                if new != version:
-                    version = new
-                    live.update(draw(), refresh=True)
+        live_status(lambda: collect_status(kube, ns), changed, run_ctx.console.color)
     except KeyboardInterrupt:
         return
     finally:

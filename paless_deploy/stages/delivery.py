@@ -32,33 +32,24 @@ from paless_deploy.core.manifests.kinds import by_kind
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
     from paless_deploy.stages.images import ImageResult
+    from paless_deploy.stages.nodes import NodeList
 
 IMPORTED = "imported"  # ImageResult.delivery: streamed into the node's containerd now
 PRESENT = "on-node"  # the node had it already (status.images or its containerd)
 
 
-def delivery_facts(kube: Kube | None, config: Config, nodes: Sequence[dict] | None = None
-                   ) -> DeliveryFacts:
-    """What the decision reads: the nodes (given, or listed), the advertised registry,
+def delivery_facts(kube: Kube, config: Config, nodes: NodeList) -> DeliveryFacts:
+    """What the decision reads: the nodes (stages.nodes' list), the advertised registry,
     this machine, and the configuration. A user who may not read nodes or kube-public
     gets the decision the configuration alone allows."""
-    listed: list[dict] = list(nodes) if nodes is not None else []
-    known = nodes is not None
-    hosting = None
-    if kube is not None:
-        if nodes is None:
-            try:
-                listed, known = kube.list(by_kind("Node"))[0], True
-            except (ApiError, TransportError):
-                known = False
-        hosting = advertised_registry(kube)
+    hosting = advertised_registry(kube)
     registry = config.settings["REGISTRY"]
     requested = config.settings["IMAGE_DELIVERY"]
     return DeliveryFacts(
         requested=requested.value or "auto", requested_source=requested.describe_source(),
         registry=config.registry, registry_explicit=registry.explicit,
         registry_source=registry.describe_source(), hosting=hosting,
-        nodes=tuple(node_facts(n) for n in listed), nodes_known=known,
+        nodes=tuple(node_facts(n) for n in nodes), nodes_known=nodes.known,
         here=this_machine(config.value("PALESS_NODE_NAME")))
 
 

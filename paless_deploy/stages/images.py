@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from paless_deploy.adapters.buildcontext import FileDigests, read_build_files
 from paless_deploy.adapters.buildkit import (
     BUILDX_HINT,
     BuildkitCli,
@@ -39,9 +40,10 @@ from paless_deploy.core.images.buildspec import (
     dockerfile_stages,
     unknown_target_apps,
 )
-from paless_deploy.core.images.discover import App, discover_apps
-from paless_deploy.core.images.tags import FileDigests, base_images, compute_tag, image_ref
+from paless_deploy.core.images.discover import App
+from paless_deploy.core.images.tags import base_images, compute_tag, image_ref
 from paless_deploy.core.reporting.progress import ImageProgress, NullProgress
+from paless_deploy.stages.project import project_apps
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.docker import DockerClient
@@ -105,7 +107,7 @@ def _check_targets(config: Config) -> None:
     stage)."""
     if not config.build_targets():
         return
-    apps = discover_apps(config.project_dir)
+    apps = project_apps(config.project_dir)
     unknown = unknown_target_apps(config.build_targets(), [a.name for a in apps])
     if unknown:
         setting = config.settings["BUILD_TARGETS"]
@@ -127,7 +129,8 @@ def _plans(config: Config, apps: Sequence[App], platform: str | None,
         for base in bases:
             if base not in ids:
                 ids[base] = base_id(base)
-        tag = compute_tag(app, context_paths(app), spec, {b: ids[b] for b in bases}, digests)
+        files = read_build_files(app, context_paths(app), digests)
+        tag = compute_tag(app, files, spec, {b: ids[b] for b in bases})
         plans.append(ImagePlan(app, tag, image_ref(config, app.name, tag), spec))
     return plans
 

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.images.delivery import REGISTRY, Delivery, choose_delivery, node_facts
-from paless_deploy.core.images.discover import App, select_apps
+from paless_deploy.core.images.discover import App
 from paless_deploy.core.images.imageref import ImageRef
 from paless_deploy.core.reporting.reportfile import PriorReport
 from paless_deploy.stages.delivery import deliver_images, delivery_facts
 from paless_deploy.stages.images import ImagePlan, ImageResult, build_images, plan_images
+from paless_deploy.stages.nodes import NodeList
+from paless_deploy.stages.project import selected_apps
 from paless_deploy.stages.reports import check_reported_images, load_report
 from paless_deploy.ui.progress import make_progress
 
@@ -42,7 +44,7 @@ class Say:
 class ImageSource(Protocol):
     """The images of one deploy, wherever they come from."""
 
-    def delivery(self, kube: Kube, config: Config, nodes: Sequence[dict], say: Say
+    def delivery(self, kube: Kube, config: Config, nodes: NodeList, say: Say
                  ) -> Delivery:
         """How the images reach the nodes."""
         ...
@@ -51,7 +53,7 @@ class ImageSource(Protocol):
         """app -> the reference to deploy, known before anything is built."""
         ...
 
-    def obtain(self, config: Config, delivery: Delivery, nodes: Sequence[dict], say: Say
+    def obtain(self, config: Config, delivery: Delivery, nodes: NodeList, say: Say
                ) -> list[ImageResult]:
         """The images, made ready for the nodes (built, pushed, delivered; or checked)."""
         ...
@@ -74,7 +76,7 @@ class BuiltImages:
     only_apps: tuple[str, ...] = ()
     plans: list[ImagePlan] = field(default_factory=list)
 
-    def delivery(self, kube: Kube, config: Config, nodes: Sequence[dict], say: Say
+    def delivery(self, kube: Kube, config: Config, nodes: NodeList, say: Say
                  ) -> Delivery:
         chosen = choose_delivery(delivery_facts(kube, config, nodes))
         say.info(f"images reach the nodes by {chosen.method}: {chosen.reason}")
@@ -83,12 +85,12 @@ class BuiltImages:
     def planned_refs(self, config: Config, delivery: Delivery) -> dict[str, str]:
         # Tags are content hashes: known before building, so the tree is rendered and
         # planned (and fails in seconds) before any build.
-        to_build = (select_apps(config.project_dir, self.only_apps) if self.only_apps
+        to_build = (selected_apps(config.project_dir, self.only_apps) if self.only_apps
                     else list(self.apps))
         self.plans = plan_images(config, to_build)[0] if to_build else []
         return {p.app.name: delivery.pulled_ref(p.ref) for p in self.plans}
 
-    def obtain(self, config: Config, delivery: Delivery, nodes: Sequence[dict], say: Say
+    def obtain(self, config: Config, delivery: Delivery, nodes: NodeList, say: Say
                ) -> list[ImageResult]:
         if not self.plans:
             return []
@@ -116,7 +118,7 @@ class ReportedImages:
     only_apps: tuple[str, ...] = ()
     pinned: dict[str, ImageRef] = field(default_factory=dict)
 
-    def delivery(self, kube: Kube, config: Config, nodes: Sequence[dict], say: Say
+    def delivery(self, kube: Kube, config: Config, nodes: NodeList, say: Say
                  ) -> Delivery:
         return Delivery(REGISTRY, "--images-from: the report's registry")
 
@@ -125,7 +127,7 @@ class ReportedImages:
         _check_report_covers(self.report, self.apps, self.only_apps)
         return {app: str(ref) for app, ref in self.pinned.items()}
 
-    def obtain(self, config: Config, delivery: Delivery, nodes: Sequence[dict], say: Say
+    def obtain(self, config: Config, delivery: Delivery, nodes: NodeList, say: Say
                ) -> list[ImageResult]:
         return check_reported_images(self.report, self.pinned, say.warn)
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
+from paless_deploy.adapters.host import process_identity, utc_now
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
 from paless_deploy.core.errors import ConfigError, LockHeld
 from paless_deploy.core.manifests.kinds import by_kind
@@ -40,9 +41,9 @@ from paless_deploy.core.plan.lease import (
     lease_body,
     lease_state,
     lock_timeout,
-    utc_now,
     waiting_message,
 )
+from paless_deploy.ui.lines import say, warn
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
@@ -260,12 +261,11 @@ class NamespaceLock:
                              resource_version=state.resource_version)
         except ApiError as exc:
             if exc.status not in (404, 409):
-                print(f"warning: could not release the lock of {self.namespace} "
-                      f"({exc.status} {exc.reason}); it expires in {self.lease_duration_s}s.",
-                      file=sys.stderr)
+                warn(f"could not release the lock of {self.namespace} "
+                     f"({exc.status} {exc.reason}); it expires in {self.lease_duration_s}s.")
         except Exception as exc:  # noqa: BLE001 - unreachable cluster: the lease expires
-            print(f"warning: could not release the lock of {self.namespace} ({exc}); "
-                  f"it expires in {self.lease_duration_s}s.", file=sys.stderr)
+            warn(f"could not release the lock of {self.namespace} ({exc}); "
+                 f"it expires in {self.lease_duration_s}s.")
 
 
 def acquire(kube: Kube, namespace: str, holder: str, timeout_s: float,
@@ -280,9 +280,14 @@ def lock_for(kube: Kube, run_ctx: RunContext, command: str,
     without `on_wait`, a wait is said on stderr (who holds it, until when)."""
     namespace, timeout_s = run_ctx.config.namespace, lock_timeout(run_ctx.config)
 
-    def say(state: LeaseState) -> None:
+    def tell(state: LeaseState) -> None:
         if not run_ctx.console.quiet:
-            print(waiting_message(namespace, state, utc_now(), timeout_s), file=sys.stderr)
+            say(waiting_message(namespace, state, utc_now(), timeout_s), err=True)
 
-    return NamespaceLock(kube, namespace, holder_identity(command), timeout_s,
-                         on_wait=on_wait or say)
+    return NamespaceLock(kube, namespace, lock_holder(command), timeout_s,
+                         on_wait=on_wait or tell)
+
+
+def lock_holder(command: str) -> str:
+    """Who takes a lock for `command`: `user@host pid N: command [CI job URL]`."""
+    return holder_identity(command, process_identity(), os.environ)

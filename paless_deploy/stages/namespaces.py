@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters import git
+from paless_deploy.adapters.host import utc_now
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
 from paless_deploy.core.configuration.branch import current_branch
 from paless_deploy.core.configuration.durations import span
@@ -80,7 +81,8 @@ def ensure_namespace(kube: Kube, config: Config, *, timeout_s: float = 300.0,
                 renew_namespace(kube, config)
             return ObjectReport(kind="Namespace", name=name, action="unchanged", ready=True,
                                 reason="expiry renewed" if renewed else "", api_version="v1")
-    manifest = namespace_manifest(config, detect_branch(config), detect_commit(config))
+    manifest = namespace_manifest(config, detect_branch(config), detect_commit(config),
+                                  now=utc_now())
     with cluster_errors(kube, f"creating namespace {name}", name):
         try:
             kube.create(NAMESPACE, manifest)
@@ -101,7 +103,8 @@ def renew_namespace(kube: Kube, config: Config) -> None:
     A merge patch: it sets these annotations and leaves every other one (and a TTL this
     deploy does not name) as it is.
     """
-    patch = {"metadata": {"annotations": renewal_annotations(config, detect_commit(config))}}
+    patch = {"metadata": {"annotations": renewal_annotations(config, detect_commit(config),
+                                                                now=utc_now())}}
     path = NAMESPACE.path(None, config.namespace)
     with cluster_errors(kube, f"renewing namespace {config.namespace}", config.namespace):
         with_retries(lambda: kube.request("PATCH", path, body=patch,

@@ -1,48 +1,27 @@
 """Port-forwards for `dev --port-forward`: web's port and the MinIO console on localhost,
 kept pointing at a Ready pod as rollouts replace pods.
 
-Each target runs one `kubectl port-forward pod/... LOCAL:REMOTE` (the kubectl adapter) on
+Each target runs one port-forward through the Kubernetes door (adapters.kube.kubectl) on
 a local port that stays the same for the whole session (the Service's port, else the next
-free one), restarted on a new Ready pod when its pod goes away or is no longer Ready, or
-when kubectl exits.
+free one, adapters.host), restarted on a new Ready pod when its pod goes away or is no
+longer Ready, or when the forward ends.
 """
 
 from __future__ import annotations
 
-import selectors
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from paless_deploy.adapters.kustomize import start_port_forward
+from paless_deploy.adapters.host import free_local_port
+from paless_deploy.adapters.kube.kubectl import KubectlPortForward
 from paless_deploy.core.plan.devloop import ForwardTarget, forward_pod, pod_port
 from paless_deploy.stages.watcher import PodsLoop
 
 if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
-
-LISTEN_TIMEOUT_S = 10.0
-MAX_PORT_TRIES = 100
-
-
-def free_local_port(preferred: int, taken: set[int]) -> int:
-    """`preferred` when nothing listens on 127.0.0.1 there, else the next free port."""
-    for port in range(preferred, preferred + MAX_PORT_TRIES):
-        if port in taken or port > 65535:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -52,8 +31,7 @@ class Forward:
     target: ForwardTarget
     local_port: int
     pod: str | None = None
-    process: subprocess.Popen[str] | None = field(default=None, repr=False)
-    said: list[str] = field(default_factory=list, repr=False)  # kubectl's last lines
+    process: KubectlPortForward | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -104,14 +82,15 @@ class PortForwards:
 
     def _keep(self, forward: Forward, pods: list[dict]) -> bool:
         """Point the forward at a Ready pod; True when it changed."""
-        alive = forward.process is not None and forward.process.poll() is None
+        alive = forward.process is not None and forward.process.alive()
         pod = forward_pod(pods, forward.target, forward.pod if alive else None)
         name = pod["metadata"]["name"] if pod is not None else None
         if alive and name == forward.pod:
             return False
         if forward.process is not None and not alive:
+            said = forward.process.said
             self.say(f"port-forward {forward.target.name}: kubectl ended "
-                     f"({' '.join(forward.said[-2:]) or 'no output'}); starting it again")
+                     f"({' '.join(said[-2:]) or 'no output'}); starting it again")
         with self._lock:
             if self._pods.stopped:
                 return False
@@ -126,10 +105,10 @@ class PortForwards:
                 self.say(f"port-forward {forward.target.name}: pod {name} has no port "
                          f"{forward.target.target_port!r}")
                 return False
-            forward.process = start_port_forward(self.kube.kubeconfig, self.kube.context,
+            forward.process = KubectlPortForward(self.kube.kubeconfig, self.kube.context,
                                                  self.namespace, name, forward.local_port,
                                                  remote)
-            problem = _listening(forward)
+            problem = forward.process.wait_listening()
             if problem:
                 self.say(f"port-forward {forward.target.name} to pod {name} failed: {problem}")
                 _end(forward)
@@ -144,44 +123,7 @@ class PortForwards:
             return True
 
 
-def _listening(forward: Forward) -> str:
-    """"" once kubectl says it forwards, else what it said before exiting (or timing out)."""
-    process = forward.process
-    assert process is not None and process.stdout is not None
-    deadline = time.monotonic() + LISTEN_TIMEOUT_S
-    said: list[str] = []
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        while (left := deadline - time.monotonic()) > 0:
-            if not selector.select(left):
-                break
-            line = process.stdout.readline()
-            if not line:
-                break
-            if line.startswith("Forwarding from"):
-                forward.said = []
-                threading.Thread(target=_drain, args=(process, forward.said),
-                                 daemon=True).start()
-                return ""
-            said.append(line.strip())
-    return " ".join(said)[-300:] or f"kubectl said nothing (exit code {process.poll()})"
-
-
-def _drain(process: subprocess.Popen[str], said: list[str]) -> None:
-    """Read kubectl's further output (a line per connection) so its pipe never fills; keep
-    the last lines (why it ended, when it does)."""
-    assert process.stdout is not None
-    for line in process.stdout:
-        said.append(line.strip())
-        del said[:-5]
-
-
 def _end(forward: Forward) -> None:
     process, forward.process = forward.process, None
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    if process is not None:
+        process.stop()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kustomize import kustomize_build
 from paless_deploy.core.configuration.config import combined_error, prod_problems
-from paless_deploy.core.images.discover import App, discover_apps
+from paless_deploy.core.images.discover import App
 from paless_deploy.core.manifests.render import (
     AppImages,
     for_namespace,
@@ -22,6 +22,7 @@ from paless_deploy.core.manifests.render import (
     rewrite_images,
     substitute_variables,
 )
+from paless_deploy.stages.project import project_apps
 
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.context import RunContext
@@ -63,7 +64,7 @@ def render_overlay(project_dir: Path, overlay: str, namespace: str,
 
 def discovered_apps(run_ctx: RunContext) -> list[App]:
     """Every app of the project; none is fine (a tree deploying only images from elsewhere)."""
-    return discover_apps(run_ctx.config.project_dir)
+    return project_apps(run_ctx.config.project_dir)
 
 
 def render(run_ctx: RunContext, app_images: Mapping[str, str]) -> Rendered:

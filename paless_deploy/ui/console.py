@@ -12,16 +12,9 @@ from typing import IO
 from rich.console import Console
 
 from paless_deploy.core.configuration.context import ConsoleSettings
+from paless_deploy.ui.terminal import is_terminal
 
 PLAIN_WIDTH = 200
-
-
-def is_terminal(stream: IO[str]) -> bool:
-    """True when `stream` is a terminal (False for pipes, files and closed streams)."""
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
 
 
 def stdout_console(color: bool, stream: IO[str] | None = None) -> Console:

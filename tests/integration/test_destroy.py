@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 
 import pytest
@@ -20,12 +21,13 @@ MANAGED = {"app.kubernetes.io/managed-by": "paless-deploy"}
 
 
 def run_context(sandbox, tmp_path, namespace: str = "unused"):
-    from paless_deploy.core.configuration.config import load_config
     from paless_deploy.core.configuration.context import ConsoleSettings, RunContext
+    from paless_deploy.stages.project import load_config
 
     config = load_config(tmp_path, [], {"PALESS_NAMESPACE": namespace}, environ={},
                          validate=False)
-    return RunContext(config=config, output="json", console=ConsoleSettings(quiet=True),
+    return RunContext(config=config, started_monotonic=time.monotonic(),
+                      started_at=time.time(), output="json", console=ConsoleSettings(quiet=True),
                       timeout_s=120, kubeconfig=str(sandbox.kubeconfig))
 
 

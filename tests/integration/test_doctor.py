@@ -4,6 +4,7 @@ provides the thing (Docker, registry, kustomize, IngressClass traefik, default S
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -11,12 +12,13 @@ from paless_deploy.commands.doctor import run_doctor
 
 
 def run(sandbox, tmp_path, *, kubeconfig=None, namespace="paless-doctor", **values):
-    from paless_deploy.core.configuration.config import load_config
     from paless_deploy.core.configuration.context import ConsoleSettings, RunContext
+    from paless_deploy.stages.project import load_config
 
     settings = {"PALESS_NAMESPACE": namespace, "REGISTRY": "127.0.0.1:5000", **values}
     config = load_config(tmp_path, [], settings, environ={}, validate=False)
-    ctx = RunContext(config=config, output="json", console=ConsoleSettings(quiet=True),
+    ctx = RunContext(config=config, started_monotonic=time.monotonic(),
+                      started_at=time.time(), output="json", console=ConsoleSettings(quiet=True),
                      kubeconfig=str(kubeconfig or sandbox.kubeconfig))
     return run_doctor(ctx)
 

@@ -35,7 +35,7 @@ from tests.integration.deploy_helpers import (
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
 BRANCHES = 10
-NODE_CPU_M = 8000  # a sandbox node (scripts/sandbox NODE_CAPACITY)
+NODE_CPU_M = 8000  # a sandbox node (paless_sandbox.kwok NODE_CAPACITY)
 MARGIN_CPU_M = 2 * NODE_CPU_M  # other tests share the sandbox's nodes
 KINDS = ("configmaps,secrets,persistentvolumeclaims,services,statefulsets,deployments,jobs,"
          "horizontalpodautoscalers,poddisruptionbudgets,ingresses")

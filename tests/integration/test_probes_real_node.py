@@ -70,7 +70,7 @@ def stand_in(tmp_path_factory) -> Project:
 
 def manifest_probes() -> dict[str, Any]:
     """The probes of the web container as our dev overlay renders them."""
-    from paless_deploy.core.configuration.config import load_config
+    from paless_deploy.stages.project import load_config
     from paless_deploy.stages.render import render_overlay
 
     config = load_config(REPO, [REPO / "paless.env.example"], {}, environ={}, validate=False)

@@ -499,17 +499,16 @@ def test_a_missing_kernel_feature_is_named_and_the_sandbox_goes_on(tmp_path):
     the reason is recorded for `status` and the tests, and `up` does not fail.
 
     The kernel here has every feature, so the check is replaced by one naming a missing one;
-    everything after it is the script's own code, on a throw-away state directory.
+    everything after it is the sandbox's own code, on a throw-away state directory (a process
+    of its own: the package reads PALESS_SANDBOX_STATE when it is imported).
     """
     script = (
-        "import importlib.machinery, importlib.util, sys\n"
-        "loader = importlib.machinery.SourceFileLoader('sandbox', sys.argv[1])\n"
-        "module = importlib.util.module_from_spec(importlib.util.spec_from_loader('sandbox', loader))\n"
-        "sys.modules['sandbox'] = module\n"
-        "loader.exec_module(module)\n"
-        "module.missing_kernel_features = lambda: ['veth pairs (CONFIG_VETH): pod network interfaces']\n"
-        "module.start_real_node()\n")
-    res = subprocess.run([sys.executable, "-c", script, str(SANDBOX)], capture_output=True,
+        "import sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from paless_sandbox import kernel, realnode\n"
+        "kernel.missing_kernel_features = lambda: ['veth pairs (CONFIG_VETH): pod network interfaces']\n"
+        "realnode.start_real_node()\n")
+    res = subprocess.run([sys.executable, "-c", script, str(SANDBOX.parent)], capture_output=True,
                          text=True, timeout=60, check=False,
                          env={**os.environ, "PALESS_SANDBOX_STATE": str(tmp_path)})
     assert res.returncode == 0, res.stderr

@@ -280,7 +280,7 @@ def test_crash_looping_pod_has_previous_logs(sandbox, kube_api, namespace):
     assert "container started" in core.read_namespaced_pod_log("crashlogs", namespace, container="app")
 
 
-KWOK_FORWARD_PORT = 10265  # scripts/sandbox: where port-forwards to simulated pods arrive
+KWOK_FORWARD_PORT = 10265  # paless_sandbox.layout: where port-forwards to simulated pods arrive
 
 
 def test_port_forward_to_a_simulated_pod_reaches_the_local_stand_in(sandbox, kube_api,

@@ -34,7 +34,7 @@ PROD_CREDENTIALS = {
 
 def _rendered(overlay: str, namespace: str) -> list[dict]:
     """The overlay through the tool's render stage with paless.env.example's values."""
-    from paless_deploy.core.configuration.config import load_config
+    from paless_deploy.stages.project import load_config
     from paless_deploy.stages.render import render_overlay
 
     overrides = {"PALESS_NAMESPACE": namespace, "OVERLAY": overlay}

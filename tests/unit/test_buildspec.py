@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from paless_deploy.adapters import buildkit
-from paless_deploy.core.configuration.config import config_problems, load_config
+from paless_deploy.adapters.buildcontext import ignore_file
+from paless_deploy.core.configuration.config import config_problems
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.images.buildspec import (
     BuildSecret,
     build_failed,
     dockerfile_stages,
-    ignore_file,
     normalize_platform,
     parse_build_secrets,
     parse_build_targets,
@@ -26,6 +26,7 @@ from paless_deploy.core.images.buildspec import (
     unknown_target_apps,
 )
 from paless_deploy.core.images.discover import App
+from paless_deploy.stages.project import load_config
 
 
 def test_secrets_are_ids_and_variables_never_values() -> None:

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.configuration.config import (
-    MASK,
-    load_config,
-)
+from paless_deploy.core.configuration.config import MASK
 from paless_deploy.core.configuration.durations import parse_duration
 from paless_deploy.core.configuration.variables import SUBSTITUTABLE_NAMES, VARIABLES
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.stages.project import load_config
 
 
 @pytest.fixture
@@ -207,7 +205,7 @@ def render_prod(project: Path, environ: dict[str, str]) -> list[dict]:
     from paless_deploy.stages.render import render
 
     config = load_config(project, None, {"OVERLAY": "prod"}, environ)
-    return render(RunContext(config=config), {}).objects
+    return render(RunContext(config=config, started_monotonic=0.0, started_at=0.0), {}).objects
 
 
 def test_prod_refuses_development_defaults_the_manifests_use(project: Path) -> None:
@@ -271,8 +269,8 @@ def test_env_example_lists_every_variable_and_loads(tmp_path: Path) -> None:
 
 
 def test_secret_values_are_the_configured_credentials(tmp_path: Path) -> None:
-    from paless_deploy.core.configuration.config import load_config
     from paless_deploy.core.reporting.report import scrub
+    from paless_deploy.stages.project import load_config
 
     (tmp_path / "k8s" / "overlays" / "dev").mkdir(parents=True)
     (tmp_path / "k8s" / "overlays" / "dev" / "kustomization.yaml").write_text("resources: []\n")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from paless_deploy.core.errors import ConfigError
-from paless_deploy.core.images.discover import discover_apps
+from paless_deploy.stages.project import project_apps
 
 
 def touch(path: Path) -> None:
@@ -22,7 +22,7 @@ def test_dir_apps_and_root_dockerfiles(tmp_path: Path) -> None:
     touch(tmp_path / "api" / "Dockerfile")
     touch(tmp_path / "Dockerfile.web")
     touch(tmp_path / "Dockerfile.worker")
-    apps = discover_apps(tmp_path)
+    apps = project_apps(tmp_path)
     assert [a.name for a in apps] == ["api", "web", "worker"]
     api, web, _ = apps
     assert api.context == tmp_path / "api" and api.dockerfile_in_context == "Dockerfile"
@@ -34,14 +34,14 @@ def test_nothing_deeper_than_one_level(tmp_path: Path) -> None:
     touch(tmp_path / "tests" / "fixtures" / "app" / "Dockerfile")
     touch(tmp_path / "services" / "api" / "Dockerfile")
     touch(tmp_path / "services" / "Dockerfile.extra")
-    assert discover_apps(tmp_path) == []
+    assert project_apps(tmp_path) == []
 
 
 @pytest.mark.parametrize("skipped", ["node_modules", ".git", ".venv", ".context-management",
                                      ".devcontainer"])
 def test_skipped_dirs(tmp_path: Path, skipped: str) -> None:
     touch(tmp_path / skipped / "Dockerfile")
-    assert discover_apps(tmp_path) == []
+    assert project_apps(tmp_path) == []
 
 
 def test_root_dockerfile_and_ignore_files_are_not_apps(tmp_path: Path) -> None:
@@ -49,26 +49,26 @@ def test_root_dockerfile_and_ignore_files_are_not_apps(tmp_path: Path) -> None:
     touch(tmp_path / "Dockerfile.web.dockerignore")
     touch(tmp_path / "Dockerfile.")
     (tmp_path / "docs").mkdir()
-    assert discover_apps(tmp_path) == []
+    assert project_apps(tmp_path) == []
 
 
 def test_duplicate_names_both_named(tmp_path: Path) -> None:
     touch(tmp_path / "web" / "Dockerfile")
     touch(tmp_path / "Dockerfile.web")
     with pytest.raises(ConfigError) as info:
-        discover_apps(tmp_path)
+        project_apps(tmp_path)
     assert "Dockerfile.web" in str(info.value) and "web/Dockerfile" in str(info.value)
 
 
 def test_invalid_app_name(tmp_path: Path) -> None:
     touch(tmp_path / "Dockerfile.Web")
     with pytest.raises(ConfigError, match="Rename"):
-        discover_apps(tmp_path)
+        project_apps(tmp_path)
 
 
 def test_repository_ships_the_paless_components() -> None:
     root = Path(__file__).resolve().parents[2]
-    apps = {a.name: a for a in discover_apps(root)}
+    apps = {a.name: a for a in project_apps(root)}
     assert {"web", "worker", "scheduler"} <= set(apps)
     for name in ("web", "worker", "scheduler"):
         text = apps[name].dockerfile.read_text()

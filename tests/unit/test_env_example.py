@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.configuration.config import load_config
 from paless_deploy.core.configuration.variables import VARIABLES
+from paless_deploy.stages.project import load_config
 from paless_deploy.stages.render import render_overlay
 
 REPO = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.configuration.config import load_config
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.stages.project import load_config
 
 
 @pytest.fixture

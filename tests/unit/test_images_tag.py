@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from paless_deploy.adapters.buildcontext import read_build_files
 from paless_deploy.adapters.docker import context_paths
 from paless_deploy.adapters.registry import registry_scheme
 from paless_deploy.core.images.buildspec import BuildSecret, BuildSpec
-from paless_deploy.core.images.discover import App, discover_apps
+from paless_deploy.core.images.discover import App
 from paless_deploy.core.images.tags import base_images, compute_tag
+from paless_deploy.stages.project import project_apps
 
 ARGS = {"BASE_IMAGE": "base:1"}
 IDS = {"base:1": "sha256:aaa"}
@@ -39,7 +41,7 @@ def tag(app: App, args: dict[str, str] = ARGS, ids: dict[str, str | None] = IDS,
         target: str | None = None, platform: str | None = None,
         secrets: tuple[BuildSecret, ...] = ()) -> str:
     spec = BuildSpec(args=args, target=target, platform=platform, secrets=secrets)
-    return compute_tag(app, context_paths(app), spec, ids)
+    return compute_tag(app, read_build_files(app, context_paths(app)), spec, ids)
 
 
 def test_same_content_same_tag(app: App) -> None:
@@ -102,7 +104,7 @@ def test_per_dockerfile_ignore_file_wins_over_dockerignore(tmp_path: Path) -> No
     write(tmp_path / "Dockerfile.web.dockerignore", "*.md\n")
     write(tmp_path / "app.log", "log")
     write(tmp_path / "notes.md", "notes")
-    web, worker = discover_apps(tmp_path)  # the ignore file is no app of its own
+    web, worker = project_apps(tmp_path)  # the ignore file is no app of its own
     assert (web.name, worker.name) == ("web", "worker")
     assert "app.log" in context_paths(web) and "notes.md" not in context_paths(web)
     assert "notes.md" in context_paths(worker) and "app.log" not in context_paths(worker)
@@ -122,7 +124,7 @@ def test_dir_apps_are_independent(tmp_path: Path) -> None:
     for name in ("a", "b"):
         write(tmp_path / name / "Dockerfile", "FROM scratch\nCOPY f /f\n")
         write(tmp_path / name / "f", name)
-    a, b = discover_apps(tmp_path)
+    a, b = project_apps(tmp_path)
     before = (tag(a, {}, {}), tag(b, {}, {}))
     write(tmp_path / "b" / "f", "changed")
     assert tag(a, {}, {}) == before[0]
@@ -134,7 +136,7 @@ def test_root_dockerfiles_share_source_changes(tmp_path: Path) -> None:
     write(tmp_path / "Dockerfile.worker", "FROM scratch\nCOPY src /src\nENV W=1\n")
     write(tmp_path / ".dockerignore", "Dockerfile.*\nk8s\n")
     write(tmp_path / "src" / "app.py", "v1")
-    web, worker = discover_apps(tmp_path)
+    web, worker = project_apps(tmp_path)
     before = (tag(web, {}, {}), tag(worker, {}, {}))
     assert before[0] != before[1]
     write(tmp_path / "src" / "app.py", "v2")
@@ -150,7 +152,7 @@ def test_root_dockerfiles_share_source_changes(tmp_path: Path) -> None:
 
 def test_repository_context_is_small() -> None:
     root = Path(__file__).resolve().parents[2]
-    web = next(a for a in discover_apps(root) if a.name == "web")
+    web = next(a for a in project_apps(root) if a.name == "web")
     paths = context_paths(web)
     assert "Dockerfile.web" in paths
     assert not [p for p in paths if p.split("/")[0] in ("tests", "k8s", ".git", "scripts",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from paless_deploy.adapters.host import process_identity
 from paless_deploy.core.plan.lease import LeaseState, ci_job_url, holder_identity, micro_time
 
 NOW = dt.datetime(2025, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -29,7 +30,7 @@ def test_micro_time_always_has_six_fraction_digits():
 
 def test_identity_names_user_host_pid_command_and_ci_job():
     env = {"GITHUB_RUN_ID": "7", "GITHUB_REPOSITORY": "o/r"}
-    identity = holder_identity("all", env)
+    identity = holder_identity("all", process_identity(), env)
     assert " pid " in identity and "@" in identity and ": all" in identity
     assert identity.endswith("(https://github.com/o/r/actions/runs/7)")
     assert ci_job_url({"CI_JOB_URL": "https://gitlab/x/-/jobs/1"}) == "https://gitlab/x/-/jobs/1"

@@ -6,13 +6,13 @@ import datetime as dt
 
 import pytest
 
-from paless_deploy.core.configuration.config import load_config
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.manifests.namespaces import (
     namespace_expiry,
     namespace_manifest,
     parse_rfc3339,
 )
+from paless_deploy.stages.project import load_config
 
 NOW = dt.datetime(2025, 5, 10, 12, 0, 0, tzinfo=dt.UTC)
 DAY = 86400.0
@@ -43,7 +43,7 @@ def test_manifest_without_git_or_ttl_has_only_created_and_deployed_at(tmp_path):
 
 def test_bad_ttl_is_a_config_error_naming_the_variable(tmp_path):
     with pytest.raises(ConfigError, match="PALESS_TTL"):
-        namespace_manifest(config(tmp_path, PALESS_TTL="soon"), None, None)
+        namespace_manifest(config(tmp_path, PALESS_TTL="soon"), None, None, now=NOW)
 
 
 def ann(days_ago: float, ttl: str | None = None) -> dict:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from paless_deploy.core.configuration.config import load_config
 from paless_deploy.core.configuration.validation import FORMS, blame_base_image, form_problems
 from paless_deploy.core.configuration.variables import BY_NAME, nearest_variable
 from paless_deploy.core.errors import BuildError, ConfigError, readable, shown
 from paless_deploy.core.images.imageref import parse_registry
 from paless_deploy.core.plan.lease import LeaseState, waiting_message
+from paless_deploy.stages.project import load_config
 
 
 @pytest.fixture

@@ -1,14 +1,15 @@
 """Effective configuration: flags > environment > env files > defaults, with provenance.
 
 Every value remembers where it came from (flag, environment, file:line, default) so
-that validation errors and `paless-deploy config` can name the source and the fix.
+that validation errors and `paless-deploy config` can name the source and the fix. Pure:
+the environment, the env files' contents and the project's overlays arrive as values
+(`ProjectFiles`, read by adapters.files).
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.core.configuration import envfile
 from paless_deploy.core.configuration.branch import branch_namespace, current_branch
+from paless_deploy.core.configuration.envfile import EnvFileText
 from paless_deploy.core.configuration.validation import form_problems
 from paless_deploy.core.configuration.variables import (
     BY_NAME,
@@ -78,6 +80,18 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class ProjectFiles:
+    """What the configuration reads from the project on disk (adapters.files reads it)."""
+
+    project_dir: Path  # as given
+    absolute: Path  # the same, absolute (for messages)
+    is_dir: bool = True
+    env_files: tuple[EnvFileText, ...] = ()  # the env files to read, in order (later wins)
+    missing_env_files: tuple[Path, ...] = ()  # given with --env-file, but absent
+    overlays: tuple[str, ...] = ()  # names of k8s/overlays/<name>/ with a kustomization.yaml
+
+
+@dataclass(frozen=True)
 class Config:
     """The effective configuration of one invocation (immutable)."""
 
@@ -85,6 +99,8 @@ class Config:
     settings: Mapping[str, Setting]
     namespace: str  # effective target namespace
     namespace_source: str  # why: "PALESS_NAMESPACE (flag)", "PROJECT_NAME", "branch <b>"
+    project_absolute: Path  # project_dir, absolute (for messages)
+    overlays: tuple[str, ...]  # the overlays the project holds (k8s/overlays/<name>/)
     # Variables outside the table that BUILD_SECRETS names (their values are secrets).
     named: tuple[Setting, ...] = ()
     branch: str | None = None  # set in branch mode (PALESS_NAMESPACE=auto)
@@ -245,32 +261,18 @@ class Config:
         return rows
 
 
-def resolve_env_files(project_dir: Path, env_files: list[Path] | None) -> list[Path]:
-    """The env files to read, in order (later wins).
-
-    Default: `paless.env` then `.context-management/.env` in the project, those that
-    exist. Given files replace the default list and must all exist.
-    """
-    if env_files is None:
-        return [project_dir / name for name in DEFAULT_ENV_FILES
-                if (project_dir / name).is_file()]
-    missing = [path for path in env_files if not Path(path).exists()]
-    if missing:
+def _env_files(project: ProjectFiles) -> tuple[EnvFileText, ...]:
+    """The env files to read, in order (later wins): those given (`--env-file`, which must
+    all exist), else those of `paless.env`, `.context-management/.env` that exist."""
+    if project.missing_env_files:
         raise ConfigError(
-            f"Env file {missing[0]} does not exist (given with --env-file).",
+            f"Env file {project.missing_env_files[0]} does not exist (given with --env-file).",
             "Check the path; relative paths are taken from the current directory.",
             code="no-env-file")
-    return [Path(path) for path in env_files]
+    return project.env_files
 
 
-def _display_path(path: Path, project_dir: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(project_dir.resolve()))
-    except ValueError:
-        return str(path)
-
-
-def read_env_files(files: list[Path], project_dir: Path, environ: Mapping[str, str],
+def read_env_files(files: Sequence[EnvFileText], environ: Mapping[str, str],
                    names: Collection[str] = BY_NAME) -> tuple[dict[str, Setting], list[str]]:
     """The variables `names` (default: the known ones) of the env files (later wins) with
     `<file>:<line>` sources, and the warnings their shell habits deserve (core.envfile);
@@ -278,9 +280,8 @@ def read_env_files(files: list[Path], project_dir: Path, environ: Mapping[str, s
     settings: dict[str, Setting] = {}
     warnings: list[str] = []
     seen: dict[str, str] = {}  # every key of the files read so far (for ${OTHER})
-    for path in files:
-        env = envfile.read(path, _display_path(path, project_dir),
-                           lambda name: name in SECRET_NAMES or name not in BY_NAME)
+    for file in files:
+        env = envfile.read(file, lambda name: name in SECRET_NAMES or name not in BY_NAME)
         values = envfile.expand(env, lambda name: environ.get(name, seen.get(name)),
                                 lambda name: name in names,
                                 lambda name: name in SECRET_NAMES or name not in BY_NAME)
@@ -295,11 +296,10 @@ def read_env_files(files: list[Path], project_dir: Path, environ: Mapping[str, s
     return settings, warnings
 
 
-def load_config(
-    project_dir: Path,
-    env_files: list[Path] | None,
+def build_config(
+    project: ProjectFiles,
     overrides: Mapping[str, str],
-    environ: Mapping[str, str] = os.environ,
+    environ: Mapping[str, str],
     *,
     validate: bool = True,
     scope: str = "deploy",
@@ -314,8 +314,8 @@ def load_config(
     `read_checkout` tells the checked-out branch when branch mode needs it and no CI
     variable names it (the CLI passes the git adapter's).
     """
-    project_dir = Path(project_dir)
-    if not project_dir.is_dir():
+    project_dir = project.project_dir
+    if not project.is_dir:
         raise ConfigError(f"Project directory {project_dir} does not exist.",
                           "Pass --project-dir pointing at the Paless repository.")
     unknown = sorted(set(overrides) - set(BY_NAME))
@@ -326,8 +326,8 @@ def load_config(
     settings: dict[str, Setting] = {
         v.name: Setting(v.name, v.default, SOURCE_DEFAULT) for v in VARIABLES
     }
-    files = resolve_env_files(project_dir, env_files)
-    from_files, warnings = read_env_files(files, project_dir, environ)
+    files = _env_files(project)
+    from_files, warnings = read_env_files(files, environ)
     settings.update(from_files)
     for name in BY_NAME:
         if name in environ:
@@ -338,15 +338,17 @@ def load_config(
     namespace, namespace_source, branch = _effective_namespace(settings, environ, project_dir,
                                                                read_checkout)
     _derive_ingress_host(settings, namespace)
-    named = _secret_variables(settings["BUILD_SECRETS"].value, files, project_dir, environ)
+    named = _secret_variables(settings["BUILD_SECRETS"].value, files, environ)
     config = Config(
         project_dir=project_dir,
         settings=MappingProxyType(settings),  # read-only: Config is immutable
         namespace=namespace,
         namespace_source=namespace_source,
+        project_absolute=project.absolute,
+        overlays=project.overlays,
         named=tuple(named.values()),
         branch=branch,
-        env_files=tuple(files),
+        env_files=tuple(file.path for file in files),
         warnings=tuple(warnings),
     )
     if validate:
@@ -372,7 +374,7 @@ def _effective_namespace(
     return derived, f"derived from PROJECT_NAME ({project.source})", None
 
 
-def _secret_variables(build_secrets: str | None, files: list[Path], project_dir: Path,
+def _secret_variables(build_secrets: str | None, files: Sequence[EnvFileText],
                       environ: Mapping[str, str]) -> dict[str, Setting]:
     """The variables BUILD_SECRETS names outside the table, from env files and environment
     (same precedence as every variable); malformed entries are left to validation."""
@@ -384,7 +386,7 @@ def _secret_variables(build_secrets: str | None, files: list[Path], project_dir:
         return {}
     found: dict[str, Setting] = {}
     if wanted:
-        found.update(read_env_files(files, project_dir, environ, wanted)[0])
+        found.update(read_env_files(files, environ, wanted)[0])
     found.update({name: Setting(name, environ[name], SOURCE_ENVIRONMENT)
                   for name in wanted if name in environ})
     return found
@@ -498,13 +500,13 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
         problems.append(ConfigError(
             f"Overlay {shown(overlay.value or '')} ({_where(overlay)}) is not a directory "
             "name.",
-            f"Use one of: {', '.join(available_overlays(config.project_dir)) or 'dev'}.",
+            f"Use one of: {', '.join(config.overlays) or 'dev'}.",
         ))
-    elif not (config.overlay_dir / "kustomization.yaml").is_file():
-        found = available_overlays(config.project_dir)
+    elif overlay.value not in config.overlays:
+        found = config.overlays
         problems.append(ConfigError(
             f"Overlay {overlay.value!r} ({_where(overlay)}) has no "
-            f"k8s/overlays/{overlay.value}/kustomization.yaml in {config.project_dir.resolve()}.",
+            f"k8s/overlays/{overlay.value}/kustomization.yaml in {config.project_absolute}.",
             (f"Set OVERLAY to one of: {', '.join(found)}." if found else
              "Run from the Paless repository (or pass --project-dir), "
              "where k8s/overlays/<overlay>/ holds the manifests."),
@@ -548,14 +550,6 @@ def prod_problems(config: Config, used: Collection[str]) -> list[ConfigError]:
                 f"{MIN_CREDENTIAL_LENGTH} characters (`openssl rand -base64 32`).",
                 code="short-credential"))
     return problems
-
-
-def available_overlays(project_dir: Path) -> list[str]:
-    """Overlay names that have a kustomization.yaml."""
-    root = project_dir / "k8s" / "overlays"
-    if not root.is_dir():
-        return []
-    return sorted(p.parent.name for p in root.glob("*/kustomization.yaml"))
 
 
 def combined_error(problems: list[ConfigError]) -> ConfigError:

@@ -1,15 +1,13 @@
 """What one invocation of the tool runs with: configuration, output mode, deadlines.
 
-The CLI builds a RunContext once from the global options; every stage receives it.
+The CLI builds a RunContext once from the global options; every stage receives it. Pure:
+the terminal is asked by the ui (ui.terminal), the clock by whoever needs the time left.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import time
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.config import Config
@@ -29,20 +27,6 @@ class ConsoleSettings:
     verbosity: int = 0
     ci: str = "none"  # "github" or "gitlab": fold each phase in the CI log (--ci)
 
-    @classmethod
-    def detect(
-        cls, *, no_color: bool = False, quiet: bool = False, verbosity: int = 0,
-        stream: IO[str] | None = None, ci: str = "none",
-    ) -> ConsoleSettings:
-        """Settings for the current process: NO_COLOR and --no-color disable colour."""
-        stream = stream if stream is not None else sys.stderr
-        try:
-            terminal = bool(stream.isatty())
-        except (AttributeError, ValueError):
-            terminal = False
-        color = terminal and not no_color and "NO_COLOR" not in os.environ
-        return cls(color=color, terminal=terminal, quiet=quiet, verbosity=verbosity, ci=ci)
-
 
 @dataclass(frozen=True)
 class RunContext:
@@ -53,6 +37,8 @@ class RunContext:
     """
 
     config: Config
+    started_monotonic: float  # time.monotonic() when the invocation started
+    started_at: float  # the same moment, epoch seconds
     output: str = "text"  # "text" or "json"
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     timeout_s: float = 600.0
@@ -60,18 +46,17 @@ class RunContext:
     kubeconfig: str | None = None
     context: str | None = None  # kubeconfig context name
     verbosity: int = 0
-    started_monotonic: float = field(default_factory=time.monotonic)
-    started_at: float = field(default_factory=time.time)  # epoch seconds
 
     @property
     def json_output(self) -> bool:
         """True when stdout carries the JSON result document."""
         return self.output == "json"
 
-    def elapsed_s(self) -> float:
-        """Seconds since the invocation started."""
-        return time.monotonic() - self.started_monotonic
+    def elapsed_s(self, now: float) -> float:
+        """Seconds since the invocation started, at `now` (time.monotonic())."""
+        return now - self.started_monotonic
 
-    def remaining_s(self) -> float:
-        """Seconds left before the overall deadline (`--timeout`), never negative."""
-        return max(0.0, self.timeout_s - self.elapsed_s())
+    def remaining_s(self, now: float) -> float:
+        """Seconds left at `now` (time.monotonic()) before the overall deadline
+        (`--timeout`), never negative."""
+        return max(0.0, self.timeout_s - self.elapsed_s(now))

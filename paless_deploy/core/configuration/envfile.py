@@ -11,6 +11,8 @@ script (which `source`d its env files) must know:
 - `$(command)` and backticks are never run, and a bare `$NAME` is not expanded: both are
   kept literally with a warning naming file:line and the variable (never the value);
 - single-quoted values are literal, as in the shell.
+
+Pure: a file's bytes arrive as an `EnvFileText` (adapters.files reads them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.errors import shown as shown_value
@@ -39,6 +42,18 @@ class Entry:
     value: str
     line: int
     literal: bool  # single-quoted: no expansion, as in the shell
+
+
+@dataclass(frozen=True)
+class EnvFileText:
+    """One env file as read from disk: its bytes, or why it could not be read."""
+
+    DIRECTORY: ClassVar[str] = "directory"
+
+    path: Path
+    shown: str  # the path as messages show it (relative to the project when inside it)
+    data: bytes = b""
+    problem: str | None = None  # DIRECTORY, or the system's reason it could not be read
 
 
 @dataclass
@@ -157,16 +172,14 @@ def _expanded(match: re.Match[str], lookup: Callable[[str], str | None]) -> str:
     return default if default is not None else (value or "")
 
 
-def read(path: Path, shown: str, secret: Callable[[str], bool] = lambda key: False
-         ) -> EnvFile:
-    """Read and parse one env file; ConfigError naming a directory, an unreadable file."""
-    if path.is_dir():
+def read(file: EnvFileText, secret: Callable[[str], bool] = lambda key: False) -> EnvFile:
+    """Parse one env file as read; ConfigError naming a directory, an unreadable file."""
+    shown = file.shown
+    if file.problem == EnvFileText.DIRECTORY:
         raise ConfigError(f"Env file {shown} is a directory.",
                           "Pass the path of an env file (KEY=value lines).",
                           code="bad-env-file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"Cannot read env file {shown}: {exc.strerror}.",
-                          "Check the file's permissions.", code="bad-env-file") from None
-    return parse(decode(data, shown), shown, secret)
+    if file.problem is not None:
+        raise ConfigError(f"Cannot read env file {shown}: {file.problem}.",
+                          "Check the file's permissions.", code="bad-env-file")
+    return parse(decode(file.data, shown), shown, secret)

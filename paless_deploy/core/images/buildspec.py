@@ -1,7 +1,8 @@
 """What an image build receives besides its context: args, target, platform, secret names.
 
 Pure: parses the build settings (BUILDER, PLATFORM, BUILD_TARGETS, BUILD_SECRETS) and reads
-what a build needs to know from a Dockerfile (stages, the `# syntax=` directive, ignore file).
+what a build needs to know from a Dockerfile's text (stages, the `# syntax=` directive) and
+an ignore file's.
 """
 
 from __future__ import annotations
@@ -171,15 +172,19 @@ def syntax_directive(dockerfile_text: str) -> tuple[int, str] | None:
     return None
 
 
-def ignore_file(app: App) -> Path | None:
-    """The ignore file a build of this app honours: `<Dockerfile>.dockerignore` beside the
-    Dockerfile when it exists (BuildKit's rule, also applied to classic builds), else the
-    context's `.dockerignore`; None when there is neither."""
-    own = app.dockerfile.with_name(app.dockerfile.name + ".dockerignore")
-    if own.is_file():
-        return own
-    shared = app.context / ".dockerignore"
-    return shared if shared.is_file() else None
+def ignore_file_candidates(app: App) -> tuple[Path, Path]:
+    """Where the ignore file a build of this app honours may be, first found wins:
+    `<Dockerfile>.dockerignore` beside the Dockerfile (BuildKit's rule, also applied to
+    classic builds), else the context's `.dockerignore` (adapters.files looks)."""
+    return (app.dockerfile.with_name(app.dockerfile.name + ".dockerignore"),
+            app.context / ".dockerignore")
+
+
+def dockerignore_patterns(text: str) -> list[str]:
+    """The patterns of an ignore file's text, read as `docker.APIClient.build` reads a
+    .dockerignore (blank lines and comments dropped)."""
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 # What the classic builder says about syntax only BuildKit understands.

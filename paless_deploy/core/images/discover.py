@@ -1,7 +1,8 @@
 """App discovery: which images this project builds, and from which Dockerfile.
 
 `<dir>/Dockerfile` one level down (context: the directory) and root
-`Dockerfile.<name>` (context: the project root); nothing deeper is searched.
+`Dockerfile.<name>` (context: the project root); nothing deeper is searched. Pure: the
+project's top level arrives as a `ProjectListing` (adapters.files lists it).
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ class App:
         return self.dockerfile.relative_to(self.context).as_posix()
 
 
+@dataclass(frozen=True)
+class ProjectListing:
+    """The project directory's top level, as discovery reads it."""
+
+    root: Path  # the project directory as given
+    absolute: Path  # the same, absolute (for messages)
+    files: frozenset[str]  # names of the regular files at the top
+    dockerfile_dirs: frozenset[str]  # names of the directories holding a file `Dockerfile`
+
+
 def _check_name(name: str, source: Path) -> None:
     if not _APP_NAME.match(name):
         raise ConfigError(
@@ -41,9 +52,9 @@ def _check_name(name: str, source: Path) -> None:
         )
 
 
-def discover_apps(project_dir: Path) -> list[App]:
+def discover_apps(listing: ProjectListing) -> list[App]:
     """Every app of the project, sorted by name; two sources for one name is an error."""
-    project_dir = Path(project_dir)
+    project_dir = listing.root
     found: dict[str, App] = {}
 
     def add(app: App) -> None:
@@ -57,27 +68,26 @@ def discover_apps(project_dir: Path) -> list[App]:
             )
         found[app.name] = app
 
-    for entry in sorted(project_dir.iterdir()):
-        if entry.is_dir() and entry.name not in SKIPPED_DIRS:
-            dockerfile = entry / "Dockerfile"
-            if dockerfile.is_file():
-                add(App(entry.name, dockerfile, entry))
-        elif entry.is_file() and entry.name.startswith("Dockerfile."):
-            name = entry.name[len("Dockerfile."):]
+    for entry in sorted(listing.files | listing.dockerfile_dirs):
+        if entry in listing.dockerfile_dirs:
+            if entry not in SKIPPED_DIRS:
+                add(App(entry, project_dir / entry / "Dockerfile", project_dir / entry))
+        elif entry.startswith("Dockerfile."):
+            name = entry[len("Dockerfile."):]
             if name and not name.endswith(".dockerignore"):
-                add(App(name, entry, project_dir))
+                add(App(name, project_dir / entry, project_dir))
     return [found[name] for name in sorted(found)]
 
 
-def select_apps(project_dir: Path, names: Sequence[str] = ()) -> list[App]:
+def select_apps(listing: ProjectListing, names: Sequence[str] = ()) -> list[App]:
     """Every discovered app, or only those named, in the order given.
 
     No app at all, or a name that is not an app, is a ConfigError naming the fix.
     """
-    apps = discover_apps(project_dir)
+    apps = discover_apps(listing)
     if not apps:
         raise ConfigError(
-            f"No apps found in {project_dir.resolve()}.",
+            f"No apps found in {listing.absolute}.",
             "An app is a <dir>/Dockerfile one level down or a root Dockerfile.<name>; "
             "pass --project-dir if you are elsewhere.",
         )

@@ -1,22 +1,20 @@
 """Image tags derived from content: what the builder is sent, the Dockerfile, the build
 inputs (args, target, platform, secret names) and the base images.
 
-Pure functions over the files of a build context: an unchanged app gets the same tag,
-so it is neither rebuilt nor pushed; a changed one gets a new tag, so it always rolls out.
+Pure: an unchanged app gets the same tag, so it is neither rebuilt nor pushed; a changed
+one gets a new tag, so it always rolls out. The files arrive as `BuildFiles`, read and
+hashed by adapters.files.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import stat
-import threading
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from paless_deploy.core.images.buildspec import BuildSpec, ignore_file
+from paless_deploy.core.images.buildspec import BuildSpec
 from paless_deploy.core.images.discover import App
 
 if TYPE_CHECKING:
@@ -24,16 +22,38 @@ if TYPE_CHECKING:
 
 TAG_LENGTH = 12
 TAG_SCHEMA = b"paless-deploy/image-tag/v2\0"
+FILE, DIRECTORY, LINK = "F", "D", "L"
 
 
-def read_dockerignore(app: App) -> list[str]:
-    """The patterns of the app's ignore file (`<Dockerfile>.dockerignore`, else the
-    context's `.dockerignore`), read as `docker.APIClient.build` reads a .dockerignore."""
-    path = ignore_file(app)
-    if path is None:
-        return []
-    lines = [line.strip() for line in path.read_text().splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
+@dataclass(frozen=True)
+class ContextEntry:
+    """One path of a build context as the tag covers it: its type, permission bits and
+    content (a regular file's sha256, a link's target); never mtimes or owners."""
+
+    path: str  # relative to the context, as the builder receives it
+    kind: str  # FILE, DIRECTORY or LINK
+    mode: int = 0  # permission bits (files, directories)
+    content: str = ""  # FILE: sha256 of the content; LINK: the target
+
+    def line(self) -> str:
+        """The entry as the tag hashes it."""
+        if self.kind == LINK:
+            return f"L {self.path} {self.content}"
+        if self.kind == DIRECTORY:
+            return f"D {self.path} {self.mode:o}"
+        return f"F {self.path} {self.mode:o} {self.content}"
+
+
+@dataclass(frozen=True)
+class BuildFiles:
+    """What a tag covers from disk: the context as the builder receives it, sorted by path
+    (paths gone or neither file, directory nor link are left out), the Dockerfile and
+    the ignore file that chose those paths."""
+
+    context: tuple[ContextEntry, ...]
+    dockerfile: bytes
+    ignore_name: str | None = None  # the ignore file's name, None when there is none
+    ignore: bytes = b""
 
 
 def base_images(dockerfile_text: str, build_args: Mapping[str, str]) -> list[str]:
@@ -75,68 +95,23 @@ def _expand(word: str, args: Mapping[str, str]) -> str:
                   substitute, word)
 
 
-class FileDigests:
-    """Content hashes of files, cached by path, size and mtime for one run."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, int, int], str] = {}
-        self._lock = threading.Lock()
-
-    def digest(self, path: Path, st: os.stat_result) -> str:
-        """sha256 of a regular file's content."""
-        key = (str(path), st.st_size, st.st_mtime_ns)
-        with self._lock:
-            cached = self._cache.get(key)
-        if cached:
-            return cached
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        value = h.hexdigest()
-        with self._lock:
-            self._cache[key] = value
-        return value
-
-
-def compute_tag(
-    app: App,
-    paths: Sequence[str],
-    spec: BuildSpec,
-    base_image_ids: Mapping[str, str | None],
-    digests: FileDigests | None = None,
-) -> str:
+def compute_tag(app: App, files: BuildFiles, spec: BuildSpec,
+                base_image_ids: Mapping[str, str | None]) -> str:
     """The immutable tag of an app's image: first 12 hex chars of a content hash.
 
-    Covers each path of the context as the builder receives it (`paths`, the Docker
-    adapter's `context_paths`) with its type, permission bits and content (not mtimes,
-    owners), the Dockerfile, the ignore file that chose those paths, the sorted build
-    args, the target stage, the platform, the names (never the values) of the build
-    secrets and each base image's local ID.
+    Covers each path of the context as the builder receives it (`files.context`, from
+    the Docker adapter's `context_paths`) with its type, permission bits and content (not
+    mtimes, owners), the Dockerfile, the ignore file that chose those paths, the sorted
+    build args, the target stage, the platform, the names (never the values) of the
+    build secrets and each base image's local ID.
     """
-    digests = digests or FileDigests()
     h = hashlib.sha256(TAG_SCHEMA)
-    for rel in sorted(paths):
-        full = app.context / rel
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            continue  # removed while hashing; the next run sees the new state
-        mode = stat.S_IMODE(st.st_mode)
-        if stat.S_ISLNK(st.st_mode):
-            entry = f"L {rel} {os.readlink(full)}"
-        elif stat.S_ISDIR(st.st_mode):
-            entry = f"D {rel} {mode:o}"
-        elif stat.S_ISREG(st.st_mode):
-            entry = f"F {rel} {mode:o} {digests.digest(full, st)}"
-        else:
-            continue  # sockets, fifos: the SDK skips them too
-        h.update(entry.encode("utf-8", "surrogateescape") + b"\0")
+    for entry in files.context:
+        h.update(entry.line().encode("utf-8", "surrogateescape") + b"\0")
     h.update(b"dockerfile " + app.dockerfile_in_context.encode() + b"\0")
-    h.update(app.dockerfile.read_bytes() + b"\0")
-    ignore = ignore_file(app)
-    if ignore is not None:
-        h.update(f"ignore {ignore.name}\0".encode() + ignore.read_bytes() + b"\0")
+    h.update(files.dockerfile + b"\0")
+    if files.ignore_name is not None:
+        h.update(f"ignore {files.ignore_name}\0".encode() + files.ignore + b"\0")
     for name in sorted(spec.args):
         h.update(f"arg {name}={spec.args[name]}\0".encode())
     if spec.target:

@@ -59,9 +59,9 @@ def commit_from_environment(environ: Mapping[str, str]) -> str | None:
 
 
 def namespace_manifest(config: Config, branch: str | None, commit: str | None, *,
-                       now: dt.datetime | None = None) -> JsonDict:
+                       now: dt.datetime) -> JsonDict:
     """The Namespace object the tool creates: managed-by label, gc annotations."""
-    created = rfc3339(now or dt.datetime.now(dt.UTC))
+    created = rfc3339(now)
     annotations = {labels.CREATED_AT: created, labels.DEPLOYED_AT: created}
     if branch:
         annotations[labels.BRANCH] = branch[:MAX_ANNOTATION]
@@ -88,10 +88,10 @@ def created_by_tool(namespace: ApiObject) -> bool:
 
 
 def renewal_annotations(config: Config, commit: str | None, *,
-                        now: dt.datetime | None = None) -> dict[str, str]:
+                        now: dt.datetime) -> dict[str, str]:
     """What every `all`/`deploy` writes on a namespace the tool created: the time of this
     deploy (gc counts idle time from it), the TTL from PALESS_TTL when set, the commit."""
-    annotations = {labels.DEPLOYED_AT: rfc3339(now or dt.datetime.now(dt.UTC))}
+    annotations = {labels.DEPLOYED_AT: rfc3339(now)}
     ttl = ttl_value(config)
     if ttl:
         annotations[labels.TTL] = ttl

@@ -1,14 +1,12 @@
 """The namespace lock's rules: who holds a Lease, since when, and when it expires.
 
-Pure: the Lease is read as the API server's JSON; the stage (stages/lock.py) does the I/O.
+Pure: the Lease is read as the API server's JSON, the time and who we are arrive as values;
+the stage (stages/lock.py) does the I/O.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
-import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -47,23 +45,15 @@ class LeaseState:
         return not self.holder or self.expires_in(now) < 0
 
 
-def utc_now() -> dt.datetime:
-    """The local clock in UTC (timezone-aware)."""
-    return dt.datetime.now(dt.UTC)
-
-
 def micro_time(moment: dt.datetime) -> str:
     """A MicroTime string as the API server accepts it."""
     return moment.astimezone(dt.UTC).strftime(_MICRO_FORMAT)
 
 
-def holder_identity(command: str, environ: Mapping[str, str] = os.environ) -> str:
-    """`user@host pid N: command [CI job URL]`: enough to find who holds the lock."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    identity = f"{user}@{platform.node()} pid {os.getpid()}: {command}"
+def holder_identity(command: str, process: str, environ: Mapping[str, str]) -> str:
+    """`user@host pid N: command [CI job URL]`: enough to find who holds the lock
+    (`process` is `user@host pid N`, adapters.host's `process_identity()`)."""
+    identity = f"{process}: {command}"
     url = ci_job_url(environ)
     if url:
         identity = f"{identity} ({url})"
