@@ -1,6 +1,6 @@
 """The tools compared, each deploying one target (a namespace) the way its users do.
 
-- paless-deploy: `all` of the project (it renders, builds, applies in phases, waits).
+- paless-deploy: `all` of the project (it renders, builds, applies its dependency graph, waits).
 - Helm 4: `helm upgrade --install --wait --wait-for-jobs` of a chart of static templates:
   the objects paless-deploy renders for Helm's namespace, packed unchanged.
 - kubectl: `kubectl apply --server-side` of the same objects, then `kubectl rollout status`

@@ -20,6 +20,7 @@ import yaml
 
 from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ConfigError, whole_words
+from paless_deploy.core.manifests.yamlread import load_documents
 
 KUSTOMIZE_TIMEOUT_S = 120
 
@@ -74,9 +75,8 @@ def kustomize_build(overlay_dir: Path, overlay: str) -> list[JsonDict]:
 
 
 def _parse_kustomize_output(text: str, overlay: str, overlay_dir: Path) -> list[JsonDict]:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        documents = list(yaml.load_all(text, Loader=loader))
+        documents = load_documents(text)  # as kubectl reads it (a bare `=`, `y`, `1:20`)
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"Kustomize output of overlay {overlay!r} is not valid YAML: {exc}",

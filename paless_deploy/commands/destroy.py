@@ -112,6 +112,21 @@ def _volumes_of(kube: Kube, namespace: str) -> list[PruneRef]:
             if volume_deletable(pv, namespace)]
 
 
+def _shared_objects(kube: Kube, namespace: str, delete_data: bool) -> list[PruneRef]:
+    """What the tool applied for `namespace` outside it (cluster-scoped objects, objects
+    in other namespaces the tree named), besides the volumes `_volumes_of` judges: these
+    do not go with the namespace. Claims elsewhere are data: kept unless asked."""
+    return [ref for ref in managed_objects(kube, namespace)
+            if ref.namespace != namespace and ref.kind != "PersistentVolume"
+            and (delete_data or not ref.holds_data)]
+
+
+def owned_outside(kube: Kube, namespace: str, delete_data: bool = False) -> list[PruneRef]:
+    """Everything destroy deletes besides a namespace the tool created: its volumes and
+    its shared objects."""
+    return [*_volumes_of(kube, namespace), *_shared_objects(kube, namespace, delete_data)]
+
+
 def plan_destroy(kube: Kube, namespace: str, delete_data: bool,
                  warn: Callable[[str], None] = lambda text: None) -> DestroyPlan | None:
     """The plan for one namespace; None when the namespace does not exist.
@@ -124,7 +139,8 @@ def plan_destroy(kube: Kube, namespace: str, delete_data: bool,
     terminating = (ns.get("status") or {}).get("phase") == "Terminating"
     if created_by_tool(ns):
         plan = DestroyPlan(namespace, True, terminating,
-                           delete=[_namespace_ref(namespace), *_volumes_of(kube, namespace)])
+                           delete=[_namespace_ref(namespace),
+                                   *owned_outside(kube, namespace, delete_data)])
         claims = [claim_ref(c["metadata"]["name"], namespace) for c in claims_in(kube, namespace)]
         for ref in claims:
             plan.goes_with(ref, f"with namespace {namespace}")
@@ -193,10 +209,10 @@ def read_destroy_report(path: Path) -> PriorReport:
 def plan_from_report(kube: Kube, report: PriorReport, delete_data: bool,
                      warn: Callable[[str], None]) -> DestroyPlan | None:
     """Exactly what a deploy's report names: its namespace (whole, when the tool created
-    it; else the managed objects the report lists) and the cluster-scoped objects it
-    applied that still carry this instance's labels. None when nothing of it is left."""
+    it; else the managed objects the report lists) and the objects it applied outside
+    the namespace that still carry this instance's labels. None when nothing of it is left."""
     namespace = str(report.namespace)
-    cluster = _reported_cluster_objects(kube, report, warn)
+    cluster = _reported_shared_objects(kube, report, warn)
     ns = _read_namespace(kube, namespace)
     if ns is None:
         if not cluster:
@@ -207,7 +223,8 @@ def plan_from_report(kube: Kube, report: PriorReport, delete_data: bool,
         return DestroyPlan(namespace, True, terminating,
                            delete=[_namespace_ref(namespace), *cluster])
     named = {(o.kind, o.name) for o in report.objects}
-    objects = [r for r in managed_objects(kube, namespace) if (r.kind, r.name) in named]
+    objects = [r for r in managed_objects(kube, namespace)
+               if (r.kind, r.name) in named and r.namespace == namespace]
     made = made_claims(kube, namespace, {name for kind, name in named if kind == "StatefulSet"})
     if not objects and not cluster and not made:
         raise ConfigError(
@@ -220,13 +237,14 @@ def plan_from_report(kube: Kube, report: PriorReport, delete_data: bool,
     return plan
 
 
-def _reported_cluster_objects(kube: Kube, report: PriorReport,
+def _reported_shared_objects(kube: Kube, report: PriorReport,
                               warn: Callable[[str], None]) -> list[PruneRef]:
-    """The report's cluster-scoped objects that exist and are labelled for its instance
-    (one relabelled by another deploy since is not ours to delete)."""
+    """The report's objects outside its namespace (cluster-scoped, or in a namespace the
+    tree named) that exist and are labelled for its instance (one relabelled by another
+    deploy since is not ours to delete)."""
     found: list[PruneRef] = []
     for obj in report.objects:
-        if obj.kind == "Namespace":
+        if obj.kind == "Namespace" and obj.name == report.namespace:
             continue
         kind = kind_of(obj.api_version, obj.kind) if obj.api_version else BY_KIND.get(obj.kind)
         if kind is None and obj.api_version:
@@ -239,10 +257,11 @@ def _reported_cluster_objects(kube: Kube, report: PriorReport,
             warn(f"{obj.kind}/{obj.name}: the report gives no apiVersion for this kind; not "
                  "deleted (delete it with kubectl if it was ours).")
             continue
-        if kind.namespaced:
-            continue
-        with cluster_errors(kube, f"reading {obj.kind}/{obj.name}"):
-            live = with_retries(partial(kube.read, kind, obj.name))
+        where = obj.namespace or None if kind.namespaced else None
+        if kind.namespaced and where in (None, report.namespace):
+            continue  # in the namespace: found among its managed objects
+        with cluster_errors(kube, f"reading {obj.kind}/{obj.name}", where):
+            live = with_retries(partial(kube.read, kind, obj.name, where))
         if live is None:
             continue
         labels = (live.get("metadata") or {}).get("labels") or {}
@@ -250,7 +269,7 @@ def _reported_cluster_objects(kube: Kube, report: PriorReport,
             warn(f"{obj.kind}/{obj.name} is no longer labelled for {report.namespace}: "
                  "not deleted.")
             continue
-        found.append(PruneRef(kind.api_version, kind.kind, obj.name, None))
+        found.append(PruneRef(kind.api_version, kind.kind, obj.name, where))
     return found
 
 
@@ -280,7 +299,7 @@ def _confirm(plan: DestroyPlan, yes: bool) -> None:
     if yes:
         return
     what = (f"namespace {plan.namespace} with everything in it"
-            + (f" and {len(plan.delete) - 1} cluster-scoped object(s) (PersistentVolumes)"
+            + (f" and {len(plan.delete) - 1} object(s) outside it (volumes, shared objects)"
                if len(plan.delete) > 1 else "")
             if plan.created_by_tool else
             f"{len(plan.delete)} object(s) paless-deploy manages in namespace {plan.namespace}")
@@ -428,7 +447,7 @@ def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool =
             deleted.append(_entry(ref, f"dry run: {expiry.reason}"))
             continue
         _say(run_ctx, f"deleting namespace {name}: {expiry.reason}")
-        plan = DestroyPlan(name, True, delete=[ref, *_volumes_of(kube, name)])
+        plan = DestroyPlan(name, True, delete=[ref, *owned_outside(kube, name)])
         try:
             # Timeout 0: a deploy holding the lock right now keeps its namespace this round.
             with NamespaceLock(kube, name, lock_holder("gc"), 0):

@@ -258,7 +258,7 @@ class DevSession:
         rendered = self._render(delivery)
         changed = changed_objects(rendered, self.applied)
         self.applied = None  # unknown until this rollout went through
-        result = run_rollout(self.ctx, self.kube, changed, names, images, nodes)
+        result = run_rollout(self.ctx, self.kube, rendered, changed, names, images, nodes)
         # a failure that left objects unapplied leaves the cluster unknown: apply all next
         self.applied = rendered if not result.extra.get("not_applied") else None
         return result

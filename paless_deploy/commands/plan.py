@@ -1,16 +1,22 @@
-"""`plan`: the phases, their objects, and why each object landed in its phase.
+"""`plan`: the deploy graph: each object's wave, its phase label and why, what it waits
+for and why.
 
-Renders as `all` would (nothing is built, nothing touches the cluster) and shows the
-placement of every object: annotation, kind default, component and where it was read,
-the workload a Service selects, what a Job needs.
+Renders as `all` would (nothing is built, nothing touches the cluster). An object's
+wave is where it stands in the graph: wave 0 waits for nothing, wave n for something of
+wave n-1; `all` applies each object as soon as what it waits for is ready, so waves are
+a reading aid, not barriers. The phase labels (and the reason for each) group the
+objects in the output and the report.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paless_deploy.core.apitypes import JsonValue
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
-from paless_deploy.core.plan.plan import fallback_warning, plan_phases
+from paless_deploy.core.plan.graph import DeployGraph, build_graph
+from paless_deploy.core.plan.plan import fallback_warning
+from paless_deploy.core.plan.references import namespace_in
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.images import plan_images
 from paless_deploy.stages.render import discovered_apps, render
@@ -22,33 +28,69 @@ if TYPE_CHECKING:
 
 
 def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
-    """Print (or put in the JSON document) each phase with its objects and reasons, and
-    what the lint says about the tree (with `strict`, any warning is exit 2)."""
+    """Print (or put in the JSON document) the graph: waves, each object's phase and
+    needs with their reasons, and what the lint says about the tree (with `strict`, any
+    warning is exit 2)."""
     plans, warnings = plan_images(run_ctx.config, discovered_apps(run_ctx))
     refs = {p.app.name: p.ref for p in plans}
     rendered = render(run_ctx, refs)
-    phases = plan_phases(rendered.objects)
+    graph = build_graph(rendered.objects)
     lint = [*rendered.warnings, *manifest_warnings(rendered.objects, refs.values())]
-    fallen = fallback_warning(phases)
+    fallen = fallback_warning(graph.phases())
     if fallen:
         lint.append(fallen)
     refuse_when_strict(lint, strict)
     warnings = [*warnings, *lint]
-    rows: list[tuple[str, str, str, str]] = [
-        ("namespace", "Namespace", run_ctx.config.namespace,
-         "the target namespace (created when absent)")]
-    rows += [(p.name, o["kind"], o["metadata"]["name"], r) for p in phases
-             if p.name != "namespace" for o, r in zip(p.objects, p.reasons, strict=True)]
-    doc = [{"name": name, "objects": [{"kind": k, "name": n, "reason": r}
-                                      for phase, k, n, r in rows if phase == name]}
-           for name in dict.fromkeys(row[0] for row in rows)]
-    result = Result(command="plan", warnings=warnings, extra={"plan": doc})
+    namespace = run_ctx.config.namespace
+    result = Result(command="plan", warnings=warnings,
+                    extra={"plan": plan_document(graph, namespace),
+                           "waves": [[_shown(graph, i, namespace) for i in wave]
+                                     for wave in graph.waves()]})
     if not run_ctx.json_output:
-        shown = [(phase if phase != rows[i - 1][0] or i == 0 else "", f"{kind}/{name}", why)
-                 for i, (phase, kind, name, why) in enumerate(rows)]
-        print_table(f"Plan for namespace {run_ctx.config.namespace} "
-                    f"(overlay {run_ctx.config.overlay})", ("phase", "object", "why"), shown,
-                    run_ctx.console.color)
+        waves = graph.wave_of()
+        rows: list[tuple[str, str, str, str]] = [
+            ("", f"Namespace/{namespace}",
+             "namespace: the target namespace (created when absent)", "")]
+        for i in sorted(range(len(graph.nodes)), key=lambda i: (waves[i], i)):
+            node = graph.nodes[i]
+            needs = graph.describe_needs(i)
+            rows.append((str(waves[i]), _shown(graph, i, namespace),
+                         f"{node.phase}: {node.reason}", needs[0] if needs else "nothing"))
+            rows += [("", "", "", line) for line in needs[1:]]
+        print_table(f"Plan for namespace {namespace} (overlay {run_ctx.config.overlay}): "
+                    f"{len(graph.nodes)} objects in {len(graph.waves())} waves; each is "
+                    "applied as soon as what it waits for is ready",
+                    ("wave", "object", "phase", "waits for"), rows, run_ctx.console.color)
         for warning in warnings:
             warn(warning)
     return result
+
+
+def plan_document(graph: DeployGraph, namespace: str) -> list[JsonValue]:
+    """The `plan` key: the phases in order, each with its objects, their wave, why they
+    carry that phase, and what they wait for (extend, don't rename)."""
+    waves = graph.wave_of()
+    doc: list[JsonValue] = [{"name": "namespace", "objects": [
+        {"kind": "Namespace", "name": namespace,
+         "reason": "the target namespace (created when absent)", "namespace": "",
+         "wave": None, "needs": []}]}]
+    for phase, members in graph.groups():
+        objects: list[JsonValue] = []
+        for i in members:
+            node = graph.nodes[i]
+            objects.append({
+                "kind": node.obj.get("kind"), "name": node.obj["metadata"]["name"],
+                "reason": node.reason, "namespace": namespace_in(node.obj),
+                "wave": waves[i],
+                "needs": [{"kind": graph.nodes[n.on].obj.get("kind"),
+                           "name": graph.nodes[n.on].obj["metadata"]["name"],
+                           "namespace": namespace_in(graph.nodes[n.on].obj),
+                           "why": n.why, "rule": n.rule, "ready": n.ready}
+                          for n in node.needs]})
+        doc.append({"name": phase, "objects": objects})
+    return doc
+
+
+def _shown(graph: DeployGraph, i: int, namespace: str) -> str:
+    where = namespace_in(graph.nodes[i].obj)
+    return graph.nodes[i].ref + (f" in {where}" if where and where != namespace else "")

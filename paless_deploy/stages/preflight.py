@@ -18,14 +18,15 @@ from paless_deploy.adapters.registry import (
     registry_scheme,
 )
 from paless_deploy.core.diagnosis.findings import Finding
-from paless_deploy.core.errors import BuildError, ClusterError, ConfigError
+from paless_deploy.core.errors import BuildError, ClusterError, ConfigError, PalessError
 from paless_deploy.core.images.imageref import (
     Registry,
     in_registry,
     parse_image,
     parse_registry_lenient,
 )
-from paless_deploy.core.manifests.kinds import CLUSTER_SCOPED_KINDS, by_kind
+from paless_deploy.core.manifests.kinds import by_kind
+from paless_deploy.core.manifests.objects import ref_of
 from paless_deploy.core.manifests.ownership import cluster_object_owner
 from paless_deploy.core.manifests.podspec import pod_containers
 from paless_deploy.core.plan.preflight import check_references
@@ -113,18 +114,18 @@ def _missing_image(config: Config, image: str, app: str | None, kept: Collection
         hint=hint, commands=(f"curl -sI {url}",), evidence=(), fatal=True)
 
 
-def claim_cluster_objects(kube: Kube, objects: list[dict], namespace: str
-                          ) -> tuple[list[dict], list[str]]:
-    """Cluster-scoped objects are never taken over from another namespace.
+def claim_shared_objects(kube: Kube, objects: list[dict], namespace: str
+                         ) -> tuple[list[dict], list[str]]:
+    """Shared objects are never taken over from another deploy.
 
-    For each rendered cluster-scoped object (PersistentVolume, StorageClass, ClusterRole,
-    ClusterRoleBinding, PriorityClass, IngressClass, ...) that already exists:
+    A shared object is one outside the target namespace: cluster-scoped (a ClusterRole,
+    a CRD, a PersistentVolume, a Namespace of the tree) or in a namespace the tree names
+    (a Role in kube-system). For each that already exists:
     - labelled by this tool for another namespace, or a PersistentVolume bound to a claim
       in another namespace: refused, with every NodePort clash, in one exit-2 report
-      before anything is applied;
-    - not made by this tool (a cluster's own StorageClass, say): left exactly as it is
-      and not applied (a warning says so), so that no destroy or prune of ours can ever
-      delete it;
+      naming it and its owner, before anything is applied;
+    - not made by this tool (a cluster's own StorageClass): left exactly as it is and not
+      applied (a warning says so), so that no destroy or prune of ours can ever delete it;
     - ours for this namespace: applied as usual.
     Returns the objects to apply and the warnings.
     """
@@ -132,19 +133,19 @@ def claim_cluster_objects(kube: Kube, objects: list[dict], namespace: str
     warnings: list[str] = []
     kept: list[dict] = []
     for obj in objects:
-        kind = obj.get("kind", "")
-        if kind not in CLUSTER_SCOPED_KINDS or kind == "Namespace":
+        where = str((obj.get("metadata") or {}).get("namespace") or "")
+        if where == namespace or (obj.get("kind") == "Namespace" and
+                                  obj["metadata"].get("name") == namespace):
             kept.append(obj)
             continue
-        name = obj["metadata"]["name"]
-        with cluster_errors(kube, f"reading {kind}/{name}"):
-            live = with_retries(partial(kube.read, kube.kind(obj["apiVersion"], kind), name))
+        live = _read_shared(kube, obj, where)
         verdict = cluster_object_owner(live, namespace)
+        shown = ref_of(obj) + (f" in namespace {where}" if where else "")
         if verdict.refusal:
-            refusals.append(f"{kind}/{name} {verdict.refusal}")
+            refusals.append(f"{shown} {verdict.refusal}")
         elif verdict.foreign:
-            warnings.append(f"{kind}/{name} already exists and was not made by paless-deploy: "
-                            "left as it is (not applied).")
+            warnings.append(f"{shown} already exists and was not made by paless-deploy: left "
+                            "as it is (not applied).")
         else:
             kept.append(obj)
     refusals += node_port_clashes(kube, objects, namespace)
@@ -152,11 +153,34 @@ def claim_cluster_objects(kube: Kube, objects: list[dict], namespace: str
         raise ConfigError(
             f"Refusing to deploy into {namespace}: " + "; ".join(refusals) + ". Nothing was "
             "applied.",
-            "Give cluster-scoped objects per-namespace names (e.g. name: postgres-pv-"
-            "${PALESS_NAMESPACE}, or an overlay patch), and leave nodePort unset (or set it "
-            "from a variable) so each namespace gets its own.",
+            "Another deploy owns them: give shared objects (cluster-scoped ones, and those the "
+            "tree puts in other namespaces) per-namespace names (e.g. name: postgres-pv-"
+            "${PALESS_NAMESPACE}, or an overlay patch), or destroy the deploy that owns them; "
+            "leave nodePort unset (or set it from a variable) so each namespace gets its own.",
             code="not-ours", resource=refusals[0].split(" ", 1)[0])
     return kept, warnings
+
+
+def _read_shared(kube: Kube, obj: dict, where: str) -> dict | None:
+    """The live state of a shared object (None: absent, or of a kind the tree's own CRDs
+    will serve once applied)."""
+    name = obj["metadata"]["name"]
+    try:
+        with cluster_errors(kube, f"reading {ref_of(obj)}", where or None):
+            kind = kube.kind(obj["apiVersion"], obj["kind"])
+            return with_retries(partial(kube.read, kind, name,
+                                        where if kind.namespaced else None))
+    except PalessError as exc:
+        if exc.code == "unknown-kind":
+            return None
+        raise
+
+
+def shared_refs(objects: list[dict], namespace: str) -> list[str]:
+    """`Kind/name` (with its namespace) of every object outside `namespace`."""
+    return [ref_of(o) + (f" in {ns}" if (ns := str(o["metadata"].get("namespace") or ""))
+                         else "")
+            for o in objects if o["metadata"].get("namespace") != namespace]
 
 
 def node_port_clashes(kube: Kube, objects: list[dict], namespace: str) -> list[str]:

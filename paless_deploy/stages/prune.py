@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
-from paless_deploy.core.manifests.kinds import PRUNABLE, api_group, kind_of
+from paless_deploy.core.manifests.kinds import PRUNABLE, Kind, api_group, kind_of
 from paless_deploy.core.manifests.labels import instance_selector
 from paless_deploy.core.reporting.report import ObjectAction, ObjectReport
 
@@ -37,9 +37,9 @@ class PruneRef:
     namespace: str | None  # None for cluster-scoped (PersistentVolume)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """(group, kind, name), comparable with the keys of rendered objects."""
-        return (api_group(self.api_version), self.kind, self.name)
+    def key(self) -> tuple[str, str, str, str]:
+        """(group, kind, namespace, name), comparable with `tree_keys`."""
+        return (api_group(self.api_version), self.kind, self.namespace or "", self.name)
 
     @property
     def holds_data(self) -> bool:
@@ -54,7 +54,10 @@ class PruneRef:
 
 
 def managed_objects(kube: Kube, namespace: str) -> list[PruneRef]:
-    """Every object of a prunable kind the tool applied for `namespace` (data included).
+    """Every object of a prunable kind the tool applied for `namespace` (data included),
+    wherever it lives: in the namespace, cluster-scoped, or in another namespace the tree
+    named (a Role in kube-system). A user who may not list across namespaces gets the
+    namespace's own objects and the cluster-scoped ones it may list.
 
     Kinds the cluster does not serve are skipped; objects with ownerReferences are left
     to their owner.
@@ -63,25 +66,56 @@ def managed_objects(kube: Kube, namespace: str) -> list[PruneRef]:
     found: list[PruneRef] = []
     with cluster_errors(kube, "listing the objects paless-deploy manages", namespace):
         for kind in PRUNABLE:
-            try:
-                items, _ = with_retries(partial(kube.list, kind, namespace,
-                                                labelSelector=selector))
-            except ApiError as exc:
-                if exc.status == 404:  # the cluster does not serve this kind
-                    continue
-                raise
+            items = _labelled(kube, kind, namespace, selector)
             for item in items:
                 meta = item.get("metadata") or {}
                 if meta.get("ownerReferences"):
                     continue
                 found.append(PruneRef(kind.api_version, kind.kind, meta["name"],
-                                      namespace if kind.namespaced else None))
+                                      str(meta.get("namespace") or namespace)
+                                      if kind.namespaced else None))
     return found
 
 
-def find_prunable(kube: Kube, namespace: str, keep: Iterable[tuple[str, str, str]], *,
+def _labelled(kube: Kube, kind: Kind, namespace: str, selector: str) -> list[dict]:
+    """The objects of `kind` carrying `selector`: across namespaces (or cluster-wide) when
+    we may list them so, else in `namespace`. None when the cluster does not serve the
+    kind, or we may not list a cluster-scoped kind (we could not have written it either)."""
+    try:
+        return with_retries(partial(kube.list, kind, None, labelSelector=selector))[0]
+    except ApiError as exc:
+        if exc.status == 404:
+            return []
+        if exc.status != 403:
+            raise
+    if not kind.namespaced:
+        return []
+    try:
+        return with_retries(partial(kube.list, kind, namespace, labelSelector=selector))[0]
+    except ApiError as exc:
+        if exc.status == 404:
+            return []
+        raise
+
+
+def tree_keys(objects: Iterable[dict]) -> set[tuple[str, str, str, str]]:
+    """The keys of the rendered objects (what prune keeps), and of every Namespace one of
+    them lives in: a Namespace of the tree is never pruned while it holds any of them."""
+    keys = set()
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        namespace = str(meta.get("namespace") or "")
+        keys.add((api_group(str(obj.get("apiVersion") or "")), str(obj.get("kind") or ""),
+                  namespace, str(meta.get("name") or "")))
+        if namespace:
+            keys.add(("", "Namespace", "", namespace))
+    return keys
+
+
+def find_prunable(kube: Kube, namespace: str, keep: Iterable[tuple[str, str, str, str]], *,
                   include_data: bool = False) -> list[PruneRef]:
-    """Managed objects of `namespace` whose (group, kind, name) is not in `keep`.
+    """Managed objects of `namespace` whose (group, kind, namespace, name) is not in
+    `keep` (`tree_keys`).
 
     Claims and volumes are returned only with `include_data`; call
     `managed_objects` and filter on `holds_data` to warn about orphaned data.
@@ -103,5 +137,7 @@ def prune(kube: Kube, refs: Iterable[PruneRef], dry_run: bool = False) -> list[O
             kind = kube.kind(ref.api_version, ref.kind)
             with_retries(partial(kube.delete, kind, ref.name, ref.namespace, dry_run=dry_run))
         reports.append(ObjectReport(kind=ref.kind, name=ref.name, action=ObjectAction.PRUNED,
-                                    reason="dry run" if dry_run else ""))
+                                    reason="dry run" if dry_run else "",
+                                    api_version=ref.api_version,
+                                    namespace=ref.namespace or ""))
     return reports

@@ -66,6 +66,8 @@ class WatchedNamespace(Protocol):
 
     def mirror(self, api_version: str, kind: str) -> None: ...
 
+    def poke(self) -> None: ...
+
 
 @dataclass
 class Target:
@@ -77,10 +79,20 @@ class Target:
     waiting_for: str = ""  # while not ready: what blocks it, down to its pods (for the view)
     settling: bool = False  # ready, but watched a while longer (no readiness probe)
     nudged: bool = False  # a pre-bound claim the PV controller missed was touched once
+    added_at: float = 0.0  # when the wait began (clock reading), for the claim nudge
 
     @property
     def ref(self) -> str:
         return self.applied.ref
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the rollout did between two rounds of the wait."""
+
+    more: bool = False  # objects are still to be applied (or being applied)
+    progressed: bool = False  # something was applied since the last round
+    failed: bool = False  # an apply failed: stop waiting
 
 
 @dataclass
@@ -120,7 +132,7 @@ class PhaseWaiter:
                  clock: Callable[[], float] = time.monotonic,
                  utcnow: Callable[[], datetime] = _utcnow) -> None:
         self.watcher = watcher
-        self.targets = [Target(a) for a in targets if _waited(a)]
+        self.targets = [Target(a, added_at=clock()) for a in targets if _waited(a)]
         self.others = [a for a in targets if not _waited(a)]
         self.deadline = deadline
         self.progress_deadline_s = progress_deadline_s
@@ -135,9 +147,23 @@ class PhaseWaiter:
         self.since = utcnow() - timedelta(seconds=EVENT_SKEW_S)
         self._logs_cache: dict[tuple[str, str, int], str | None] = {}
         for t in self.targets:
-            api_version = str(t.applied.live.get("apiVersion")
-                              or (t.applied.body or {}).get("apiVersion") or "")
-            watcher.mirror(api_version, t.applied.kind)
+            self._mirror(t)
+
+    def _mirror(self, t: Target) -> None:
+        api_version = str(t.applied.live.get("apiVersion")
+                          or (t.applied.body or {}).get("apiVersion") or "")
+        self.watcher.mirror(api_version, t.applied.kind)
+
+    def add(self, applied: Applied) -> Target | None:
+        """Wait for one more applied object too (the rollout adds each as it is applied);
+        None when its kind is ready once it exists (an Ingress, a ConfigMap)."""
+        if not _waited(applied):
+            self.others.append(applied)
+            return None
+        target = Target(applied, added_at=self.clock())
+        self._mirror(target)
+        self.targets.append(target)
+        return target
 
     # -- evaluation ----------------------------------------------------------
 
@@ -271,42 +297,25 @@ class PhaseWaiter:
 
     # -- the loop ------------------------------------------------------------
 
-    def run(self) -> PhaseOutcome:
+    def run(self, between: Callable[[], Step] | None = None) -> PhaseOutcome:
+        """Wait until every target is ready, one failed, or time ran out.
+
+        `between` runs before each round (the rollout starts what became startable there,
+        and adds the objects it applied): while it says work is left the wait goes on even
+        when every target so far is ready, and what it did counts as progress."""
         outcome = PhaseOutcome(targets=self.targets)
-        last_progress = started = self.clock()
+        last_progress = self.clock()
         signatures: dict[str, tuple] = {}
         version = -1
         while True:
+            step = between() if between is not None else Step()
             now_m = self.clock()
-            all_ready = True
-            findings: list[Finding] = []
-            for t in self.targets:
-                live = self._live(t)
-                verdict = self._verdict(t, live)
-                if (self.nudge_claim is not None and live is not None and not verdict.ready
-                        and not t.nudged and t.applied.kind == "PersistentVolumeClaim"
-                        and claim_needs_nudge(live, now_m - started)):
-                    t.nudged = True
-                    self.nudge_claim(t.applied.name)
-                sig = (verdict.state, verdict.progress)
-                if signatures.get(t.ref) != sig:
-                    signatures[t.ref] = sig
-                    last_progress = now_m
-                detail = "" if verdict.ready else self._waiting_for(t, live, verdict)
-                if verdict != t.verdict or detail != t.waiting_for:
-                    t.verdict, t.waiting_for = verdict, detail
-                    if verdict.ready and t.ready_at is None:
-                        t.ready_at = now_m
-                    self.on_update(t)
-                if not verdict.ready:
-                    all_ready = False
-                    findings += [replace(f, workload=t.ref) for f in self.diagnose(t, live)]
-                if verdict.failed:
-                    outcome.failed = True
-            outcome.findings = _dedupe(findings)
-            if any(f.fatal for f in outcome.findings):
-                outcome.failed = True
-            if all_ready or outcome.failed:
+            if step.progressed:
+                last_progress = now_m
+            all_ready, progressed = self._round(outcome, signatures, now_m)
+            if progressed:
+                last_progress = now_m
+            if (all_ready and not step.more) or outcome.failed or step.failed:
                 break
             if now_m >= self.deadline:
                 outcome.timed_out = "deadline"
@@ -316,8 +325,42 @@ class PhaseWaiter:
                 break
             wake = min(self.deadline, last_progress + self.progress_deadline_s) - now_m
             version = self.watcher.wait_for_change(version, max(0.05, min(TICK_S, wake)))
+        outcome.targets = list(self.targets)
         outcome.warnings = self._warnings()
         return outcome
+
+    def _round(self, outcome: PhaseOutcome, signatures: dict[str, tuple], now_m: float
+               ) -> tuple[bool, bool]:
+        """Judge every target once: (all ready, anything moved)."""
+        all_ready, progressed = True, False
+        findings: list[Finding] = []
+        for t in list(self.targets):
+            live = self._live(t)
+            verdict = self._verdict(t, live)
+            if (self.nudge_claim is not None and live is not None and not verdict.ready
+                    and not t.nudged and t.applied.kind == "PersistentVolumeClaim"
+                    and claim_needs_nudge(live, now_m - t.added_at)):
+                t.nudged = True
+                self.nudge_claim(t.applied.name)
+            sig = (verdict.state, verdict.progress)
+            if signatures.get(t.ref) != sig:
+                signatures[t.ref] = sig
+                progressed = True
+            detail = "" if verdict.ready else self._waiting_for(t, live, verdict)
+            if verdict != t.verdict or detail != t.waiting_for:
+                t.verdict, t.waiting_for = verdict, detail
+                if verdict.ready and t.ready_at is None:
+                    t.ready_at = now_m
+                self.on_update(t)
+            if not verdict.ready:
+                all_ready = False
+                findings += [replace(f, workload=t.ref) for f in self.diagnose(t, live)]
+            if verdict.failed:
+                outcome.failed = True
+        outcome.findings = _dedupe(findings)
+        if any(f.fatal for f in outcome.findings):
+            outcome.failed = True
+        return all_ready, progressed
 
     def _events(self, kind: str, name: str) -> list[dict]:
         """The object's events of this phase: an event last seen before the apply (a quota

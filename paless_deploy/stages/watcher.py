@@ -99,6 +99,13 @@ class NamespaceWatcher:
                 self.changed.wait(timeout)
             return self._version
 
+    def poke(self) -> None:
+        """Wake the waiters as an event would: something they wait on changed outside the
+        namespace's watches (an apply finished, an object became ready)."""
+        with self.changed:
+            self._version += 1
+            self.changed.notify_all()
+
     def events_for(self, kind: str, name: str) -> list[dict]:
         """Events whose involvedObject is kind/name, oldest first."""
         evs = [e for e in self.items("Event")

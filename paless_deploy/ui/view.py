@@ -134,11 +134,18 @@ class DeployView:
     def warning(self, text: str) -> None:
         self._print(Text.assemble(("warning: ", "yellow"), text))
 
-    def phase_started(self, name: str, count: int) -> None:
-        self.phase, self.phase_started_at = name, time.monotonic()
+    def rollout_started(self, count: int) -> None:
+        """The apply of the objects begins (one CI fold for all: groups overlap)."""
+        self.phase, self.phase_started_at = "apply", time.monotonic()
         self.waiting = {}
-        self._marker(self.markers.phase_start(name, time.time()))
-        self._folded = name
+        self._marker(self.markers.phase_start("apply", time.time()))
+        self._folded = "apply"
+        self._print(Text.assemble(("apply", "bold cyan"),
+                                  ((f": {count} object(s), each as soon as what it needs is "
+                                   "ready"), "dim")))
+
+    def group_started(self, name: str, count: int) -> None:
+        """The first object labelled with phase `name` is being applied."""
         self._print(Text.assemble(("phase ", "bold cyan"), (name, "bold cyan"),
                                   (f": applying {count} object(s)", "dim")))
 
@@ -175,15 +182,19 @@ class DeployView:
             self.waiting = {}
             self._refresh()
 
-    def phase_done(self, name: str, ok: bool, summary: str) -> None:
-        self.waiting = {}
-        self._refresh()
-        took = time.monotonic() - self.phase_started_at
+    def group_done(self, name: str, ok: bool, took: float) -> None:
+        """Every object labelled with phase `name` is ready (or the rollout stopped)."""
         mark = ("ready", "green") if ok else ("FAILED", "bold red")
         self._print(Text.assemble(("phase ", "dim"), (name, "dim"), ": ", mark,
-                                  (f" in {took:.1f}s{summary}", "dim")))
-        self._marker(self.markers.phase_end(name, time.time()))
-        self._folded = ""
+                                  (f" in {took:.1f}s", "dim")))
+
+    def rollout_done(self) -> None:
+        """The apply is over: the spinner stops, the CI fold closes."""
+        self.waiting = {}
+        self._refresh()
+        if self._folded:
+            self._marker(self.markers.phase_end(self._folded, time.time()))
+            self._folded = ""
 
     def finding(self, finding: Any) -> None:
         if self.settings.quiet:

@@ -196,6 +196,18 @@ def result_objects(doc: dict) -> dict[tuple[str, str], dict]:
             for p in doc["phases"] for o in p["objects"]}
 
 
+def refused_as_not_ours(run: CliRun, *phrases: str) -> None:
+    """A deploy refused before anything was applied (exit 2, `not-ours`), its message
+    naming each of `phrases` (the object and its owner)."""
+    assert run.returncode == 2, str(run)
+    assert run.doc is not None
+    error = run.doc["errors"][-1]
+    assert error["code"] == "not-ours", error
+    for phrase in (*phrases, "Nothing was applied"):
+        assert phrase in error["message"], error["message"]
+    assert run.doc["phases"] == []
+
+
 # ---------------------------------------------------------------------------
 # recording API events by resourceVersion
 

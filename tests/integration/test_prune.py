@@ -49,7 +49,7 @@ def test_prune_deletes_only_managed_objects_of_this_instance(sandbox, kube, name
           configmap("kept", namespace), configmap("removed", namespace),
           configmap("unmanaged", None), configmap("other-instance", "some-other-namespace"),
           claim("data", namespace))
-    keep = {("", "ConfigMap", "kept")}  # (group, kind, name)
+    keep = {("", "ConfigMap", namespace, "kept")}  # (group, kind, namespace, name)
 
     refs = find_prunable(kube, namespace, keep)
     assert [(r.kind, r.name) for r in refs] == [("ConfigMap", "removed")]

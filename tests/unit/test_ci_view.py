@@ -1,4 +1,5 @@
-"""The deploy view folds each phase in the CI log and fences text it did not write."""
+"""The deploy view folds the apply in the CI log (one fold: the phase groups of a graph
+overlap), says when each group starts and is ready, and fences text it did not write."""
 
 from __future__ import annotations
 
@@ -10,16 +11,19 @@ from paless_deploy.ui.view import DeployView
 from tests.ci_parsers import gitlab_sections, parse_workflow_command
 
 
-def test_github_groups_close_even_when_a_phase_is_cut(capsys: pytest.CaptureFixture[str]) -> None:
+def test_github_group_closes_even_when_the_apply_is_cut(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
     view = DeployView(ConsoleSettings(ci=CiPlatform.GITHUB))
     with pytest.raises(RuntimeError), view:
-        view.phase_started("config", 2)
-        view.phase_done("config", True, "")
-        view.phase_started("web", 1)
+        view.rollout_started(3)
+        view.group_started("config", 2)
+        view.group_started("web", 1)
+        view.group_done("config", True, 0.5)
         raise RuntimeError("cut")
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("::")]
-    assert [parse_workflow_command(line)[:1] for line in lines] == [
-        ("group",), ("endgroup",), ("group",), ("endgroup",)]
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("::")]
+    assert [parse_workflow_command(line)[:1] for line in lines] == [("group",), ("endgroup",)]
+    assert "phase config: applying 2 object(s)" in err and "phase config: ready in 0.5s" in err
 
 
 def test_finding_text_cannot_run_workflow_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,10 +39,13 @@ def test_finding_text_cannot_run_workflow_commands(capsys: pytest.CaptureFixture
 
 def test_gitlab_sections_and_nothing_without_ci(capsys: pytest.CaptureFixture[str]) -> None:
     with DeployView(ConsoleSettings(ci=CiPlatform.GITLAB)) as view:
-        view.phase_started("data", 2)
-        view.phase_done("data", True, "")
-    assert [s[1] for s in gitlab_sections(capsys.readouterr().err)] == ["phase data"]
+        view.rollout_started(2)
+        view.group_started("data", 2)
+        view.group_done("data", True, 1.0)
+        view.rollout_done()
+    assert [s[1] for s in gitlab_sections(capsys.readouterr().err)] == ["phase apply"]
     with DeployView(ConsoleSettings()) as view:
-        view.phase_started("data", 2)
-        view.phase_done("data", True, "")
+        view.rollout_started(2)
+        view.group_done("data", True, 1.0)
+        view.rollout_done()
     assert "section_" not in capsys.readouterr().err

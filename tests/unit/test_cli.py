@@ -236,9 +236,12 @@ def test_result_document_shape() -> None:
     assert list(doc)[:11] == ["version", "command", "result", "exit_code", "namespace",
                               "overlay", "duration_s", "images", "phases", "warnings",
                               "errors"]
+    # keys added to objects come after the design's: when applied and ready, where
     assert doc["phases"][0]["objects"][0] == {"kind": "Deployment", "name": "web",
                                               "action": "configured", "ready": True,
-                                              "reason": "", "api_version": ""}
+                                              "reason": "", "api_version": "",
+                                              "applied_at": None, "ready_at": None,
+                                              "namespace": ""}
     assert doc["url"] is None  # keys added since version 1 come after the design's
 
 

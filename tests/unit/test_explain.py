@@ -62,7 +62,7 @@ def test_the_spinner_counts_the_elapsed_time_and_says_why(monkeypatch):
     now = [100.0]
     monkeypatch.setattr(view_module.time, "monotonic", lambda: now[0])
     view = view_module.DeployView(ConsoleSettings(color=False, terminal=True))
-    view.phase_started("web", 1)
+    view.rollout_started(1)
     view.waiting["Deployment/web"] = "pod web-1: not scheduled (Insufficient cpu)"
     out = io.StringIO()
     console = Console(file=out, width=200, no_color=True)

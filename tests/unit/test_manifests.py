@@ -19,6 +19,7 @@ from paless_deploy.core.configuration.variables import VARIABLES
 from paless_deploy.core.images.imageref import has_tag_or_digest
 from paless_deploy.core.manifests.kinds import CLUSTER_SCOPED_KINDS
 from paless_deploy.core.manifests.podspec import pod_spec
+from paless_deploy.core.plan.graph import build_graph
 from paless_deploy.core.plan.plan import plan_phases
 from paless_deploy.stages.render import render_overlay
 
@@ -363,6 +364,28 @@ def test_phases_of_the_stack(overlay: str) -> None:
     assert phases["worker"] == ["Deployment/worker"]
     assert {"Deployment/web", "Ingress/web", "HorizontalPodAutoscaler/worker",
             "PodDisruptionBudget/web"} <= set(phases["web"])
+
+
+def test_the_stack_graph_keeps_the_paless_order_and_parallel_data_services(overlay: str
+                                                                           ) -> None:
+    graph = build_graph(rendered(overlay))
+    wave = {n.ref: w for w, members in enumerate(graph.waves())
+            for n in (graph.nodes[i] for i in members)}
+    # MinIO, PostgreSQL and Redis wait for none of each other
+    assert wave["StatefulSet/minio"] == wave["StatefulSet/postgres"] == wave["StatefulSet/redis"]
+    # their Jobs after them; the migration after the database's init Job
+    assert wave["Job/minio-init"] > wave["StatefulSet/minio"]
+    assert wave["Job/postgres-init"] > wave["StatefulSet/postgres"]
+    assert wave["Job/migrate"] > wave["Job/postgres-init"]
+    # the Paless startup order, stated in k8s/ with paless.io/depends-on
+    assert wave["Job/migrate"] < wave["Deployment/scheduler"] < wave["Deployment/worker"] \
+        < wave["Deployment/web"] < wave["Ingress/web"]
+    stated = {n.ref: {graph.nodes[x.on].ref for x in n.needs if x.rule == "depends-on"}
+              for n in graph.nodes}
+    assert stated["Deployment/scheduler"] == {"StatefulSet/minio", "StatefulSet/redis",
+                                              "Job/migrate"}
+    assert stated["Deployment/worker"] == {"Deployment/scheduler"}
+    assert stated["Deployment/web"] == {"Deployment/worker"}
 
 
 def test_migration_runs_as_owner_and_apps_as_app_role() -> None:

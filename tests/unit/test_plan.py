@@ -215,7 +215,7 @@ def test_a_job_mounting_a_statefulsets_claim_comes_after_it() -> None:
 
 
 def test_hosts_are_matched_as_whole_names() -> None:
-    from paless_deploy.core.plan.plan import addresses
+    from paless_deploy.core.plan.references import addresses
 
     assert addresses("http://minio-service:9000/x", "minio-service")
     assert addresses("postgres.team.svc.cluster.local:5432", "postgres")
@@ -229,9 +229,13 @@ def test_most_workloads_in_the_fallback_phase_is_a_warning() -> None:
 
     anonymous = [workload("Deployment", f"svc{i}", {"a": str(i)}, f"example/x{i}:1")
                  for i in range(3)]
-    warning = fallback_warning(plan_phases(anonymous))
-    assert warning and "3 of 3 workloads" in warning and "paless-deploy plan" in warning
+    ours = [workload("StatefulSet", "db", {"a": "db"}, "postgres:16"),
+            workload("Deployment", "cache", {"a": "cache"}, "redis:7")]
+    warning = fallback_warning(plan_phases([*ours, *anonymous]))
+    assert warning and "3 of 5 workloads" in warning and "paless-deploy plan" in warning
     assert fallback_warning(plan_phases(HAND)) is None
+    # a tree with no Paless components gets no advice to label its workloads ours
+    assert fallback_warning(plan_phases(anonymous)) is None
 
 
 def test_the_applications_name_alone_is_weaker_than_an_image() -> None:
@@ -243,7 +247,7 @@ def test_the_applications_name_alone_is_weaker_than_an_image() -> None:
 
 
 def test_a_word_in_a_sentence_is_not_an_address() -> None:
-    from paless_deploy.core.plan.plan import addresses
+    from paless_deploy.core.plan.references import addresses
 
     assert not addresses("CREATE ROLE paperless LOGIN", "paperless")
     assert addresses("psql -h postgres -c 'CREATE ROLE paperless'", "postgres")

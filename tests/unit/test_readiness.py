@@ -198,7 +198,8 @@ def test_kinds_that_exist_are_ready_whatever_their_status():
 def test_rules_table():
     assert rule_for("Certificate") is conditions_readiness
     assert {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod",
-            "PersistentVolumeClaim"} == set(WAITED_KINDS)
+            "PersistentVolumeClaim", "CustomResourceDefinition", "APIService"} == set(
+                WAITED_KINDS)
     assert {"Service", "ConfigMap", "Secret", "Ingress", "HorizontalPodAutoscaler"} <= set(RULES)
 
 

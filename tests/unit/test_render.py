@@ -319,3 +319,79 @@ def test_dollar_dollar_is_a_literal_placeholder_and_unknown_names_are_warned():
     assert warnings == [("ConfigMap/c field data.shell uses ${HOME_OF_APP}, which is not a "
                          "variable of paless-deploy: it is shipped as written (for a shell in "
                          "the container, write $${HOME_OF_APP}: no warning, the same text)")]
+
+
+# ---------------------------------------------------------------------------
+# namespaces: the tree's own goes into the target, any other is deployed where it says
+
+
+def _named(kind: str, name: str, namespace: str | None = None, api_version: str = "v1"
+           ) -> dict:
+    meta: dict = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    return {"apiVersion": api_version, "kind": kind, "metadata": meta}
+
+
+def _where(objects: list[dict]) -> dict[str, str | None]:
+    return {f"{o['kind']}/{o['metadata']['name']}@{o['metadata'].get('namespace')}":
+            o["metadata"].get("namespace") for o in objects}
+
+
+def test_the_trees_own_namespace_goes_into_the_target() -> None:
+    from paless_deploy.core.manifests.render import for_namespace
+
+    tree = [_named("Namespace", "paperless"), _named("ConfigMap", "a", "paperless"),
+            _named("Secret", "b", "paperless"), _named("ConfigMap", "c")]
+    objects, warnings = for_namespace(tree, "branch-x")
+    assert {o["metadata"].get("namespace") for o in objects} == {"branch-x"}
+    assert [o["kind"] for o in objects] == ["ConfigMap", "Secret", "ConfigMap"]
+    assert any("Namespace/paperless in the manifests was dropped" in w for w in warnings)
+
+
+def test_objects_naming_another_namespace_stay_there_and_roles_no_longer_collide() -> None:
+    from paless_deploy.core.manifests.render import for_namespace
+
+    rbac = "rbac.authorization.k8s.io/v1"
+    tree = [_named("ServiceAccount", "op"), _named("ConfigMap", "dashboards"),
+            _named("Deployment", "op", api_version="apps/v1"),
+            _named("Role", "reader", "kube-system", rbac), _named("Role", "reader", "default", rbac),
+            _named("ClusterRole", "op", api_version=rbac)]
+    objects, _ = for_namespace(tree, "mon")
+    assert sorted(str(o["metadata"].get("namespace")) for o in objects) == [
+        "None", "default", "kube-system", "mon", "mon", "mon"]
+    assert all(o["metadata"]["labels"]["app.kubernetes.io/instance"] == "mon" for o in objects)
+
+
+def test_a_namespace_of_the_tree_that_is_not_its_own_is_kept_as_a_shared_object() -> None:
+    from paless_deploy.core.manifests.render import for_namespace
+
+    tree = [_named("ConfigMap", "a"), _named("ConfigMap", "b"), _named("Namespace", "tools"),
+            _named("ConfigMap", "c", "tools")]
+    objects, warnings = for_namespace(tree, "app")
+    assert _where(objects) == {"ConfigMap/a@app": "app", "ConfigMap/b@app": "app",
+                               "Namespace/tools@None": None, "ConfigMap/c@tools": "tools"}
+    assert warnings == []
+
+
+def test_a_custom_kind_its_crd_declares_cluster_scoped_gets_no_namespace() -> None:
+    from paless_deploy.core.manifests.render import for_namespace
+
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "issuers.example.com"},
+           "spec": {"group": "example.com", "scope": "Cluster",
+                    "names": {"kind": "ClusterIssuer", "plural": "issuers"}}}
+    issuer = _named("ClusterIssuer", "letsencrypt", "somewhere", "example.com/v1")
+    objects, _ = for_namespace([crd, issuer, _named("ConfigMap", "a")], "app")
+    assert "namespace" not in objects[1]["metadata"]
+
+
+def test_two_objects_placed_in_the_same_namespace_are_still_refused() -> None:
+    from paless_deploy.core.manifests.render import for_namespace
+
+    tree = [_named("ConfigMap", "c", "team-a"), _named("ConfigMap", "d", "team-a"),
+            _named("ConfigMap", "c")]
+    with pytest.raises(ConfigError) as err:
+        for_namespace(tree, "app")
+    assert err.value.code == "duplicate-object"
+    assert "(namespaces team-a and (none) in the tree)" in err.value.message

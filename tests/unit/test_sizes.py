@@ -16,7 +16,7 @@ MAX_FUNCTION_LINES = 60
 MAX_FILE_LINES = 800
 # Functions over the limit that another branch is splitting (path, qualified name). The
 # test fails as soon as one of them is no longer over it: then remove it here.
-BEING_SPLIT = frozenset({("paless_deploy/commands/deploy.py", "_run_pipeline")})
+BEING_SPLIT: frozenset[tuple[str, str]] = frozenset()  # functions allowed over 60 lines for now
 # Not the repository's own text: tools' caches and build output.
 SKIPPED_DIRS = frozenset({"tests", "__pycache__", "node_modules", "build", "dist"})
 

@@ -63,6 +63,9 @@ class FakeWatcher:
                 if (e.get("involvedObject") or {}).get("kind") == kind
                 and (e.get("involvedObject") or {}).get("name") == name]
 
+    def poke(self) -> None:
+        pass
+
     def mirror(self, api_version: str, kind: str) -> None:
         self.mirrored.append((api_version, kind))
 

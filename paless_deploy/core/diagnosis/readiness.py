@@ -215,6 +215,31 @@ def claim_needs_nudge(claim: ApiObject, pending_s: float) -> bool:
             and pending_s >= CLAIM_NUDGE_AFTER_S)
 
 
+def crd_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
+    """Established: the API server serves the kind; NamesAccepted False: another CRD holds
+    its names, which will not clear by itself."""
+    names = condition(obj, "NamesAccepted")
+    progress = tuple((c.get("type"), c.get("status")) for c in
+                     nested(obj, "status", "conditions") or [] if isinstance(c, Mapping))
+    if names and names.get("status") == "False":
+        return Readiness(FAILED, _condition_text(names), progress)
+    established = condition(obj, "Established")
+    if established and established.get("status") == "True":
+        return Readiness(READY, "established", progress)
+    return Readiness(IN_PROGRESS, "not established yet: the API server does not serve it",
+                     progress)
+
+
+def apiservice_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
+    """Available: the aggregated API answers through its Service."""
+    available = condition(obj, "Available")
+    progress = ((available or {}).get("status"), (available or {}).get("reason"))
+    if available and available.get("status") == "True":
+        return Readiness(READY, "available", progress)
+    return Readiness(IN_PROGRESS, _condition_text(available) if available
+                     else "not available yet", progress)
+
+
 def exists_readiness(obj: ApiObject, facts: Facts = Facts()) -> Readiness:
     """Kinds that are ready as soon as the API server has them."""
     return Readiness(READY, "exists", ())
@@ -271,6 +296,8 @@ RULES: Mapping[str, Rule] = {
     "Job": job_readiness,
     "Pod": pod_readiness,
     "PersistentVolumeClaim": pvc_readiness,
+    "CustomResourceDefinition": crd_readiness,
+    "APIService": apiservice_readiness,
     # Ready when they exist; what can still be wrong with them is a warning, not a wait
     # (Ingress without a controller, HPA without metrics: see the warnings below).
     **{kind: exists_readiness for kind in (

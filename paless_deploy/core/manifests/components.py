@@ -29,6 +29,11 @@ COMPONENT_WORDS: Mapping[str, tuple[str, ...]] = {
 # Words that name the application as a whole: its web part, but only when no label,
 # name or image says more (a `paperless-db` running postgres is the database).
 WEAK_COMPONENT_WORDS: Mapping[str, tuple[str, ...]] = {"web": ("paperless", "paless")}
+# Words that qualify a component without naming another thing: `paperless-worker`,
+# `minio-service`, `postgres-0` are still ours. Any other word makes the text name
+# something else: `kube-scheduler` is Kubernetes' scheduler, `redis-exporter` an exporter.
+QUALIFIER_WORDS = frozenset({"paperless", "paless", "service", "svc", "server", "app",
+                             "main", "primary"})
 # Where a component may be named, strongest first (label keys, then the name, the image).
 COMPONENT_LABELS = (labels.COMPONENT, "component", labels.NAME, "app", "k8s-app")
 
@@ -39,11 +44,18 @@ def _words(text: str) -> set[str]:
 
 def _component_in(text: str, table: Mapping[str, tuple[str, ...]] = COMPONENT_WORDS
                   ) -> str | None:
+    """The component `text` names by whole words: once its qualifiers and numbers are set
+    aside, exactly one word is left and it names the component (for the weak table, the
+    text is made of its words only)."""
     words = _words(text)
-    for component, synonyms in table.items():
-        if words & set(synonyms):
-            return component
-    return None
+    if table is WEAK_COMPONENT_WORDS:
+        return next((c for c, synonyms in table.items() if words and words <= set(synonyms)),
+                    None)
+    left = {w for w in words - QUALIFIER_WORDS if not w.isdigit()}
+    if len(left) != 1:
+        return None
+    word = next(iter(left))
+    return next((c for c, synonyms in table.items() if word in synonyms), None)
 
 
 def component_of(obj: ApiObject) -> tuple[str, str] | None:

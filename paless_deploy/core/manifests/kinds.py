@@ -43,7 +43,12 @@ def api_group(api_version: str) -> str:
 
 _KINDS: tuple[Kind, ...] = (
     # namespace and config
-    Kind("v1", "Namespace", "namespaces", False, phase="namespace"),
+    # a Namespace of the tree other than the target (owned like any cluster-scoped
+    # object), deleted last: everything in it goes with it
+    Kind("v1", "Namespace", "namespaces", False, phase="namespace", prune_rank=400),
+    # definitions: applied before everything else, deleted after what they define
+    Kind("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions",
+         False, phase="config", prune_rank=300),
     Kind("v1", "ServiceAccount", "serviceaccounts", phase="config", prune_rank=120),
     Kind("rbac.authorization.k8s.io/v1", "Role", "roles", phase="config", prune_rank=110),
     Kind("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings", phase="config",
@@ -87,7 +92,12 @@ _KINDS: tuple[Kind, ...] = (
          phase="config", prune_rank=150),
     Kind("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False, phase="config"),
     Kind("coordination.k8s.io/v1", "Lease", "leases"),
-    Kind("apiregistration.k8s.io/v1", "APIService", "apiservices", False),
+    # what serves an API: deleted first, so nothing calls a backend that is going away
+    Kind("apiregistration.k8s.io/v1", "APIService", "apiservices", False, prune_rank=-10),
+    Kind("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
+         "validatingwebhookconfigurations", False, prune_rank=-20),
+    Kind("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration",
+         "mutatingwebhookconfigurations", False, prune_rank=-20),
     Kind("authorization.k8s.io/v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews",
          False),
 )
@@ -109,6 +119,9 @@ CLUSTER_SCOPED_KINDS: frozenset[str] = frozenset(
 # before the config and storage they use.
 PRUNABLE: tuple[Kind, ...] = tuple(sorted((k for k in _KINDS if k.prune_rank is not None),
                                           key=lambda k: k.prune_rank or 0))
+# Applied before the server-side dry run of the rest: a custom resource cannot be judged
+# before its CRD is served, nor an object in a namespace that does not exist yet.
+DEFINITION_KINDS = frozenset({"CustomResourceDefinition", "Namespace"})
 PHASE_BY_KIND: Mapping[str, str] = {k.kind: k.phase for k in _KINDS if k.phase}
 
 

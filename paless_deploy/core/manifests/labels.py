@@ -17,6 +17,7 @@ NAME = "app.kubernetes.io/name"
 
 # annotation keys
 PHASE = "paless.io/phase"
+DEPENDS_ON = "paless.io/depends-on"  # "Kind/name, name": what an object waits for
 INITIAL_REPLICAS = "paless.io/initial-replicas"
 ALLOWED_RESTARTS = "paless.io/allowed-restarts"
 FAILURE_GRACE = "paless.io/failure-grace"

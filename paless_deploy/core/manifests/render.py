@@ -303,18 +303,57 @@ def _unknown_app_image(obj: ApiObject, container: ApiObject, image: str,
         f"{known or 'none'}).", hint, code="unknown-app-image", resource=ref_of(obj))
 
 
-def set_namespace_and_labels(objects: list[JsonDict], namespace: str) -> list[JsonDict]:
+def cluster_scoped(obj: ApiObject, tree_scopes: Mapping[tuple[str, str], bool]) -> bool:
+    """An object without a namespace: a kind the table knows as such, or a custom kind
+    whose CRD in the tree says `scope: Cluster`."""
+    key = (api_group(str(obj.get("apiVersion") or "")), str(obj.get("kind") or ""))
+    if key in tree_scopes:
+        return tree_scopes[key]
+    return obj.get("kind") in CLUSTER_SCOPED_KINDS
+
+
+def crd_scopes(objects: list[JsonDict]) -> dict[tuple[str, str], bool]:
+    """(group, kind) -> cluster-scoped, for every kind a CRD of the tree defines."""
+    scopes: dict[tuple[str, str], bool] = {}
+    for obj in objects:
+        if obj.get("kind") == "CustomResourceDefinition":
+            spec = obj.get("spec") or {}
+            kind = str((spec.get("names") or {}).get("kind") or "")
+            scopes[(str(spec.get("group") or ""), kind)] = spec.get("scope") == "Cluster"
+    return scopes
+
+
+def home_namespace(objects: list[JsonDict], namespace: str,
+                   tree_scopes: Mapping[tuple[str, str], bool]) -> str | None:
+    """The namespace the tree calls its own, deployed into the target instead: the one
+    more than half of its namespaced objects name (a vendored tree says `namespace:
+    monitoring` on nearly everything). None when no namespace has such a majority (most
+    objects name none: the few that do are meant where they say)."""
+    named = [str((o.get("metadata") or {}).get("namespace") or "") for o in objects
+             if o.get("kind") != "Namespace" and not cluster_scoped(o, tree_scopes)]
+    counts = {ns: named.count(ns) for ns in set(named) if ns and ns != namespace}
+    best = max(counts, key=lambda ns: counts[ns], default=None)
+    return best if best is not None and counts[best] * 2 > len(named) else None
+
+
+def set_namespace_and_labels(objects: list[JsonDict], namespace: str,
+                             home: str | None = None,
+                             tree_scopes: Mapping[tuple[str, str], bool] | None = None
+                             ) -> list[JsonDict]:
     """Set the namespace on namespaced objects and the design's labels on every object.
 
-    Labels go to metadata only: selectors are immutable and must not change with them.
+    An object naming no namespace, the target or the tree's home namespace goes into the
+    target; one naming another namespace stays there (a Role in kube-system). Labels go
+    to metadata only: selectors are immutable and must not change with them.
     """
+    scopes = tree_scopes or {}
     result = []
     for obj in objects:
         obj = copy.deepcopy(obj)
         metadata = obj.setdefault("metadata", {})
-        if obj.get("kind") in CLUSTER_SCOPED_KINDS:
+        if cluster_scoped(obj, scopes):
             metadata.pop("namespace", None)
-        else:
+        elif metadata.get("namespace") in (None, "", namespace, home):
             metadata["namespace"] = namespace
         current = metadata.get("labels") or {}
         current.setdefault(labels.PART_OF, labels.PART_OF_VALUE)
@@ -327,30 +366,35 @@ def set_namespace_and_labels(objects: list[JsonDict], namespace: str) -> list[Js
 def for_namespace(objects: list[JsonDict], namespace: str) -> tuple[list[JsonDict], list[str]]:
     """A tree made fit for `namespace`: what any tree needs besides namespace and labels.
 
-    - a rendered Namespace is dropped (the namespace phase creates the target with the
-      tool's label; any other namespace is not ours to create), with a warning for others;
+    - the tree's home namespace (`home_namespace`) becomes the target: its objects go
+      there and its Namespace object is dropped, with a warning (the namespace phase
+      creates the target with the tool's label); objects naming any other namespace are
+      deployed where they say, and a Namespace of the tree for one of those is applied
+      like any cluster-scoped object (owned by this deploy);
     - an HPA's target loses `spec.replicas` (kept as its initial count, used at creation
       only), so re-applies never fight the autoscaler, with one warning per target;
-    - two objects that become the same once the namespace is forced are an error naming
-      both (the later would silently replace the earlier).
+    - two objects that become the same once placed are an error naming both (the later
+      would silently replace the earlier).
     Returns the new objects (namespace and labels set) and the warnings.
     """
+    scopes = crd_scopes(objects)
+    home = home_namespace(objects, namespace, scopes)
     warnings: list[str] = []
     kept = []
     for obj in objects:
-        if obj.get("kind") == "Namespace":
-            name = str((obj.get("metadata") or {}).get("name") or "")
+        name = str((obj.get("metadata") or {}).get("name") or "")
+        if obj.get("kind") == "Namespace" and name in (namespace, home):
             if name != namespace:
                 warnings.append(
-                    f"Namespace/{name} in the manifests was dropped: paless-deploy deploys "
-                    f"into {namespace} and creates it itself (other namespaces are not its "
-                    "to create); remove it from the tree to silence this.")
+                    f"Namespace/{name} in the manifests was dropped: it is the tree's own "
+                    f"namespace, and paless-deploy deploys it into {namespace}, which it "
+                    "creates itself; remove it from the tree to silence this.")
             continue
         kept.append(obj)
-    _refuse_duplicates(kept, namespace)
+    _refuse_duplicates(kept, namespace, home, scopes)
     kept, scaled = _autoscaled(kept)
     warnings += scaled
-    return set_namespace_and_labels(kept, namespace), warnings
+    return set_namespace_and_labels(kept, namespace, home, scopes), warnings
 
 
 def hpa_targets(objects: list[JsonDict]) -> dict[tuple[str, str], str]:
@@ -387,13 +431,17 @@ def _autoscaled(objects: list[JsonDict]) -> tuple[list[JsonDict], list[str]]:
     return result, warnings
 
 
-def _refuse_duplicates(objects: list[JsonDict], namespace: str) -> None:
-    """Two objects of the tree that become one once every namespaced object goes into
-    `namespace`: an error naming both (the later would silently replace the earlier)."""
+def _refuse_duplicates(objects: list[JsonDict], namespace: str, home: str | None,
+                       scopes: Mapping[tuple[str, str], bool]) -> None:
+    """Two objects of the tree that become one once placed (the tree's home namespace and
+    unnamespaced objects go into `namespace`): an error naming both (the later would
+    silently replace the earlier)."""
     seen: dict[tuple[str, str, str, str], ApiObject] = {}
     for obj in objects:
         meta = obj.get("metadata") or {}
-        scope = "" if obj.get("kind") in CLUSTER_SCOPED_KINDS else namespace
+        stated = str(meta.get("namespace") or "")
+        scope = ("" if cluster_scoped(obj, scopes)
+                 else namespace if stated in ("", namespace, home) else stated)
         key = (api_group(str(obj.get("apiVersion", ""))), str(obj.get("kind")), scope,
                str(meta.get("name")))
         first = seen.setdefault(key, obj)
@@ -403,11 +451,11 @@ def _refuse_duplicates(objects: list[JsonDict], namespace: str) -> None:
                  for o in (first, obj)]
         raise ConfigError(
             f"{ref_of(obj)} appears twice in the manifests (namespaces {where[0]} and "
-            f"{where[1]} in the tree); deployed into {namespace} they are the same object "
-            "and the second would silently replace the first.",
-            "Rename one of them, or keep one: every namespaced object of the tree is "
-            "deployed into the target namespace.", code="duplicate-object",
-            resource=ref_of(obj))
+            f"{where[1]} in the tree); deployed into {scope or namespace} they are the same "
+            "object and the second would silently replace the first.",
+            "Rename one of them, or keep one: objects naming no namespace, and those naming "
+            f"the tree's own namespace ({home or 'none here'}), are deployed into the target "
+            "namespace.", code="duplicate-object", resource=ref_of(obj))
 
 
 def classes_named(objects: list[JsonDict]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:

@@ -9,20 +9,28 @@ without our labels lands in the same order as ours.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from paless_deploy.core.apitypes import ApiObject, JsonDict, JsonValue
+from paless_deploy.core.apitypes import ApiObject, JsonDict
 from paless_deploy.core.diagnosis.lint import check_policy_annotations
 from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.components import component_of
 from paless_deploy.core.manifests.kinds import PHASE_BY_KIND
-from paless_deploy.core.manifests.objects import ref_of, whole_number
-from paless_deploy.core.manifests.podspec import pod_containers, pod_spec
+from paless_deploy.core.manifests.objects import name_of, ref_of
+from paless_deploy.core.plan.references import (
+    WORKLOAD_KINDS,
+    ConfigKey,
+    addresses,
+    mounted_claims,
+    namespace_in,
+    selects,
+    service_selector,
+    statefulset_claims,
+    strings_of,
+    template_labels,
+)
 
 PHASE_ANNOTATION = labels.PHASE
 COMPONENT_LABEL = labels.COMPONENT
@@ -49,12 +57,12 @@ PHASE_BY_COMPONENT: Mapping[str, str] = {
     "web": "web",
 }
 FALLBACK_PHASE = "web"
+OURS_MIN_COMPONENTS = 2  # distinct components that make a tree look like Paless
 JOB_PHASE = "data-init"
 
 # Jobs whose names say what they do (the bucket and migration Jobs of a Paless tree).
 JOB_NAME_PHASES: tuple[tuple[str, str], ...] = (("migrat", "migrate"),
                                                  ("bucket", "object-storage-init"))
-WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod"})
 
 
 @dataclass(frozen=True)
@@ -99,97 +107,16 @@ def _place_alone(obj: ApiObject) -> Placement:
     if found is not None:
         component, where = found
         return Placement(PHASE_BY_COMPONENT[component], f"component {component} ({where})")
-    return Placement(FALLBACK_PHASE, "no rule matched: the last phase")
+    return Placement(FALLBACK_PHASE, f"no rule matched: labelled {FALLBACK_PHASE}, the last phase")
 
 
 # ---------------------------------------------------------------------------
-# dependencies: which Services a Job addresses, which claims it mounts
-
-
-def _selects(selector: Mapping[str, str], pod_labels: Mapping[str, str]) -> bool:
-    return bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items())
-
-
-def _template_labels(obj: ApiObject) -> dict[str, str]:
-    if obj.get("kind") == "Pod":
-        return dict((obj.get("metadata") or {}).get("labels") or {})
-    template = ((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    return dict(template.get("labels") or {})
-
-
-def _decoded(obj: ApiObject) -> Iterator[str]:
-    """The values of a ConfigMap or Secret (Secret data decoded, in memory only)."""
-    for key in ("data", "stringData"):
-        for value in (obj.get(key) or {}).values():
-            if not isinstance(value, str):
-                continue
-            if obj.get("kind") == "Secret" and key == "data":
-                try:
-                    yield base64.b64decode(value, validate=True).decode("utf-8", "replace")
-                except (binascii.Error, ValueError):
-                    continue
-            else:
-                yield value
-
-
-def _strings_of(obj: ApiObject, configs: Mapping[tuple[str, str], ApiObject]
-                ) -> Iterator[tuple[str, str]]:
-    """(where, text) for every env value, argument and command word of a pod template,
-    with the values of the ConfigMaps and Secrets it reads."""
-    for container in pod_containers(obj):
-        name = container.get("name", "?")
-        for word in [*(container.get("command") or []), *(container.get("args") or [])]:
-            if isinstance(word, str):
-                yield f"container {name} command", word
-        for env in container.get("env") or []:
-            if isinstance(env.get("value"), str):
-                yield f"env {env.get('name')}", env["value"]
-            source = env.get("valueFrom") or {}
-            for ref_key, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
-                ref = source.get(ref_key) or {}
-                target = configs.get((kind, str(ref.get("name"))))
-                if target is not None:
-                    for value in _decoded(_only_key(target, str(ref.get("key")))):
-                        yield f"env {env.get('name')}", value
-        for env_from in container.get("envFrom") or []:
-            for ref_key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
-                ref = env_from.get(ref_key) or {}
-                target = configs.get((kind, str(ref.get("name"))))
-                if target is not None:
-                    for value in _decoded(target):
-                        yield f"envFrom {kind} {ref.get('name')}", value
-
-
-def _only_key(obj: ApiObject, key: str) -> dict[str, JsonValue]:
-    out: dict[str, JsonValue] = {"kind": obj.get("kind")}
-    for field_name in ("data", "stringData"):
-        values = obj.get(field_name) or {}
-        if key in values:
-            out[field_name] = {key: values[key]}
-    return out
-
-
-def addresses(text: str, service: str) -> bool:
-    """True when `text` names Service `service` as a host: the whole value (`postgres`,
-    `minio:9000`, `postgres.ns.svc.cluster.local`), a URL's host (`http://minio:9000/x`,
-    `postgresql://u:p@db/paperless`), `host:port` inside a command, or the word after a
-    host flag (`-h db`, `--host=db`). A mere word in a sentence (`CREATE ROLE paperless`)
-    is not an address."""
-    host = rf"{re.escape(service)}(?:\.[a-z0-9-]+)*"
-    end = r"(?![A-Za-z0-9_.-])"
-    patterns = (
-        rf"^\s*{host}(?::\d+)?\s*$",  # the whole value
-        rf"(?:://|@){host}(?::\d+)?{end}",  # a URL's or user@host's host
-        rf"(?<![A-Za-z0-9_./-]){host}:\d+{end}",  # host:port
-        rf"(?:^|\s)(?:-h|--host(?:name)?[= ]|host=)\s*{host}{end}",  # a host flag
-    )
-    return any(re.search(p, text, re.IGNORECASE if i == 3 else 0)
-               for i, p in enumerate(patterns))
+# Jobs and Services: placed after what they need, beside what they select
 
 
 @dataclass
-class _Graph:
-    """What the dependency rules need to know about the whole render."""
+class _Placing:
+    """What placing Services and Jobs needs to know about the whole render."""
 
     objects: Sequence[JsonDict]
     placed: dict[int, Placement] = field(default_factory=dict)
@@ -199,15 +126,16 @@ class _Graph:
             if obj.get("kind") in WORKLOAD_KINDS:
                 yield i, obj
 
-    def configs(self) -> dict[tuple[str, str], ApiObject]:
-        return {(str(o.get("kind")), str((o.get("metadata") or {}).get("name"))): o
+    def configs(self) -> dict[ConfigKey, ApiObject]:
+        return {(str(o.get("kind")), namespace_in(o), name_of(o)): o
                 for o in self.objects if o.get("kind") in ("ConfigMap", "Secret")}
 
     def service_phase(self, service: ApiObject) -> tuple[str, str] | None:
         """The phase of the first workload a Service's selector picks, and which."""
-        selector = (service.get("spec") or {}).get("selector") or {}
+        selector = service_selector(service)
         for i, workload in self.workloads():
-            if _selects(selector, _template_labels(workload)):
+            if (namespace_in(workload) == namespace_in(service)
+                    and selects(selector, template_labels(workload))):
                 return self.placed[i].phase, ref_of(workload)
         return None
 
@@ -222,27 +150,27 @@ def _later(a: str, b: str) -> str:
     return a if PHASE_ORDER.index(a) >= PHASE_ORDER.index(b) else b
 
 
-def _place_job(job: ApiObject, graph: _Graph, services: Mapping[str, Placement],
-               claim_owners: Mapping[str, tuple[str, str]]) -> Placement:
-    name = str((job.get("metadata") or {}).get("name") or "")
+def _place_job(job: ApiObject, placing: _Placing, services: Mapping[tuple[str, str], Placement],
+               claim_owners: Mapping[tuple[str, str], tuple[str, str]]) -> Placement:
+    name = name_of(job)
     phase, reason = JOB_PHASE, "kind default for Job"
     for word, hinted in JOB_NAME_PHASES:
         if word in name.lower():
             phase, reason = hinted, f"name {name}"
             break
     needs: list[str] = []
-    for service, placement in services.items():
-        for where, text in _strings_of(job, graph.configs()):
+    texts = list(strings_of(job, placing.configs()))
+    for (namespace, service), placement in services.items():
+        if namespace != namespace_in(job):
+            continue
+        for where, text in texts:
             if addresses(text, service):
-                if PHASE_ORDER.index(_after(placement.phase)) > PHASE_ORDER.index(phase):
-                    phase = _after(placement.phase)
+                phase = _later(phase, _after(placement.phase))
                 needs.append(f"addresses Service {service} ({where}), in phase "
                              f"{placement.phase}")
                 break
-    spec = pod_spec(job) or {}
-    for volume in spec.get("volumes") or []:
-        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
-        owner = claim_owners.get(str(claim)) if claim else None
+    for claim in mounted_claims(job):
+        owner = claim_owners.get((namespace_in(job), claim))
         if owner is not None:
             owner_phase, owner_ref = owner
             phase = _later(phase, _after(owner_phase))
@@ -254,44 +182,30 @@ def _place_job(job: ApiObject, graph: _Graph, services: Mapping[str, Placement],
 
 def place(objects: Sequence[JsonDict]) -> list[Placement]:
     """Where each object goes and why (parallel to `objects`)."""
-    graph = _Graph(objects)
+    placing = _Placing(objects)
     jobs: list[int] = []
     for i, obj in enumerate(objects):
         annotated = _annotation(obj)
         if annotated is not None:
-            graph.placed[i] = Placement(annotated, f"annotation {PHASE_ANNOTATION}")
+            placing.placed[i] = Placement(annotated, f"annotation {PHASE_ANNOTATION}")
         elif obj.get("kind") == "Job":
             jobs.append(i)
         elif obj.get("kind") != "Service":
-            graph.placed[i] = _place_alone(obj)
-    services: dict[str, Placement] = {}
+            placing.placed[i] = _place_alone(obj)
+    services: dict[tuple[str, str], Placement] = {}
     for i, obj in enumerate(objects):
         if obj.get("kind") != "Service":
             continue
-        if i not in graph.placed:
-            picked = graph.service_phase(obj)
-            graph.placed[i] = (Placement(picked[0], f"selects the pods of {picked[1]}")
-                               if picked else _place_alone(obj))
-        services[str(obj["metadata"]["name"])] = graph.placed[i]
-    claim_owners = _claims_of_statefulsets(graph)
+        if i not in placing.placed:
+            picked = placing.service_phase(obj)
+            placing.placed[i] = (Placement(picked[0], f"selects the pods of {picked[1]}")
+                                 if picked else _place_alone(obj))
+        services[(namespace_in(obj), name_of(obj))] = placing.placed[i]
+    claim_owners = {(namespace_in(obj), claim): (placing.placed[i].phase, ref_of(obj))
+                    for i, obj in placing.workloads() for claim in statefulset_claims(obj)}
     for i in jobs:
-        graph.placed[i] = _place_job(objects[i], graph, services, claim_owners)
-    return [graph.placed[i] for i in range(len(objects))]
-
-
-def _claims_of_statefulsets(graph: _Graph) -> dict[str, tuple[str, str]]:
-    """Claims a StatefulSet creates (`<template>-<name>-<ordinal>`) -> its phase and ref."""
-    owners: dict[str, tuple[str, str]] = {}
-    for i, obj in graph.workloads():
-        if obj.get("kind") != "StatefulSet":
-            continue
-        spec = obj.get("spec") or {}
-        replicas = whole_number(spec.get("replicas"), 1)
-        for template in spec.get("volumeClaimTemplates") or []:
-            base = f"{(template.get('metadata') or {}).get('name')}-{obj['metadata']['name']}"
-            for ordinal in range(max(1, replicas)):
-                owners[f"{base}-{ordinal}"] = (graph.placed[i].phase, ref_of(obj))
-    return owners
+        placing.placed[i] = _place_job(objects[i], placing, services, claim_owners)
+    return [placing.placed[i] for i in range(len(objects))]
 
 
 def plan_phases(objects: list[JsonDict]) -> list[Phase]:
@@ -303,7 +217,11 @@ def plan_phases(objects: list[JsonDict]) -> list[Phase]:
     that cannot be read, is a ConfigError.
     """
     check_policy_annotations(objects)
-    placements = place(objects)
+    return group_phases(objects, place(objects))
+
+
+def group_phases(objects: Sequence[JsonDict], placements: Sequence[Placement]) -> list[Phase]:
+    """The placed objects grouped by phase, in PHASE_ORDER (render order within one)."""
     members: dict[str, list[tuple[JsonDict, str]]] = {name: [] for name in PHASE_ORDER}
     for obj, placement in zip(objects, placements, strict=True):
         members[placement.phase].append((obj, placement.reason))
@@ -311,11 +229,23 @@ def plan_phases(objects: list[JsonDict]) -> list[Phase]:
             for name in PHASE_ORDER if members[name]]
 
 
+def looks_like_ours(objects: Sequence[ApiObject]) -> bool:
+    """A tree shaped like Paless: its workloads name at least two of our components (a
+    database and the web app, say). Only such a tree gets Paless advice and the Paless
+    startup order inferred; any other tree is ordered by its references alone."""
+    found = {c[0] for o in objects
+             if o.get("kind") in WORKLOAD_KINDS and (c := component_of(o)) is not None}
+    return len(found) >= OURS_MIN_COMPONENTS
+
+
 def fallback_warning(phases: Sequence[Phase]) -> str | None:
-    """A warning when most workloads landed in the last phase only because no rule matched:
-    the tree names its components in a way the plan does not recognise."""
+    """A warning when most workloads of a tree that looks like ours landed in the last
+    phase only because no rule matched: the tree names its components in a way the plan
+    does not recognise. Trees of other software get no such advice."""
     workloads = [(o, r) for p in phases for o, r in zip(p.objects, p.reasons, strict=True)
                  if o.get("kind") in WORKLOAD_KINDS]
+    if not looks_like_ours([o for o, _ in workloads]):
+        return None
     fallen = [ref_of(o) for o, r in workloads if r.startswith("no rule matched")]
     if len(workloads) >= 2 and len(fallen) * 2 > len(workloads):
         return (f"{len(fallen)} of {len(workloads)} workloads ({', '.join(fallen[:5])}) fell "

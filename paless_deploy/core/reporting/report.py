@@ -60,6 +60,9 @@ class ObjectReport:
     ready: bool | None = None
     reason: str = ""
     api_version: str = ""  # "" when not known (`destroy --from-report` needs it for CRDs)
+    applied_at: str | None = None  # ISO 8601, UTC: when the apply returned
+    ready_at: str | None = None  # when it was seen ready (None: not, or not awaited yet)
+    namespace: str = ""  # where it lives ("" cluster-scoped, or not recorded)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class ReportedObject:
     api_version: str  # "" in reports written before the key existed
     kind: str
     name: str
+    namespace: str = ""  # "" for cluster-scoped objects and in older reports
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ def parse_report(text: str, source: str) -> PriorReport:
             if isinstance(obj, dict) and obj.get("kind") and obj.get("name") \
                     and obj.get("action") != ObjectAction.PRUNED:
                 objects.append(ReportedObject(str(obj.get("api_version") or ""),
-                                              str(obj["kind"]), str(obj["name"])))
+                                              str(obj["kind"]), str(obj["name"]),
+                                              str(obj.get("namespace") or "")))
     namespace = doc.get("namespace")
     return PriorReport(source, str(doc.get("command") or ""), str(doc.get("result") or ""),
                        str(namespace) if namespace else None, tuple(images), tuple(objects))
