@@ -112,11 +112,13 @@ def connection_lost(exc: BaseException) -> bool:
 
 
 def build_image(api: DockerClient, app: App, ref: str, spec: BuildSpec,
-                progress: ImageProgress, stop: threading.Event) -> str:
+                progress: ImageProgress, stop: threading.Event,
+                dockerfile: str | None = None) -> str:
     """Build one image with the engine's classic builder (via the SDK) and return its ID.
 
     The context sent is `context_paths(app)`, so the per-Dockerfile ignore file counts
-    here as with BuildKit; build secrets need BuildKit and are not passed.
+    here as with BuildKit; build secrets need BuildKit and are not passed. `dockerfile`
+    replaces the Dockerfile's text in the context sent (its FROMs naming exact tags).
     """
     from docker.errors import APIError
     from docker.utils.build import create_archive
@@ -126,7 +128,9 @@ def build_image(api: DockerClient, app: App, ref: str, spec: BuildSpec,
     error: str | None = None
     image_id: str | None = None
     try:
-        archive = create_archive(root=str(app.context), files=context_paths(app))
+        extra = [] if dockerfile is None else [(app.dockerfile_in_context, dockerfile)]
+        archive = create_archive(root=str(app.context), files=context_paths(app),
+                                 extra_files=extra)
         stream = api.build(
             fileobj=archive, custom_context=True, dockerfile=app.dockerfile_in_context,
             tag=ref, buildargs=dict(spec.args), target=spec.target, platform=spec.platform,

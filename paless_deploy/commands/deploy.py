@@ -29,7 +29,7 @@ from paless_deploy.core.images.delivery import (
     node_facts,
     with_pull_policy,
 )
-from paless_deploy.core.images.discover import App
+from paless_deploy.core.images.discover import App, app_repository
 from paless_deploy.core.images.imageref import in_repository
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.kinds import by_kind, object_key
@@ -196,7 +196,8 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         pinned = report.pinned_refs(options.only_apps)
         _check_report_covers(report, apps, options.only_apps)
     else:
-        to_build = selected_apps(ctx.config.project_dir, options.only_apps) \
+        to_build = selected_apps(ctx.config.project_dir, options.only_apps,
+                                 ctx.config.project_name) \
             if options.only_apps else apps
         pinned = {}
     refs: dict[str, str] = {app: str(ref) for app, ref in pinned.items()}
@@ -322,7 +323,8 @@ def deployed_app_refs(kube: Kube, namespace: str, config: Config,
         for c in pod_containers(item):
             image = str(c.get("image", ""))
             for app in apps:
-                if any(in_repository(image, registry, f"{config.project_name}-{app}")
+                if any(in_repository(image, registry,
+                                     app_repository(config.project_name, app))
                        for registry in registries):
                     found.setdefault(app, image)
     return found

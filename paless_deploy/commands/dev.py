@@ -22,7 +22,7 @@ from paless_deploy.commands.deploy import delivered, run_all, run_rollout
 from paless_deploy.core.configuration.config import DEFAULT_ENV_FILES
 from paless_deploy.core.errors import ClusterError, Interrupted, PalessError
 from paless_deploy.core.images.delivery import Delivery, choose_delivery, node_facts
-from paless_deploy.core.images.discover import App
+from paless_deploy.core.images.discover import App, app_repository
 from paless_deploy.core.plan.devloop import (
     GIT_LOCK,
     AppContext,
@@ -279,7 +279,7 @@ class DevSession:
         if self.logs:
             registries = {config.registry, config_for(config, delivery).registry,
                           delivery.image_registry} - {""}
-            repositories = {f"{r}/{config.project_name}-{a.name}": a.name
+            repositories = {f"{r}/{app_repository(config.project_name, a.name)}": a.name
                             for r in registries for a in self.apps}
             self.streamer = LogStreamer(self.kube, namespace, repositories, self.view.log_line,
                                         config.secret_values()).start()

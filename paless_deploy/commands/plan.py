@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
+from paless_deploy.core.images.graph import describe_bases
 from paless_deploy.core.plan.plan import fallback_warning, plan_phases
 from paless_deploy.core.reporting.report import Result
-from paless_deploy.stages.images import plan_images
+from paless_deploy.stages.images import plan_images, project_graph
 from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.ui.lines import warn
 from paless_deploy.ui.tables import print_table
@@ -24,8 +25,12 @@ if TYPE_CHECKING:
 def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
     """Print (or put in the JSON document) each phase with its objects and reasons, and
     what the lint says about the tree (with `strict`, any warning is exit 2)."""
-    plans, warnings = plan_images(run_ctx.config, discovered_apps(run_ctx))
+    apps = discovered_apps(run_ctx)
+    plans, warnings = plan_images(run_ctx.config, apps)
     refs = {p.app.name: p.ref for p in plans}
+    graph = project_graph(run_ctx.config, apps)
+    builds = [{"app": p.app.name, "ref": p.ref, "from": list(p.needs),
+               "graph": describe_bases(graph, p.app.name, refs)} for p in plans]
     rendered = render(run_ctx, refs)
     phases = plan_phases(rendered.objects)
     lint = [*rendered.warnings, *manifest_warnings(rendered.objects, refs.values())]
@@ -42,8 +47,12 @@ def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
     doc = [{"name": name, "objects": [{"kind": k, "name": n, "reason": r}
                                       for phase, k, n, r in rows if phase == name]}
            for name in dict.fromkeys(row[0] for row in rows)]
-    result = Result(command="plan", warnings=warnings, extra={"plan": doc})
+    result = Result(command="plan", warnings=warnings, extra={"plan": doc, "builds": builds})
     if not run_ctx.json_output:
+        if graph.bases:  # apps built FROM apps: the order images are built in, and why
+            print_table("Images, in build order", ("app", "image", "build graph"),
+                        [(b["app"], b["ref"], b["graph"]) for b in builds],
+                        run_ctx.console.color)
         shown = [(phase if phase != rows[i - 1][0] or i == 0 else "", f"{kind}/{name}", why)
                  for i, (phase, kind, name, why) in enumerate(rows)]
         print_table(f"Plan for namespace {run_ctx.config.namespace} "
