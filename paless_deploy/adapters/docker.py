@@ -309,6 +309,29 @@ def registry_credentials(host: str) -> RegistryCredentials | None:
     return creds if (creds.username or creds.identity_token) else None
 
 
+def tag_image(api: DockerClient, ref: str, new_ref: str) -> None:
+    """Give the local image `ref` the name `new_ref` too (`docker tag`)."""
+    from docker.errors import APIError
+
+    repository, _, tag = new_ref.rpartition(":")
+    try:
+        api.tag(ref, repository, tag, force=True)
+    except APIError as exc:
+        raise BuildError(f"The Docker engine could not tag {ref} as {new_ref}: {exc}.",
+                         "Check the engine (`docker tag` reproduces it), then run again.",
+                         code="export-failed") from exc
+
+
+def untag_image(api: DockerClient, ref: str) -> None:
+    """Remove the name `ref` (the image stays under its other names); gone already is fine."""
+    from docker.errors import APIError
+
+    try:
+        api.remove_image(ref, noprune=True)
+    except APIError:
+        pass  # a name left behind costs nothing; the next delivery replaces it
+
+
 def save_image(api: DockerClient, ref: str) -> Iterator[bytes]:
     """`docker save REF` as a stream of archive chunks (for an import into containerd)."""
     from docker.errors import APIError, ImageNotFound, NotFound
