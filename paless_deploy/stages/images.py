@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.buildcontext import FileDigests, read_build_files
@@ -37,10 +38,11 @@ from paless_deploy.core.images.buildspec import (
     BUILDER_BUILDKIT,
     BUILDER_CLASSIC,
     BuildSpec,
+    target_for,
     unknown_target_apps,
 )
 from paless_deploy.core.images.discover import App, app_repository
-from paless_deploy.core.images.dockerfile import base_images, dockerfile_stages
+from paless_deploy.core.images.dockerfile import base_images, dockerfile_stages, image_chain
 from paless_deploy.core.images.graph import (
     BuildGraph,
     ProjectImages,
@@ -48,6 +50,7 @@ from paless_deploy.core.images.graph import (
     rewrite_froms,
 )
 from paless_deploy.core.images.tags import compute_tag, image_ref
+from paless_deploy.core.plan.sync import AppImage, ImageSource, app_image
 from paless_deploy.core.reporting.progress import ImageProgress, NullProgress
 from paless_deploy.stages.project import project_apps
 
@@ -140,6 +143,30 @@ def project_graph(config: Config, apps: Sequence[App] | None = None) -> BuildGra
     return build_graph(texts, {name: config.build_args(text) for name, text in texts.items()},
                        images,
                        {a.name: str(a.dockerfile.relative_to(config.project_dir)) for a in apps})
+
+
+def app_images(config: Config, apps: Sequence[App]) -> dict[str, AppImage]:
+    """What `dev`'s sync reads of each app's image: the COPYs of the stages it is built
+    from (its bases' included, through the build graph), its Dockerfiles, its process."""
+    graph = project_graph(config, apps)
+    root = config.project_dir
+    sources: dict[str, ImageSource] = {}
+    for app in apps:
+        text = _dockerfile_text(app)
+        chain = image_chain(text, config.build_args(text),
+                            target_for(config.build_targets(), app.name))
+        root_from = chain[0].source if chain else None
+        base = next((u.app for u in graph.uses[app.name] if root_from is not None
+                     and u.line.word == root_from.word), None)
+        sources[app.name] = ImageSource(relative_path(app.dockerfile, root),
+                                        relative_path(app.context, root), tuple(chain), base)
+    return {name: app_image(name, sources) for name in sources}
+
+
+def relative_path(path: Path, root: Path) -> str:
+    """`path` relative to `root`, `/`-separated ("" for `root` itself)."""
+    relative = path.resolve().relative_to(root.resolve()).as_posix()
+    return "" if relative == "." else relative
 
 
 def _dockerfile_text(app: App) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 _DIRECTIVE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*$")
 _VARIABLE = re.compile(
@@ -56,7 +56,7 @@ class FromLine:
 @dataclass(frozen=True)
 class CopyLine:
     """A COPY or ADD instruction: what it takes (from the context, unless `from_stage`),
-    where it puts it, in which stage."""
+    where it puts it, in which stage, and the working directory it resolves `dest` in."""
 
     keyword: str  # COPY or ADD
     sources: tuple[str, ...]  # as written, relative to the context (or to `from_stage`)
@@ -65,6 +65,21 @@ class CopyLine:
     from_stage: str | None  # --from=<stage, image or context>: not the build context
     line: int
     options: tuple[str, ...] = ()  # its other --flags (--chown, --chmod, --link, ...)
+    workdir: str | None = None  # WORKDIR at that point; None: the base image's, unknown
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: what it starts FROM, its COPY/ADD lines, its working directory and the
+    process its image runs (ENTRYPOINT and CMD; None where it keeps its base's)."""
+
+    index: int
+    source: FromLine
+    parent: int | None  # the earlier stage it starts FROM; None: an image (or scratch)
+    copies: tuple[CopyLine, ...]
+    workdir: str | None
+    entrypoint: tuple[str, ...] | None
+    cmd: tuple[str, ...] | None
 
 
 def _directives(text: str) -> list[tuple[int, str, str]]:
@@ -219,27 +234,77 @@ def dockerfile_stages(text: str) -> list[str]:
     return [f.stage for f in from_lines(text, {}) if f.stage]
 
 
-def copy_lines(text: str) -> list[CopyLine]:
-    """Every COPY and ADD, with the stage it belongs to. Heredoc sources (`<<EOF`) are
-    not files of the context and are left out; the JSON form (`["a", "b"]`) is read."""
-    result: list[CopyLine] = []
-    stage = -1
+def stages(text: str, build_args: Mapping[str, str]) -> list[Stage]:
+    """Every stage of the Dockerfile, in order, with what it inherits from the stage it
+    starts FROM (working directory, ENTRYPOINT, CMD) resolved. Heredoc sources (`<<EOF`)
+    are no files of the context and are left out; the JSON form (`["a", "b"]`) is read."""
+    froms = iter(from_lines(text, build_args))
+    done: list[Stage] = []
+    current: Stage | None = None
     for ins in instructions(text):
         if ins.keyword == "FROM":
-            stage += 1
-            continue
-        if ins.keyword not in ("COPY", "ADD"):
-            continue
-        options = [w.text for w in ins.words if w.text.startswith("--")]
-        paths = _paths(ins)
-        if len(paths) < 2 or any(p.startswith("<<") for p in paths):
-            continue
-        source_stage = next((o.split("=", 1)[1] for o in options if o.startswith("--from=")),
-                            None)
-        result.append(CopyLine(ins.keyword, tuple(paths[:-1]), paths[-1], max(stage, 0),
-                               source_stage, ins.line,
-                               tuple(o for o in options if not o.startswith("--from="))))
-    return result
+            if current is not None:
+                done.append(current)
+            current = _new_stage(next(froms), done)
+        elif current is not None:
+            current = _apply(ins, current)
+    if current is not None:
+        done.append(current)
+    return done
+
+
+def _new_stage(source: FromLine, done: list[Stage]) -> Stage:
+    parent = next((s for s in reversed(done) if source.stage_ref and
+                   s.source.stage == source.image.lower()), None)
+    if parent is not None:
+        return Stage(len(done), source, parent.index, (), parent.workdir, parent.entrypoint,
+                     parent.cmd)
+    return Stage(len(done), source, None, (), "/" if source.image == "scratch" else None,
+                 None, None)
+
+
+def _apply(ins: Instruction, stage: Stage) -> Stage:
+    """The stage after one instruction, as far as the tool tracks it."""
+    if ins.keyword == "WORKDIR" and ins.words:
+        path = ins.words[0].text
+        base = stage.workdir
+        return replace(stage, workdir=path if path.startswith("/") else (
+            None if base is None else base.rstrip("/") + "/" + path))
+    if ins.keyword == "ENTRYPOINT":
+        return replace(stage, entrypoint=_command(ins), cmd=())  # an ENTRYPOINT resets CMD
+    if ins.keyword == "CMD":
+        return replace(stage, cmd=_command(ins))
+    if ins.keyword not in ("COPY", "ADD"):
+        return stage
+    options = [w.text for w in ins.words if w.text.startswith("--")]
+    paths = _paths(ins)
+    if len(paths) < 2 or any(p.startswith("<<") for p in paths):
+        return stage
+    source_stage = next((o.split("=", 1)[1] for o in options if o.startswith("--from=")),
+                        None)
+    copy = CopyLine(ins.keyword, tuple(paths[:-1]), paths[-1], stage.index, source_stage,
+                    ins.line, tuple(o for o in options if not o.startswith("--from=")),
+                    stage.workdir)
+    return replace(stage, copies=(*stage.copies, copy))
+
+
+def _command(ins: Instruction) -> tuple[str, ...]:
+    """ENTRYPOINT/CMD as the argv Docker runs: the JSON form as written, the shell form
+    under `/bin/sh -c`."""
+    joined = " ".join(w.text for w in ins.words)
+    if joined.startswith("["):
+        try:
+            value = json.loads(joined)
+        except ValueError:
+            value = None
+        if isinstance(value, list):
+            return tuple(str(v) for v in value)
+    return ("/bin/sh", "-c", joined) if joined else ()
+
+
+def copy_lines(text: str) -> list[CopyLine]:
+    """Every COPY and ADD of every stage, in order."""
+    return [c for stage in stages(text, {}) for c in stage.copies]
 
 
 def _paths(ins: Instruction) -> list[str]:
@@ -254,11 +319,17 @@ def _paths(ins: Instruction) -> list[str]:
     return words
 
 
-def final_stage(text: str, target: str | None) -> int:
-    """Index of the stage an image is built from: `target`'s, else the last one."""
-    froms = from_lines(text, {})
+def image_chain(text: str, build_args: Mapping[str, str], target: str | None) -> list[Stage]:
+    """The stages whose files make up the image built (`target`'s stage, else the last one)
+    and the earlier stages it starts FROM, the first of them first: its root starts FROM an
+    image (or scratch)."""
+    found = stages(text, build_args)
+    if not found:
+        return []
+    final = found[-1]
     if target:
-        for index, line in enumerate(froms):
-            if line.stage == target.lower():
-                return index
-    return max(len(froms) - 1, 0)
+        final = next((s for s in found if s.source.stage == target.lower()), final)
+    chain = [final]
+    while chain[-1].parent is not None:
+        chain.append(found[chain[-1].parent])
+    return chain[::-1]
