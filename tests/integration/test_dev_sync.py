@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.paless_layout import SRC, write_paless_layout
+from tests.fixtures.paless_layout import SRC, real_node_workload, write_paless_layout
 from tests.fixtures.realnode import RealNode
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
 from tests.integration.deploy_helpers import clean_env, delete_instances
@@ -101,6 +101,17 @@ def test_dev_syncs_into_running_pods_then_rolls_out_the_rebuilt_image(
     # from the old image, before the rebuilt one rolls out
     (root / "Dockerfile.web").write_text((root / "Dockerfile.web").read_text().replace(
         "\nCMD", "\nRUN sleep 6\nCMD", 1))
+    # a second container of worker's image whose files cannot be written: its sync fails,
+    # is said, and the loop goes on
+    overlay = root / "k8s" / "overlays" / "dev" / "objects.yaml"
+    locked = real_node_workload("worker")
+    locked["metadata"]["name"] = "locked"
+    template = locked["spec"]["template"]
+    locked["spec"]["selector"]["matchLabels"] = template["metadata"]["labels"] = {
+        "app": "locked"}
+    template["spec"]["containers"][0].update(
+        name="locked", securityContext={"readOnlyRootFilesystem": True})
+    overlay.write_text(overlay.read_text() + "\n---\n" + json.dumps(locked))
     namespace = f"t-sync-{uuid.uuid4().hex[:5]}"
     dev = Dev(root, sandbox.kubeconfig, namespace)
     try:
@@ -113,8 +124,12 @@ def test_dev_syncs_into_running_pods_then_rolls_out_the_rebuilt_image(
         mark = len(dev.lines)
         (root / "src" / "app.py").write_text("VERSION = 2\n")
         synced = dev.wait_event("synced", 60, after=mark)
-        assert {c["app"] for c in synced["containers"]} == {"web", "worker"}
-        assert all(not c["error"] and c["reload"] for c in synced["containers"]), synced
+        done = {(c["app"], c["container"]): c for c in synced["containers"]}
+        assert set(done) == {("web", "web"), ("worker", "worker"), ("worker", "locked")}
+        assert all(not c["error"] and c["reload"] for key, c in done.items()
+                   if key != ("worker", "locked")), synced
+        failed = dev.wait_event("sync-failed", 10, after=mark, container="locked")
+        assert "Read-only file system" in failed["error"], failed
         assert dev.wait_event("waits", 10, after=mark, app="scheduler")
         assert answer(sandbox, namespace, web["metadata"]["name"]) == "VERSION = 2\n"
         assert image_of(sandbox, namespace, "web") == old_ref  # no new image yet
