@@ -354,11 +354,14 @@ def _pod_ip(tools: Tools, namespace: str) -> str:
 
 
 class DevProcess:
-    """`paless-deploy --output json dev`, its stderr read as it comes."""
+    """`paless-deploy --output json dev`, its stderr read as it comes (its stdout, the
+    session's document, kept with `keep_stdout`; the tests read it)."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(argv, env=env, text=True, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None,
+                 keep_stdout: bool = False) -> None:
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, text=True,
+                                     stdout=subprocess.PIPE if keep_stdout
+                                     else subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 

@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -143,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         return b"".join(self._body_chunks())
 
-    def _body_chunks(self) -> Any:
+    def _body_chunks(self) -> Iterator[bytes]:
         """The request body, plain (Content-Length) or chunked, in pieces."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             while True:
@@ -152,20 +152,17 @@ class _Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     return
-                remaining = size
-                while remaining:
-                    piece = self.rfile.read(min(remaining, CHUNK))
-                    if not piece:
-                        return
-                    remaining -= len(piece)
-                    yield piece
+                yield from self._exactly(size)
                 self.rfile.readline()
-        remaining = int(self.headers.get("Content-Length") or 0)
-        while remaining:
-            piece = self.rfile.read(min(remaining, CHUNK))
+        yield from self._exactly(int(self.headers.get("Content-Length") or 0))
+
+    def _exactly(self, size: int) -> Iterator[bytes]:
+        """`size` bytes of the request, in pieces (fewer if the client hangs up)."""
+        while size:
+            piece = self.rfile.read(min(size, CHUNK))
             if not piece:
                 return
-            remaining -= len(piece)
+            size -= len(piece)
             yield piece
 
     # -- verbs -----------------------------------------------------------------------------

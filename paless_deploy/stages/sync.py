@@ -93,14 +93,13 @@ class Syncer:
 
     def sync(self, plan: SyncPlan) -> list[Synced]:
         """Copy the plan's files into every running container of their apps now."""
-        with self._lock:
-            self.ledger.record(plan.files)
-        done = []
         pods = self._pods.watcher.items("Pod")
-        for app in plan.apps:
-            for pod, container, cid in self._containers(app, pods):
-                done.append(self._bring(app, pod, container, cid))
-        return done
+        targets = [(app, *found) for app in plan.apps for found in self._containers(app, pods)]
+        with self._lock:  # recorded and claimed at once: the catch-up leaves these alone
+            generation = self.ledger.record(plan.files)
+            for _, pod, container, cid in targets:
+                self._done[(pod["metadata"].get("uid", ""), container, cid)] = generation
+        return [self._bring(app, pod, container, cid) for app, pod, container, cid in targets]
 
     def _containers(self, app: str, pods: list[dict]) -> list[tuple[dict, str, str]]:
         """(pod, container name, container ID) of the app's running containers."""

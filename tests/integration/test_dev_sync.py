@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.realloop import DevProcess
 from tests.fixtures.paless_layout import SRC, real_node_workload, write_paless_layout
 from tests.fixtures.realnode import RealNode
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
@@ -29,31 +28,25 @@ from tests.integration.test_image_graph import _file_in_image
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.realnode]
 
 
-class Dev:
+class Dev(DevProcess):
     """A running `paless-deploy --output json dev --no-logs`: its stderr lines and events."""
 
     def __init__(self, root: Path, kubeconfig: Path, namespace: str) -> None:
-        self.proc = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "paless_deploy", "--kubeconfig", str(kubeconfig), "-n",
              namespace, "--env-file", str(root / "test.env"), "--output", "json", "dev",
-             "--no-logs"], cwd=root, env=clean_env(), text=True, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE)
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
+             "--no-logs"], clean_env(), cwd=root, keep_stdout=True)
 
     def events(self, after: int = 0) -> list[dict]:
         return [json.loads(line) for line in self.lines[after:] if line.startswith('{"event"')]
 
-    def wait_event(self, name: str, timeout: float, after: int = 0, **match: Any) -> dict:
+    def wait_event(self, name: str, timeout: float, after: int = 0,
+                   where: Any = None, **match: Any) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             for event in self.events(after):
-                if event["event"] == name and all(event.get(k) == v for k, v in match.items()):
+                if event["event"] == name and all(event.get(k) == v for k, v in match.items()) \
+                        and (where is None or where(event)):
                     return event
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"no event {name} {match} (dev exited: "
@@ -163,8 +156,9 @@ def test_dev_syncs_into_running_pods_then_rolls_out_the_rebuilt_image(
                               if p["metadata"]["uid"] != rolled["metadata"]["uid"]
                               and p["spec"]["containers"][0]["image"] == new_ref], 60,
                      "a pod of the image deleted")[0]["metadata"]["name"]
-        caught = dev.wait_event("caught-up", 60, after=mark)
-        assert [c["pod"] for c in caught["containers"]] == [back], caught
+        caught = dev.wait_event("caught-up", 60, after=mark, where=lambda e: any(
+            c["pod"] == back for c in e["containers"]))
+        assert next(c for c in caught["containers"] if c["pod"] == back)["files"] == 1
         assert answer(sandbox, namespace, back) == "VERSION = 3\n"
         dev.wait_event("ready", 300, after=mark)
 
