@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,12 +47,27 @@ def cache_dir() -> Path:
     return base / "paless-deploy" / CACHE_NAME
 
 
+ABANDONED_S = 6 * 3600  # a delivery's blobs left this long: its process was killed
+
+
+def _forget_abandoned(cache: Path) -> None:
+    """Delete the blob directories of deliveries whose process died before cleaning up."""
+    now = time.time()
+    for old in cache.glob("blobs-*"):
+        try:
+            if now - old.stat().st_mtime > ABANDONED_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+
+
 class _Store:
     """The blobs and manifests of one delivery, and the sizes of every blob ever seen."""
 
     def __init__(self, cache: Path, present: Callable[[str], bool]) -> None:
         self.cache = cache
         self.cache.mkdir(parents=True, exist_ok=True)
+        _forget_abandoned(cache)
         self.blobs = Path(tempfile.mkdtemp(prefix="blobs-", dir=cache))
         self.present = present
         self.lock = threading.Lock()
