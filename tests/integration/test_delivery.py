@@ -23,7 +23,6 @@ import pytest
 from tests.fixtures.realnode import ON_REAL_NODE, REAL_NODE, RealNode
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
 from tests.integration.deploy_helpers import Project, run_cli, write_overlay
-from tests.integration.test_real_node import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker]
 
@@ -106,11 +105,9 @@ def test_k3s_import_into_the_nodes_containerd(sandbox: Any, real_node: RealNode,
         pulled = [e["message"] for e in events if e["reason"] == "Pulled"]
         assert pulled and all("already present on machine" in m for m in pulled), pulled
 
-        # The node reports it (status.images); a second run imports nothing: containerd
-        # records no image event while it runs.
-        eventually(lambda: ref in json.dumps(json.loads(sandbox.kubectl(
-            "get", "node", REAL_NODE, "-o", "json").stdout)["status"].get("images")),
-            90, f"node {REAL_NODE} lists {ref} in status.images")
+        # A second run imports nothing (the node's status.images lists it, or, as here where
+        # the kubelet reports only its 50 largest images and this one is 1 MB compressed,
+        # its containerd holds it): containerd records no image event while it runs.
         events_proc = subprocess.Popen(
             ["ctr", f"--address={real_node.containerd_socket}", "events"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
