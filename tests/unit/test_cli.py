@@ -319,7 +319,7 @@ def test_plan_strict_makes_lint_warnings_exit_2(project: Path,
 
 def test_dev_no_sync_turns_the_sync_off(project: Path, capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import paless_deploy.commands.dev as dev
+    from paless_deploy.commands import dev
 
     calls: list[dict[str, Any]] = []
 
