@@ -33,6 +33,7 @@ from benchmarks.harness import (
 )
 from benchmarks.innerloop import InnerLoop
 from benchmarks.nodes import BenchNodes, nodes_for
+from benchmarks.realloop import RealSizeLoop
 from benchmarks.rebuild import measure_rebuilds
 from benchmarks.report import Row, at_most, compare, json_document, markdown
 from benchmarks.stack import StackBench
@@ -72,7 +73,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="also the generated tree of N apps x 10 objects, for each N "
                              "(e.g. 10,100,300)")
     parser.add_argument("--no-stack", action="store_true",
-                        help="skip the Paless stack section (with --scale: the scale runs only)")
+                        help="skip the Paless stack section (with --scale or --real-size: "
+                             "those only)")
+    parser.add_argument("--real-size", action="store_true",
+                        help="also the inner loop on a 1.3 GB image on the sandbox's real node "
+                             "(sync, rebuild through the registry and through k3s import, "
+                             "`paless-deploy web`, the old ways): benchmarks/realloop.py")
     parser.add_argument("--peer-timeout", type=float, default=None, metavar="SECONDS",
                         help=f"--timeout of Helm and kubectl in the failure runs "
                              f"({PEER_TIMEOUT_S}; --quick {QUICK_PEER_TIMEOUT_S}); they wait "
@@ -87,8 +93,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    if args.no_stack and not args.scale:
-        parser.error("--no-stack leaves nothing to measure without --scale")
+    if args.no_stack and not (args.scale or args.real_size):
+        parser.error("--no-stack leaves nothing to measure without --scale or --real-size")
     if args.quick:
         args.runs = 1
     if args.peer_timeout is None:
@@ -182,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         nodes = BenchNodes(tools, bench_id)
         rows: list[Row] = []
         inner: InnerLoop | None = None
+        real: RealSizeLoop | None = None
+        created_real: list[str] = []
         rebuilds: dict[str, list[float]] = {}
         try:
             rows.append(measure_help(tools, args.runs))
@@ -211,6 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 delete_namespaces(tools, stack.created, wait_s=180 if args.scale else 0)
             scale.run()
             rows += scale.rows()
+            if args.real_size:
+                real = RealSizeLoop(tools, workdir, bench_id, args.runs)
+                created_real = real.created  # filled as it goes: deleted at the end
+                real.measure()
+                rows += real.rows()
         except BenchError as exc:
             print(f"bench: {exc}", file=sys.stderr)
             return 1
@@ -220,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if inner is not None:
                 inner.stop()
-            created = sorted(set(stack.created + scale.created))
+            created = sorted(set(stack.created + scale.created + created_real))
             if args.keep:
                 say(f"keeping namespaces {', '.join(created)} and nodes {', '.join(nodes.names)}")
             else:
@@ -230,11 +243,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 nodes.delete()
     notes = [*machine_notes(args, sandbox, helm, load_before), *stack.notes,
              *(inner.final_notes() if inner is not None else []),
+             *(real.notes() if real is not None else []),
              f"The whole run took {(time.monotonic() - started) / 60:.1f} minutes."]
     if args.json:
         samples = {"stack": stack.samples, "scale": {str(n): s for n, s in scale.samples.items()},
                    "rebuild": rebuilds,
-                   "edit_to_ready": inner.samples if inner is not None else {}}
+                   "edit_to_ready": inner.samples if inner is not None else {},
+                   "real_size": real.samples if real is not None else {}}
         print(json_document(rows, samples, notes, {
             "runs": args.runs, "quick": args.quick, "peers": args.peers, "scale": args.scale,
             "bench_id": bench_id}))

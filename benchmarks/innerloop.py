@@ -73,67 +73,10 @@ class InnerLoop:
         lines = [line for line in path.read_text().splitlines() if not line.startswith(EDIT_LINE)]
         path.write_text("\n".join([*lines, f"{EDIT_LINE}{self._edits}"]) + "\n")
 
-    def _apps_api(self) -> Any:
-        from kubernetes import client, config
-
-        return client.AppsV1Api(config.new_client_from_config(
-            config_file=str(self.tools.sandbox.kubeconfig)))
-
     def ready_after(self, namespace: str, action: Any) -> float:
         """Seconds from `action()` (the edit, then what the way does) to Deployment/web Ready
         on a newer template than before, seen by our own watch."""
-        from kubernetes import watch
-        from kubernetes.client.exceptions import ApiException
-
-        apps = self._apps_api()
-        selector = "metadata.name=web"
-
-        def listed() -> tuple[Any, str]:
-            found = apps.list_namespaced_deployment(namespace, field_selector=selector)
-            return found.items[0], str(found.metadata.resource_version)
-
-        before, version = listed()
-        generation = int(before.metadata.generation)
-        seen = threading.Event()
-        stream = watch.Watch()
-        ready_at: list[float] = []
-        deadline = time.monotonic() + READY_TIMEOUT_S
-
-        def done(obj: Any) -> bool:
-            if int(obj.metadata.generation) > generation and _rolled_out(obj):
-                ready_at.append(time.monotonic())
-                seen.set()
-                return True
-            return False
-
-        def follow() -> None:
-            # from the list's version (an object's own may be older than etcd keeps: 410)
-            rv = version
-            while not seen.is_set() and time.monotonic() < deadline:
-                try:
-                    for event in stream.stream(
-                            apps.list_namespaced_deployment, namespace, field_selector=selector,
-                            resource_version=rv,
-                            timeout_seconds=max(1, int(deadline - time.monotonic()))):
-                        if done(event["object"]):
-                            stream.stop()
-                            return
-                except ApiException as exc:
-                    if exc.status != 410:
-                        raise
-                current, rv = listed()  # expired: start again from now
-                if done(current):
-                    return
-
-        thread = threading.Thread(target=follow, daemon=True)
-        thread.start()
-        started = time.monotonic()
-        action()
-        if not seen.wait(READY_TIMEOUT_S):
-            stream.stop()
-            raise BenchError(f"Deployment/web in {namespace} was not Ready on a new template "
-                             f"within {READY_TIMEOUT_S:.0f}s of the edit")
-        return ready_at[0] - started
+        return ready_after(self.tools, namespace, action)
 
     # -- the ways ---------------------------------------------------------------------------
 
@@ -260,3 +203,62 @@ def _rolled_out(deployment: Any) -> bool:
             and int(status.available_replicas or 0) == wanted
             and int(status.replicas or 0) == wanted)
 
+
+def ready_after(tools: Tools, namespace: str, action: Any, name: str = "web",
+                timeout_s: float = READY_TIMEOUT_S) -> float:
+    """Seconds from `action()` (the edit, then what the way does) to Deployment `name` Ready
+    on a newer template than before, seen by our own watch (from a list's resourceVersion,
+    so nothing between the list and the action is missed)."""
+    from kubernetes import client, config, watch
+    from kubernetes.client.exceptions import ApiException
+
+    apps = client.AppsV1Api(config.new_client_from_config(
+        config_file=str(tools.sandbox.kubeconfig)))
+    selector = f"metadata.name={name}"
+
+    def listed() -> tuple[Any, str]:
+        found = apps.list_namespaced_deployment(namespace, field_selector=selector)
+        return found.items[0], str(found.metadata.resource_version if found.metadata else "")
+
+    before, version = listed()
+    generation = int(before.metadata.generation)
+    seen = threading.Event()
+    stream = watch.Watch()
+    ready_at: list[float] = []
+    deadline = time.monotonic() + timeout_s
+
+    def done(obj: Any) -> bool:
+        if int(obj.metadata.generation) > generation and _rolled_out(obj):
+            ready_at.append(time.monotonic())
+            seen.set()
+            return True
+        return False
+
+    def follow() -> None:
+        # from the list's version (an object's own may be older than etcd keeps: 410)
+        rv = version
+        while not seen.is_set() and time.monotonic() < deadline:
+            try:
+                for event in stream.stream(
+                        apps.list_namespaced_deployment, namespace, field_selector=selector,
+                        resource_version=rv,
+                        timeout_seconds=max(1, int(deadline - time.monotonic()))):
+                    if done(event["object"]):
+                        stream.stop()
+                        return
+            except ApiException as exc:
+                if exc.status != 410:
+                    raise
+            current, rv = listed()  # expired: start again from now
+            if done(current):
+                return
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    action()
+    if not seen.wait(timeout_s):
+        stream.stop()
+        raise BenchError(f"Deployment/{name} in {namespace} was not Ready on a new template "
+                         f"within {timeout_s:.0f}s of the edit")
+    return ready_at[0] - started

@@ -342,15 +342,19 @@ def deploy_command(ctx: click.Context, apps: tuple[str, ...], **options: Any) ->
 @click.option("--port-forward", is_flag=True,
               help="Forward web's port 8000 and the MinIO console to localhost (the next "
                    "free port when taken), re-established when pods are replaced.")
+@click.option("--no-sync", is_flag=True,
+              help="Do not copy changed files into the running containers: every change "
+                   "waits for its rebuilt image.")
 @click.pass_context
-def dev_command(ctx: click.Context, no_logs: bool, port_forward: bool) -> int:
-    """Deploy, then watch the project: rebuild only what a change touches, roll out only its
-    workloads, stream their logs; until Ctrl-C (exit 130)."""
+def dev_command(ctx: click.Context, no_logs: bool, port_forward: bool, no_sync: bool) -> int:
+    """Deploy, then watch the project: sync what a change touches into the running
+    containers and reload them, rebuild and roll out only its workloads, stream their
+    logs; until Ctrl-C (exit 130)."""
     from paless_deploy.commands.dev import run_dev
 
     return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_dev(
         run_ctx, lambda: _run_context(ctx, Scope.DEPLOY), logs=not no_logs,
-        port_forward=port_forward))
+        port_forward=port_forward, sync=not no_sync))
 
 
 @cli.command("status")

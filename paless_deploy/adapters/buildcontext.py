@@ -8,8 +8,10 @@ The paths come from the Docker adapter's `context_paths`; the tag is the core's
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
+import tarfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ from paless_deploy.core.images.tags import (
     BuildFiles,
     ContextEntry,
 )
+from paless_deploy.core.plan.sync import SyncFile
 
 
 def ignore_file(app: App) -> Path | None:
@@ -86,3 +89,23 @@ def read_build_files(app: App, paths: Sequence[str],
     return BuildFiles(tuple(entries), app.dockerfile.read_bytes(),
                       None if ignore is None else ignore.name,
                       b"" if ignore is None else ignore.read_bytes())
+
+
+def sync_archive(root: Path, files: Sequence[SyncFile]) -> tuple[bytes, list[str]]:
+    """A tar of the project's files to sync, each at its destination in the container (its
+    mode and modification time kept, owned by root or by a COPY's numeric --chown), and the
+    destinations to delete (a file deleted here, or gone since the burst)."""
+    buffer = io.BytesIO()
+    deleted: list[str] = []
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for f in files:
+            path = root / f.path
+            if f.deleted or not path.is_file():
+                deleted.append(f.dest)
+                continue
+            info = archive.gettarinfo(str(path), arcname=f.dest.lstrip("/"))
+            info.uid, info.gid = f.owner or (0, 0)
+            info.uname = info.gname = ""
+            with open(path, "rb") as content:
+                archive.addfile(info, content)
+    return buffer.getvalue(), deleted

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.docker import Cancelled
 from paless_deploy.core.errors import BuildError
-from paless_deploy.core.images.buildspec import BuildSpec, build_failed, syntax_directive
+from paless_deploy.core.images.buildspec import BuildSpec, build_failed
 from paless_deploy.core.images.discover import App
+from paless_deploy.core.images.dockerfile import syntax_directive
 from paless_deploy.core.reporting.report import scrub
 
 if TYPE_CHECKING:
@@ -236,10 +237,11 @@ class PlainProgress:
 
 
 def buildkit_command(cli: BuildkitCli, app: App, ref: str, spec: BuildSpec,
-                     iidfile: str) -> list[str]:
-    """The argv of one build; secrets are named, their values travel in the environment."""
+                     iidfile: str, dockerfile: Path | None = None) -> list[str]:
+    """The argv of one build; secrets are named, their values travel in the environment.
+    `dockerfile`: where the Dockerfile to build is, when not the app's own."""
     argv = [*cli.argv, "--progress=plain", "--iidfile", iidfile, "--tag", ref,
-            "--file", str(app.dockerfile)]
+            "--file", str(dockerfile or app.dockerfile)]
     if cli.load:
         argv.append("--load")
     for name in sorted(spec.args):
@@ -258,19 +260,22 @@ def buildkit_command(cli: BuildkitCli, app: App, ref: str, spec: BuildSpec,
 
 def build_with_buildkit(cli: BuildkitCli, app: App, ref: str, spec: BuildSpec,
                         secret_values: Mapping[str, str], progress: ImageProgress,
-                        stop: threading.Event) -> str:
+                        stop: threading.Event, dockerfile: str | None = None) -> str:
     """Build one image with BuildKit and return its ID; BuildError paragraphs on failure.
 
     `secret_values` maps each secret's variable to its value: they reach the CLI through
     its environment only, and are scrubbed from every line this function reports.
+    `dockerfile` replaces the Dockerfile's text (its FROMs naming exact tags).
     """
     parser = PlainProgress()
     hidden = [v for v in secret_values.values() if v]
     with tempfile.TemporaryDirectory(prefix="paless-build-") as tmp:
         iidfile = str(Path(tmp) / "iid")
         env = {**os.environ, **cli.env, **secret_values}
+        written = None if dockerfile is None else _write_dockerfile(app, dockerfile, Path(tmp))
         try:
-            proc = subprocess.Popen(buildkit_command(cli, app, ref, spec, iidfile), env=env,
+            proc = subprocess.Popen(buildkit_command(cli, app, ref, spec, iidfile, written),
+                                    env=env,
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, errors="replace",
                                     start_new_session=True)
@@ -291,6 +296,19 @@ def build_with_buildkit(cli: BuildkitCli, app: App, ref: str, spec: BuildSpec,
             iid = Path(iidfile).read_text().strip() if Path(iidfile).exists() else ""
             return iid
     raise explain_failure(app, ref, spec, parser.failure(), hidden)
+
+
+def _write_dockerfile(app: App, text: str, directory: Path) -> Path:
+    """`text` as the app's Dockerfile in `directory`, with the ignore file BuildKit reads
+    beside a Dockerfile (`<name>.dockerignore`) copied next to it when the app has one;
+    else BuildKit reads the context's `.dockerignore`, as for the app's own."""
+    path = directory / "dockerfile" / app.dockerfile.name
+    path.parent.mkdir()
+    path.write_text(text)
+    beside = app.dockerfile.with_name(app.dockerfile.name + ".dockerignore")
+    if beside.is_file():
+        shutil.copyfile(beside, path.with_name(beside.name))
+    return path
 
 
 def _stop_on(stop: threading.Event, proc: subprocess.Popen[str]) -> None:

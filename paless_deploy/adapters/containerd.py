@@ -91,6 +91,29 @@ def has_image(containerd: Containerd, ref: str) -> bool:
     return ref in res.stdout.split()
 
 
+def content_digests(containerd: Containerd) -> frozenset[str]:
+    """The digests of every blob the containerd holds (in the kubelet's namespace)."""
+    res = containerd._run("content", "ls", "-q", timeout=LIST_TIMEOUT_S)
+    if res.returncode != 0:
+        raise _failed(containerd, res.stderr or res.stdout)
+    return frozenset(line.strip() for line in res.stdout.splitlines()
+                     if line.strip().startswith("sha256:"))
+
+
+def pull_image(containerd: Containerd, source: str, ref: str) -> None:
+    """Pull `source` from a plain-HTTP registry on this machine (only the blobs the
+    containerd lacks travel, and only new layers are unpacked), name it `ref`, and drop the
+    name `source`: the image is then where the kubelet finds `ref`."""
+    steps = (("images", "pull", "--plain-http", source),
+             ("images", "tag", "--force", source, ref),
+             ("images", "rm", source))
+    for args in steps:
+        res = containerd._run(*args, timeout=IMPORT_TIMEOUT_S)
+        if res.returncode != 0:
+            raise _failed(containerd, res.stderr or res.stdout or
+                          f"`ctr {' '.join(args)}` ended with exit code {res.returncode}")
+
+
 def import_image(containerd: Containerd, ref: str, archive: Iterable[bytes]) -> None:
     """Import one image from a `docker save` archive streamed in `archive`."""
     command = [*containerd.command, "-n", NAMESPACE, "images", "import", "-"]

@@ -153,11 +153,13 @@ def connection_lost(exc: BaseException) -> bool:
 
 
 def build_image(api: DockerClient, app: App, ref: str, spec: BuildSpec,
-                progress: ImageProgress, stop: threading.Event) -> str:
+                progress: ImageProgress, stop: threading.Event,
+                dockerfile: str | None = None) -> str:
     """Build one image with the engine's classic builder (via the SDK) and return its ID.
 
     The context sent is `context_paths(app)`, so the per-Dockerfile ignore file counts
-    here as with BuildKit; build secrets need BuildKit and are not passed.
+    here as with BuildKit; build secrets need BuildKit and are not passed. `dockerfile`
+    replaces the Dockerfile's text in the context sent (its FROMs naming exact tags).
     """
     from docker.errors import APIError
     from docker.utils.build import create_archive
@@ -167,7 +169,9 @@ def build_image(api: DockerClient, app: App, ref: str, spec: BuildSpec,
     error: str | None = None
     image_id: str | None = None
     try:
-        archive = create_archive(root=str(app.context), files=context_paths(app))
+        extra = [] if dockerfile is None else [(app.dockerfile_in_context, dockerfile)]
+        archive = create_archive(root=str(app.context), files=context_paths(app),
+                                 extra_files=extra)
         stream = api.build(
             fileobj=archive, custom_context=True, dockerfile=app.dockerfile_in_context,
             tag=ref, buildargs=dict(spec.args), target=spec.target, platform=spec.platform,
@@ -344,6 +348,29 @@ def registry_credentials(host: str) -> RegistryCredentials | None:
     creds = RegistryCredentials(lowered.get("username", ""), lowered.get("password", ""),
                                 lowered.get("identitytoken", ""))
     return creds if (creds.username or creds.identity_token) else None
+
+
+def tag_image(api: DockerClient, ref: str, new_ref: str) -> None:
+    """Give the local image `ref` the name `new_ref` too (`docker tag`)."""
+    from docker.errors import APIError
+
+    repository, _, tag = new_ref.rpartition(":")
+    try:
+        api.tag(ref, repository, tag, force=True)
+    except APIError as exc:
+        raise BuildError(f"The Docker engine could not tag {ref} as {new_ref}: {exc}.",
+                         "Check the engine (`docker tag` reproduces it), then run again.",
+                         code="export-failed") from exc
+
+
+def untag_image(api: DockerClient, ref: str) -> None:
+    """Remove the name `ref` (the image stays under its other names); gone already is fine."""
+    from docker.errors import APIError
+
+    try:
+        api.remove_image(ref, noprune=True)
+    except APIError:
+        pass  # a name left behind costs nothing; the next delivery replaces it
 
 
 def save_image(api: DockerClient, ref: str) -> Iterator[bytes]:

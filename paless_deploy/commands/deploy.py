@@ -30,7 +30,7 @@ from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
 from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
 from paless_deploy.core.images.delivery import Delivery, with_pull_policy
-from paless_deploy.core.images.discover import App
+from paless_deploy.core.images.discover import App, app_repository
 from paless_deploy.core.images.imageref import in_repository
 from paless_deploy.core.manifests.kinds import by_kind
 from paless_deploy.core.manifests.podspec import pod_containers
@@ -205,7 +205,8 @@ def deployed_app_refs(kube: Kube, namespace: str, config: Config,
         for c in pod_containers(item):
             image = str(c.get("image", ""))
             for app in apps:
-                if any(in_repository(image, registry, f"{config.project_name}-{app}")
+                if any(in_repository(image, registry,
+                                     app_repository(config.project_name, app))
                        for registry in registries):
                     found.setdefault(app, image)
     return found

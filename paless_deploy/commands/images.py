@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 def run_images(run_ctx: RunContext, command: str, names: Sequence[str], push: bool) -> Result:
     """Build (and with `push`, push) the named apps, or all of them."""
-    apps = selected_apps(run_ctx.config.project_dir, names)
+    apps = selected_apps(run_ctx.config.project_dir, names,
+                         run_ctx.config.project_name)
     warnings: list[str] = []
 
     def warn_and_keep(text: str) -> None:

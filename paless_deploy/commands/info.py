@@ -12,7 +12,9 @@ from paless_deploy.core.configuration.config import combined_error
 from paless_deploy.core.configuration.validation import config_problems
 from paless_deploy.core.errors import ConfigError, PalessError
 from paless_deploy.core.images.discover import App
+from paless_deploy.core.images.graph import describe_bases
 from paless_deploy.core.reporting.report import Result, error_text
+from paless_deploy.stages.images import project_graph
 from paless_deploy.stages.project import project_apps
 from paless_deploy.ui.lines import say, warn
 from paless_deploy.ui.tables import print_table
@@ -31,7 +33,7 @@ def run_help(run_ctx: RunContext, usage: str) -> Result:
     warnings: list[str] = []
     apps: list[App] = []
     try:
-        apps = project_apps(config.project_dir)
+        apps = project_apps(config.project_dir, config.project_name)
     except ConfigError as exc:
         warnings.append(error_text(exc))
     for app in apps:
@@ -39,11 +41,19 @@ def run_help(run_ctx: RunContext, usage: str) -> Result:
             warnings.append(f"App {app.name!r} has the name of a command: reach it with "
                             f"`{PROG} deploy {app.name}` (the shorthand runs the command).")
     warnings.extend(error_text(p) for p in config_problems(config))
+    graph = None
+    try:
+        graph = project_graph(config, apps) if apps else None
+    except ConfigError as exc:  # a circle of FROMs: said, and the apps still listed
+        warnings.append(error_text(exc))
+    order = {name: i for i, name in enumerate(graph.order)} if graph else {}
     app_rows = [(a.name, str(a.dockerfile.relative_to(config.project_dir)),
-                 f"{config.image_repository(a.name)}:<content tag>") for a in apps]
+                 f"{config.image_repository(a.name)}:<content tag>",
+                 describe_bases(graph, a.name, {}) if graph else "")
+                for a in sorted(apps, key=lambda a: order.get(a.name, 0))]
     method, reason = image_delivery(run_ctx)
     result = Result(command="help", warnings=warnings, extra={
-        "apps": [dict(zip(("name", "dockerfile", "image"), row)) for row in app_rows],
+        "apps": [dict(zip(("name", "dockerfile", "image", "builds"), row)) for row in app_rows],
         "config": [dict(zip(("name", "value", "source"), row)) for row in config.rows()],
         "delivery": {"method": method, "reason": reason},
     })
@@ -52,8 +62,9 @@ def run_help(run_ctx: RunContext, usage: str) -> Result:
     say(usage)
     say()
     if app_rows:
-        print_table(f"Apps in {config.project_dir.resolve()}", ("app", "dockerfile", "image"),
-                    app_rows, run_ctx.console.color)
+        print_table(f"Apps in {config.project_dir.resolve()}, in build order",
+                    ("app", "dockerfile", "image", "build graph"), app_rows,
+                    run_ctx.console.color)
     else:
         say(f"No apps found in {config.project_dir.resolve()} "
             "(looked for <dir>/Dockerfile and Dockerfile.<name>).")

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.core.apitypes import JsonValue
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
+from paless_deploy.core.images.graph import describe_bases
 from paless_deploy.core.plan.graph import DeployGraph, build_graph
 from paless_deploy.core.plan.plan import fallback_warning
 from paless_deploy.core.plan.references import namespace_in
 from paless_deploy.core.reporting.report import Result
-from paless_deploy.stages.images import plan_images
+from paless_deploy.stages.images import plan_images, project_graph
 from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.ui.lines import warn
 from paless_deploy.ui.tables import print_table
@@ -31,8 +32,12 @@ def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
     """Print (or put in the JSON document) the graph: waves, each object's phase and
     needs with their reasons, and what the lint says about the tree (with `strict`, any
     warning is exit 2)."""
-    plans, warnings = plan_images(run_ctx.config, discovered_apps(run_ctx))
+    apps = discovered_apps(run_ctx)
+    plans, warnings = plan_images(run_ctx.config, apps)
     refs = {p.app.name: p.ref for p in plans}
+    images = project_graph(run_ctx.config, apps)
+    builds = [{"app": p.app.name, "ref": p.ref, "from": list(p.needs),
+               "graph": describe_bases(images, p.app.name, refs)} for p in plans]
     rendered = render(run_ctx, refs)
     graph = build_graph(rendered.objects)
     lint = [*rendered.warnings, *manifest_warnings(rendered.objects, refs.values())]
@@ -45,8 +50,13 @@ def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
     result = Result(command="plan", warnings=warnings,
                     extra={"plan": plan_document(graph, namespace),
                            "waves": [[_shown(graph, i, namespace) for i in wave]
-                                     for wave in graph.waves()]})
+                                     for wave in graph.waves()],
+                           "builds": builds})
     if not run_ctx.json_output:
+        if images.bases:  # apps built FROM apps: the order images are built in, and why
+            print_table("Images, in build order", ("app", "image", "build graph"),
+                        [(str(b["app"]), str(b["ref"]), str(b["graph"])) for b in builds],
+                        run_ctx.console.color)
         waves = graph.wave_of()
         rows: list[tuple[str, str, str, str]] = [
             ("", f"Namespace/{namespace}",

@@ -7,16 +7,33 @@ or IMAGE_DELIVERY=none).
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from paless_deploy.adapters.containerd import find_containerd, has_image, import_image, this_machine
-from paless_deploy.adapters.docker import connect_docker, save_image
+from paless_deploy.adapters.containerd import (
+    Containerd,
+    content_digests,
+    find_containerd,
+    has_image,
+    import_image,
+    pull_image,
+    this_machine,
+)
+from paless_deploy.adapters.docker import (
+    connect_docker,
+    push_image,
+    save_image,
+    tag_image,
+    untag_image,
+)
 from paless_deploy.adapters.kube import ApiError, TransportError
+from paless_deploy.adapters.layerregistry import LayerRegistry
 from paless_deploy.core.apiviews import Node
 from paless_deploy.core.configuration.config import Config, Setting
+from paless_deploy.core.errors import BuildError
 from paless_deploy.core.images.delivery import (
     HOSTING_CONFIGMAP,
     HOSTING_NAMESPACE,
@@ -27,8 +44,10 @@ from paless_deploy.core.images.delivery import (
     parse_registry_hosting,
 )
 from paless_deploy.core.manifests.kinds import by_kind
+from paless_deploy.core.reporting.progress import NullProgress
 
 if TYPE_CHECKING:
+    from paless_deploy.adapters.docker import DockerClient
     from paless_deploy.adapters.kube import Kube
     from paless_deploy.stages.images import ImageResult
     from paless_deploy.stages.nodes import NodeList
@@ -102,25 +121,67 @@ def deliver_images(config: Config, delivery: Delivery, results: Sequence[ImageRe
                    ) -> list[ImageResult]:
     """Bring each built image to the nodes as `delivery` says; each result records how
     (`delivery`: pushed, imported, on-node, docker, none). An image the node already
-    lists (status.images) or its containerd already holds is not imported again."""
+    lists (status.images) or its containerd already holds is not imported again; one it
+    lacks goes in as the layers its containerd lacks (`import_layers`)."""
     if delivery.method != DeliveryMethod.K3S_IMPORT:
         how = "pushed" if delivery.pushes else delivery.method
         return [dataclasses.replace(r, delivery=how) for r in results]
     local = [n for n in nodes if n.name in delivery.local_nodes]
     containerd = find_containerd(config.value("PALESS_CONTAINERD_ADDRESS"))
-    api = None
-    delivered = []
+    missing: list[ImageResult] = []
     for result in results:
         listed = [n.name for n in local if n.has_image(result.ref)]
         if listed or has_image(containerd, result.ref):
             where = f"node {listed[0]} lists it" if listed else f"{containerd.where} has it"
             say(f"{result.app}: {result.ref} not imported: {where}")
-            delivered.append(dataclasses.replace(result, delivery=PRESENT))
-            continue
-        api = api or connect_docker()
-        started = time.monotonic()
-        import_image(containerd, result.ref, save_image(api, result.ref))
-        say(f"{result.app}: imported {result.ref} into {containerd.where} "
-            f"({time.monotonic() - started:.1f}s)")
-        delivered.append(dataclasses.replace(result, delivery=IMPORTED))
-    return delivered
+        else:
+            missing.append(result)
+    if missing:
+        import_layers(containerd, [(r.app, r.ref) for r in missing], say)
+    imported = {r.app for r in missing}
+    return [dataclasses.replace(r, delivery=IMPORTED if r.app in imported else PRESENT)
+            for r in results]
+
+
+def import_layers(containerd: Containerd, images: Sequence[tuple[str, str]],
+                  say: Callable[[str], None]) -> None:
+    """Each (app, ref) into the containerd through a registry of our own on 127.0.0.1
+    (adapters.layerregistry): the engine pushes the layers the containerd lacks, the
+    containerd pulls them. An engine that cannot reach this machine's 127.0.0.1 (rootless
+    Docker, a VM) gets the whole-image import (`docker save | ctr images import`)."""
+    api = connect_docker()
+    present = content_digests(containerd)
+    with LayerRegistry(present.__contains__) as registry:
+        for app, ref in images:
+            started = time.monotonic()
+            before = set(registry.received())
+            staged = f"{registry.host}/{ref.split('/', 1)[-1]}"
+            tag_image(api, ref, staged)
+            try:
+                push_image(api, registry.host, staged, app, NullProgress(), threading.Event())
+            except BuildError as exc:
+                if exc.code not in UNREACHABLE:
+                    raise
+                say(f"{app}: the Docker engine cannot reach {registry.host} ({exc.code}): "
+                    "importing the whole image instead")
+                _import_whole(api, containerd, app, ref, say)
+                continue
+            finally:
+                untag_image(api, staged)
+            pull_image(containerd, staged, ref)
+            sent = sorted(set(registry.received()) - before)
+            size = sum(registry.store.size(d) or 0 for d in sent)
+            say(f"{app}: imported {ref} into {containerd.where}: {len(sent)} blob(s), "
+                f"{size / 1e6:.1f} MB sent, the rest was there "
+                f"({time.monotonic() - started:.1f}s)")
+
+
+UNREACHABLE = ("registry-unreachable", "push-failed", "registry-insecure")
+
+
+def _import_whole(api: DockerClient, containerd: Containerd, app: str, ref: str,
+                  say: Callable[[str], None]) -> None:
+    started = time.monotonic()
+    import_image(containerd, ref, save_image(api, ref))
+    say(f"{app}: imported {ref} into {containerd.where} as a whole "
+        f"({time.monotonic() - started:.1f}s)")

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.buildcontext import FileDigests, read_build_files
@@ -35,12 +36,20 @@ from paless_deploy.core.errors import BuildError, ConfigError, PalessError
 from paless_deploy.core.images.buildspec import (
     Builder,
     BuildSpec,
-    dockerfile_stages,
+    target_for,
     unknown_target_apps,
 )
-from paless_deploy.core.images.discover import App, source_of
+from paless_deploy.core.images.discover import App, app_repository, source_of
+from paless_deploy.core.images.dockerfile import base_images, dockerfile_stages, image_chain
+from paless_deploy.core.images.graph import (
+    BuildGraph,
+    ProjectImages,
+    build_graph,
+    rewrite_froms,
+)
 from paless_deploy.core.images.imageref import check_image_name
-from paless_deploy.core.images.tags import base_images, compute_tag, image_ref
+from paless_deploy.core.images.tags import compute_tag, image_ref
+from paless_deploy.core.plan.sync import AppImage, ImageSource, app_image
 from paless_deploy.core.reporting.progress import ImageProgress, NullProgress
 from paless_deploy.core.reporting.report import ImageAction
 from paless_deploy.stages.project import project_apps
@@ -76,17 +85,24 @@ class ImageResult:
 
 @dataclass(frozen=True)
 class ImagePlan:
+    """One app's image before anything is built: its content tag and reference, its build
+    inputs, the apps of the project it is built FROM, and its Dockerfile with those FROMs
+    naming their exact content tags (None when it starts from no image of ours)."""
+
     app: App
     tag: str
     ref: str
     spec: BuildSpec
+    needs: tuple[str, ...] = ()
+    dockerfile: str | None = None
 
 
 def _spec(config: Config, app: App, platform: str | None) -> BuildSpec:
     """The app's build inputs; a target stage its Dockerfile lacks is an error (exit 2)."""
-    spec = config.build_spec(app.name, platform)
+    text = _dockerfile_text(app)
+    spec = config.build_spec(app.name, platform, text)
     if spec.target:
-        stages = dockerfile_stages(app.dockerfile.read_text(errors="replace"))
+        stages = dockerfile_stages(text)
         if spec.target.lower() not in stages:
             setting = config.settings["BUILD_TARGETS"]
             raise ConfigError(
@@ -103,7 +119,7 @@ def _check_targets(config: Config) -> None:
     stage)."""
     if not config.build_targets():
         return
-    apps = project_apps(config.project_dir)
+    apps = project_apps(config.project_dir, config.project_name)
     unknown = unknown_target_apps(config.build_targets(), [a.name for a in apps])
     if unknown:
         setting = config.settings["BUILD_TARGETS"]
@@ -113,27 +129,81 @@ def _check_targets(config: Config) -> None:
             "Use the app names of `paless-deploy help`, or `*=<stage>` for every app.")
 
 
+def project_graph(config: Config, apps: Sequence[App] | None = None) -> BuildGraph:
+    """The build graph of the project's apps (every app found, unless `apps`): which app
+    each one is built FROM, and the order that builds every base first."""
+    apps = project_apps(config.project_dir, config.project_name) if apps is None else apps
+    images = ProjectImages(config.registry, config.project_name, tuple(a.name for a in apps),
+                           config.image_aliases())
+    texts = {a.name: _dockerfile_text(a) for a in apps}
+    return build_graph(texts, {name: config.build_args(text) for name, text in texts.items()},
+                       images,
+                       {a.name: str(a.dockerfile.relative_to(config.project_dir)) for a in apps})
+
+
+def app_images(config: Config, apps: Sequence[App]) -> dict[str, AppImage]:
+    """What `dev`'s sync reads of each app's image: the COPYs of the stages it is built
+    from (its bases' included, through the build graph), its Dockerfiles, its process."""
+    graph = project_graph(config, apps)
+    root = config.project_dir
+    sources: dict[str, ImageSource] = {}
+    for app in apps:
+        text = _dockerfile_text(app)
+        chain = image_chain(text, config.build_args(text),
+                            target_for(config.build_targets(), app.name))
+        root_from = chain[0].source if chain else None
+        base = next((u.app for u in graph.uses[app.name] if root_from is not None
+                     and u.line.word == root_from.word), None)
+        sources[app.name] = ImageSource(relative_path(app.dockerfile, root),
+                                        relative_path(app.context, root), tuple(chain), base)
+    return {name: app_image(name, sources) for name in sources}
+
+
+def relative_path(path: Path, root: Path) -> str:
+    """`path` relative to `root`, `/`-separated ("" for `root` itself)."""
+    relative = path.resolve().relative_to(root.resolve()).as_posix()
+    return "" if relative == "." else relative
+
+
+def _dockerfile_text(app: App) -> str:
+    return app.dockerfile.read_text(errors="replace")
+
+
 def _plans(config: Config, apps: Sequence[App], platform: str | None,
            base_id: Callable[[str], str | None]) -> list[ImagePlan]:
+    """The plans of `apps` and of every app they are built FROM, bases first: a base's
+    content tag stands in the derived app's tag where a local image ID would."""
     _check_targets(config)
-    for app in apps:  # before any Dockerfile or context is read
+    everything = project_apps(config.project_dir, config.project_name)
+    known = {a.name: a for a in everything}
+    listed = [*everything, *(a for a in apps if a.name not in known)]
+    for app in listed:  # before any Dockerfile or context is read
         check_image_name(app.name, source_of(app, config.project_dir),
                          config.image_repository(app.name))
+    graph = project_graph(config, listed)
+    known.update({a.name: a for a in apps})
     digests = FileDigests()
     ids: dict[str, str | None] = {}
-    plans = []
-    for app in apps:
+    plans: dict[str, ImagePlan] = {}
+    for name in graph.with_bases(a.name for a in apps):
+        app = known[name]
         spec = _spec(config, app, platform)
-        bases = base_images(app.dockerfile.read_text(errors="replace"), spec.args)
+        text = _dockerfile_text(app)
+        ours = {use.line.image: use.app for use in graph.uses[name]}
+        bases = base_images(text, spec.args)
         for base in bases:
-            if base not in ids:
+            if base not in ids and base not in ours:
                 ids[base] = base_id(base)
         files = read_build_files(app, context_paths(app), digests)
-        tag = compute_tag(app, files, spec, {b: ids[b] for b in bases})
+        tag = compute_tag(app, files, spec, {
+            b: f"{ours[b]}:{plans[ours[b]].tag}" if b in ours else ids[b] for b in bases})
         check_image_name(app.name, source_of(app, config.project_dir),
                          config.image_repository(app.name), tag)
-        plans.append(ImagePlan(app, tag, image_ref(config, app.name, tag), spec))
-    return plans
+        exact = {use.app: plans[use.app].ref for use in graph.uses[name]}
+        plans[name] = ImagePlan(app, tag, image_ref(config, app.name, tag), spec,
+                                graph.needs(name),
+                                rewrite_froms(text, graph.uses[name], exact) if exact else None)
+    return list(plans.values())
 
 
 def plan_tags(api: DockerClient, config: Config, apps: Sequence[App]) -> list[ImagePlan]:
@@ -219,7 +289,8 @@ def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
     """Build (and with `push`, push) the apps' images; only what is missing is done.
 
     With `push`, an image whose tag the registry already has is neither built nor
-    pushed. Results come back in the order of `apps`. Raises BuildError for the
+    pushed. The apps they are built FROM (the build graph) are built first, and come
+    back with them: results in build order, bases first. Raises BuildError for the
     first failure after every started job has finished. `plans` (from `plan_images`,
     Docker reachable) saves hashing every context a second time. `warn` receives what
     the user should know once (e.g. that BuildKit is missing and classic builds run).
@@ -228,22 +299,26 @@ def build_images(config: Config, apps: Sequence[App], *, push: bool = False,
     api = connect_docker()
     if push:
         check_registry(config.registry)
-    if plans is None or [p.app for p in plans] != list(apps):
+    if plans is None or not {a.name for a in apps} <= {p.app.name for p in plans}:
         plans = plan_tags(api, config, apps)
     builder = _Builder(config)
     stop = threading.Event()
+    started: dict[str, Future[ImageResult]] = {}
 
     def run(plan: ImagePlan) -> ImageResult:
-        return _process(api, config, plan, builder, push, progress, stop)
+        # bases are submitted first, so each one's future is there when a derived app asks
+        return _process(api, config, plan, builder, push, progress, stop,
+                        lambda: _bases_built(plan, started))
 
     with progress:
         for plan in plans:
             progress.add(plan.app.name, plan.ref)
         executor = ThreadPoolExecutor(max_workers=max(1, max_parallel),
                                       thread_name_prefix="image")
-        futures: list[Future[ImageResult]] = [executor.submit(run, p) for p in plans]
+        for plan in plans:
+            started[plan.app.name] = executor.submit(run, plan)
         try:
-            results, failures = _collect(futures)
+            results, failures = _collect(started.values())
         except KeyboardInterrupt:
             stop.set()
             executor.shutdown(wait=False, cancel_futures=True)
@@ -273,19 +348,40 @@ def _collect(futures: Iterable[Future[ImageResult]]) -> tuple[list[ImageResult],
     return results, failures
 
 
+def _bases_built(plan: ImagePlan, started: dict[str, Future[ImageResult]]) -> None:
+    """Wait for the apps `plan` is built FROM; BuildError when one of them failed."""
+    for base in plan.needs:
+        future = started.get(base)
+        if future is None:
+            continue
+        try:
+            future.result()
+        except PalessError as exc:
+            raise BuildError(
+                f"{plan.app.name} was not built: it starts FROM the image of {base}, whose "
+                f"build failed ({exc.code}).",
+                f"Fix {base} (its error is above), then run again.",
+                code="base-failed") from None
+
+
 def _build(api: DockerClient, config: Config, plan: ImagePlan, builder: _Builder,
            progress: ImageProgress, stop: threading.Event) -> tuple[str, Builder]:
-    """Build one image with the chosen builder: (image ID, the builder that built it)."""
+    """Build one image with the chosen builder: (image ID, the builder that built it).
+    A derived app is built from its Dockerfile with the FROMs naming its bases' exact
+    tags (`plan.dockerfile`)."""
     cli = builder.cli()
     if cli is None:
-        return build_image(api, plan.app, plan.ref, plan.spec, progress, stop), Builder.CLASSIC
+        return build_image(api, plan.app, plan.ref, plan.spec, progress, stop,
+                           dockerfile=plan.dockerfile), Builder.CLASSIC
     secrets = _secret_values(config, plan.spec, plan.app.name)
-    image_id = build_with_buildkit(cli, plan.app, plan.ref, plan.spec, secrets, progress, stop)
+    image_id = build_with_buildkit(cli, plan.app, plan.ref, plan.spec, secrets, progress, stop,
+                                   dockerfile=plan.dockerfile)
     return image_id or local_image_id(api, plan.ref) or "", Builder.BUILDKIT
 
 
 def _process(api: DockerClient, config: Config, plan: ImagePlan, builder: _Builder,
-             push: bool, progress: ImageProgress, stop: threading.Event) -> ImageResult:
+             push: bool, progress: ImageProgress, stop: threading.Event,
+             bases_built: Callable[[], None]) -> ImageResult:
     """One app: ask the registry, build if missing locally, push if missing remotely."""
     name, ref = plan.app.name, plan.ref
     try:
@@ -300,6 +396,9 @@ def _process(api: DockerClient, config: Config, plan: ImagePlan, builder: _Build
         image_id = local_image_id(api, ref)
         built_by: Builder | None = None
         if image_id is None:
+            if plan.needs:
+                progress.update(name, f"waiting for {', '.join(plan.needs)}")
+                bases_built()
             progress.update(name, "building")
             image_id, built_by = _build(api, config, plan, builder, progress, stop)
         built = built_by is not None
@@ -330,7 +429,7 @@ def _process(api: DockerClient, config: Config, plan: ImagePlan, builder: _Build
 
 
 def _remote_digest(registry: str, config: Config, plan: ImagePlan) -> str | None:
-    repository = f"{config.project_name}-{plan.app.name}"
+    repository = app_repository(config.project_name, plan.app.name)
     try:
         return registry_manifest_digest(registry, repository, plan.tag)
     except AuthRequired:

@@ -85,7 +85,7 @@ class BuiltImages:
     def planned_refs(self, config: Config, delivery: Delivery) -> dict[str, str]:
         # Tags are content hashes: known before building, so the tree is rendered and
         # planned (and fails in seconds) before any build.
-        to_build = (selected_apps(config.project_dir, self.only_apps) if self.only_apps
+        to_build = (selected_apps(config.project_dir, self.only_apps, config.project_name) if self.only_apps
                     else list(self.apps))
         self.plans = plan_images(config, to_build)[0] if to_build else []
         return {p.app.name: delivery.pulled_ref(p.ref) for p in self.plans}

@@ -13,7 +13,12 @@ from pathlib import Path
 from paless_deploy.adapters.files import list_project, read_project
 from paless_deploy.core.configuration.config import Config, build_config
 from paless_deploy.core.configuration.context import Scope
-from paless_deploy.core.images.discover import App, discover_apps, select_apps
+from paless_deploy.core.images.discover import (
+    DEFAULT_PROJECT_NAME,
+    App,
+    discover_apps,
+    select_apps,
+)
 
 
 def load_config(
@@ -33,12 +38,13 @@ def load_config(
                         scope=scope, read_checkout=read_checkout)
 
 
-def project_apps(project_dir: Path) -> list[App]:
-    """Every app of the project, sorted by name."""
-    return discover_apps(list_project(Path(project_dir)))
+def project_apps(project_dir: Path, project_name: str = DEFAULT_PROJECT_NAME) -> list[App]:
+    """Every app of the project, sorted by name (the root Dockerfile's is `project_name`)."""
+    return discover_apps(list_project(Path(project_dir)), project_name)
 
 
-def selected_apps(project_dir: Path, names: Sequence[str] = ()) -> list[App]:
+def selected_apps(project_dir: Path, names: Sequence[str] = (),
+                  project_name: str = DEFAULT_PROJECT_NAME) -> list[App]:
     """Every app of the project, or only those named, in the order given (ConfigError for
     none at all, or a name that is no app)."""
-    return select_apps(list_project(Path(project_dir)), names)
+    return select_apps(list_project(Path(project_dir)), names, project_name)

@@ -66,7 +66,7 @@ def render_overlay(project_dir: Path, overlay: str, namespace: str,
 
 def discovered_apps(run_ctx: RunContext) -> list[App]:
     """Every app of the project; none is fine (a tree deploying only images from elsewhere)."""
-    return project_apps(run_ctx.config.project_dir)
+    return project_apps(run_ctx.config.project_dir, run_ctx.config.project_name)
 
 
 def render(run_ctx: RunContext, app_images: Mapping[str, str]) -> Rendered:

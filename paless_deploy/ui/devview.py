@@ -8,6 +8,7 @@ in its own colour on a terminal.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -73,6 +74,22 @@ class DevView:
     def note(self, text: str) -> None:
         self._print(text)
 
+    def event(self, name: str, text: str, **data: object) -> None:
+        """A line for a person, and with --output json one JSON line on stderr for an
+        editor: `{"event": name, "at": <UTC time>, "text": ..., **data}`."""
+        self._print(text)
+        self._emit(name, text=text, **data)
+
+    def _emit(self, name: str, **data: object) -> None:
+        if not self.json_output:
+            return
+        line = json.dumps({"event": name, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                              time.gmtime()), **data},
+                          default=str)
+        with self._lock:
+            sys.stderr.write(scrub(line, self.secrets) + "\n")
+            sys.stderr.flush()
+
     def warning(self, text: str) -> None:
         self._print(Text.assemble(("warning: ", "yellow"), text))
 
@@ -94,26 +111,33 @@ class DevView:
                                               else ""))
         shown = ", ".join(change.paths[:4]) + (f" and {len(change.paths) - 4} more"
                                                if len(change.paths) > 4 else "")
+        self._emit("change", paths=list(change.paths), rebuild=list(change.apps),
+                   render=change.render)
         self._print(Text.assemble(("change: ", "bold"), shown, " -> ", ("; ".join(what),
                                                                          "bold")))
 
     def ready(self, apps: Sequence[str], took_s: float, edit_to_ready_s: float | None) -> None:
         which = ", ".join(apps) or "everything"
         since = f" (edit to Ready {edit_to_ready_s:.1f}s)" if edit_to_ready_s is not None else ""
+        self._emit("ready", apps=list(apps), seconds=round(took_s, 3),
+                   edit_to_ready_s=edit_to_ready_s)
         self._print(Text.assemble(("ready: ", "bold green"), f"{which} rolled out in "
                                   f"{took_s:.1f}s{since}"))
 
     def unchanged(self, apps: Sequence[str]) -> None:
+        self._emit("unchanged", apps=list(apps))
         self._print(f"unchanged: the images of {', '.join(apps)} are the ones deployed "
                     "(same content); nothing to roll out")
 
     def failed(self, error: PalessError) -> None:
+        self._emit("failed", code=error.code, message=error.message, hint=error.hint)
         self._print(Text.assemble(("failed: ", "bold red"), error_text(error)))
         self._print(Text("fix it and save: the next change runs again", style="dim"))
 
     def rollout_failed(self, result: Result) -> None:
         last = result.errors[-1] if result.errors else None
         text = f"{last.message} {last.hint}" if last else "the rollout did not become ready"
+        self._emit("failed", code=last.code if last else "rollout", message=text)
         self._print(Text.assemble(("failed: ", "bold red"), text))
         self._print(Text("fix it and save: the next change runs again", style="dim"))
 

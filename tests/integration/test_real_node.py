@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.cluster import SANDBOX
-from tests.fixtures.realnode import ON_REAL_NODE, REAL_KEY, STATE
+from tests.fixtures.realnode import ON_REAL_NODE, REAL_KEY, STATE, busybox_rootfs
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
 from tests.integration.deploy_helpers import CliRun, Project, delete_instances, run_cli
 from tests.integration.test_failures_cli import write_overlay
@@ -53,13 +53,7 @@ REAL_NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy")
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Project:
     root = tmp_path_factory.mktemp("realnode")
-    rootfs = root / "web" / "rootfs"
-    (rootfs / "bin").mkdir(parents=True)
-    busybox = shutil.which("busybox")
-    assert busybox, "no busybox on PATH: `scripts/sandbox up` installs busybox-static"
-    shutil.copy2(busybox, rootfs / "bin" / "busybox")
-    for applet in APPLETS:
-        (rootfs / "bin" / applet).symlink_to("busybox")
+    rootfs = busybox_rootfs(root / "web" / "rootfs", APPLETS)
     (rootfs / "www").mkdir()
     (rootfs / "www" / "index.html").write_text(INDEX)
     (root / "web" / "Dockerfile").write_text(

@@ -17,16 +17,15 @@ from paless_deploy.core.errors import ConfigError
 from paless_deploy.core.images.buildspec import (
     BuildSecret,
     build_failed,
-    dockerfile_stages,
     normalize_platform,
     parse_build_secrets,
     parse_build_targets,
     parse_builder,
-    syntax_directive,
     target_for,
     unknown_target_apps,
 )
 from paless_deploy.core.images.discover import App
+from paless_deploy.core.images.dockerfile import dockerfile_stages, syntax_directive
 from paless_deploy.stages.project import load_config
 
 

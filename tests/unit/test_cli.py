@@ -318,3 +318,20 @@ def test_plan_strict_makes_lint_warnings_exit_2(project: Path,
     code, out, _ = run(capsys, "--output", "json", "plan", "--strict")
     doc = json.loads(out)
     assert code == 2 and doc["errors"][0]["code"] == "strict"
+
+
+def test_dev_no_sync_turns_the_sync_off(project: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from paless_deploy.commands import dev
+
+    calls: list[dict[str, Any]] = []
+
+    def fake_run_dev(_run_ctx: Any, _reload: Any, **options: Any) -> Result:
+        calls.append(options)
+        return Result(command="dev")
+
+    monkeypatch.setattr(dev, "run_dev", fake_run_dev)
+    assert run(capsys, "dev", "--no-sync", "--no-logs")[0] == 0
+    assert run(capsys, "dev")[0] == 0
+    assert [c["sync"] for c in calls] == [False, True]
+    assert calls[0]["logs"] is False

@@ -37,3 +37,25 @@ def test_secret_values_never_shown(capsys: pytest.CaptureFixture[str]) -> None:
     _, err = capsys.readouterr()
     assert "s3cret-minio-pass" not in err and "nothing secret here" in err
     assert "fix it and save" in err
+
+
+def test_json_output_adds_one_event_line_per_event(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    view = DevView(PLAIN, json_output=True, secrets=["s3cret-minio-pass"])
+    view.change(Change(("src/app.py",), ("web",)))
+    view.event("sync-failed", "sync into web pod w-1: tar failed", app="web",
+               error="s3cret-minio-pass in the output")
+    view.ready(["web"], 2.0, 2.5)
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in err.splitlines() if line.startswith('{"event"')]
+    assert out == "" and [e["event"] for e in events] == ["change", "sync-failed", "ready"]
+    assert events[0]["paths"] == ["src/app.py"] and events[2]["edit_to_ready_s"] == 2.5
+    assert events[1]["app"] == "web" and "s3cret" not in err  # scrubbed there too
+    assert "sync into web pod w-1: tar failed" in err  # and the line a person reads
+
+
+def test_without_json_output_events_are_lines_only(capsys: pytest.CaptureFixture[str]) -> None:
+    DevView(PLAIN).event("synced", "synced: web: 1 file(s)", app="web")
+    _, err = capsys.readouterr()
+    assert "synced: web: 1 file(s)" in err and '{"event"' not in err

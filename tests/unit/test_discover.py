@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.images.discover import app_repository
 from paless_deploy.stages.project import project_apps
 
 
@@ -44,12 +45,33 @@ def test_skipped_dirs(tmp_path: Path, skipped: str) -> None:
     assert project_apps(tmp_path) == []
 
 
-def test_root_dockerfile_and_ignore_files_are_not_apps(tmp_path: Path) -> None:
-    touch(tmp_path / "Dockerfile")
+def test_ignore_files_and_an_empty_suffix_are_not_apps(tmp_path: Path) -> None:
     touch(tmp_path / "Dockerfile.web.dockerignore")
     touch(tmp_path / "Dockerfile.")
     (tmp_path / "docs").mkdir()
     assert project_apps(tmp_path) == []
+
+
+def test_the_root_dockerfile_is_the_app_named_project_name(tmp_path: Path) -> None:
+    """Paless's layout: the root Dockerfile builds {REGISTRY}/{PROJECT_NAME}, the base."""
+    touch(tmp_path / "Dockerfile")
+    touch(tmp_path / "Dockerfile.web")
+    base, web = project_apps(tmp_path)
+    assert (base.name, base.dockerfile_in_context, base.context) == (
+        "paless", "Dockerfile", tmp_path)
+    assert web.name == "web"
+    assert [a.name for a in project_apps(tmp_path, "acme")] == ["acme", "web"]
+    assert app_repository("acme", "acme") == "acme"
+    assert app_repository("acme", "web") == "acme-web"
+
+
+def test_root_dockerfile_and_a_dockerfile_of_the_project_name_are_both_named(
+        tmp_path: Path) -> None:
+    touch(tmp_path / "Dockerfile")
+    touch(tmp_path / "Dockerfile.paless")
+    with pytest.raises(ConfigError) as info:
+        project_apps(tmp_path)
+    assert "Dockerfile.paless" in str(info.value) and "Dockerfile and" in str(info.value)
 
 
 def test_duplicate_names_both_named(tmp_path: Path) -> None:

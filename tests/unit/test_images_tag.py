@@ -15,7 +15,8 @@ from paless_deploy.adapters.docker import context_paths
 from paless_deploy.adapters.registry import registry_scheme
 from paless_deploy.core.images.buildspec import BuildSecret, BuildSpec
 from paless_deploy.core.images.discover import App
-from paless_deploy.core.images.tags import base_images, compute_tag
+from paless_deploy.core.images.dockerfile import base_images
+from paless_deploy.core.images.tags import compute_tag
 from paless_deploy.stages.project import project_apps
 
 ARGS = {"BASE_IMAGE": "base:1"}

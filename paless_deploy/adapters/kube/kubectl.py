@@ -1,9 +1,12 @@
-"""kubectl inside the Kubernetes door: `kubectl port-forward`, the one thing this tool has
-kubectl do against a cluster (everything else goes over the door's own REST client).
+"""kubectl inside the Kubernetes door: `kubectl port-forward` and `kubectl exec`, the two
+things this tool has kubectl do against a cluster (everything else goes over the door's own
+REST client).
 
-A port-forward upgrades its connection to a streaming protocol the door's urllib3 client
-does not speak; kubectl does, with the same kubeconfig the tool uses. Each forward runs
-one `kubectl port-forward pod/POD LOCAL:REMOTE` on 127.0.0.1 until stopped.
+Both upgrade their connection to a streaming protocol the door's urllib3 client does not
+speak (WebSocket, or SPDY on older servers); kubectl does, with the same kubeconfig the
+tool uses, and it knows every authentication a kubeconfig can name. Each forward runs one
+`kubectl port-forward pod/POD LOCAL:REMOTE` on 127.0.0.1 until stopped; each exec one
+`kubectl exec -i` (dev's sync: a tar stream into a container, then its reload).
 """
 
 from __future__ import annotations
@@ -81,3 +84,30 @@ class KubectlPortForward:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+EXEC_TIMEOUT_S = 60.0
+
+
+def kubectl_exec(kubeconfig: str, context: str | None, namespace: str, pod: str,
+                 container: str, argv: list[str], stdin: bytes = b"",
+                 timeout_s: float = EXEC_TIMEOUT_S) -> tuple[int, str]:
+    """`kubectl exec -i` of `argv` in one container, `stdin` fed to it: (exit code, what it
+    said). kubectl speaks the streaming protocol the server offers (WebSocket or SPDY) with
+    the tool's kubeconfig and context; an exit code of 127 or 126 means the command is
+    missing in the container. A kubectl that cannot run, or that runs past `timeout_s`, is
+    (-1, why)."""
+    command = ["kubectl", "exec", "-i", "-n", namespace, pod, "-c", container, "--", *argv]
+    if context:
+        command[1:1] = ["--context", context]
+    env = {**os.environ, "KUBECONFIG": kubeconfig}
+    try:
+        done = subprocess.run(command, input=stdin, capture_output=True, env=env,
+                              timeout=timeout_s, check=False,
+                              start_new_session=True)  # Ctrl-C is ours, not kubectl's
+    except FileNotFoundError:
+        return -1, "kubectl is not on PATH"
+    except subprocess.TimeoutExpired:
+        return -1, f"kubectl exec ran past {timeout_s:.0f}s"
+    said = (done.stdout + done.stderr).decode(errors="replace").strip()
+    return done.returncode, said[-600:]

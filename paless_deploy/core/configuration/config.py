@@ -28,6 +28,7 @@ from paless_deploy.core.configuration.variables import (
     nearest_variable,
 )
 from paless_deploy.core.errors import ConfigError, shown
+from paless_deploy.core.images.discover import app_repository
 from paless_deploy.core.images.imageref import parse_image
 
 if TYPE_CHECKING:  # core.buildspec is imported where builds need it: --help stays fast
@@ -139,8 +140,9 @@ class Config:
         return self.branch is not None
 
     def image_repository(self, app: str) -> str:
-        """`{REGISTRY}/{PROJECT_NAME}-{app}`, without a tag."""
-        return f"{self.registry}/{self.project_name}-{app}"
+        """`{REGISTRY}/{PROJECT_NAME}-{app}` (`{REGISTRY}/{PROJECT_NAME}` for the app of
+        that name, the root Dockerfile's), without a tag."""
+        return f"{self.registry}/{app_repository(self.project_name, app)}"
 
     def image_aliases(self) -> dict[str, str]:
         """PALESS_IMAGES as app -> repository (ConfigError naming the variable if unreadable)."""
@@ -169,9 +171,18 @@ class Config:
             aliases[app] = repository
         return aliases
 
-    def build_args(self) -> dict[str, str]:
-        """Build arguments passed to every image build."""
+    def build_args(self, dockerfile_text: str | None = None) -> dict[str, str]:
+        """Build arguments passed to an image build (of the Dockerfile `dockerfile_text`).
+        BASE_IMAGE's built-in default goes only to a Dockerfile that gives `ARG
+        BASE_IMAGE` no default of its own: a tree whose Dockerfile names its base there
+        (`ARG BASE_IMAGE=localhost:5000/paless:latest`) is built from that base unless
+        BASE_IMAGE is set."""
+        from paless_deploy.core.images.dockerfile import arg_defaults
+
         base = self.value("BASE_IMAGE")
+        if base and not self.settings["BASE_IMAGE"].explicit and dockerfile_text is not None \
+                and arg_defaults(dockerfile_text).get("BASE_IMAGE"):
+            return {}
         return {"BASE_IMAGE": base} if base else {}
 
     @property
@@ -209,11 +220,13 @@ class Config:
             (s for s in self.named if s.name == secret.variable), None)
         return found or Setting(secret.variable, None, SOURCE_DEFAULT)
 
-    def build_spec(self, app: str, engine_platform: str | None = None) -> BuildSpec:
-        """What a build of `app` receives besides its context; PLATFORM, else the engine's."""
+    def build_spec(self, app: str, engine_platform: str | None = None,
+                   dockerfile_text: str | None = None) -> BuildSpec:
+        """What a build of `app` (of the Dockerfile `dockerfile_text`) receives besides its
+        context; PLATFORM, else the engine's."""
         from paless_deploy.core.images.buildspec import BuildSpec, target_for
 
-        return BuildSpec(args=self.build_args(), target=target_for(self.build_targets(), app),
+        return BuildSpec(args=self.build_args(dockerfile_text), target=target_for(self.build_targets(), app),
                          platform=self.platform or engine_platform,
                          secrets=self.build_secrets(),
                          frontend=(self.value("DOCKERFILE_FRONTEND") or "").strip() or None)

@@ -84,7 +84,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("REDIS_VOLUME_SIZE", "2Gi", "Size of each Redis volume."),
     Variable("MINIO_VOLUME_SIZE", "20Gi", "Size of each MinIO volume."),
     Variable("BASE_IMAGE", "ghcr.io/paperless-ngx/paperless-ngx:2.18.4",
-             "Build argument of the component Dockerfiles (FROM ${BASE_IMAGE}).",
+             "Build argument of the component Dockerfiles (FROM ${BASE_IMAGE}); the default "
+             "goes only to a Dockerfile whose ARG BASE_IMAGE has no default of its own.",
              substitutable=False),
     Variable("BUILDER", "auto",
              "Image builder: auto (BuildKit when the Docker CLI offers it, else classic), "

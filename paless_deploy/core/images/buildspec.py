@@ -32,7 +32,6 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STAGE = re.compile(r"^[a-z][a-z0-9._-]*$")
 _PLATFORM = re.compile(r"^[a-z0-9_]+/[a-z0-9_]+(/[a-z0-9_]+)?$")
-_DIRECTIVE = re.compile(r"^#\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*?)\s*$")
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
@@ -145,37 +144,6 @@ def target_for(targets: Mapping[str, str], app: str) -> str | None:
 def unknown_target_apps(targets: Mapping[str, str], apps: Sequence[str]) -> list[str]:
     """BUILD_TARGETS keys that name no app (typos)."""
     return [name for name in targets if name != ALL_APPS and name not in apps]
-
-
-def _instructions(dockerfile_text: str) -> list[list[str]]:
-    text = re.sub(r"\\\r?\n", " ", dockerfile_text)
-    lines = (raw.strip().split() for raw in text.splitlines())
-    return [words for words in lines if words and not words[0].startswith("#")]
-
-
-def dockerfile_stages(dockerfile_text: str) -> list[str]:
-    """Stage names (`FROM ... AS <name>`), lower-cased, in order."""
-    stages = []
-    for words in _instructions(dockerfile_text):
-        rest = [w for w in words[1:] if not w.startswith("--")]
-        if words[0].upper() == "FROM" and len(rest) >= 3 and rest[1].upper() == "AS":
-            stages.append(rest[2].lower())
-    return stages
-
-
-def syntax_directive(dockerfile_text: str) -> tuple[int, str] | None:
-    """(line, image) of a `# syntax=<image>` parser directive, None when there is none.
-
-    Directives come first: the first line that is not one (a comment, a blank line, an
-    instruction) ends them, as BuildKit reads them.
-    """
-    for number, line in enumerate(dockerfile_text.splitlines(), start=1):
-        match = _DIRECTIVE.match(line.strip()) if line.strip() else None
-        if not match:
-            return None
-        if match.group(1).lower() == "syntax" and match.group(2):
-            return number, match.group(2)
-    return None
 
 
 def ignore_file_candidates(app: App) -> tuple[Path, Path]:

@@ -1,8 +1,10 @@
 """App discovery: which images this project builds, and from which Dockerfile.
 
-`<dir>/Dockerfile` one level down (context: the directory) and root
-`Dockerfile.<name>` (context: the project root); nothing deeper is searched. Pure: the
-project's top level arrives as a `ProjectListing` (adapters.files lists it).
+`<dir>/Dockerfile` one level down (context: the directory), root `Dockerfile.<name>`
+(context: the project root), and the root `Dockerfile` itself: the project's own image,
+app PROJECT_NAME, `{REGISTRY}/{PROJECT_NAME}` (Paless's base, which its
+`Dockerfile.<name>` images start FROM); nothing deeper is searched. Pure: the project's top
+level arrives as a `ProjectListing` (adapters.files lists it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from paless_deploy.core.errors import ConfigError
 SKIPPED_DIRS: frozenset[str] = frozenset(
     {"node_modules", ".git", ".venv", ".context-management", ".devcontainer"}
 )
+DEFAULT_PROJECT_NAME = "paless"
+ROOT_DOCKERFILE = "Dockerfile"
 _APP_NAME = re.compile(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$")
 
 
@@ -63,8 +67,16 @@ def _check_name(app: App, project_dir: Path) -> None:
         )
 
 
-def discover_apps(listing: ProjectListing) -> list[App]:
-    """Every app of the project, sorted by name; two sources for one name is an error."""
+def app_repository(project: str, app: str) -> str:
+    """The repository of an app's image under REGISTRY: `{PROJECT_NAME}-{app}`, and
+    `{PROJECT_NAME}` itself for the app of that name (the root Dockerfile's)."""
+    return project if app == project else f"{project}-{app}"
+
+
+def discover_apps(listing: ProjectListing,
+                  project_name: str = DEFAULT_PROJECT_NAME) -> list[App]:
+    """Every app of the project, sorted by name; two sources for one name is an error.
+    The root `Dockerfile` is the app named `project_name` (PROJECT_NAME)."""
     project_dir = listing.root
     found: dict[str, App] = {}
 
@@ -80,7 +92,9 @@ def discover_apps(listing: ProjectListing) -> list[App]:
         found[app.name] = app
 
     for entry in sorted(listing.files | listing.dockerfile_dirs):
-        if entry in listing.dockerfile_dirs:
+        if entry == ROOT_DOCKERFILE and entry in listing.files:
+            add(App(project_name, project_dir / entry, project_dir))
+        elif entry in listing.dockerfile_dirs:
             if entry not in SKIPPED_DIRS:
                 add(App(entry, project_dir / entry / "Dockerfile", project_dir / entry))
         elif entry.startswith("Dockerfile."):
@@ -90,16 +104,18 @@ def discover_apps(listing: ProjectListing) -> list[App]:
     return [found[name] for name in sorted(found)]
 
 
-def select_apps(listing: ProjectListing, names: Sequence[str] = ()) -> list[App]:
+def select_apps(listing: ProjectListing, names: Sequence[str] = (),
+                project_name: str = DEFAULT_PROJECT_NAME) -> list[App]:
     """Every discovered app, or only those named, in the order given.
 
     No app at all, or a name that is not an app, is a ConfigError naming the fix.
     """
-    apps = discover_apps(listing)
+    apps = discover_apps(listing, project_name)
     if not apps:
         raise ConfigError(
             f"No apps found in {listing.absolute}.",
-            "An app is a <dir>/Dockerfile one level down or a root Dockerfile.<name>; "
+            "An app is a <dir>/Dockerfile one level down, a root Dockerfile.<name>, or the "
+            "root Dockerfile (the app named PROJECT_NAME); "
             "pass --project-dir if you are elsewhere.",
         )
     if not names:

@@ -238,6 +238,17 @@ def in_repository(image: str, registry: str, repository: str) -> bool:
     return ref.path == wanted
 
 
+def same_repository(image: str, repository: str) -> bool:
+    """True when `image` (any tag or digest) lives in `repository` (`[domain/]path`), the
+    registry host in any spelling: how PALESS_IMAGES' repositories are recognised."""
+    try:
+        ref, wanted = parse_image(image), parse_image(repository)
+    except ValueError:
+        return False
+    return ref.path == wanted.path and (
+        ref.domain == wanted.domain or same_registry(ref.registry, wanted.registry))
+
+
 def in_registry(image: str, registry: Registry) -> bool:
     """True when the image reference lives in `registry` (any spelling of its host, under
     its path prefix, if any); False for a reference that cannot be parsed."""

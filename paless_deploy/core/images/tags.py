@@ -9,7 +9,6 @@ hashed by adapters.files.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -54,45 +53,6 @@ class BuildFiles:
     dockerfile: bytes
     ignore_name: str | None = None  # the ignore file's name, None when there is none
     ignore: bytes = b""
-
-
-def base_images(dockerfile_text: str, build_args: Mapping[str, str]) -> list[str]:
-    """Images named by FROM lines (ARGs substituted), without scratch and stage names."""
-    text = re.sub(r"\\\r?\n", " ", dockerfile_text)
-    args: dict[str, str] = {}
-    stages: set[str] = set()
-    bases: list[str] = []
-    seen_from = False
-    for raw in text.splitlines():
-        words = raw.strip().split()
-        if not words or words[0].startswith("#"):
-            continue
-        keyword = words[0].upper()
-        if keyword == "ARG" and not seen_from and len(words) > 1:
-            name, _, default = words[1].partition("=")
-            args[name] = build_args.get(name, default.strip("\"'"))
-        elif keyword == "FROM":
-            seen_from = True
-            rest = [w for w in words[1:] if not w.startswith("--")]
-            if not rest:
-                continue
-            image = _expand(rest[0], args)
-            if len(rest) >= 3 and rest[1].upper() == "AS":
-                stages.add(rest[2].lower())
-            if image.lower() != "scratch" and image.lower() not in stages and image not in bases:
-                bases.append(image)
-    return bases
-
-
-def _expand(word: str, args: Mapping[str, str]) -> str:
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(3)
-        default = match.group(2)
-        value = args.get(name, "")
-        return value if value or default is None else default
-
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)",
-                  substitute, word)
 
 
 def compute_tag(app: App, files: BuildFiles, spec: BuildSpec,

@@ -28,6 +28,7 @@ TTL = "paless.io/ttl"
 DEPLOYED_AT = "paless.io/deployed-at"  # namespaces: the last `all`/`deploy` (gc counts idle time)
 KEEP = "paless.io/keep"  # label on a namespace: "true" and gc never deletes it
 URL = "paless.io/url"  # on an Ingress: the deployment's URL, when its rules cannot tell
+RELOAD = "paless.io/reload"  # on a pod template: how dev reloads synced code (signal:HUP, none)
 
 # field managers
 FIELD_MANAGER = TOOL

@@ -22,13 +22,14 @@ from paless_deploy.core.configuration.variables import (
     nearest_variable,
 )
 from paless_deploy.core.errors import ConfigError
+from paless_deploy.core.images.discover import app_repository
 from paless_deploy.core.images.imageref import (
     has_tag_or_digest,
     in_registry,
     in_repository,
     parse_image,
     parse_registry_lenient,
-    same_registry,
+    same_repository,
 )
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.kinds import CLUSTER_SCOPED_KINDS, api_group
@@ -216,11 +217,12 @@ class AppImages:
         if image in self.refs:
             return image
         for app, repository in self.aliases.items():
-            if _same_repository(image, repository):
+            if same_repository(image, repository):
                 return app
         if self.registry:
             for app in self.refs:
-                if in_repository(image, self.registry, f"{self.project}-{app}"):
+                if in_repository(image, self.registry,
+                                 app_repository(self.project, app)):
                     return app
         return None
 
@@ -228,15 +230,6 @@ class AppImages:
         """True when the image lives in REGISTRY (any spelling of its host)."""
         registry = parse_registry_lenient(self.registry) if self.registry else None
         return registry is not None and in_registry(image, registry)
-
-
-def _same_repository(image: str, repository: str) -> bool:
-    try:
-        ref, wanted = parse_image(image), parse_image(repository)
-    except ValueError:
-        return False
-    return ref.path == wanted.path and (
-        ref.domain == wanted.domain or same_registry(ref.registry, wanted.registry))
 
 
 def rewrite_images(objects: list[JsonDict], app_images: AppImages | Mapping[str, str]
@@ -286,7 +279,8 @@ def _meant_as_ours(image: str, images: AppImages) -> bool:
 
 def _unknown_app_image(obj: ApiObject, container: ApiObject, image: str,
                        images: AppImages) -> ConfigError:
-    known = ", ".join(f"{images.registry}/{images.project}-{a}" for a in sorted(images.refs))
+    known = ", ".join(f"{images.registry}/{app_repository(images.project, a)}"
+                      for a in sorted(images.refs))
     name = parse_image(image).path.rsplit("/", 1)[-1]
     if name.startswith("app-") and images.project != "app":
         hint = (f"The tree names images {images.registry}/app-<app>: it was written for "

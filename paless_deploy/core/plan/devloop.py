@@ -254,15 +254,20 @@ def pod_port(pod: ApiObject, target: int | str) -> int | None:
     return None
 
 
+def app_of_image(image: str, repositories: Mapping[str, str]) -> str | None:
+    """The app whose repository (`repositories`: repository -> app) holds `image`."""
+    try:
+        return repositories.get(parse_image(image).repository)
+    except ValueError:
+        return None
+
+
 def app_of_pod(pod: ApiObject, repositories: Mapping[str, str]) -> str | None:
     """The app a pod runs (its first container whose image lives in one of our
     repositories, `repositories` mapping repository -> app), else None."""
     spec = pod.get("spec") or {}
     for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
-        try:
-            repository = parse_image(str(container.get("image") or "")).repository
-        except ValueError:
-            continue
-        if repository in repositories:
-            return repositories[repository]
+        app = app_of_image(str(container.get("image") or ""), repositories)
+        if app is not None:
+            return app
     return None
