@@ -512,14 +512,28 @@ def config_problems(config: Config, *, scope: str = "deploy") -> list[ConfigErro
              "where k8s/overlays/<overlay>/ holds the manifests."),
         ))
 
-    minio = s["MINIO_ROOT_PASSWORD"]
-    if minio.value is not None and len(minio.value) < MIN_CREDENTIAL_LENGTH:
-        problems.append(ConfigError(
-            f"MINIO_ROOT_PASSWORD ({minio.describe_source()}) is shorter than "
-            f"{MIN_CREDENTIAL_LENGTH} characters; MinIO refuses to start with it.",
-            f"Set MINIO_ROOT_PASSWORD to at least {MIN_CREDENTIAL_LENGTH} characters.",
-        ))
+    return problems + _minio_problems(s)
 
+
+def _minio_problems(s: Mapping[str, Setting]) -> list[ConfigError]:
+    """MinIO refuses passwords shorter than 8 characters (the root's at start, the app
+    user's in the bucket Job), and the app user must be another than the root."""
+    problems = []
+    for name, refuses in (("MINIO_ROOT_PASSWORD", "MinIO refuses to start with it"),
+                          ("MINIO_APP_PASSWORD", "MinIO refuses to create its user")):
+        setting = s[name]
+        if setting.value is not None and len(setting.value) < MIN_CREDENTIAL_LENGTH:
+            problems.append(ConfigError(
+                f"{name} ({setting.describe_source()}) is shorter than "
+                f"{MIN_CREDENTIAL_LENGTH} characters; {refuses}.",
+                f"Set {name} to at least {MIN_CREDENTIAL_LENGTH} characters."))
+    app, root = s["MINIO_APP_USER"], s["MINIO_ROOT_USER"]
+    if app.value and app.value == root.value:
+        problems.append(ConfigError(
+            f"MINIO_APP_USER ({app.describe_source()}) is MINIO_ROOT_USER "
+            f"({root.describe_source()}): the apps would hold MinIO's root credentials.",
+            "Give MINIO_APP_USER a name of its own, e.g. paless-app: the bucket Job creates "
+            "that user with a policy limited to MINIO_BUCKET.", code="bad-value"))
     return problems
 
 

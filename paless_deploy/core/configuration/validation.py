@@ -25,6 +25,13 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _LANGUAGES = re.compile(r"^[a-z_]+(\+[a-z_]+)*$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                        rf"{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^{_LABEL_NAME}$")
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")  # RFC 3986 unreserved: as is in a URL
+_ACCESS_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
 
 
@@ -129,6 +136,19 @@ FORMS: tuple[Form, ...] = (
          "Use 3 to 63 lower-case letters, digits, '.' and '-', e.g. paperless-media."),
     Form("PAPERLESS_OCR_LANGUAGE", _RENDERED, _matches(_LANGUAGES, "is not a language list"),
          "Write Tesseract language codes joined by '+', e.g. eng or eng+deu."),
+    Form("REDIS_PASSWORD", _RENDERED,
+         _matches(_URL_SAFE, "has characters that the apps' broker URL cannot carry as they are"),
+         "Use letters, digits, '.', '_', '~' and '-' only, e.g. `openssl rand -hex 32`."),
+    Form("MINIO_APP_USER", _RENDERED, _matches(_ACCESS_KEY, "is not a MinIO access key"),
+         "Use 3 to 64 letters, digits, '.', '_' and '-', e.g. paless-app."),
+    Form("INGRESS_CONTROLLER_NAMESPACE", _RENDERED, _matches(_DNS_LABEL, "is not a namespace"),
+         "Name the namespace the ingress controller runs in (`kubectl get pods -A -l "
+         "app.kubernetes.io/name=traefik`), e.g. kube-system or ingress-nginx."),
+    Form("INGRESS_CONTROLLER_LABEL", _RENDERED, _matches(_LABEL_KEY, "is not a label key"),
+         "Write a label key of the ingress controller's pods, e.g. app.kubernetes.io/name."),
+    Form("INGRESS_CONTROLLER_LABEL_VALUE", _RENDERED,
+         _matches(_LABEL_VALUE, "is not a label value"),
+         "Write that label's value on the controller's pods, e.g. traefik or ingress-nginx."),
 )
 
 
