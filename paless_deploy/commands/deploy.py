@@ -294,7 +294,8 @@ def _render_warnings(run: _Run, render_warnings: list[str], phases: list[Phase],
     fallen = fallback_warning(phases)
     if fallen:
         warnings.append(fallen)
-    warnings += manifest_warnings(objects, refs.values(), node_count=len(facts.nodes) or None)
+    warnings += manifest_warnings(objects, refs.values(), node_count=len(facts.nodes) or None,
+                                  branch_namespace=run.config.branch_mode)
     refuse_when_strict(warnings, options.strict)
     for warning in warnings:
         run.warn(warning)

@@ -28,7 +28,9 @@ def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
     refs = {p.app.name: p.ref for p in plans}
     rendered = render(run_ctx, refs)
     phases = plan_phases(rendered.objects)
-    lint = [*rendered.warnings, *manifest_warnings(rendered.objects, refs.values())]
+    lint = [*rendered.warnings,
+            *manifest_warnings(rendered.objects, refs.values(),
+                               branch_namespace=run_ctx.config.branch_mode)]
     fallen = fallback_warning(phases)
     if fallen:
         lint.append(fallen)

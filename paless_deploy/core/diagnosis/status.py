@@ -10,13 +10,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from paless_deploy.core.apitypes import JsonDict
+from paless_deploy.core.diagnosis.netpolicy import policy_rows
 from paless_deploy.core.diagnosis.readiness import readiness
 from paless_deploy.core.images.imageref import tag_of
 from paless_deploy.core.manifests import labels
 
 # what status reads: kind -> key of the lists passed to build_status
 LISTED_KINDS = ("Deployment", "StatefulSet", "Job", "Pod", "PersistentVolumeClaim", "Service",
-                "Ingress", "HorizontalPodAutoscaler")
+                "Ingress", "HorizontalPodAutoscaler", "NetworkPolicy")
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Status:
     storage: list[dict] = field(default_factory=list)
     network: list[dict] = field(default_factory=list)
     autoscaling: list[dict] = field(default_factory=list)
+    policies: list[dict] = field(default_factory=list)  # one row per NetworkPolicy
     health: str = ""
     healthy: bool = True
 
@@ -157,6 +159,7 @@ def build_status(namespace: str, lists: Mapping[str, list[dict]], now: datetime)
             "min": hpa["spec"].get("minReplicas", 1), "max": hpa["spec"]["maxReplicas"],
             "current": s.get("currentReplicas", 0), "metrics": ", ".join(metrics) or "(no metrics)",
         })
+    st.policies = policy_rows(lists.get("NetworkPolicy", []))
     ready = sum(1 for w in st.workloads if w["state"] == "ready")
     st.healthy = not problems
     st.health = (f"healthy: {ready}/{len(st.workloads)} workloads ready, {len(st.pods)} pods"
@@ -172,4 +175,5 @@ TABLES = (
     ("Storage", "storage", ("name", "class", "status", "capacity", "volume")),
     ("Network", "network", ("kind", "name", "type", "hosts", "address", "ports")),
     ("Autoscaling", "autoscaling", ("name", "target", "min", "max", "current", "metrics")),
+    ("Network policies", "policies", ("name", "pods", "ingress", "egress")),
 )
