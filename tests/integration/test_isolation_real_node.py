@@ -338,8 +338,10 @@ def test_the_apps_minio_user_reaches_its_bucket_and_nothing_else(stacks: Stacks,
                                                                 sandbox: Sandbox) -> None:
     mc_pod(sandbox, stacks.a, (
         "export MC_CONFIG_DIR=/tmp/mc\n"
-        "printf '%s\\n%s\\n' \"$MINIO_ROOT_USER\" \"$MINIO_ROOT_PASSWORD\" | "
-        "mc alias set root http://minio:9000 >/dev/null\n"
+        # kube-router lets a new pod in once it synced it: try for a minute
+        "for i in $(seq 30); do printf '%s\\n%s\\n' \"$MINIO_ROOT_USER\" "
+        "\"$MINIO_ROOT_PASSWORD\" | mc alias set root http://minio:9000 >/dev/null "
+        "&& mc ls root >/dev/null && break; sleep 2; done\n"
         "mc mb --ignore-existing root/iso-other\n"
         "echo confidential | mc pipe root/iso-other/other.txt\n"))
     worker = json.loads(sandbox.kubectl("get", "pods", "-n", stacks.a, "-l", f"{WEB}=worker",
