@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from paless_deploy.core.configuration.branch import branch_namespace
 from tests.fixtures.cluster import Sandbox
 from tests.fixtures.realnode import ON_REAL_NODE, STATE
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
@@ -45,6 +46,7 @@ HOST_PATHS = Path("/var/lib/paless")  # the dev overlay's hostPath volumes
 MEDIA_BUCKET = "paperless-media"
 WEB, DATA = "app.kubernetes.io/component", "app.kubernetes.io/part-of"
 TRAEFIK = {"app.kubernetes.io/name": "traefik"}
+NOT_PROBE = "!isolation-test"  # the stack's own pods, not the probes labelled like them
 CONVERGE_S = 90.0  # how long kube-router may take to let a new pod in (it syncs on events)
 
 
@@ -131,18 +133,19 @@ def stacks(enforced, sandbox: Sandbox, tmp_path_factory) -> Iterator[Stacks]:
     shutil.copytree(REPO / "tests" / "fixtures" / "overlays" / OVERLAY,
                     project.dir / "k8s" / "overlays" / OVERLAY)
     run_id = uuid.uuid4().hex[:6]
-    namespaces = []
+    branches = [f"iso-{side}-{run_id}" for side in ("a", "b")]
+    namespaces = [branch_namespace("isolation", branch) for branch in branches]
     try:
-        for side in ("a", "b"):  # one after the other: the second reuses the images built
+        for branch, namespace in zip(branches, namespaces, strict=True):
+            # one after the other: the second reuses the images the first built
             run = run_cli(project, sandbox.kubeconfig, None, "all", timeout=1500,
-                          env={"BRANCH_NAME": f"iso-{side}-{run_id}"})
-            namespaces.append(run.doc["namespace"] if run.doc else "")
-            assert run.returncode == 0, run
+                          env={"BRANCH_NAME": branch})
+            assert run.returncode == 0 and run.doc["namespace"] == namespace, run
         yield Stacks(project, namespaces[0], namespaces[1], credentials)
     finally:
-        sandbox.kubectl("delete", "pod", "-n", "kube-system", "-l", f"isolation-test={run_id}",
+        sandbox.kubectl("delete", "pod", "-n", "kube-system", "-l", "isolation-test",
                         "--ignore-not-found", "--wait=false", check=False)
-        delete_instances(sandbox, [n for n in namespaces if n])
+        delete_instances(sandbox, namespaces)
         unmount_media(namespaces)
 
 
@@ -207,7 +210,8 @@ def probes(stacks: Stacks, sandbox: Sandbox) -> Probes:
 
 def pod_ip(sandbox: Sandbox, namespace: str, component: str) -> str:
     pods = json.loads(sandbox.kubectl("get", "pods", "-n", namespace, "-l",
-                                      f"{WEB}={component}", "-o", "json").stdout)["items"]
+                                      f"{WEB}={component},{NOT_PROBE}", "-o",
+                                      "json").stdout)["items"]
     running = [p for p in pods if p["status"].get("phase") == "Running"]
     assert running, f"no running {component} pod in {namespace}"
     return running[0]["status"]["podIP"]
@@ -312,40 +316,41 @@ def test_postgres_refuses_a_client_without_the_password(stacks: Stacks, probes: 
     assert "password authentication failed" in wrong.stderr, wrong
 
 
-def mc_pod(sandbox: Sandbox, namespace: str, script: str) -> subprocess.CompletedProcess:
-    """A one-shot pod with mc and MinIO's root credentials (from the stack's Secret), let
-    in as the bucket Job is; its log."""
+def mc_pod(sandbox: Sandbox, namespace: str, user: str, script: str) -> str:
+    """A one-shot pod with mc and the credentials of `user` (ROOT or APP, from the stack's
+    Secret), let in as the bucket Job is, with the alias `minio` set; its log."""
     name = f"mc-{uuid.uuid4().hex[:6]}"
-    env = [{"name": key, "valueFrom": {"secretKeyRef": {"name": "paless-secret", "key": key}}}
-           for key in ("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")]
+    keys = {"MC_USER": f"MINIO_{user}_USER", "MC_PASSWORD": f"MINIO_{user}_PASSWORD"}
+    env = [{"name": var, "valueFrom": {"secretKeyRef": {"name": "paless-secret", "key": key}}}
+           for var, key in keys.items()]
+    # kube-router lets a new pod in once it synced it: try for a minute
+    alias = ("export MC_CONFIG_DIR=/tmp/mc\n"
+             "for i in $(seq 30); do printf '%s\\n%s\\n' \"$MC_USER\" \"$MC_PASSWORD\" | "
+             "mc alias set minio http://minio:9000 >/dev/null && mc ls minio >/dev/null && break; "
+             "sleep 2; done\n")
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": name, "namespace": namespace,
-                        "labels": as_component("minio-init")},
+                        "labels": {**as_component("minio-init"), "isolation-test": "mc"}},
            "spec": {**ON_REAL_NODE, "restartPolicy": "Never",
                     "dnsPolicy": "None", "dnsConfig": {
                         "nameservers": ["10.96.0.10"],
                         "searches": [f"{namespace}.svc.cluster.local"]},
                     "containers": [{"name": "mc", "image": "minio/mc:RELEASE.2025-08-13T08-35-41Z",
-                                    "command": ["sh", "-ec", script], "env": env,
+                                    "command": ["sh", "-ec", alias + script], "env": env,
                                     "resources": {"requests": {"cpu": "5m"}}}]}}
     sandbox.kubectl("apply", "-f", "-", input=json.dumps(pod))
     sandbox.kubectl("wait", "-n", namespace, f"pod/{name}", "--timeout=300s",
                     "--for=jsonpath={.status.phase}=Succeeded")
-    return sandbox.kubectl("logs", "-n", namespace, name)
+    return sandbox.kubectl("logs", "-n", namespace, name).stdout
 
 
 def test_the_apps_minio_user_reaches_its_bucket_and_nothing_else(stacks: Stacks, probes: Probes,
                                                                 sandbox: Sandbox) -> None:
-    mc_pod(sandbox, stacks.a, (
-        "export MC_CONFIG_DIR=/tmp/mc\n"
-        # kube-router lets a new pod in once it synced it: try for a minute
-        "for i in $(seq 30); do printf '%s\\n%s\\n' \"$MINIO_ROOT_USER\" "
-        "\"$MINIO_ROOT_PASSWORD\" | mc alias set root http://minio:9000 >/dev/null "
-        "&& mc ls root >/dev/null && break; sleep 2; done\n"
-        "mc mb --ignore-existing root/iso-other\n"
-        "echo confidential | mc pipe root/iso-other/other.txt\n"))
-    worker = json.loads(sandbox.kubectl("get", "pods", "-n", stacks.a, "-l", f"{WEB}=worker",
-                                        "-o", "json").stdout)["items"][0]["metadata"]["name"]
+    mc_pod(sandbox, stacks.a, "ROOT", "mc mb --ignore-existing minio/iso-other\n"
+                                      "echo confidential | mc pipe minio/iso-other/other.txt\n")
+    worker = json.loads(sandbox.kubectl("get", "pods", "-n", stacks.a, "-l",
+                                        f"{WEB}=worker,{NOT_PROBE}", "-o",
+                                        "json").stdout)["items"][0]["metadata"]["name"]
 
     def rclone(*args: str) -> subprocess.CompletedProcess:
         return sandbox.kubectl("exec", "-n", stacks.a, worker, "-c", "rclone", "--", "rclone",
@@ -354,17 +359,26 @@ def test_the_apps_minio_user_reaches_its_bucket_and_nothing_else(stacks: Stacks,
     key = sandbox.kubectl("exec", "-n", stacks.a, worker, "-c", "rclone", "--", "printenv",
                           "AWS_ACCESS_KEY_ID").stdout.strip()
     assert key == "paless-app"  # the sidecar holds the app user, not MinIO's root
-    assert rclone("lsf", f"minio:{MEDIA_BUCKET}").returncode == 0
+    # its own bucket: write, list, read
+    assert rclone("touch", f"minio:{MEDIA_BUCKET}/iso-probe.txt").returncode == 0
+    assert "iso-probe.txt" in rclone("lsf", f"minio:{MEDIA_BUCKET}").stdout
+    assert rclone("cat", f"minio:{MEDIA_BUCKET}/iso-probe.txt").returncode == 0
+    # another bucket: no read, no list, no write
     other = rclone("cat", "minio:iso-other/other.txt")
     assert other.returncode != 0 and "confidential" not in other.stdout
     assert "AccessDenied" in other.stderr or "Access Denied" in other.stderr, other
     assert rclone("lsf", "minio:iso-other").returncode != 0
-    assert rclone("mkdir", "minio:iso-made-by-app").returncode != 0
+    assert rclone("touch", "minio:iso-other/x.txt").returncode != 0
+    # and no bucket of its own making (asked with mc: rclone does not report the refusal)
+    made = mc_pod(sandbox, stacks.a, "APP", "if mc mb minio/iso-made-by-app; then echo CREATED; "
+                                            "else echo REFUSED; fi\nmc ls minio\n")
+    assert "REFUSED" in made and "CREATED" not in made, made
+    assert "iso-other" not in made and MEDIA_BUCKET in made, made  # it lists its bucket only
     # and anonymously, from a pod the policy lets in: nothing
     ip = pod_ip(sandbox, stacks.a, "minio")
     anonymous = probes.run(stacks.a, as_component("web"), (
-        f"exec 3<>/dev/tcp/{ip}/9000; printf 'GET /{MEDIA_BUCKET}/ HTTP/1.0\\r\\n\\r\\n' >&3; "
-        "timeout 5 head -n 1 <&3"))
+        f"exec 3<>/dev/tcp/{ip}/9000; printf 'GET /{MEDIA_BUCKET}/ HTTP/1.1\\r\\nHost: minio:9000"
+        "\\r\\nConnection: close\\r\\n\\r\\n' >&3; timeout 5 head -n 1 <&3"))
     assert anonymous.stdout.startswith("HTTP/1.1 403"), anonymous
 
 
