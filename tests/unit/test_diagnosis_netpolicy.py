@@ -73,8 +73,7 @@ def test_the_stacks_policies_as_rows() -> None:
     assert rows["postgres"]["ingress"] == ("component in (web,worker,scheduler,migrate,"
                                            "postgres-init) on 5432/TCP")
     assert rows["web-from-ingress"]["ingress"] == (
-        "app.kubernetes.io/name in (traefik) in namespace "
-        "kubernetes.io/metadata.name=kube-system on 8000/TCP")
+        "app.kubernetes.io/name in (traefik) in namespace kube-system on 8000/TCP")
     assert rows["data-services-egress"]["egress"] == "anyone on 53/UDP,53/TCP"
     assert rows["data-services-egress"]["ingress"] == "-"
     assert rows["minio-console"]["ingress"] == "anyone on 9001/TCP"
@@ -85,6 +84,9 @@ def test_a_policy_without_types_and_open_peers() -> None:
         "podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "10.0.0.0/8"}},
                                                  {"namespaceSelector": {}}]}]}})
     assert row["ingress"] == "ip 10.0.0.0/8 | all pods in any namespace, every port"
+    labelled = policy_row({"metadata": {"name": "q"}, "spec": {"podSelector": {}, "ingress": [
+        {"from": [{"namespaceSelector": {"matchLabels": {"team": "ops"}}}]}]}})
+    assert labelled["ingress"] == "all pods in namespaces team=ops, every port"
     assert row["egress"] == "-"
 
 

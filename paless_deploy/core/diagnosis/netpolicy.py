@@ -21,6 +21,7 @@ from paless_deploy.core.manifests.objects import condition, name_of, namespace_o
 K3S_NODE_ARGS = "k3s.io/node-args"
 K3S_DISABLED = "--disable-network-policy"
 DECLARED = "paless.io/network-policy-controller"
+NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label every namespace has
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,12 @@ def _peer_text(peer: Mapping[str, object]) -> str:
     pods = _selector_text(peer.get("podSelector")) if "podSelector" in peer else "all pods"
     if "namespaceSelector" not in peer:
         return pods
-    spaces = _selector_text(peer.get("namespaceSelector"))
-    spaces = "any namespace" if spaces == "all pods" else f"namespace {spaces}"
+    selector = peer.get("namespaceSelector")
+    named = nested(selector, "matchLabels", NAMESPACE_NAME)
+    if isinstance(named, str) and selector == {"matchLabels": {NAMESPACE_NAME: named}}:
+        return f"{pods} in namespace {named}"
+    spaces = _selector_text(selector)
+    spaces = "any namespace" if spaces == "all pods" else f"namespaces {spaces}"
     return f"{pods} in {spaces}"
 
 
