@@ -178,7 +178,8 @@ def _render_warnings(run: DeployRun, rendered: Rendered, graph: DeployGraph,
     if fallen:
         warnings.append(fallen)
     warnings += manifest_warnings(rendered.objects, refs.values(),
-                                  node_count=len(facts.nodes) or None)
+                                  node_count=len(facts.nodes) or None,
+                                  branch_namespace=run.config.branch_mode)
     refuse_when_strict(warnings, options.strict)
     for warning in warnings:
         run.warn(warning)

@@ -35,6 +35,7 @@ from paless_deploy.core.manifests.render import classes_named
 from paless_deploy.core.reporting.report import ErrorReport, Result, RunResult
 from paless_deploy.stages.delivery import config_for, delivery_facts
 from paless_deploy.stages.images import plan_images
+from paless_deploy.stages.netpolicy import read_enforcement
 from paless_deploy.stages.nodes import NodeList, read_nodes
 from paless_deploy.stages.render import discovered_apps, render
 from paless_deploy.ui.lines import say
@@ -324,6 +325,18 @@ def check_node_platform(nodes: NodeList, config: Config, engine: str | None) -> 
                  "steps need QEMU binfmt).")
 
 
+def check_network_policy(kube: Kube, nodes: NodeList) -> Check:
+    """Whether NetworkPolicies (k8s/'s isolation) take effect, and on what evidence."""
+    verdict = read_enforcement(kube, nodes)
+    return Check("NetworkPolicy enforced", verdict.enforced, False,
+                 f"{verdict.state.value}: {verdict.evidence}",
+                 "Without a NetworkPolicy controller every pod of the cluster reaches this "
+                 "namespace's PostgreSQL, Redis and MinIO: run one (k3s does unless "
+                 "--disable-network-policy; Calico, Cilium), or annotate a node with "
+                 "paless.io/network-policy-controller=<name> if yours is one doctor does not "
+                 "know (docs/isolation.md).")
+
+
 def check_registry_for_nodes(nodes: NodeList, registry: str) -> Check:
     count = len(nodes.listed())
     name = "nodes can pull from the registry"
@@ -388,6 +401,7 @@ def collect_checks(run_ctx: RunContext) -> list[Check]:
          lambda: check_storage_class(kube, storage_class)),
         ("nodes run the build's platform", False,
          lambda: check_node_platform(nodes, config, _engine_platform())),
+        ("NetworkPolicy enforced", False, lambda: check_network_policy(kube, nodes)),
     ]
     if delivery.pushes:
         cluster_checks.append(("nodes can pull from the registry", False,

@@ -40,7 +40,9 @@ def run_plan(run_ctx: RunContext, strict: bool = False) -> Result:
                "graph": describe_bases(images, p.app.name, refs)} for p in plans]
     rendered = render(run_ctx, refs)
     graph = build_graph(rendered.objects)
-    lint = [*rendered.warnings, *manifest_warnings(rendered.objects, refs.values())]
+    lint = [*rendered.warnings,
+            *manifest_warnings(rendered.objects, refs.values(),
+                               branch_namespace=run_ctx.config.branch_mode)]
     fallen = fallback_warning(graph.phases())
     if fallen:
         lint.append(fallen)

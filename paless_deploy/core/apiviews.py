@@ -226,6 +226,8 @@ class Node:
     architecture: str = ""  # status.nodeInfo.architecture, else the kubernetes.io/arch label
     cpu_m: int = 0  # allocatable CPU, millicores
     memory: int = 0  # allocatable memory, bytes
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    ready: bool = False  # its Ready condition is True
 
     @property
     def k3s(self) -> bool:
@@ -256,6 +258,11 @@ class Node:
         labels = nested(node, "metadata", "labels")
         labels = {str(k): str(v) for k, v in labels.items()} if isinstance(
             labels, Mapping) else {}
+        annotations = nested(node, "metadata", "annotations")
+        annotations = {str(k): str(v) for k, v in annotations.items()} if isinstance(
+            annotations, Mapping) else {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in _items(nested(node, "status", "conditions")))
         return cls(
             name=name_of(node),
             kubelet_version=_text(nested(info, "kubeletVersion")),
@@ -268,4 +275,5 @@ class Node:
             architecture=_text(nested(info, "architecture")) or labels.get(
                 "kubernetes.io/arch", ""),
             cpu_m=cpu_millicores(nested(node, "status", "allocatable", "cpu")),
-            memory=memory_bytes(nested(node, "status", "allocatable", "memory")))
+            memory=memory_bytes(nested(node, "status", "allocatable", "memory")),
+            annotations=annotations, ready=ready)

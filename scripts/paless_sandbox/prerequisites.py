@@ -29,6 +29,7 @@ BUILD_DISK_GB = 6  # module downloads (~1 GB), Go build cache (~3 GB), binaries 
 APT_PACKAGES = {"dockerd": "docker.io", "docker-registry": "docker-registry",
                 "busybox": "busybox-static", "openssl": "openssl",
                 "containerd": "containerd", "runc": "runc", "iptables": "iptables",
+                "ipset": "ipset",  # the real node's NetworkPolicy controller (netpol)
                 str(CNI_BIN / "bridge"): "containernetworking-plugins"}
 
 

@@ -38,6 +38,11 @@ from paless_sandbox.layout import (
 )
 from paless_sandbox.messages import SandboxError, say, tail
 from paless_sandbox.mounts import unmount_under
+from paless_sandbox.netpol import (
+    remove_policy_rules,
+    start_policy_controller,
+    stop_policy_controller,
+)
 from paless_sandbox.nodeconfig import node_files, real_node_components, write_node_files
 from paless_sandbox.podnetwork import ensure_pod_network, remove_pod_network
 from paless_sandbox.processes import read_pid, stop_pid, stray_pids
@@ -192,6 +197,7 @@ def start_real_node() -> None:
     UNAVAILABLE.unlink(missing_ok=True)
     say(f"real node: {REAL_NODE} Ready ({runtime_version(node)}, pods on {POD_CIDR} via "
         f"{BRIDGE}) in {time.monotonic() - started:.1f}s")
+    start_policy_controller()
 
 
 def bring_up_real_node() -> Node:
@@ -234,6 +240,7 @@ def stop_real_node() -> None:
     if not REALNODE.is_dir():
         return  # never started here
     comps = {c.name: c for c in real_node_components()}
+    stop_policy_controller()
     stop_component(comps["kubelet"])
     containerd = comps["containerd"]
     if read_pid(containerd.pidfile) and os.access(BIN / "realnode-sweep", os.X_OK):
@@ -245,6 +252,7 @@ def stop_real_node() -> None:
         say(f"real node: stopping stray process {pid}")
         stop_pid(pid, str(pid), grace=5)
     unmount_under(REALNODE)
+    remove_policy_rules()
     remove_pod_network()
     remove_cgroup_root()
 

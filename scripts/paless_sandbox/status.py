@@ -25,6 +25,9 @@ from paless_sandbox.layout import (
     RESTRICTED_NAMESPACE,
     STATE,
 )
+from paless_sandbox.netpol import components as policy_components
+from paless_sandbox.netpol import policy_line
+from paless_sandbox.netpol import read_unavailable as policies_unavailable
 from paless_sandbox.nodeconfig import real_node_components
 from paless_sandbox.processes import read_pid
 from paless_sandbox.realnode import Unavailable, read_unavailable, real_node_status
@@ -58,7 +61,7 @@ def component_rows(excused: bool) -> list[Row]:
     dpid, dok = read_pid(DOCKERD_PID), docker_answers()
     rows.append(Row("dockerd", "healthy" if dok else "stopped",
                     str(dpid or ("external" if dok else "-")), str(LOGS / "dockerd.log"), dok))
-    for c in real_node_components():
+    for c in [*real_node_components(), *policy_components()]:
         pid = read_pid(c.pidfile)
         ok = pid is not None and http_ok(c.health)
         rows.append(replace(component_row(c, pid, ok), counts=not excused))
@@ -104,7 +107,8 @@ def real_node_lines(node: Node | None, api_answers: bool,
     if unavailable:
         lines.append(f"real node: not running: {unavailable.get('why')}")
     lines.append(f"  containerd socket: {CONTAINERD_SOCK} (ctr --address {CONTAINERD_SOCK} "
-                 f"-n k8s.io ...)\n  logs: {LOGS}/containerd.log, kubelet.log, kube-proxy.log; "
+                 f"-n k8s.io ...)\n  logs: {LOGS}/containerd.log, kubelet.log, kube-proxy.log, "
+                 f"kube-router.log; "
                  f"pod logs {POD_LOGS}")
     return lines
 
@@ -119,4 +123,6 @@ def cmd_status() -> int:
     node = real_node_status() if api_answers else None
     for line in real_node_lines(node, api_answers, unavailable):
         print(line)
+    if not unavailable:
+        print(policy_line(policies_unavailable()))
     return 1 if any(r.counts and not r.ok for r in rows) else 0

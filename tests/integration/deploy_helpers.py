@@ -184,7 +184,8 @@ def get_json(sandbox: Any, *args: str) -> dict:
 def objects_by_key(sandbox: Any, namespace: str) -> dict[tuple[str, str], dict]:
     """Every object of the kinds the stack uses in the namespace, plus its PVs."""
     kinds = ("configmaps,secrets,persistentvolumeclaims,statefulsets,services,jobs,"
-             "deployments,horizontalpodautoscalers,poddisruptionbudgets,ingresses")
+             "deployments,horizontalpodautoscalers,poddisruptionbudgets,ingresses,"
+             "networkpolicies")
     items = get_json(sandbox, kinds, "-n", namespace)["items"]
     items += get_json(sandbox, "persistentvolumes", "-l", f"{INSTANCE}={namespace}")["items"]
     return {(o["kind"], o["metadata"]["name"]): o for o in items}
@@ -256,6 +257,8 @@ class EventRecorder:
                 (ns,), {}),
             "Ingress": (client.NetworkingV1Api(self.api_client).list_namespaced_ingress,
                         (ns,), {}),
+            "NetworkPolicy": (
+                client.NetworkingV1Api(self.api_client).list_namespaced_network_policy, (ns,), {}),
             "PersistentVolume": (core.list_persistent_volume, (),
                                  {"label_selector": f"{INSTANCE}={ns}"}),
         }

@@ -29,6 +29,8 @@ PROD_CREDENTIALS = {
     "PAPERLESS_APP_DB_PASSWORD": "prod-test-app-db-2b8e41",
     "MINIO_ROOT_PASSWORD": "prod-test-minio-c51d07",
     "PAPERLESS_SECRET_KEY": "prod-test-secret-key-9d2f6a0e4b1c8a7f3e5d",
+    "MINIO_APP_PASSWORD": "prod-test-minio-app-4e6b12",
+    "REDIS_PASSWORD": "prod-test-redis-8c3d5f",
 }
 
 

@@ -242,6 +242,18 @@ def test_several_problems_are_counted(project: Path) -> None:
     assert "1 more problem" in info.value.hint
 
 
+@pytest.mark.parametrize(("environ", "words"), [
+    ({"MINIO_APP_PASSWORD": "x7q"}, "MINIO_APP_PASSWORD (from the environment) is shorter"),
+    ({"MINIO_ROOT_PASSWORD": "x7q"}, "MINIO_ROOT_PASSWORD (from the environment) is shorter"),
+    ({"MINIO_APP_USER": "admin"}, "MINIO_APP_USER (from the environment) is MINIO_ROOT_USER"),
+])
+def test_minio_credentials_minio_would_refuse(project: Path, environ: dict[str, str],
+                                              words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(project, None, {}, environ)
+    assert words in info.value.message and "x7q" not in info.value.message + info.value.hint
+
+
 def test_missing_project_dir(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope", None, {}, {})

@@ -37,6 +37,8 @@ BAD: dict[str, dict[str, str]] = {
     "OVERLAY exists": {"OVERLAY": "qa"},
     "project has overlays": {},  # a project without k8s/overlays
     "MINIO_ROOT_PASSWORD length": {"MINIO_ROOT_PASSWORD": "short"},
+    "MINIO_APP_PASSWORD length": {"MINIO_APP_PASSWORD": "short"},
+    "MINIO_APP_USER not root": {"MINIO_APP_USER": "admin", "MINIO_ROOT_USER": "admin"},
 }
 
 

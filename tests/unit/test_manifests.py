@@ -32,11 +32,13 @@ TARGET_KUBERNETES = (1, 34)
 
 # The Secret keys each container may read (ours: least privilege, no envFrom of the Secret).
 ALLOWED_SECRET_KEYS: dict[str, frozenset[str]] = {
-    "web": frozenset({"PAPERLESS_APP_DB_PASSWORD", "PAPERLESS_SECRET_KEY"}),
-    "worker": frozenset({"PAPERLESS_APP_DB_PASSWORD", "PAPERLESS_SECRET_KEY"}),
-    "scheduler": frozenset({"PAPERLESS_APP_DB_PASSWORD", "PAPERLESS_SECRET_KEY"}),
+    "web": frozenset({"PAPERLESS_APP_DB_PASSWORD", "PAPERLESS_SECRET_KEY", "REDIS_PASSWORD"}),
+    "worker": frozenset({"PAPERLESS_APP_DB_PASSWORD", "PAPERLESS_SECRET_KEY", "REDIS_PASSWORD"}),
+    "scheduler": frozenset({"PAPERLESS_APP_DB_PASSWORD", "PAPERLESS_SECRET_KEY",
+                            "REDIS_PASSWORD"}),
     "migrate": frozenset({"POSTGRES_PASSWORD", "PAPERLESS_SECRET_KEY"}),
-    "rclone": frozenset({"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}),
+    # the app user, limited to the bucket: never MinIO's root
+    "rclone": frozenset({"MINIO_APP_USER", "MINIO_APP_PASSWORD"}),
 }
 APP_COMPONENTS = frozenset({"web", "worker", "scheduler", "migrate"})
 PRIVILEGED_EXCEPTION = "rclone"  # FUSE needs it; the one documented exception

@@ -43,7 +43,12 @@ def test_every_form_names_a_variable_of_the_table() -> None:
     ("SHARED_VOLUME_ACCESS_MODE", "RWX", "is not one of"),
     ("INGRESS_HOST", "a b", "is not a DNS name"), ("PAPERLESS_URL", "x.y", "http(s) URL"),
     ("BASE_IMAGE", "a b", "is not an image reference"),
-    ("MINIO_BUCKET", "B", "is not a bucket name")])
+    ("MINIO_BUCKET", "B", "is not a bucket name"),
+    ("REDIS_PASSWORD", "p@ss/word:x", "broker URL cannot carry"),
+    ("MINIO_APP_USER", "a b", "is not a MinIO access key"),
+    ("INGRESS_CONTROLLER_NAMESPACE", "Kube_System", "is not a namespace"),
+    ("INGRESS_CONTROLLER_LABEL", "app.kubernetes.io/", "is not a label key"),
+    ("INGRESS_CONTROLLER_LABEL_VALUE", "-traefik", "is not a label value")])
 def test_a_value_of_the_wrong_form_names_variable_source_and_fix(project, name, value,
                                                                   words) -> None:
     problems = config_problems(config(project, **{name: value}), scope=Scope.DEPLOY)
@@ -55,8 +60,18 @@ def test_a_value_of_the_wrong_form_names_variable_source_and_fix(project, name, 
 def test_good_values_and_defaults_pass(project) -> None:
     assert config_problems(config(project), scope=Scope.DEPLOY) == []
     good = {"PALESS_LOCK_TIMEOUT": "0", "INGRESS_HOST": "*.pr-1.example.com",
-            "MINIO_CONSOLE_NODEPORT": "30080", "DATA_VOLUME_SIZE": "500Mi"}
+            "MINIO_CONSOLE_NODEPORT": "30080", "DATA_VOLUME_SIZE": "500Mi",
+            "REDIS_PASSWORD": "Zx9.q_w~e-0", "INGRESS_CONTROLLER_NAMESPACE": "ingress-nginx",
+            "INGRESS_CONTROLLER_LABEL": "app.kubernetes.io/component",
+            "INGRESS_CONTROLLER_LABEL_VALUE": "controller", "INGRESS_CLASS": "nginx"}
     assert config_problems(config(project, **good), scope=Scope.DEPLOY) == []
+
+
+def test_a_secret_of_the_wrong_form_is_never_quoted(project) -> None:
+    (problem,) = config_problems(config(project, REDIS_PASSWORD="hunter2@host"),
+                                 scope=Scope.DEPLOY)
+    assert "hunter2" not in problem.message and "REDIS_PASSWORD=its value" in problem.message
+    assert "openssl rand -hex 32" in problem.hint
 
 
 def test_each_scope_checks_what_its_commands_need(project) -> None:

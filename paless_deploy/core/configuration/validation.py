@@ -29,6 +29,13 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _LANGUAGES = re.compile(r"^[a-z_]+(\+[a-z_]+)*$")
 _URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+_LABEL_KEY = re.compile(rf"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                        rf"{_LABEL_NAME}$")
+_LABEL_VALUE = re.compile(rf"^{_LABEL_NAME}$")
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")  # RFC 3986 unreserved: as is in a URL
+_ACCESS_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod")
 MAX_PROJECT_NAME = 100  # {REGISTRY}/{PROJECT_NAME}-{app} must stay within Docker's 255
 MAX_OVERLAY_NAME = 100
@@ -139,6 +146,19 @@ FORMS: tuple[Form, ...] = (
          "Use 3 to 63 lower-case letters, digits, '.' and '-', e.g. paperless-media."),
     Form("PAPERLESS_OCR_LANGUAGE", _RENDERED, _matches(_LANGUAGES, "is not a language list"),
          "Write Tesseract language codes joined by '+', e.g. eng or eng+deu."),
+    Form("REDIS_PASSWORD", _RENDERED,
+         _matches(_URL_SAFE, "has characters that the apps' broker URL cannot carry as they are"),
+         "Use letters, digits, '.', '_', '~' and '-' only, e.g. `openssl rand -hex 32`."),
+    Form("MINIO_APP_USER", _RENDERED, _matches(_ACCESS_KEY, "is not a MinIO access key"),
+         "Use 3 to 64 letters, digits, '.', '_' and '-', e.g. paless-app."),
+    Form("INGRESS_CONTROLLER_NAMESPACE", _RENDERED, _matches(_DNS_LABEL, "is not a namespace"),
+         "Name the namespace the ingress controller runs in (`kubectl get pods -A -l "
+         "app.kubernetes.io/name=traefik`), e.g. kube-system or ingress-nginx."),
+    Form("INGRESS_CONTROLLER_LABEL", _RENDERED, _matches(_LABEL_KEY, "is not a label key"),
+         "Write a label key of the ingress controller's pods, e.g. app.kubernetes.io/name."),
+    Form("INGRESS_CONTROLLER_LABEL_VALUE", _RENDERED,
+         _matches(_LABEL_VALUE, "is not a label value"),
+         "Write that label's value on the controller's pods, e.g. traefik or ingress-nginx."),
 )
 
 
@@ -306,11 +326,22 @@ def _overlay_missing(found: bool) -> Callable[[Config], Facts | None]:
     return wrong
 
 
-def _minio_password(config: Config) -> Facts | None:
-    minio = config.settings["MINIO_ROOT_PASSWORD"]
-    if minio.value is None or len(minio.value) >= MIN_CREDENTIAL_LENGTH:
+def _short_password(name: str) -> Callable[[Config], Facts | None]:
+    """MinIO refuses passwords shorter than 8 characters (the root's at start, the app
+    user's in the bucket Job)."""
+    def wrong(config: Config) -> Facts | None:
+        setting = config.settings[name]
+        if setting.value is None or len(setting.value) >= MIN_CREDENTIAL_LENGTH:
+            return None
+        return {"source": setting.describe_source(), "min": MIN_CREDENTIAL_LENGTH}
+    return wrong
+
+
+def _app_user_is_root(config: Config) -> Facts | None:
+    app, root = config.settings["MINIO_APP_USER"], config.settings["MINIO_ROOT_USER"]
+    if not app.value or app.value != root.value:
         return None
-    return {"source": minio.describe_source(), "min": MIN_CREDENTIAL_LENGTH}
+    return {"app": app.describe_source(), "root": root.describe_source()}
 
 
 _OVERLAY_MISSING = ("Overlay {overlay!r} ({where}) has no "
@@ -352,9 +383,20 @@ RULES: tuple[ConfigRule, ...] = (
         "k8s/overlays/<overlay>/ holds the manifests."),
     ConfigRule(
         "MINIO_ROOT_PASSWORD length", ("MINIO_ROOT_PASSWORD",), frozenset({Scope.DEPLOY}),
-        _minio_password,
+        _short_password("MINIO_ROOT_PASSWORD"),
         "MINIO_ROOT_PASSWORD ({source}) is shorter than {min} characters; MinIO refuses to "
         "start with it.", "Set MINIO_ROOT_PASSWORD to at least {min} characters."),
+    ConfigRule(
+        "MINIO_APP_PASSWORD length", ("MINIO_APP_PASSWORD",), frozenset({Scope.DEPLOY}),
+        _short_password("MINIO_APP_PASSWORD"),
+        "MINIO_APP_PASSWORD ({source}) is shorter than {min} characters; MinIO refuses to "
+        "create its user.", "Set MINIO_APP_PASSWORD to at least {min} characters."),
+    ConfigRule(
+        "MINIO_APP_USER not root", ("MINIO_APP_USER", "MINIO_ROOT_USER"),
+        frozenset({Scope.DEPLOY}), _app_user_is_root,
+        "MINIO_APP_USER ({app}) is MINIO_ROOT_USER ({root}): the apps would hold MinIO's root "
+        "credentials.", "Give MINIO_APP_USER a name of its own, e.g. paless-app: the bucket "
+        "Job creates that user with a policy limited to MINIO_BUCKET.", code="bad-value"),
 )
 
 

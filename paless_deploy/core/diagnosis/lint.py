@@ -3,7 +3,7 @@ policy annotations cannot be read, found before anything is built or applied.
 
 Each rule is a function over the whole render (some need to see several objects: an HPA
 and its target, a claim and everything mounting it) returning warnings that name the
-object and the fix. `--strict` makes them exit 2. An object opts out of a rule with the
+object and the fix; tree rules judge the render as a whole (no NetworkPolicy at all). `--strict` makes them exit 2. An object opts out of a rule with the
 annotation `paless.io/lint-ignore: <rule>[,<rule>...]` (write why beside it).
 """
 
@@ -45,14 +45,15 @@ class LintContext:
     ours: frozenset[str] = frozenset()  # the references of the images we build
     node_count: int | None = None  # None: unknown (plan, render); 1: a laptop
     hpa_targets: dict[str, ApiObject] = field(default_factory=dict)  # name -> its HPA
+    branch_namespace: bool = False  # deployed into a branch namespace of a shared cluster
 
     @classmethod
     def of(cls, objects: Iterable[ApiObject], ours: Iterable[str] = (),
-           node_count: int | None = None) -> LintContext:
+           node_count: int | None = None, branch_namespace: bool = False) -> LintContext:
         objects = list(objects)
         targets = {str(nested(o, "spec", "scaleTargetRef", "name") or ""): o for o in objects
                    if o.get("kind") == "HorizontalPodAutoscaler"}
-        return cls(objects, frozenset(ours), node_count, targets)
+        return cls(objects, frozenset(ours), node_count, targets, branch_namespace)
 
     def may_run_more_than_once(self, obj: ApiObject) -> bool:
         replicas = nested(obj, "spec", "replicas")
@@ -167,6 +168,25 @@ def _pull_always(obj: ApiObject, ctx: LintContext) -> list[str]:
             if c.get("image") in ctx.ours and c.get("imagePullPolicy") == "Always"]
 
 
+def _no_network_policy(ctx: LintContext) -> list[str]:
+    if not ctx.branch_namespace or any(o.get("kind") == "NetworkPolicy" for o in ctx.objects):
+        return []
+    workloads = [ref_of(o) for o in ctx.objects if o.get("kind") in WORKLOADS]
+    if not workloads:
+        return []
+    shown = ", ".join(workloads[:4]) + (f" and {len(workloads) - 4} more"
+                                        if len(workloads) > 4 else "")
+    return [(f"the tree has no NetworkPolicy and goes into a branch namespace of a shared "
+            f"cluster: pods of every other namespace reach {shown}; add a default-deny "
+            "ingress policy and the paths the stack needs (as k8s/base/network-policies.yaml "
+            f"does), or annotate an object {LINT_IGNORE}: no-network-policy, saying why.")]
+
+
+# Rules over the whole tree (not one object): an object of the tree opts the tree out.
+TREE_RULES: dict[str, Callable[[LintContext], list[str]]] = {
+    "no-network-policy": _no_network_policy,
+}
+
 RULES: dict[str, Rule] = {
     "scheduler-twice": _scheduler_twice,
     "floating-image": _floating_image,
@@ -184,20 +204,25 @@ def _ignored(obj: ApiObject) -> set[str]:
 
 
 def manifest_warnings(objects: Iterable[ApiObject], ours: Iterable[str] = (),
-                      node_count: int | None = None) -> list[str]:
+                      node_count: int | None = None, branch_namespace: bool = False) -> list[str]:
     """Warnings about rendered objects that will misbehave although they apply cleanly.
 
     `ours`: the references of the images we build (the app-image rules look at those);
     `node_count`: the cluster's nodes when known (a single-writer claim shared by pods is
-    fine on one node).
+    fine on one node); `branch_namespace`: the tree goes into a branch namespace (other
+    branches share the cluster).
     """
-    ctx = LintContext.of(objects, ours, node_count)
+    ctx = LintContext.of(objects, ours, node_count, branch_namespace)
     warnings: list[str] = []
     for obj in ctx.objects:
         skip = _ignored(obj)
         for name, rule in RULES.items():
             if name not in skip:
                 warnings += rule(obj, ctx)
+    tree_skip = set().union(*(_ignored(o) for o in ctx.objects))
+    for name, tree_rule in TREE_RULES.items():
+        if name not in tree_skip:
+            warnings += tree_rule(ctx)
     return warnings
 
 

@@ -12,6 +12,7 @@ from typing import TypedDict
 
 from paless_deploy.core.apitypes import ApiObject, JsonDict
 from paless_deploy.core.apiviews import PodView, Replicas
+from paless_deploy.core.diagnosis.netpolicy import policy_rows
 from paless_deploy.core.diagnosis.readiness import State, readiness
 from paless_deploy.core.images.imageref import tag_of
 from paless_deploy.core.manifests import labels
@@ -20,7 +21,7 @@ from paless_deploy.core.manifests.podspec import pod_spec
 
 # what status reads: kind -> key of the lists passed to build_status
 LISTED_KINDS = ("Deployment", "StatefulSet", "Job", "Pod", "PersistentVolumeClaim", "Service",
-                "Ingress", "HorizontalPodAutoscaler")
+                "Ingress", "HorizontalPodAutoscaler", "NetworkPolicy")
 
 
 class WorkloadRow(TypedDict):
@@ -82,6 +83,7 @@ class Status:
     storage: list[StorageRow] = field(default_factory=list)
     network: list[NetworkRow] = field(default_factory=list)
     autoscaling: list[AutoscalingRow] = field(default_factory=list)
+    policies: list[JsonDict] = field(default_factory=list)  # one row per NetworkPolicy
     health: str = ""
     healthy: bool = True
 
@@ -224,6 +226,7 @@ def build_status(namespace: str, lists: Mapping[str, Sequence[ApiObject]],
     st = Status(namespace, workloads, pods, _storage_rows(lists["PersistentVolumeClaim"]),
                 _network_rows(lists["Service"], lists["Ingress"]),
                 _autoscaling_rows(lists["HorizontalPodAutoscaler"]))
+    st.policies = policy_rows(lists.get("NetworkPolicy", []))
     ready = sum(1 for w in st.workloads if w["state"] == State.READY)
     st.healthy = not problems
     st.health = (f"healthy: {ready}/{len(st.workloads)} workloads ready, {len(st.pods)} pods"
@@ -239,4 +242,5 @@ TABLES = (
     ("Storage", "storage", ("name", "class", "status", "capacity", "volume")),
     ("Network", "network", ("kind", "name", "type", "hosts", "address", "ports")),
     ("Autoscaling", "autoscaling", ("name", "target", "min", "max", "current", "metrics")),
+    ("Network policies", "policies", ("name", "pods", "ingress", "egress")),
 )
