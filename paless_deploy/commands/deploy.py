@@ -61,6 +61,7 @@ from paless_deploy.stages.apply import (
     rollback_object,
     wait_volume_available,
 )
+from paless_deploy.stages.dataguard import DataGuard, DataOptions
 from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
 from paless_deploy.stages.images import ImageResult, build_images, plan_images
 from paless_deploy.stages.lock import lock_for
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
     from paless_deploy.core.configuration.context import RunContext
 
 NAMESPACE_PHASE = "namespace"
+NO_DATA_OPTIONS = DataOptions()
 APPLY_PARALLELISM = 8
 LOG_LINES = 20
 
@@ -97,6 +99,7 @@ class DeployOptions:
     tolerate: bool = False
     strict: bool = False  # lint warnings are exit 2, before anything is built
     images_from: Path | None = None  # deploy the images a report names; build nothing
+    data: DataOptions = NO_DATA_OPTIONS  # --seed-from, --rollback-data, --allow-reclaim-delete
 
 
 class _Run:
@@ -112,6 +115,7 @@ class _Run:
         self.current_phase = ""
         self.applied: list[Applied] = []
         self.secrets = self.config.secret_values()
+        self.guard: DataGuard | None = None  # the data side of all/deploy (not dev's rollouts)
 
     def warn(self, text: str) -> None:
         self.view.warning(text)
@@ -136,23 +140,25 @@ class _Run:
 
 def run_all(run_ctx: RunContext, no_prune: bool = False, force_conflicts: bool = False,
             rollback_on_failure: bool = False, tolerate_failures: bool = False,
-            strict: bool = False, images_from: Path | None = None) -> Result:
+            strict: bool = False, images_from: Path | None = None,
+            data: DataOptions = NO_DATA_OPTIONS) -> Result:
     """Build and push every app (or take them from a report), apply the whole overlay in
     phases, wait, prune."""
     return _deploy(run_ctx, "all", DeployOptions(
         prune=not no_prune, force_conflicts=force_conflicts, rollback=rollback_on_failure,
-        tolerate=tolerate_failures, strict=strict, images_from=images_from))
+        tolerate=tolerate_failures, strict=strict, images_from=images_from, data=data))
 
 
 def run_deploy(run_ctx: RunContext, apps: Sequence[str] = (), force_conflicts: bool = False,
                rollback_on_failure: bool = False, tolerate_failures: bool = False,
-               strict: bool = False, images_from: Path | None = None) -> Result:
+               strict: bool = False, images_from: Path | None = None,
+               data: DataOptions = NO_DATA_OPTIONS) -> Result:
     """Build and push APPS (or take them from a report); the others keep their deployed
     images; no prune."""
     return _deploy(run_ctx, "deploy", DeployOptions(
         only_apps=tuple(apps), prune=False, force_conflicts=force_conflicts,
         rollback=rollback_on_failure, tolerate=tolerate_failures, strict=strict,
-        images_from=images_from))
+        images_from=images_from, data=data))
 
 
 def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result:
@@ -256,6 +262,9 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         run.view.info(f"error: {err.message} {err.hint}")
         _not_applied(run, phases)
         return run.fail(err, shown)
+    run.guard = DataGuard(kube, run.config, options.data, run.result, run.view.info, run.warn,
+                          partial(make_progress, ctx.console))
+    run.guard.before_apply(objects)
     with run.view:
         run.current_phase = NAMESPACE_PHASE
         started_iso, started = _now_iso(), time.monotonic()
@@ -268,6 +277,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
             check_writable(kube, run.namespace)
         with lock_for(kube, ctx, run.result.command, on_wait=_lock_waiting(run)):
             run.view.waiting_done()
+            run.guard.after_lock()
             try:
                 # what already holds everything we would apply is neither dry-run nor (in
                 # its phase) applied: a no-op redeploy is one LIST per kind, not a request
@@ -390,6 +400,9 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
                 listed = listed_before
             else:
                 listed = LiveObjects(kube, list(phase.objects))
+            if run.guard is not None:  # a seed or a snapshot before the migrate phase
+                run.guard.before_phase(phase.name, phase.objects, partial(listed.unchanged,
+                                                                          kube))
             applied = _apply_phase(run, kube, phase, listed, options, autoscalers, reports)
             waited = [a for a in applied if _should_wait(a, options.only_apps)]
             outcome, waiter = _wait(run, watcher, waited, deadline, facts.storage_classes,
@@ -525,10 +538,13 @@ def _phase_failed(run: _Run, kube: Kube, phase: str, outcome: PhaseOutcome,
             (first.hint if first else "See the findings above.")
             + f" Phases before {phase} are applied and ready; later phases were not applied.",
             code="phase-failed")
-    if rollback:
+    rolled: list[str] = []
+    if rollback or (run.guard is not None and run.guard.rolls_back_data):
         rolled = rollback_changed(kube, run)
         run.warn(("Rolled back: " + ", ".join(rolled)) if rolled else "Nothing to roll back.")
         run.result.extra["rolled_back"] = rolled
+    if run.guard is not None:
+        run.guard.on_failure(err, rolled)
     run.view.info(f"error: {err.message} {err.hint}")
     return run.fail(err, findings)
 

@@ -127,6 +127,17 @@ FORMS: tuple[Form, ...] = (
          "Write the public URL, e.g. https://paless.example.com."),
     Form("MINIO_BUCKET", _RENDERED, _matches(_BUCKET, "is not a bucket name"),
          "Use 3 to 63 lower-case letters, digits, '.' and '-', e.g. paperless-media."),
+    Form("PALESS_SNAPSHOT_BEFORE_MIGRATE", _RENDERED, _one_of("auto", "always", "never"),
+         "auto: a snapshot before migrations outside the dev overlay; always; never."),
+    Form("PALESS_ALLOW_RECLAIM_DELETE", _RENDERED, _one_of("true", "false", "1", "0", "yes",
+                                                           "no"),
+         "true to accept volumes deleted with their claims in prod; else unset it."),
+    *(Form(name, _RENDERED, _quantity, f"Write a Kubernetes quantity, e.g. {example}.")
+      for name, example in (("PALESS_QUOTA_CPU", "8 or 500m"), ("PALESS_QUOTA_MEMORY", "16Gi"),
+                            ("PALESS_QUOTA_STORAGE", "50Gi"), ("PALESS_LIMIT_CPU", "500m"),
+                            ("PALESS_LIMIT_MEMORY", "512Mi"))),
+    Form("PALESS_QUOTA_PODS", _RENDERED, _integer(1, 100_000),
+         "Give a whole number of pods, e.g. 40."),
     Form("PAPERLESS_OCR_LANGUAGE", _RENDERED, _matches(_LANGUAGES, "is not a language list"),
          "Write Tesseract language codes joined by '+', e.g. eng or eng+deu."),
 )
