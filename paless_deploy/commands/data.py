@@ -27,7 +27,12 @@ from paless_deploy.stages.backup import BackupRequest, take_snapshot
 from paless_deploy.stages.dataguard import snapshot_root
 from paless_deploy.stages.datasources import read_services
 from paless_deploy.stages.lock import lock_for
-from paless_deploy.stages.restore import RestoreRequest, open_snapshot, restore_into
+from paless_deploy.stages.restore import (
+    RestoreRequest,
+    check_target,
+    open_snapshot,
+    restore_into,
+)
 from paless_deploy.stages.sleep import wake
 from paless_deploy.ui.lines import confirm, say
 from paless_deploy.ui.progress import make_progress
@@ -114,6 +119,7 @@ def run_restore(run_ctx: RunContext, snapshot_path: str, yes: bool = False) -> R
     snapshot, directory = open_snapshot(snapshot_path, make_progress(run_ctx.console))
     confirm_restore(run_ctx, snapshot, yes)
     kube = connect(run_ctx.kubeconfig, run_ctx.context)
+    check_target(kube, config.namespace, snapshot)  # exit 2 before the lock is even taken
     template = schema_template(kube, config.namespace)
     if template is None:
         warn(f"{config.namespace} runs no migrate Job or web workload: the snapshot's schema "

@@ -61,7 +61,7 @@ from paless_deploy.stages.apply import (
     rollback_object,
     wait_volume_available,
 )
-from paless_deploy.stages.dataguard import DataGuard, DataOptions
+from paless_deploy.stages.dataguard import DataGuard, DataOptions, seed_source
 from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
 from paless_deploy.stages.images import ImageResult, build_images, plan_images
 from paless_deploy.stages.lock import lock_for
@@ -184,6 +184,8 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     ctx = run.ctx
     # A report that is missing or not one is the user's mistake: said before any I/O.
     report = load_report(options.images_from, "--images-from") if options.images_from else None
+    seed, checked_seed = seed_source(options.data, run.namespace,
+                                     partial(make_progress, ctx.console))
     kube = connect(ctx.kubeconfig, ctx.context)
     facts = _cluster_facts(kube)
     # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
@@ -220,6 +222,10 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
                           refs)
     phases = plan_phases(rendered.objects)
     _render_warnings(run, rendered.warnings, phases, rendered.objects, refs, facts, options)
+    # the prod reclaim rule and --seed-from's source: exit 2 before anything is built
+    run.guard = DataGuard(kube, run.config, options.data, run.result, run.view.info, run.warn,
+                          partial(make_progress, ctx.console), seed, checked_seed)
+    run.guard.before_apply(rendered.objects)
     run.result.url = deployment_url(rendered.objects, namespace=run.namespace,
                                     tenant=run.config.project_name,
                                     base_domain=run.config.value("PALESS_BASE_DOMAIN"))
@@ -262,9 +268,6 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
         run.view.info(f"error: {err.message} {err.hint}")
         _not_applied(run, phases)
         return run.fail(err, shown)
-    run.guard = DataGuard(kube, run.config, options.data, run.result, run.view.info, run.warn,
-                          partial(make_progress, ctx.console))
-    run.guard.before_apply(objects)
     with run.view:
         run.current_phase = NAMESPACE_PHASE
         started_iso, started = _now_iso(), time.monotonic()
@@ -277,7 +280,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
             check_writable(kube, run.namespace)
         with lock_for(kube, ctx, run.result.command, on_wait=_lock_waiting(run)):
             run.view.waiting_done()
-            run.guard.after_lock()
+            run.guard.after_lock()  # a sleeping preview wakes before anything is applied
             try:
                 # what already holds everything we would apply is neither dry-run nor (in
                 # its phase) applied: a no-op redeploy is one LIST per kind, not a request

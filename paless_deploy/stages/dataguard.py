@@ -66,10 +66,10 @@ class DataGuard:
     info: Callable[[str], None]
     warn: Callable[[str], None]
     progress: Callable[[], ImageProgress]
+    seed: policy.SeedSource | None = None  # --seed-from, read by `seed_source` first
+    checked_seed: tuple[Snapshot, Path] | None = field(default=None, repr=False)
     snapshot: Snapshot | None = None  # taken before this run's migration
     snapshot_path: Path | None = None
-    seed: policy.SeedSource | None = None
-    _checked_seed: tuple[Snapshot, Path] | None = field(default=None, repr=False)
 
     @property
     def namespace(self) -> str:
@@ -79,21 +79,15 @@ class DataGuard:
 
     def before_apply(self, objects: Sequence[dict]) -> None:
         """Exit 2 for a prod deploy onto volumes deleted with their claims (unless
-        accepted), and for a `--seed-from` that names nothing usable."""
+        accepted), and for a `--seed-from` namespace that does not exist."""
         if self.config.overlay == reclaim.PROD_OVERLAY and not reclaim.allowed(
                 self.options.allow_reclaim_delete,
                 self.config.value(reclaim.ALLOW_VARIABLE)):
             doomed = reclaim.doomed_claims(objects, self._storage_facts())
             if doomed:
                 raise reclaim.refusal(doomed, self.config.overlay)
-        if self.options.seed_from:
-            self.seed = policy.seed_source(self.options.seed_from,
-                                           snapshots.is_directory(self.options.seed_from),
-                                           self.namespace)
-            if self.seed.snapshot:
-                self._checked_seed = open_snapshot(self.seed.snapshot, self.progress())
-            else:
-                self._require_namespace(str(self.seed.namespace))
+        if self.seed is not None and self.seed.namespace is not None:
+            self._require_namespace(self.seed.namespace)
 
     def _storage_facts(self) -> reclaim.StorageFacts:
         lists: list[list[dict]] = []
@@ -189,8 +183,8 @@ class DataGuard:
     def _seed_snapshot(self) -> Iterator[tuple[Snapshot, Path]]:
         """The seed's snapshot: the one checked before the apply, or one of the source
         namespace taken now into a temporary directory (removed afterwards)."""
-        if self._checked_seed is not None:
-            yield self._checked_seed
+        if self.checked_seed is not None:
+            yield self.checked_seed
             return
         assert self.seed is not None and self.seed.namespace is not None
         with tempfile.TemporaryDirectory(prefix="paless-seed-") as tmp:
@@ -236,6 +230,17 @@ class DataGuard:
         error.message += (f" --rollback-data returned the data to snapshot {path} (taken "
                           f"before the migration) and {len(rolled)} workload(s) to their "
                           "previous images.")
+
+
+def seed_source(options: DataOptions, namespace: str, progress: Callable[[], ImageProgress]
+                ) -> tuple[policy.SeedSource | None, tuple[Snapshot, Path] | None]:
+    """--seed-from read before any I/O but the local disk's: a namespace name, or a snapshot
+    directory checked whole (exit 2 for a missing, truncated or altered one)."""
+    if not options.seed_from:
+        return None, None
+    seed = policy.seed_source(options.seed_from, snapshots.is_directory(options.seed_from),
+                              namespace)
+    return seed, open_snapshot(seed.snapshot, progress()) if seed.snapshot else None
 
 
 def snapshot_root(config: Config) -> Path:

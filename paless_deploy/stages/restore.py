@@ -90,15 +90,21 @@ class RestoreRequest:
     warn: Callable[[str], None] = field(default=lambda text: None)
 
 
+def check_target(kube: Kube, namespace: str, snapshot: Snapshot) -> tuple[Service,
+                                                                          Service | None]:
+    """The target's PostgreSQL and (when the snapshot holds buckets) MinIO, each with a Ready
+    pod; exit 2 when the namespace has none (nothing was changed)."""
+    found = read_services(kube, namespace)
+    database = require(found.postgres, namespace, "PostgreSQL")
+    store = require(found.minio, namespace, "MinIO") if snapshot.buckets else None
+    return database, store
+
+
 def restore_into(kube: Kube, request: RestoreRequest, snapshot: Snapshot, directory: Path,
                  progress: ImageProgress) -> JsonDict:
     """Restore a checked snapshot; what was done, for the report."""
     started = time.monotonic()
-    found = read_services(kube, request.namespace)
-    database = require(found.postgres, request.namespace, "PostgreSQL")
-    store_service = None
-    if snapshot.buckets:
-        store_service = require(found.minio, request.namespace, "MinIO")
+    database, store_service = check_target(kube, request.namespace, snapshot)
     if request.schema_template is not None:
         check_schema(kube, request, snapshot)
     with progress:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
 
 NAMESPACE = by_kind("Namespace")
+RELEASE_TRIES = 5
 
 
 def _workloads(kube: Kube, namespace: str) -> list[dict]:
@@ -86,21 +87,29 @@ def wake(kube: Kube, namespace: str, say: Callable[[str], None] = lambda text: N
 
 
 def _release(kube: Kube, kind: Kind, live: dict, namespace: str) -> None:
-    """Drop the sleep manager's managedFields entries (guarded by the resourceVersion just
-    read: a concurrent change is left alone, and only costs a conflict the user may force)."""
-    meta = live.get("metadata") or {}
-    fields = meta.get("managedFields") or []
-    kept = sleep.without_manager(fields, labels.SLEEP_MANAGER)
-    if len(kept) == len(fields) or not kept:
-        return
-    ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta["resourceVersion"]},
-           {"op": "replace", "path": "/metadata/managedFields", "value": kept}]
-    try:
-        kube.patch(kind, name_of(live), namespace, ops, manager=labels.SLEEP_MANAGER,
-                   json_patch=True)
-    except ApiError as exc:
-        if exc.status not in (409, 422):
-            raise
+    """Drop the sleep manager's managedFields entries, guarded by the resourceVersion read
+    (the controllers write the status meanwhile: read again and retry a few times; a
+    change that keeps racing only costs a conflict the next apply names)."""
+    for _ in range(RELEASE_TRIES):
+        meta = live.get("metadata") or {}
+        fields = meta.get("managedFields") or []
+        kept = sleep.without_manager(fields, labels.SLEEP_MANAGER)
+        if len(kept) == len(fields) or not kept:
+            return
+        ops = [{"op": "test", "path": "/metadata/resourceVersion",
+                "value": meta["resourceVersion"]},
+               {"op": "replace", "path": "/metadata/managedFields", "value": kept}]
+        try:
+            kube.patch(kind, name_of(live), namespace, ops, manager=labels.SLEEP_MANAGER,
+                       json_patch=True)
+            return
+        except ApiError as exc:
+            if exc.status not in (409, 422):
+                raise
+        found = with_retries(partial(kube.read, kind, name_of(live), namespace))
+        if found is None:
+            return
+        live = found
 
 
 def namespace_asleep(kube: Kube, namespace: str) -> bool:
