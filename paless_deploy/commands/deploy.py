@@ -61,7 +61,7 @@ from paless_deploy.stages.apply import (
     rollback_object,
     wait_volume_available,
 )
-from paless_deploy.stages.dataguard import DataGuard, DataOptions, seed_source
+from paless_deploy.stages.dataguard import DataGuard, DataOptions, SeedPlan, seed_source
 from paless_deploy.stages.delivery import config_for, deliver_images, delivery_facts
 from paless_deploy.stages.images import ImageResult, build_images, plan_images
 from paless_deploy.stages.lock import lock_for
@@ -184,8 +184,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
     ctx = run.ctx
     # A report that is missing or not one is the user's mistake: said before any I/O.
     report = load_report(options.images_from, "--images-from") if options.images_from else None
-    seed, checked_seed = seed_source(options.data, run.namespace,
-                                     partial(make_progress, ctx.console))
+    seed = seed_source(options.data, run.namespace, partial(make_progress, ctx.console))
     kube = connect(ctx.kubeconfig, ctx.context)
     facts = _cluster_facts(kube)
     # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
@@ -222,10 +221,7 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
                           refs)
     phases = plan_phases(rendered.objects)
     _render_warnings(run, rendered.warnings, phases, rendered.objects, refs, facts, options)
-    # the prod reclaim rule and --seed-from's source: exit 2 before anything is built
-    run.guard = DataGuard(kube, run.config, options.data, run.result, run.view.info, run.warn,
-                          partial(make_progress, ctx.console), seed, checked_seed)
-    run.guard.before_apply(rendered.objects)
+    run.guard = _data_guard(run, kube, options, seed, rendered.objects)
     run.result.url = deployment_url(rendered.objects, namespace=run.namespace,
                                     tenant=run.config.project_name,
                                     base_domain=run.config.value("PALESS_BASE_DOMAIN"))
@@ -311,6 +307,16 @@ def _render_warnings(run: _Run, render_warnings: list[str], phases: list[Phase],
     refuse_when_strict(warnings, options.strict)
     for warning in warnings:
         run.warn(warning)
+
+
+def _data_guard(run: _Run, kube: Kube, options: DeployOptions, seed: SeedPlan,
+                objects: list[dict]) -> DataGuard:
+    """The data side of the deploy, once the manifests are rendered: the prod reclaim rule
+    and --seed-from's source namespace are exit 2 before anything is built."""
+    guard = DataGuard(kube, run.config, options.data, run.result, run.view.info, run.warn,
+                      partial(make_progress, run.ctx.console), *seed)
+    guard.before_apply(objects)
+    return guard
 
 
 def _lock_waiting(run: _Run) -> Callable[[LeaseState], None]:

@@ -232,8 +232,11 @@ class DataGuard:
                           "previous images.")
 
 
+SeedPlan = tuple[policy.SeedSource | None, tuple[Snapshot, Path] | None]
+
+
 def seed_source(options: DataOptions, namespace: str, progress: Callable[[], ImageProgress]
-                ) -> tuple[policy.SeedSource | None, tuple[Snapshot, Path] | None]:
+                ) -> SeedPlan:
     """--seed-from read before any I/O but the local disk's: a namespace name, or a snapshot
     directory checked whole (exit 2 for a missing, truncated or altered one)."""
     if not options.seed_from:

@@ -6,9 +6,10 @@ One module, one story, so that few stacks are deployed (the real node has 2 CPUs
 source namespace is deployed and filled, backed up, destroyed; a new namespace is
 deployed and the snapshot restored into it; a branch is seeded from that one; then a
 migration fails there and --rollback-data returns data and images to before; then a
-rollout after a good migration fails and the same happens. Bad inputs that need the
-cluster (a namespace without PostgreSQL, a disk too small for the snapshot) end each with
-exit 2 and nothing changed.
+rollout after a good migration fails and the same happens; without --rollback-data the
+report says how to restore, and a snapshot of the half-migrated database is refused by a
+namespace whose image is older. Bad inputs that need the cluster (a namespace without
+PostgreSQL, a disk too small for the snapshot) end each with exit 2 and nothing changed.
 """
 
 from __future__ import annotations
@@ -233,6 +234,17 @@ def test_without_rollback_data_the_report_says_how_to_restore(story, restored):
     assert f"paless-deploy -n {restored.namespace} restore {path}" in hint
     assert "rolled_back_data" not in run.doc
     assert restored.migrations() == ["0001_initial", "0002_note"], "nothing restored silently"
+    # a snapshot of this half-migrated database is newer than the branch's image
+    newer = story.cli(restored.namespace, "backup", "--to", str(story.tmp / "newer"))
+    assert newer.returncode == 0, str(newer)
+    assert "documents.0002_note" in newer.doc["snapshot"]["schema_version"]
+    branch = Stack(story.sandbox, story.ns("branch"))
+    before = branch.rows()
+    refused = story.cli(branch.namespace, "restore", newer.doc["snapshot"]["path"])
+    assert refused.returncode == 2, str(refused)
+    assert refused.doc["errors"][0]["code"] == "snapshot-newer"
+    assert "documents.0002_note" in refused.doc["errors"][0]["message"]
+    assert branch.rows() == before, "nothing changed"
     fixed = story.cli(restored.namespace, "restore", path)
     assert fixed.returncode == 0, str(fixed)
     assert restored.migrations() == ["0001_initial"] and restored.rows() == SOURCE_ROWS
