@@ -45,9 +45,10 @@ class DataBench:
         return f"bench-{self.bench_id}-data"
 
     def run(self) -> None:
-        from tests.fixtures.realdata import base_image_ready
+        from tests.fixtures.realdata import base_image_ready, cluster_dns_missing
 
-        why = self._real_node_missing() or base_image_ready()
+        why = (self._real_node_missing() or cluster_dns_missing(self.tools.kubectl())
+               or base_image_ready())
         if why:
             self.why_not = why
             say(f"data: skipped ({why})")

@@ -147,7 +147,7 @@ def run_wake(run_ctx: RunContext) -> Result:
         woken = wake(kube, namespace, partial(_tell, run_ctx))
     for entry in woken:
         wait_ready(kube, namespace, entry.ref, max(1.0, run_ctx.remaining_s(time.monotonic())))
-    result.extra["woken"] = [{"workload": w.ref, "replicas": w.replicas} for w in woken]
+    result.extra["woken"] = [w.to_json() for w in woken]
     result.extra["duration_s_ready"] = round(time.monotonic() - started, 3)
     if not run_ctx.json_output:
         say(f"{namespace}: " + (f"woke {len(woken)} workload(s), ready after "

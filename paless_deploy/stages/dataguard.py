@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from paless_deploy.core.configuration.config import Config
 
 MIGRATE_PHASE = policy.MIGRATE_PHASE
+# A seed goes in before the first of these phases (the migrate phase, in the Paless tree;
+# a tree without one is seeded before its apps)
+SEED_BEFORE = (MIGRATE_PHASE, "scheduler", "worker", "web")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class DataGuard:
     checked_seed: tuple[Snapshot, Path] | None = field(default=None, repr=False)
     snapshot: Snapshot | None = None  # taken before this run's migration
     snapshot_path: Path | None = None
+    seed_settled: bool = False  # seeded, or found holding data already
 
     @property
     def namespace(self) -> str:
@@ -119,23 +123,23 @@ class DataGuard:
         back as they were, so the apply changes nothing it did not change)."""
         if namespace_asleep(self.kube, self.namespace):
             woken = wake(self.kube, self.namespace, self.info)
-            self.result.extra["woken"] = [str(w) for w in woken]
+            self.result.extra["woken"] = [w.to_json() for w in woken]
 
     # -- before the migrate phase ------------------------------------------------------------
 
     def before_phase(self, phase: str, objects: Sequence[dict],
                      unchanged: Callable[[dict], bool]) -> None:
+        if self.seed is not None and not self.seed_settled and phase in SEED_BEFORE:
+            self.seed_settled = True
+            if self._database_holds_data():
+                self.info(f"--seed-from: {self.namespace} holds data already; not seeded again")
+            else:
+                self._seed(next((o for o in objects if policy.is_migrate_job(o)), None))
+                return
         if phase != MIGRATE_PHASE:
             return
         jobs = [o for o in objects if policy.is_migrate_job(o) and not unchanged(o)]
         holds = self._database_holds_data()
-        if self.seed is not None:
-            if holds:
-                self.info(f"--seed-from: {self.namespace} holds data already; not seeded again")
-            else:
-                self._seed(jobs[0] if jobs else next(
-                    (o for o in objects if policy.is_migrate_job(o)), None))
-                return
         mode = policy.snapshot_mode(self.config.value("PALESS_SNAPSHOT_BEFORE_MIGRATE"),
                                     self.config.settings["PALESS_SNAPSHOT_BEFORE_MIGRATE"]
                                     .describe_source())

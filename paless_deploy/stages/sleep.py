@@ -61,6 +61,10 @@ class Woken:
     def __str__(self) -> str:
         return f"{self.ref} ({self.replicas})"
 
+    def to_json(self) -> dict[str, object]:
+        """As the reports of `wake` and of a deploy that woke the namespace say it."""
+        return {"workload": self.ref, "replicas": self.replicas}
+
 
 def wake(kube: Kube, namespace: str, say: Callable[[str], None] = lambda text: None
          ) -> list[Woken]:

@@ -31,7 +31,7 @@ from tests.fixtures.realdata import (
     Stack,
     add_migrations,
     realdata_project,
-    require_base_image,
+    require_real_stack,
 )
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
 from tests.integration.deploy_helpers import CliRun, Project, delete_instances, run_cli
@@ -75,7 +75,7 @@ class Story:
 
 @pytest.fixture(scope="module")
 def story(sandbox, real_node, tmp_path_factory) -> Iterator[Story]:
-    require_base_image()
+    require_real_stack(sandbox)
     tmp = tmp_path_factory.mktemp("data-real")
     story = Story(realdata_project(tmp / "project"), sandbox, tmp, uuid.uuid4().hex[:5], {},
                   [])

@@ -127,5 +127,6 @@ def test_a_preview_has_limits_sleeps_when_idle_and_wakes(sandbox, preview):
     assert run_cli(project, sandbox.kubeconfig, None, *gc).doc["slept"]
     deployed = run_cli(project, sandbox.kubeconfig, None, *cli, "all", env=env)
     assert deployed.returncode == 0, str(deployed)
-    assert sorted(deployed.doc["woken"]) == ["Deployment/web (2)", "StatefulSet/db (1)"]
+    assert sorted((w["workload"], w["replicas"]) for w in deployed.doc["woken"]) == [
+        ("Deployment/web", 2), ("StatefulSet/db", 1)]
     assert replicas(sandbox, namespace) == awake
