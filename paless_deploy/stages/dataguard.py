@@ -138,13 +138,16 @@ class DataGuard:
                 return
         if phase != MIGRATE_PHASE:
             return
-        jobs = [o for o in objects if policy.is_migrate_job(o) and not unchanged(o)]
-        holds = self._database_holds_data()
+        jobs = [f"Job/{name_of(o)}" for o in objects
+                if policy.is_migrate_job(o) and not unchanged(o)]
         mode = policy.snapshot_mode(self.config.value("PALESS_SNAPSHOT_BEFORE_MIGRATE"),
                                     self.config.settings["PALESS_SNAPSHOT_BEFORE_MIGRATE"]
                                     .describe_source())
-        decision = policy.before_migrate(mode, self.config.overlay,
-                                         [f"Job/{name_of(j)}" for j in jobs], holds)
+        # the database is asked only when the rest says yes: a no-op redeploy asks nothing
+        decision = policy.before_migrate(mode, self.config.overlay, jobs, True)
+        if decision.take:
+            decision = policy.before_migrate(mode, self.config.overlay, jobs,
+                                             self._database_holds_data())
         if not decision.take:
             if jobs:
                 self.info(f"no snapshot before the migration: {decision.reason}")
