@@ -410,8 +410,7 @@ def _apply_phases(run: _Run, kube: Kube, phases: list[Phase], objects: list[dict
             else:
                 listed = LiveObjects(kube, list(phase.objects))
             if run.guard is not None:  # a seed or a snapshot before the migrate phase
-                run.guard.before_phase(phase.name, phase.objects, partial(listed.unchanged,
-                                                                          kube))
+                run.guard.before_phase(phase.name, phase.objects)
             applied = _apply_phase(run, kube, phase, listed, options, autoscalers, reports)
             waited = [a for a in applied if _should_wait(a, options.only_apps)]
             outcome, waiter = _wait(run, watcher, waited, deadline, facts.storage_classes,

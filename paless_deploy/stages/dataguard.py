@@ -127,8 +127,9 @@ class DataGuard:
 
     # -- before the migrate phase ------------------------------------------------------------
 
-    def before_phase(self, phase: str, objects: Sequence[dict],
-                     unchanged: Callable[[dict], bool]) -> None:
+    def before_phase(self, phase: str, objects: Sequence[dict]) -> None:
+        """Before a phase is applied: the seed (before the migrate phase, or the apps of a
+        tree without one), else the snapshot before a migration with a new image."""
         if self.seed is not None and not self.seed_settled and phase in SEED_BEFORE:
             self.seed_settled = True
             if self._database_holds_data():
@@ -139,18 +140,29 @@ class DataGuard:
         if phase != MIGRATE_PHASE:
             return
         jobs = [f"Job/{name_of(o)}" for o in objects
-                if policy.is_migrate_job(o) and not unchanged(o)]
+                if policy.is_migrate_job(o) and policy.runs_new_image(o, self._live_job(o))]
         mode = policy.snapshot_mode(self.config.value("PALESS_SNAPSHOT_BEFORE_MIGRATE"),
                                     self.config.settings["PALESS_SNAPSHOT_BEFORE_MIGRATE"]
                                     .describe_source())
         # the database is asked only when the rest says yes: a no-op redeploy asks nothing
         decision = policy.before_migrate(mode, self.config.overlay, jobs, True)
-        if decision.take:
-            decision = policy.before_migrate(mode, self.config.overlay, jobs,
-                                             self._database_holds_data())
         if not decision.take:
             if jobs:
                 self.info(f"no snapshot before the migration: {decision.reason}")
+            return
+        try:
+            self._snapshot_before_migration(mode, jobs)
+        except PalessError as exc:
+            exc.message += " No snapshot could be taken, so the migration did not run."
+            exc.hint += (" To deploy without a snapshot, set PALESS_SNAPSHOT_BEFORE_MIGRATE="
+                         "never (or fix the cause and deploy again).")
+            raise
+
+    def _snapshot_before_migration(self, mode: str, jobs: list[str]) -> None:
+        decision = policy.before_migrate(mode, self.config.overlay, jobs,
+                                         self._database_holds_data())
+        if not decision.take:
+            self.info(f"no snapshot before the migration: {decision.reason}")
             return
         self.info(f"taking a snapshot before the migration: {decision.reason}")
         self.snapshot, self.snapshot_path = take_snapshot(self.kube, BackupRequest(
@@ -159,6 +171,11 @@ class DataGuard:
         self.result.extra["snapshot"] = self.snapshot.summary(str(self.snapshot_path))
         self.info(f"snapshot {self.snapshot_path} ({human_size(self.snapshot.size)}, schema "
                   f"{self.snapshot.schema.version}) taken in {self.snapshot.duration_s:.1f}s")
+
+    def _live_job(self, job: dict) -> dict | None:
+        with cluster_errors(self.kube, f"reading Job/{name_of(job)}", self.namespace):
+            return with_retries(partial(self.kube.read, by_kind("Job"), name_of(job),
+                                        self.namespace))
 
     def _database_holds_data(self) -> bool | None:
         """None: no PostgreSQL (or none ready: a first deploy); else whether it applied

@@ -25,7 +25,7 @@ NOW = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.UTC)
     ("auto", "dev", ["Job/migrate"], True, False, "the dev overlay"),
     ("always", "dev", ["Job/migrate"], True, True, "=always"),
     ("never", "prod", ["Job/migrate"], True, False, "=never"),
-    ("auto", "prod", [], True, False, "migrate Job is unchanged"),
+    ("auto", "prod", [], True, False, "no migration runs with a new image"),
     ("auto", "prod", ["Job/migrate"], None, False, "first deploy"),
     ("always", "prod", ["Job/migrate"], False, False, "no migrations applied"),
 ])
@@ -33,6 +33,15 @@ def test_when_a_deploy_takes_a_snapshot_before_its_migration(mode, overlay, jobs
                                                              phrase):
     decision = policy.before_migrate(mode, overlay, jobs, holds)
     assert decision.take is take and phrase in decision.reason
+
+
+def test_a_migration_runs_a_new_image_when_the_jobs_images_differ():
+    def job(image: str) -> dict:
+        return {"kind": "Job", "spec": {"template": {"spec": {"containers": [
+            {"name": "migrate", "image": image}]}}}}
+    assert policy.runs_new_image(job("web:2"), None)
+    assert policy.runs_new_image(job("web:2"), job("web:1"))
+    assert not policy.runs_new_image(job("web:1"), job("web:1"))
 
 
 def test_the_snapshot_mode_is_auto_always_or_never():

@@ -16,6 +16,7 @@ from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.errors import ConfigError, shown
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.components import component_of
+from paless_deploy.core.manifests.podspec import pod_containers
 
 AUTO, ALWAYS, NEVER = "auto", "always", "never"
 MODES = (AUTO, ALWAYS, NEVER)
@@ -45,11 +46,11 @@ class SnapshotDecision:
 
 def before_migrate(mode: str, overlay: str, migrate_jobs: list[str],
                    database_holds_data: bool | None) -> SnapshotDecision:
-    """The rule. `migrate_jobs`: the migrate Jobs this deploy would (re)run (new or changed);
+    """The rule. `migrate_jobs`: the migrate Jobs this deploy would run with a new image;
     `database_holds_data`: whether PostgreSQL is there with applied migrations (None: there
     is no PostgreSQL yet)."""
     if not migrate_jobs:
-        return SnapshotDecision(False, "no migration runs (the migrate Job is unchanged)")
+        return SnapshotDecision(False, "no migration runs with a new image")
     if mode == NEVER:
         return SnapshotDecision(False, "PALESS_SNAPSHOT_BEFORE_MIGRATE=never")
     if mode == AUTO and overlay == DEV_OVERLAY:
@@ -76,6 +77,16 @@ def is_migrate_job(obj: ApiObject) -> bool:
     names = [str(meta.get("name") or ""), *(str(v) for v in (meta.get("labels") or {}).values())]
     return (found is None or found[0] not in ("postgres", "minio", "redis")) and any(
         "migrat" in n for n in names)
+
+
+def runs_new_image(rendered: ApiObject, live: ApiObject | None) -> bool:
+    """The migrate Job would run an image that has not migrated this database yet: it is
+    new, or its containers' images are not the live Job's (a Job changed otherwise reruns
+    the same migrations, which find nothing to do)."""
+    if live is None:
+        return True
+    return [c.get("image") for c in pod_containers(rendered)] != [
+        c.get("image") for c in pod_containers(live)]
 
 
 def snapshot_root(configured: str | None, environ: Mapping[str, str], home: PurePath) -> str:
