@@ -276,7 +276,8 @@ def _run_pipeline(run: _Run, options: DeployOptions) -> Result:
             check_writable(kube, run.namespace)
         with lock_for(kube, ctx, run.result.command, on_wait=_lock_waiting(run)):
             run.view.waiting_done()
-            run.guard.after_lock()  # a sleeping preview wakes before anything is applied
+            # a sleeping preview wakes before anything is applied
+            run.guard.after_lock(ns_report.action == "created")
             try:
                 # what already holds everything we would apply is neither dry-run nor (in
                 # its phase) applied: a no-op redeploy is one LIST per kind, not a request

@@ -74,6 +74,7 @@ class DataGuard:
     snapshot: Snapshot | None = None  # taken before this run's migration
     snapshot_path: Path | None = None
     seed_settled: bool = False  # seeded, or found holding data already
+    namespace_created: bool = False  # by this run: it holds no data to keep yet
 
     @property
     def namespace(self) -> str:
@@ -118,10 +119,12 @@ class DataGuard:
 
     # -- under the lock, before the first apply --------------------------------------------
 
-    def after_lock(self) -> None:
+    def after_lock(self, namespace_created: bool) -> None:
         """A preview that sleeps is woken before anything is applied to it (its replicas
-        back as they were, so the apply changes nothing it did not change)."""
-        if namespace_asleep(self.kube, self.namespace):
+        back as they were, so the apply changes nothing it did not change). A namespace
+        this run created has no data to keep."""
+        self.namespace_created = namespace_created
+        if not namespace_created and namespace_asleep(self.kube, self.namespace):
             woken = wake(self.kube, self.namespace, self.info)
             self.result.extra["woken"] = [w.to_json() for w in woken]
 
@@ -132,7 +135,7 @@ class DataGuard:
         tree without one), else the snapshot before a migration with a new image."""
         if self.seed is not None and not self.seed_settled and phase in SEED_BEFORE:
             self.seed_settled = True
-            if self._database_holds_data():
+            if not self.namespace_created and self._database_holds_data():
                 self.info(f"--seed-from: {self.namespace} holds data already; not seeded again")
             else:
                 self._seed(next((o for o in objects if policy.is_migrate_job(o)), None))
@@ -159,8 +162,8 @@ class DataGuard:
             raise
 
     def _snapshot_before_migration(self, mode: str, jobs: list[str]) -> None:
-        decision = policy.before_migrate(mode, self.config.overlay, jobs,
-                                         self._database_holds_data())
+        holds = None if self.namespace_created else self._database_holds_data()
+        decision = policy.before_migrate(mode, self.config.overlay, jobs, holds)
         if not decision.take:
             self.info(f"no snapshot before the migration: {decision.reason}")
             return

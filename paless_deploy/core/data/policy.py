@@ -48,7 +48,7 @@ def before_migrate(mode: str, overlay: str, migrate_jobs: list[str],
                    database_holds_data: bool | None) -> SnapshotDecision:
     """The rule. `migrate_jobs`: the migrate Jobs this deploy would run with a new image;
     `database_holds_data`: whether PostgreSQL is there with applied migrations (None: there
-    is no PostgreSQL yet)."""
+    is none yet, or the namespace is new)."""
     if not migrate_jobs:
         return SnapshotDecision(False, "no migration runs with a new image")
     if mode == NEVER:
@@ -57,7 +57,8 @@ def before_migrate(mode: str, overlay: str, migrate_jobs: list[str],
         return SnapshotDecision(False, "the dev overlay (PALESS_SNAPSHOT_BEFORE_MIGRATE=auto "
                                        "snapshots outside dev; set it to always)")
     if database_holds_data is None:
-        return SnapshotDecision(False, "no PostgreSQL yet: a first deploy has no data to keep")
+        return SnapshotDecision(False, "a first deploy (a new namespace, or no PostgreSQL yet) "
+                                       "has no data to keep")
     if not database_holds_data:
         return SnapshotDecision(False, "the database has no migrations applied yet")
     why = "always" if mode == ALWAYS else f"auto, overlay {overlay}"
