@@ -598,6 +598,12 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
         f"{run_ctx.elapsed_s(time.monotonic()):.1f}s.")
     if result.url:
         say(f"URL: {result.url}")
+    for key, what in (("snapshot", "Snapshot taken before the migration"),
+                      ("seed", "Seeded")):
+        if isinstance(result.extra.get(key), dict):
+            data = result.extra[key]
+            say(f"{what}: {data.get('path') or data.get('from')} "
+                f"({data.get('duration_s', 0):.1f}s).")
 
 
 def run_rollout(run_ctx: RunContext, kube: Kube, objects: list[dict], apps: Sequence[str],
