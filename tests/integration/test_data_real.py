@@ -70,6 +70,8 @@ class Story:
 
     def deploy(self, namespace: str, *args: str, env: dict | None = None,
                project: Project | None = None) -> CliRun:
+        """`all`; any snapshot it takes goes under the test's directory, never the home's."""
+        env = {"PALESS_SNAPSHOT_DIR": str(self.tmp / "before-migrate"), **(env or {})}
         return self.cli(namespace, *DEADLINES, "all", *args, env=env, project=project)
 
 
@@ -183,6 +185,7 @@ def test_a_seeded_branch_holds_the_source_rows_with_its_own_credentials(story, r
     stack.add_documents("branch-only-4")
     again = story.deploy(branch, "--seed-from", restored.namespace, env=BRANCH_SECRETS)
     assert again.returncode == 0 and "seed" not in again.doc, str(again)
+    assert "snapshot" not in again.doc, "no migration ran with a new image: no snapshot"
     assert stack.rows() == [*SOURCE_ROWS, "branch-only-4"]
 
 
@@ -191,9 +194,7 @@ def test_a_failed_migration_with_rollback_data_returns_data_and_images(story, re
     web_before = stack.image_of("deployment", "web")
     project = _copy(story, "failing-migration")
     add_migrations(project, "0002_note.py", "0003_broken.py")
-    run = story.deploy(stack.namespace, "--rollback-data",
-                       env={"PALESS_SNAPSHOT_DIR": str(story.tmp / "before-migrate")},
-                       project=project)
+    run = story.deploy(stack.namespace, "--rollback-data", project=project)
     assert run.returncode == 1, str(run)
     assert run.doc["snapshot"]["schema_version"].count("documents.0001_initial") == 1
     assert Path(run.doc["snapshot"]["path"]).is_dir()
@@ -213,8 +214,7 @@ def test_a_failed_rollout_after_the_migration_with_rollback_data_returns_both(st
     project = _copy(story, "failing-rollout")
     add_migrations(project, "0002_note.py")
     _crash_web(project)
-    run = story.deploy(stack.namespace, "--rollback-data", project=project,
-                       env={"PALESS_SNAPSHOT_DIR": str(story.tmp / "before-migrate")})
+    run = story.deploy(stack.namespace, "--rollback-data", project=project)
     assert run.returncode == 1, str(run)
     assert [p["name"] for p in run.doc["phases"]][-1] == "web", "the migration went through"
     assert "Deployment/web" in run.doc["rolled_back"]
@@ -226,8 +226,7 @@ def test_a_failed_rollout_after_the_migration_with_rollback_data_returns_both(st
 def test_without_rollback_data_the_report_says_how_to_restore(story, restored):
     project = _copy(story, "failing-plain")
     add_migrations(project, "0002_note.py", "0003_broken.py")
-    run = story.deploy(restored.namespace, project=project,
-                       env={"PALESS_SNAPSHOT_DIR": str(story.tmp / "before-migrate")})
+    run = story.deploy(restored.namespace, project=project)
     assert run.returncode == 1, str(run)
     path = run.doc["snapshot"]["path"]
     hint = run.doc["errors"][-1]["hint"]
