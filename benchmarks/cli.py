@@ -3,8 +3,10 @@
 Sections: `--help` against kubectl's; the Paless stack (first deploy to ready, no-op
 redeploy, one app changed, failure detection) against kubectl (apply, and apply + rollout
 status), the old script and, with --peers, Helm 4; with --scale, a generated tree of N
-apps x 10 objects at each N. Pods of the benchmark go to its own tainted kwok nodes
-(benchmarks/nodes.py); its namespaces are bench-<id>-*, deleted at the end with their PVs.
+apps x 10 objects at each N; (not with --quick, unless --data) a snapshot of a 1 GB
+bucket on the real node against tar through kubectl exec. Pods of the benchmark go to its
+own tainted kwok nodes (benchmarks/nodes.py); its namespaces are bench-<id>-*, deleted at
+the end with their PVs.
 Performance claims come from here, as ratios against peers measured in the same run.
 """
 
@@ -21,6 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.data import DataBench
 from benchmarks.harness import (
     REPO,
     BenchError,
@@ -72,6 +75,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale", type=_sizes, default=[], metavar="N[,N...]",
                         help="also the generated tree of N apps x 10 objects, for each N "
                              "(e.g. 10,100,300)")
+    parser.add_argument("--data", action=argparse.BooleanOptionalAction, default=None,
+                        help="the data section: a snapshot of a bucket on the real node "
+                             "(default: on, off with --quick)")
+    parser.add_argument("--data-mb", type=int, default=1000, metavar="MB",
+                        help="size of the data section's bucket (1000)")
     parser.add_argument("--no-stack", action="store_true",
                         help="skip the Paless stack section (with --scale or --real-size: "
                              "those only)")
@@ -93,10 +101,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    if args.no_stack and not (args.scale or args.real_size):
-        parser.error("--no-stack leaves nothing to measure without --scale or --real-size")
+    if args.data is None:
+        args.data = not args.quick
+    if args.no_stack and not (args.scale or args.real_size or args.data):
+        parser.error("--no-stack leaves nothing to measure without --scale, --real-size or "
+                     "--data")
     if args.quick:
         args.runs = 1
+    if args.data_mb < 100:
+        parser.error("--data-mb must be at least 100 (objects of 100 MB)")
     if args.peer_timeout is None:
         args.peer_timeout = QUICK_PEER_TIMEOUT_S if args.quick else PEER_TIMEOUT_S
     return args
@@ -186,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         scale = ScaleBench(tools, workdir, bench_id, args.runs, args.scale, paless,
                            [*helm_tool, kubectl], bare)
         nodes = BenchNodes(tools, bench_id)
+        data = DataBench(tools, workdir, bench_id, args.runs, args.data_mb)
         rows: list[Row] = []
         inner: InnerLoop | None = None
         real: RealSizeLoop | None = None
@@ -217,6 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += inner.rows()
                 say("deleting the stack's namespaces (and waiting, before the scale runs)")
                 delete_namespaces(tools, stack.created, wait_s=180 if args.scale else 0)
+            if args.data:
+                data.run()
+                rows += data.rows()
+                delete_namespaces(tools, data.created, wait_s=120 if args.scale else 0)
             scale.run()
             rows += scale.rows()
             if args.real_size:
@@ -233,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if inner is not None:
                 inner.stop()
-            created = sorted(set(stack.created + scale.created + created_real))
+            created = sorted(set(stack.created + scale.created + created_real + data.created))
             if args.keep:
                 say(f"keeping namespaces {', '.join(created)} and nodes {', '.join(nodes.names)}")
             else:
@@ -241,17 +259,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "and the benchmark's nodes")
                 delete_namespaces(tools, created)
                 nodes.delete()
-    notes = [*machine_notes(args, sandbox, helm, load_before), *stack.notes,
+    notes = [*machine_notes(args, sandbox, helm, load_before), *stack.notes, *data.notes,
              *(inner.final_notes() if inner is not None else []),
              *(real.notes() if real is not None else []),
              f"The whole run took {(time.monotonic() - started) / 60:.1f} minutes."]
     if args.json:
         samples = {"stack": stack.samples, "scale": {str(n): s for n, s in scale.samples.items()},
+                   "data": data.samples,
                    "rebuild": rebuilds,
                    "edit_to_ready": inner.samples if inner is not None else {},
                    "real_size": real.samples if real is not None else {}}
         print(json_document(rows, samples, notes, {
             "runs": args.runs, "quick": args.quick, "peers": args.peers, "scale": args.scale,
+            "data_mb": args.data_mb if args.data else None,
             "bench_id": bench_id}))
     else:
         print(markdown(rows, notes))

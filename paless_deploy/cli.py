@@ -308,13 +308,31 @@ def _deploy_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--dotenv", type=click.Path(dir_okay=False, path_type=Path),
                      help="Write DEPLOY_NAMESPACE, DEPLOY_URL, DEPLOY_RESULT (dotenv; "
                           "default deploy.env under GitLab CI)."),
+        click.option("--rollback-data", is_flag=True,
+                     help="When the migration or the rollout after it fails, restore the "
+                          "snapshot taken before the migration, with the previous images."),
+        click.option("--allow-reclaim-delete", is_flag=True,
+                     help="prod: accept volumes deleted with their claims (reclaim policy "
+                          "Delete); as PALESS_ALLOW_RECLAIM_DELETE=true."),
     )):
         command = option(command)
     return command
 
 
+def _data_options(options: dict[str, Any]) -> Any:
+    """The data flags of all/deploy as the deploy's DataOptions (taken out of `options`)."""
+    from paless_deploy.stages.dataguard import DataOptions
+
+    return DataOptions(seed_from=options.pop("seed_from", None),
+                       rollback_data=options.pop("rollback_data"),
+                       allow_reclaim_delete=options.pop("allow_reclaim_delete"))
+
+
 @cli.command("all")
 @click.option("--no-prune", is_flag=True, help="Keep objects that left the manifests.")
+@click.option("--seed-from", metavar="NAMESPACE|SNAPSHOT",
+              help="A new namespace starts with this namespace's data (or a snapshot's), "
+                   "restored before its migrations run, with its own credentials.")
 @_deploy_options
 @click.pass_context
 def all_command(ctx: click.Context, **options: Any) -> int:
@@ -322,7 +340,8 @@ def all_command(ctx: click.Context, **options: Any) -> int:
     from paless_deploy.commands.deploy import run_all
 
     _ci_files(ctx, options.pop("junit"), options.pop("dotenv"))
-    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_all(run_ctx, **options))
+    data = _data_options(options)
+    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_all(run_ctx, data=data, **options))
 
 
 @cli.command("deploy")
@@ -334,7 +353,9 @@ def deploy_command(ctx: click.Context, apps: tuple[str, ...], **options: Any) ->
     from paless_deploy.commands.deploy import run_deploy
 
     _ci_files(ctx, options.pop("junit"), options.pop("dotenv"))
-    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_deploy(run_ctx, list(apps), **options))
+    data = _data_options(options)
+    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_deploy(run_ctx, list(apps), data=data,
+                                                          **options))
 
 
 @cli.command("dev")
@@ -432,18 +453,57 @@ def _namespace_from_report(ctx: click.Context, namespace: str) -> None:
 @cli.command("gc")
 @click.option("--older-than", help="Idle time (since the last deploy) after which a branch "
                                    "namespace expires (e.g. 3d).")
+@click.option("--sleep-after", help="Idle time after which a branch namespace that is kept is "
+                                    "scaled to zero, its data kept, until `wake` or the next "
+                                    "deploy (e.g. 4h).")
 @click.option("--dry-run", is_flag=True, help="List what would be deleted, and why.")
 @click.option("-l", "--selector", help="Only namespaces matching this label selector too.")
 @click.pass_context
-def gc_command(ctx: click.Context, older_than: str | None, dry_run: bool,
-               selector: str | None) -> int:
+def gc_command(ctx: click.Context, older_than: str | None, sleep_after: str | None,
+               dry_run: bool, selector: str | None) -> int:
     """Remove expired branch namespaces managed by this tool (never one labelled
-    paless.io/keep=true)."""
+    paless.io/keep=true); with --sleep-after, put idle ones to sleep."""
     from paless_deploy.commands.destroy import run_gc
 
     seconds = parse_duration(older_than, "--older-than") if older_than else None
+    sleep_s = parse_duration(sleep_after, "--sleep-after") if sleep_after else None
     return _run(ctx, Scope.IMAGES, lambda run_ctx: run_gc(run_ctx, older_than=seconds,
-                                                      dry_run=dry_run, selector=selector))
+                                                      dry_run=dry_run, selector=selector,
+                                                      sleep_after=sleep_s))
+
+
+@cli.command("backup")
+@click.option("--to", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory the snapshot goes into (default PALESS_SNAPSHOT_DIR, else "
+                   "~/.local/share/paless-deploy/snapshots).")
+@click.pass_context
+def backup_command(ctx: click.Context, to: Path | None) -> int:
+    """Snapshot the namespace's data: the PostgreSQL dump, MinIO's buckets, the deployed
+    manifests and the configuration (no secret), with sizes and checksums."""
+    from paless_deploy.commands.data import run_backup
+
+    return _run(ctx, Scope.CLUSTER, lambda run_ctx: run_backup(run_ctx, to))
+
+
+@cli.command("restore")
+@click.argument("snapshot")
+@click.option("--yes", is_flag=True, help="Do not ask (prod asks; required off a terminal).")
+@click.pass_context
+def restore_command(ctx: click.Context, snapshot: str, yes: bool) -> int:
+    """Restore a snapshot into the namespace (checked whole first; exit 2 when it is newer
+    than the image the namespace runs)."""
+    from paless_deploy.commands.data import run_restore
+
+    return _run(ctx, Scope.DEPLOY, lambda run_ctx: run_restore(run_ctx, snapshot, yes=yes))
+
+
+@cli.command("wake")
+@click.pass_context
+def wake_command(ctx: click.Context) -> int:
+    """Bring back a namespace `gc --sleep-after` put to sleep, and wait until it is ready."""
+    from paless_deploy.commands.data import run_wake
+
+    return _run(ctx, Scope.CLUSTER, run_wake)
 
 
 @cli.command("doctor")

@@ -9,6 +9,7 @@ objects with when they were applied and became ready, and what was not applied.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from paless_deploy.stages.apply import (
     rollback_object,
     wait_volume_available,
 )
+from paless_deploy.stages.dataguard import DataGuard, DataOptions
 from paless_deploy.stages.lock import lock_for
 from paless_deploy.stages.namespaces import ensure_namespace
 from paless_deploy.stages.nodes import NodeList, read_nodes
@@ -55,6 +57,9 @@ NAMESPACE_PHASE = "namespace"
 LOG_LINES = 20
 
 
+NO_DATA_OPTIONS = DataOptions()
+
+
 @dataclass(frozen=True)
 class DeployOptions:
     """What `all` and `deploy` are asked to do besides deploying."""
@@ -66,6 +71,7 @@ class DeployOptions:
     tolerate: bool = False
     strict: bool = False  # lint warnings are exit 2, before anything is built
     images_from: Path | None = None  # deploy the images a report names; build nothing
+    data: DataOptions = NO_DATA_OPTIONS  # --seed-from, --rollback-data, --allow-reclaim-delete
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,7 @@ class DeployRun:
         self.rollout: Rollout | None = None
         self.lock_held = False  # the namespace lock was taken (an interrupt releases it)
         self.app_refs: dict[str, str] | None = None  # app -> its image this run deploys
+        self.guard: DataGuard | None = None  # the data side of all/deploy (not dev's rollouts)
         self.applied: list[Applied] = []
         self.secrets = self.config.secret_values()
 
@@ -170,6 +177,8 @@ def apply_under_lock(run: DeployRun, kube: Kube, graph: DeployGraph,
             run.view.waiting_done()
             run.stage = ""
             created = ns_report.action == ObjectAction.CREATED
+            if run.guard is not None:  # a sleeping preview wakes before anything is applied
+                run.guard.after_lock(created)
             return _roll_out(run, kube, graph, options, facts,
                              partial(_validate, run, kube, graph, options, created),
                              namespace_phase)
@@ -216,7 +225,7 @@ def _roll_out(run: DeployRun, kube: Kube, graph: DeployGraph, options: DeployOpt
     when asked."""
     stages = stages or [members_of(graph, True), members_of(graph, False)]
     watcher = NamespaceWatcher(kube, run.namespace).start()
-    applier = _Applier(kube, options, hpa_targets([n.obj for n in graph.nodes]), run)
+    applier = _Applier(kube, options, hpa_targets([n.obj for n in graph.nodes]), run, graph)
     rollout = run.rollout = _rollout(run, kube, graph, watcher, applier, options, facts)
     run.view.rollout_started(sum(len(s) for s in stages))
     before = [namespace_phase] if namespace_phase is not None else []
@@ -251,11 +260,30 @@ class _Applier:
     awaited until the PV controller has seen it."""
 
     def __init__(self, kube: Kube, options: DeployOptions,
-                 autoscalers: Mapping[tuple[str, str], str], run: DeployRun) -> None:
+                 autoscalers: Mapping[tuple[str, str], str], run: DeployRun,
+                 graph: DeployGraph) -> None:
         self.kube, self.options, self.autoscalers, self.run = kube, options, autoscalers, run
         self.listed: LiveObjects | None = None
+        # the data guard's hook runs once per phase label, before its first object is applied
+        # (a seed or a snapshot before the migrate Job): the graph applies that Job only once
+        # the database it addresses is ready
+        self.groups = {phase: [graph.nodes[i].obj for i in members]
+                       for phase, members in graph.groups()}
+        self.phase_of = {id(node.obj): node.phase for node in graph.nodes}
+        self.hooked: set[str] = set()
+        self.hook_lock = threading.Lock()
+
+    def _before_phase(self, obj: dict) -> None:
+        guard, phase = self.run.guard, self.phase_of.get(id(obj))
+        if guard is None or phase is None or phase in self.hooked:
+            return
+        with self.hook_lock:
+            if phase not in self.hooked:
+                guard.before_phase(phase, self.groups.get(phase, []))
+                self.hooked.add(phase)
 
     def __call__(self, obj: dict) -> Applied:
+        self._before_phase(obj)
         applied = apply_object(self.kube, obj, force_conflicts=self.options.force_conflicts,
                                autoscaler=self.autoscalers.get((obj["kind"], name_of(obj))),
                                listed=self.listed)
@@ -320,10 +348,13 @@ def _rollout_failed(run: DeployRun, kube: Kube, graph: DeployGraph, rollout: Rol
             + " What does not wait for it was applied and is ready; what waits for it was "
             "not applied (`paless-deploy plan` shows what waits for what).",
             code="phase-failed")
-    if rollback:
+    rolled: list[str] = []
+    if rollback or (run.guard is not None and run.guard.rolls_back_data):
         rolled = rollback_changed(kube, run)
         run.warn(("Rolled back: " + ", ".join(rolled)) if rolled else "Nothing to roll back.")
         run.result.extra["rolled_back"] = rolled
+    if run.guard is not None:
+        run.guard.on_failure(err, rolled)
     run.view.info(f"error: {err.message} {err.hint}")
     return run.fail(err, findings)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import Kube, cluster_errors, connect_run, with_retries
 from paless_deploy.commands.applying import (
+    NO_DATA_OPTIONS,
     ClusterFacts,
     DeployOptions,
     DeployRun,
@@ -38,6 +39,7 @@ from paless_deploy.core.plan.graph import DeployGraph, build_graph
 from paless_deploy.core.plan.plan import fallback_warning
 from paless_deploy.core.reporting.deployurl import deployment_url
 from paless_deploy.core.reporting.report import Result
+from paless_deploy.stages.dataguard import DataGuard, DataOptions, SeedPlan, seed_source
 from paless_deploy.stages.delivery import config_for
 from paless_deploy.stages.images import ImageResult
 from paless_deploy.stages.imagesource import Say, image_source
@@ -52,6 +54,7 @@ from paless_deploy.stages.preflight import (
 )
 from paless_deploy.stages.render import Rendered, discovered_apps, render
 from paless_deploy.ui.lines import say
+from paless_deploy.ui.progress import make_progress
 
 if TYPE_CHECKING:
     from paless_deploy.core.configuration.context import RunContext
@@ -62,23 +65,25 @@ __all__ = ["DeployOptions", "delivered", "deployed_app_refs", "run_all", "run_de
 
 def run_all(run_ctx: RunContext, no_prune: bool = False, force_conflicts: bool = False,
             rollback_on_failure: bool = False, tolerate_failures: bool = False,
-            strict: bool = False, images_from: Path | None = None) -> Result:
+            strict: bool = False, images_from: Path | None = None,
+            data: DataOptions = NO_DATA_OPTIONS) -> Result:
     """Build and push every app (or take them from a report), apply the whole overlay in
     phases, wait, prune."""
     return _deploy(run_ctx, "all", DeployOptions(
         prune=not no_prune, force_conflicts=force_conflicts, rollback=rollback_on_failure,
-        tolerate=tolerate_failures, strict=strict, images_from=images_from))
+        tolerate=tolerate_failures, strict=strict, images_from=images_from, data=data))
 
 
 def run_deploy(run_ctx: RunContext, apps: Sequence[str] = (), force_conflicts: bool = False,
                rollback_on_failure: bool = False, tolerate_failures: bool = False,
-               strict: bool = False, images_from: Path | None = None) -> Result:
+               strict: bool = False, images_from: Path | None = None,
+               data: DataOptions = NO_DATA_OPTIONS) -> Result:
     """Build and push APPS (or take them from a report); the others keep their deployed
     images; no prune."""
     return _deploy(run_ctx, "deploy", DeployOptions(
         only_apps=tuple(apps), prune=False, force_conflicts=force_conflicts,
         rollback=rollback_on_failure, tolerate=tolerate_failures, strict=strict,
-        images_from=images_from))
+        images_from=images_from, data=data))
 
 
 def _deploy(run_ctx: RunContext, command: str, options: DeployOptions) -> Result:
@@ -106,6 +111,7 @@ def _run_pipeline(run: DeployRun, options: DeployOptions) -> Result:
     # A project may build nothing (only images from elsewhere): `all` deploys it as it is.
     apps = discovered_apps(ctx)
     source = image_source(options.images_from, apps, options.only_apps)
+    seed = seed_source(options.data, run.namespace, partial(make_progress, ctx.console))
     kube = connect_run(ctx)
     facts = cluster_facts(kube)
     say = Say(run.view.info, run.warn, ctx.console)
@@ -124,6 +130,7 @@ def _run_pipeline(run: DeployRun, options: DeployOptions) -> Result:
     rendered = _render(run, apps, refs, delivery)
     # the graph of the tree as rendered: a bad annotation or a cycle is exit 2 here
     _render_warnings(run, rendered, build_graph(rendered.objects), refs, facts, options)
+    run.guard = _data_guard(run, kube, options, seed, rendered.objects)
     run.result.url = deployment_url(rendered.objects, namespace=run.namespace,
                                     tenant=run.config.project_name,
                                     base_domain=run.config.value("PALESS_BASE_DOMAIN"))
@@ -246,6 +253,22 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
         f"{run_ctx.elapsed_s(time.monotonic()):.1f}s.")
     if result.url:
         say(f"URL: {result.url}")
+    for key, what in (("snapshot", "Snapshot taken before the migration"),
+                      ("seed", "Seeded")):
+        data = result.extra.get(key)
+        if isinstance(data, dict):
+            say(f"{what}: {data.get('path') or data.get('from')} "
+                f"({data.get('duration_s', 0):.1f}s).")
+
+
+def _data_guard(run: DeployRun, kube: Kube, options: DeployOptions, seed: SeedPlan,
+                objects: list[dict]) -> DataGuard:
+    """The data side of the deploy, once the manifests are rendered: the prod reclaim rule
+    and --seed-from's source namespace are exit 2 before anything is built."""
+    guard = DataGuard(kube, run.config, options.data, run.result, run.view.info, run.warn,
+                      partial(make_progress, run.ctx.console), *seed)
+    guard.before_apply(objects)
+    return guard
 
 
 def run_rollout(run_ctx: RunContext, kube: Kube, rendered: list[dict], objects: list[dict],

@@ -45,6 +45,7 @@ from paless_deploy.stages.claims import (
 from paless_deploy.stages.lock import NamespaceLock, lock_for, lock_holder
 from paless_deploy.stages.prune import PruneRef, managed_objects, prune
 from paless_deploy.stages.reports import load_report
+from paless_deploy.stages.sleep import sleep_if_idle
 from paless_deploy.ui.lines import confirm, say
 from paless_deploy.ui.tables import print_table
 from paless_deploy.ui.terminal import stdin_is_terminal
@@ -411,15 +412,26 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
     return result
 
 
+def _maybe_asleep(run_ctx: RunContext, kube: Kube, ns: dict, sleep_after: float | None,
+                  now: dt.datetime, dry_run: bool) -> tuple[bool, str]:
+    """gc --sleep-after for a namespace gc keeps: (put to sleep, why); (False, "") without
+    the option."""
+    if sleep_after is None:
+        return False, ""
+    return sleep_if_idle(kube, ns, sleep_after, now, dry_run, partial(_say, run_ctx))
+
+
 def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool = False, *,
-           selector: str | None = None, now: dt.datetime | None = None) -> Result:
+           selector: str | None = None, now: dt.datetime | None = None,
+           sleep_after: float | None = None) -> Result:
     """Delete managed namespaces idle (since their last deploy) longer than `older_than`
     seconds or past their TTL; each deletion is said with its reason as it happens.
 
     Only namespaces labelled managed-by paless-deploy are considered (`selector`, extra
     label selector terms, narrows that further: `gc -l team=a`). One labelled
     `paless.io/keep=true` is never deleted. A namespace whose lock is held by a running
-    deploy is skipped with a warning, never deleted under it.
+    deploy is skipped with a warning, never deleted under it. With `sleep_after` (seconds),
+    one kept but idle that long is put to sleep (stages.sleep: scaled to zero, data kept).
     """
     kube = connect_run(run_ctx)
     now = now or dt.datetime.now(dt.UTC)
@@ -430,6 +442,7 @@ def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool =
     deleted: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     gone: list[PruneRef] = []
+    slept: list[dict[str, Any]] = []
     for ns in sorted(namespaces, key=lambda n: n["metadata"]["name"]):
         name = ns["metadata"]["name"]
         ref = _namespace_ref(name)
@@ -440,7 +453,8 @@ def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool =
                                   parse_rfc3339(ns["metadata"].get("creationTimestamp")),
                                   older_than, now, namespace_labels=ns["metadata"].get("labels"))
         if not expiry.expired:
-            kept.append(_entry(ref, expiry.reason))
+            asleep, why = _maybe_asleep(run_ctx, kube, ns, sleep_after, now, dry_run)
+            (slept if asleep else kept).append(_entry(ref, why or expiry.reason))
             continue
         if dry_run:
             _say(run_ctx, f"would delete namespace {name}: {expiry.reason}")
@@ -461,10 +475,16 @@ def run_gc(run_ctx: RunContext, older_than: float | None = None, dry_run: bool =
     if gone:
         _say(run_ctx, f"Waiting for {len(gone)} object(s) to be deleted...")
         wait_gone(kube, gone, max(1.0, run_ctx.remaining_s(time.monotonic())))
-    result.extra = {"deleted": deleted, "kept": kept, "dry_run": dry_run}
-    action = "would delete" if dry_run else "deleted"
-    rows = [(action, f"{d['kind']}/{d['name']}", d["namespace"] or "", d.get("reason", ""))
-            for d in deleted]
+    result.extra = {"deleted": deleted, "kept": kept, "slept": slept, "dry_run": dry_run}
+    _show_gc(run_ctx, deleted, slept, kept, dry_run)
+    return result
+
+
+def _show_gc(run_ctx: RunContext, deleted: list[dict[str, Any]], slept: list[dict[str, Any]],
+             kept: list[dict[str, Any]], dry_run: bool) -> None:
+    rows = [("would delete" if dry_run else "deleted", f"{d['kind']}/{d['name']}",
+             d["namespace"] or "", d.get("reason", "")) for d in deleted]
+    rows += [("would sleep" if dry_run else "asleep", f"{s['kind']}/{s['name']}", "",
+              s.get("reason", "")) for s in slept]
     rows += [("kept", f"{k['kind']}/{k['name']}", "", k.get("reason", "")) for k in kept]
     _show(run_ctx, "gc" + (" (dry run)" if dry_run else ""), rows)
-    return result

@@ -26,6 +26,7 @@ from paless_deploy.adapters.kustomize import (
 )
 from paless_deploy.adapters.registry import check_registry as ping_registry
 from paless_deploy.core.apitypes import JsonDict
+from paless_deploy.core.data import reclaim
 from paless_deploy.core.errors import ExitCode, PalessError, whole_words
 from paless_deploy.core.images.buildspec import Builder, platform_arch
 from paless_deploy.core.images.delivery import Delivery, DeliveryMethod, choose_delivery
@@ -423,6 +424,9 @@ def _rendered_class_checks(run_ctx: RunContext, kube: Kube, configured_storage: 
                       f"could not render the manifests to read them: {exc.message}", exc.hint)]
     storage, ingress = classes_named(objects)
     checks: list[Check] = []
+    if run_ctx.config.overlay == reclaim.PROD_OVERLAY:
+        checks.append(_guarded("prod volumes outlive their claims", True,
+                               partial(check_reclaim, kube, run_ctx.config, objects)))
     for name, users in sorted(storage.items()):
         if name == configured_storage:
             continue
@@ -434,6 +438,23 @@ def _rendered_class_checks(run_ctx: RunContext, kube: Kube, configured_storage: 
         checks.append(_guarded(f"IngressClass {name}", False,
                                partial(check_ingress_class, kube, name)))
     return checks
+
+
+def check_reclaim(kube: Kube, config: Config, objects: list[dict]) -> Check:
+    """The production rule: no claim of the prod overlay binds through a class (or to a
+    volume) whose reclaim policy deletes the data with the claim."""
+    name = "prod volumes outlive their claims"
+    facts = reclaim.StorageFacts(_storage_classes(kube), kube.list(by_kind("PersistentVolume"))[0],
+                                 kube.list(by_kind("PersistentVolumeClaim"), config.namespace)[0])
+    doomed = reclaim.doomed_claims(objects, facts)
+    if not doomed:
+        return Check(name, True, True, "every claim binds through a class or volume that "
+                                       "retains its data")
+    refusal = reclaim.refusal(doomed, config.overlay)
+    if reclaim.allowed(False, config.value(reclaim.ALLOW_VARIABLE)):
+        return Check(name, True, True, f"accepted ({reclaim.ALLOW_VARIABLE}=true): "
+                                       f"{refusal.message}")
+    return Check(name, False, True, refusal.message, refusal.hint)
 
 
 def _named_storage_class(kube: Kube, name: str, users: list[str]) -> Check:

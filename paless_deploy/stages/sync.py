@@ -10,6 +10,7 @@ and the loop goes on: the rebuilt image brings the change anyway.
 
 from __future__ import annotations
 
+import io
 import posixpath
 import threading
 import time
@@ -129,9 +130,8 @@ class Syncer:
         if not owed:
             return Synced(app, name, container, 0, "")
         archive, deleted = sync_archive(self.root, owed)
-        code, said = kubectl_exec(self.kube.kubeconfig, self.kube.context, self.namespace,
-                                  name, container, ["sh", "-c", SCRIPT, "sh", rule.signal,
-                                                    *deleted], archive)
+        code, said = _exec(self.kube, self.namespace, name, container,
+                           ["sh", "-c", SCRIPT, "sh", rule.signal, *deleted], archive)
         took = time.monotonic() - started
         reload = f"SIG{rule.signal} ({rule.name})"
         if code == 0:
@@ -233,3 +233,20 @@ def describe(synced: list[Synced]) -> str:
             text += f", reloaded by {', '.join(reloads)}"
         parts.append(text)
     return "; ".join(parts)
+
+
+EXEC_TIMEOUT_S = 60.0
+
+
+def _exec(kube: Kube, namespace: str, pod: str, container: str, argv: list[str],
+          stdin: bytes) -> tuple[int, str]:
+    """`argv` run in one container with `stdin` fed to it: (exit code, the end of what it
+    said); an exit code of 127 or 126 means the command is missing in the container, -1
+    that kubectl could not run it."""
+    try:
+        done = kubectl_exec(kube.kubeconfig, kube.context, namespace, pod, container, argv,
+                            stdin=io.BytesIO(stdin), timeout_s=EXEC_TIMEOUT_S)
+    except FileNotFoundError:
+        return -1, "kubectl is not on PATH"
+    said = (done.stdout.decode(errors="replace") + done.stderr).strip()
+    return done.exit_code, said[-600:]

@@ -198,3 +198,25 @@ def test_doctor_passes_on_the_stack_we_ship(sandbox, registry, tmp_path, overlay
     assert run.returncode == 0, run
     names = {c["name"] for c in run.doc["checks"]}
     assert "StorageClass local-path" in names  # the classes the overlay's claims need
+
+
+@pytest.mark.cluster
+def test_prod_volumes_deleted_with_their_claims_fail_the_check(sandbox, tmp_path):
+    from tests.integration.deploy_helpers import make_project
+
+    project = make_project(tmp_path / "project").dir
+    strong = {name: f"strong-{name.lower()}-0123456789" for name in (
+        "POSTGRES_PASSWORD", "PAPERLESS_APP_DB_PASSWORD", "MINIO_ROOT_PASSWORD",
+        "PAPERLESS_SECRET_KEY")}
+    refused = run(sandbox, project, OVERLAY="prod", **strong)
+    check = by_prefix(refused, "prod volumes outlive their claims")
+    assert (check["ok"], check["required"]) == (False, True), check
+    assert "StorageClass local-path (reclaim policy Delete)" in check["detail"]
+    assert "reclaimPolicy: Retain" in check["fix"] and "--allow-reclaim-delete" in check["fix"]
+    assert refused.exit_code == 1
+    accepted = run(sandbox, project, OVERLAY="prod", PALESS_ALLOW_RECLAIM_DELETE="true",
+                   **strong)
+    check = by_prefix(accepted, "prod volumes outlive their claims")
+    assert check["ok"] and check["detail"].startswith("accepted")
+    dev = run(sandbox, project)
+    assert not [c for c in dev.extra["checks"] if c["name"].startswith("prod volumes")]

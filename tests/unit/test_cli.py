@@ -123,7 +123,8 @@ def test_engine_options_and_durations(project: Path, engine: Any,
     engine.run_all = run_all
     assert run(capsys, "gc", "--older-than", "3d", "--dry-run")[0] == 0
     assert run(capsys, "--progress-deadline", "90", "all", "--no-prune")[0] == 0
-    assert engine.calls[0] == {"older_than": 259200.0, "dry_run": True, "selector": None}
+    assert engine.calls[0] == {"older_than": 259200.0, "dry_run": True, "selector": None,
+                               "sleep_after": None}
     deadline, options = engine.calls[1]
     assert deadline == 90 and options["no_prune"] and not options["force_conflicts"]
 

@@ -7,10 +7,10 @@ importing anything forbidden. These tests read every module of the package (toda
 tomorrow's) and fail on such a call:
 - core: no file, clock, terminal or in-process I/O call;
 - outside ui: no print() and no sys.stdout / sys.stderr (output goes through ui);
-- outside adapters.registry: no HTTP client of the standard library (urllib.request,
-  http.client) and no requests / httpx (the Kubernetes door has urllib3, held by a contract);
-  adapters.layerregistry, the loopback registry a k3s import goes through, may serve HTTP
-  (http.server), and nothing else of it;
+- outside the HTTP doors (adapters.registry, adapters.objectstore): no HTTP client of the
+  standard library (urllib.request, http.client) and no requests / httpx (the Kubernetes
+  door has urllib3, held by a contract); adapters.layerregistry, the loopback registry a
+  k3s import goes through, may serve HTTP (http.server), and nothing else of it;
 - outside adapters: no process started through os (os.system, os.popen, os.exec*, ...);
 - outside stages.nodes: no listing of Nodes (the others take its NodeList).
 """
@@ -28,7 +28,8 @@ PACKAGE = Path(paless_deploy.__file__).resolve().parent
 CORE = PACKAGE / "core"
 UI = "paless_deploy.ui"
 ADAPTERS = "paless_deploy.adapters"
-REGISTRY_DOOR = "paless_deploy.adapters.registry"
+# The doors that speak HTTP: the registry's API, and S3 object stores (MinIO).
+HTTP_DOORS = ("paless_deploy.adapters.registry", "paless_deploy.adapters.objectstore")
 LAYER_REGISTRY_DOOR = "paless_deploy.adapters.layerregistry"  # serves HTTP, speaks none
 HTTP_SERVER = "http.server"
 NODE_READER = "paless_deploy.stages.nodes"
@@ -51,7 +52,7 @@ IO_BUILTINS = frozenset({"open", "input", "print", "breakpoint"})
 IN_MEMORY_IO = frozenset({"StringIO", "BytesIO"})
 # The terminal: only ui writes to it.
 STD_STREAMS = frozenset({"stdout", "stderr", "__stdout__", "__stderr__"})
-# HTTP clients: only the registry door speaks HTTP (besides the Kubernetes door's urllib3).
+# HTTP clients: only the HTTP doors speak HTTP (besides the Kubernetes door's urllib3).
 HTTP_CLIENTS = ("urllib.request", "urllib.error", "http", "requests", "httpx", "aiohttp")
 # Processes started without the subprocess module (which a contract keeps in adapters).
 OS_PROCESS_CALLS = ("system", "popen", "fork", "forkpty", "spawn", "exec", "posix_spawn")
@@ -197,12 +198,13 @@ def test_only_ui_writes_to_the_terminal() -> None:
                                    violations)
 
 
-def test_only_the_registry_door_speaks_http() -> None:
+def test_only_the_http_doors_speak_http() -> None:
     violations = [v for dotted, shown, source in _sources()
-                  if not _inside(dotted, REGISTRY_DOOR)
+                  if not any(_inside(dotted, door) for door in HTTP_DOORS)
                   for v in http_client_imports(source, shown)
                   if not (_inside(dotted, LAYER_REGISTRY_DOOR) and _serves(v))]
-    assert not violations, _report("HTTP outside adapters.registry", violations)
+    assert not violations, _report("HTTP outside the registry and object-store doors",
+                                   violations)
 
 
 def test_only_adapters_start_processes() -> None:

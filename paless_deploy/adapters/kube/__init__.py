@@ -203,6 +203,16 @@ class Kube:
                             query=query, body=json.dumps(body),
                             content_type="application/apply-patch+yaml")
 
+    def patch(self, kind: Kind, name: str, namespace: str | None, body: Any, *,
+              manager: str, json_patch: bool = False) -> dict:
+        """A merge patch (RFC 7386; a JSON patch, RFC 6902, with `json_patch`) written by
+        `manager`: for the few changes that are not the manifests' (scaling a sleeping
+        preview), so that no field of our applies changes hands."""
+        content = "application/json-patch+json" if json_patch else "application/merge-patch+json"
+        return self.request("PATCH", kind.path(namespace, name),
+                            query={"fieldManager": manager}, body=json.dumps(body),
+                            content_type=content)
+
     def delete(self, kind: Kind, name: str, namespace: str | None = None, *,
                propagation: str = "Background", dry_run: bool = False,
                resource_version: str | None = None) -> bool:

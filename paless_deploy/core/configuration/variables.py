@@ -124,6 +124,31 @@ VARIABLES: tuple[Variable, ...] = (
              substitutable=False),
     Variable("PALESS_LOCK_TIMEOUT", "10m", "How long a deploy waits for the namespace lock.",
              substitutable=False),
+    Variable("PALESS_SNAPSHOT_BEFORE_MIGRATE", "auto",
+             "A snapshot before a deploy runs migrations with a new image: auto (outside the "
+             "dev overlay), always or never.", substitutable=False),
+    Variable("PALESS_SNAPSHOT_DIR", None,
+             "Where snapshots go (backup, before migrations); unset: "
+             "$XDG_DATA_HOME/paless-deploy/snapshots (~/.local/share/...).",
+             substitutable=False),
+    Variable("PALESS_ALLOW_RECLAIM_DELETE", None,
+             "true: the prod overlay accepts volumes deleted with their claims "
+             "(reclaim policy Delete); as --allow-reclaim-delete.", substitutable=False),
+    Variable("PALESS_QUOTA_CPU", None,
+             "ResourceQuota requests.cpu of a namespace (branch mode default 8).",
+             substitutable=False),
+    Variable("PALESS_QUOTA_MEMORY", None,
+             "ResourceQuota requests.memory (branch mode default 16Gi).", substitutable=False),
+    Variable("PALESS_QUOTA_STORAGE", None,
+             "ResourceQuota requests.storage (branch mode default 50Gi).", substitutable=False),
+    Variable("PALESS_QUOTA_PODS", None, "ResourceQuota pods (branch mode default 40).",
+             substitutable=False),
+    Variable("PALESS_LIMIT_CPU", None,
+             "LimitRange: CPU request and limit of a container that sets none (branch mode "
+             "default 500m).", substitutable=False),
+    Variable("PALESS_LIMIT_MEMORY", None,
+             "LimitRange: memory request and limit of a container that sets none (branch "
+             "mode default 512Mi).", substitutable=False),
 )
 
 BY_NAME: dict[str, Variable] = {v.name: v for v in VARIABLES}

@@ -29,10 +29,16 @@ DEPLOYED_AT = "paless.io/deployed-at"  # namespaces: the last `all`/`deploy` (gc
 KEEP = "paless.io/keep"  # label on a namespace: "true" and gc never deletes it
 URL = "paless.io/url"  # on an Ingress: the deployment's URL, when its rules cannot tell
 RELOAD = "paless.io/reload"  # on a pod template: how dev reloads synced code (signal:HUP, none)
+SLEEPING = "paless.io/sleeping"  # label on a namespace: "true" while gc keeps it asleep
+SLEEPING_SINCE = "paless.io/sleeping-since"  # namespaces and workloads asleep: since when
+SLEEP_REASON = "paless.io/sleep-reason"  # namespaces and workloads asleep: why
+SLEEP_REPLICAS = "paless.io/sleep-replicas"  # workloads asleep: their replicas before
+SEEDED_FROM = "paless.io/seeded-from"  # namespaces: the data they started with, and when
 
 # field managers
 FIELD_MANAGER = TOOL
 INITIAL_REPLICAS_MANAGER = f"{TOOL}-initial"
+SLEEP_MANAGER = f"{TOOL}-sleep"  # scales sleeping workloads to zero and back
 
 
 def managed_selector() -> str:
