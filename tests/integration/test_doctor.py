@@ -189,7 +189,10 @@ def test_doctor_passes_on_the_stack_we_ship(sandbox, registry, tmp_path, overlay
     from tests.integration.deploy_helpers import make_project, run_cli
     from tests.integration.test_stack_sandbox import PROD_CREDENTIALS
 
-    env = {"REGISTRY": registry.host, **(PROD_CREDENTIALS if overlay == "prod" else {})}
+    # prod's claims bind through the sandbox's local-path class, whose volumes go with
+    # their claims: doctor refuses that unless told (the next test), as a deploy does
+    prod = {**PROD_CREDENTIALS, "PALESS_ALLOW_RECLAIM_DELETE": "true"}
+    env = {"REGISTRY": registry.host, **(prod if overlay == "prod" else {})}
     project = make_project(tmp_path / "project", env)
     run = run_cli(project, sandbox.kubeconfig, f"t-doctor-{overlay}-{uuid.uuid4().hex[:5]}",
                   "--overlay", overlay, "doctor", timeout=180)
@@ -204,10 +207,10 @@ def test_doctor_passes_on_the_stack_we_ship(sandbox, registry, tmp_path, overlay
 def test_prod_volumes_deleted_with_their_claims_fail_the_check(sandbox, tmp_path):
     from tests.integration.deploy_helpers import make_project
 
+    from tests.integration.test_stack_sandbox import PROD_CREDENTIALS
+
     project = make_project(tmp_path / "project").dir
-    strong = {name: f"strong-{name.lower()}-0123456789" for name in (
-        "POSTGRES_PASSWORD", "PAPERLESS_APP_DB_PASSWORD", "MINIO_ROOT_PASSWORD",
-        "PAPERLESS_SECRET_KEY")}
+    strong = dict(PROD_CREDENTIALS)  # every secret prod renders (Redis's, MinIO app user's)
     refused = run(sandbox, project, OVERLAY="prod", **strong)
     check = by_prefix(refused, "prod volumes outlive their claims")
     assert (check["ok"], check["required"]) == (False, True), check
