@@ -23,6 +23,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -289,7 +290,25 @@ def _setup(case: dict, sandbox: Any, namespace: str, values: dict[str, str]) -> 
                             "--timeout=90s", name)
         if obj["kind"] in CLUSTER_SCOPED_SETUP:
             made.append(name)
+    if any(obj["kind"] == "ValidatingAdmissionPolicyBinding"
+           for obj in yaml.safe_load_all(text)):
+        _await_policy(case, sandbox, namespace, values)
     return made
+
+
+def _await_policy(case: dict, sandbox: Any, namespace: str, values: dict[str, str]) -> None:
+    """An admission policy binds some time after it is created (the API server's informer
+    compiles it): wait until a server-side dry run of the case's overlay is refused by it,
+    so that the tool meets the policy, not a server that does not know it yet."""
+    text = _fill(yaml.safe_dump_all(case["overlay"]), values)
+    deadline = time.monotonic() + 60
+    while True:
+        probe = sandbox.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-",
+                                input=text, check=False)
+        if probe.returncode != 0 and "ValidatingAdmissionPolicy" in probe.stderr:
+            return
+        assert time.monotonic() < deadline, f"the case's policy never took effect: {probe}"
+        time.sleep(0.5)
 
 
 def test_the_readme_says_what_each_class_gets() -> None:
