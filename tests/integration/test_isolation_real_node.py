@@ -415,9 +415,6 @@ def test_no_credential_in_the_logs_of_the_data_services_jobs_and_sidecars(
     assert leaks(stacks, ours) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="the Paless stand-in (real-stack's image) logs "
-                   "PAPERLESS_REDIS whole at start, password included (paperless/startup.py "
-                   "_describe); Celery's own banner masks it")
 def test_no_credential_in_the_apps_logs(stacks: Stacks, sandbox: Sandbox) -> None:
     logs = container_logs(sandbox, stacks.a)
     apps = {k: v for k, v in logs.items() if k.endswith(APP_CONTAINERS)}
