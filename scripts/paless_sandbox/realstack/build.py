@@ -7,7 +7,6 @@ CACHE/realstack/logs/{debian,go,image,push}-NAME.log.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from paless_sandbox.realstack.recipes import (
     KEY_LABEL,
     DebianBase,
     GoBinary,
+    GoMain,
     ProbeKind,
     Recipe,
 )
@@ -109,7 +109,7 @@ def ensure_base(base: DebianBase) -> None:
     run_logged(["docker", "import", *changes, str(tar), base.image], log)
 
 
-def ensure_go_binary(go: GoBinary) -> tuple[Path, float]:
+def ensure_go_binary(recipe: Recipe, go: GoBinary) -> tuple[Path, float]:
     """The Go program, built once per recipe into CACHE/realstack/go/SLUG; its path and the
     seconds spent building it (0 when cached)."""
     out = GO_OUT / go.slug
@@ -122,15 +122,16 @@ def ensure_go_binary(go: GoBinary) -> tuple[Path, float]:
     part.mkdir(parents=True)
     log = LOGS / f"go-{go.name}.log"
     flags = ["-trimpath", "-ldflags", go.ldflags]
-    if go.install:
+    static = {"CGO_ENABLED": "0"}
+    if go.main is GoMain.UPSTREAM:
         run_logged(["go", "install", *flags, f"{go.module}@{go.version}"], log,
-                   env={"GOBIN": str(part)})
+                   env={**static, "GOBIN": str(part)})
     else:
-        # a main module with replace lines or its own layout builds in its own directory
-        info = json.loads(run_logged(["go", "mod", "download", "-json",
-                                      f"{go.module}@{go.version}"], log))
-        run_logged(["go", "build", *flags, "-o", str(part / go.name), "."], log,
-                   cwd=Path(info["Dir"]))
+        with tempfile.TemporaryDirectory() as tmp:  # the module cache's copy stays read-only
+            module = Path(tmp) / "module"
+            shutil.copytree(CONTEXTS / recipe.name / "go", module)
+            run_logged(["go", "build", *flags, "-o", str(part / go.name), "."], log,
+                       cwd=module, env=static)
     shutil.rmtree(out, ignore_errors=True)
     part.replace(out)
     return binary, time.monotonic() - started
@@ -151,7 +152,7 @@ def docker_build(recipe: Recipe, key: str, tag: str, *, no_cache: bool = False) 
     first, when missing). The legacy builder: it takes the local base image as it is.
     `no_cache`: no layer from an earlier build (what a fresh machine does)."""
     ensure_base(recipe.base)
-    binary, go_seconds = ensure_go_binary(recipe.go) if recipe.go else (None, 0.0)
+    binary, go_seconds = (ensure_go_binary(recipe, recipe.go) if recipe.go else (None, 0.0))
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Path(tmp) / "context"

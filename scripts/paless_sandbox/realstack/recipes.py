@@ -56,19 +56,28 @@ TRIXIE = DebianBase("trixie", ("trixie-updates", "trixie-security"))
 SID = DebianBase("sid", ())  # PostgreSQL 18 is in sid only
 
 
+class GoMain(enum.Enum):
+    """Where a Go program's main package comes from."""
+
+    UPSTREAM = "go install module@version"  # the module's own main, as released
+    OWN = "go build of the recipe's go/ module"  # a main of ours: fewer plugins, backends
+
+
 @dataclass(frozen=True)
 class GoBinary:
-    """A program built from the Go module proxy into the build context as `name`."""
+    """A program built from the Go module proxy into the build context as `name`: static
+    (CGO_ENABLED=0), -trimpath, so the same toolchain builds the same binary."""
 
     name: str
     module: str
     version: str
     ldflags: str
-    install: bool = False  # `go install module@version`; else `go build` in its directory
+    main: GoMain = GoMain.OWN  # OWN: NAME/go/ holds go.mod (every version pinned) and main.go
 
     def fingerprint(self) -> str:
-        return "\n".join([self.name, self.module, self.version, self.ldflags,
-                          "install" if self.install else "build", "-trimpath"])
+        parts = (self.name, self.module, self.version, self.ldflags, self.main.value,
+                 "-trimpath", "CGO_ENABLED=0")
+        return "\n".join(parts)
 
     @property
     def slug(self) -> str:
@@ -129,7 +138,8 @@ RECIPES: tuple[Recipe, ...] = (
                     "-s -w -X github.com/minio/minio/cmd.Version=2026-02-12T20:18:48Z "
                     "-X github.com/minio/minio/cmd.ReleaseTag=DEVELOPMENT.2026-02-12T20-18-48Z "
                     "-X github.com/minio/minio/cmd.CommitID=7aac2a2c5b7c "
-                    "-X github.com/minio/minio/cmd.ShortCommitID=7aac2a2c5b7c", install=True)),
+                    "-X github.com/minio/minio/cmd.ShortCommitID=7aac2a2c5b7c",
+                    GoMain.UPSTREAM)),
     Recipe("mc", "minio/mc", "RELEASE.2025-08-13T08-35-41Z", TRIXIE, package("minio-client"),
            "Debian's minio-client as `mc` (the entrypoint)"),
     Recipe("rclone", "rclone/rclone", "1.71.1", TRIXIE,
@@ -161,18 +171,19 @@ BY_NAME: Mapping[str, Recipe] = {r.name: r for r in RECIPES}
 LEGACY_KEYS: Mapping[str, tuple[str, str]] = {
     "postgres": ("6f032031ae35384b", "6d166fe471cbd431"),
     "redis": ("83589663ad12cfc1", "1298a028f18713f1"),
-    "minio": ("1f1f9480a342bca6", "12812b35a5afb661"),
+    "minio": ("e79d52e3e3b8ad47", "12812b35a5afb661"),
     "mc": ("dee65317777e08f2", "26bd9398b6f3f6b2"),
-    "rclone": ("9ec19f709550752c", "cc581cde904c37e5"),
+    "rclone": ("4faa8edf9f7fe164", "cc581cde904c37e5"),
     "busybox": ("afbfe1977366cce3", "1da482bced9d5dd8"),
-    "coredns": ("2e19785e8c58e7aa", "1f4b8e86b8d7c670"),
+    "coredns": ("b9d8d22d4a4c36ff", "1f4b8e86b8d7c670"),
     "paless": ("cce5dc51e902362e", "40d099cf7b400548"),
 }
 
 
 def recipe_key(recipe: Recipe, context: Mapping[str, bytes]) -> str:
     """The cache key of an image: its build context (path, executable bit and bytes of each
-    file, the Dockerfile among them), its Debian base's recipe and its Go binary's recipe.
+    file, the Dockerfile and an own Go main among them), its Debian base's recipe and its Go
+    binary's recipe.
     `context` maps a relative path to its bytes, a trailing "*" on the path marking an
     executable file."""
     digest = hashlib.sha256()
