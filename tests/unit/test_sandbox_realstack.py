@@ -44,6 +44,16 @@ def test_the_key_is_a_function_of_the_context_the_base_and_the_go_recipe() -> No
     assert recipe_key(other_go, CONTEXT) != recipe_key(rclone, CONTEXT)
 
 
+def test_a_go_binary_is_cached_by_its_recipe_and_its_own_main() -> None:
+    go = BY_NAME["coredns"].go
+    assert go is not None
+    module = {"go/main.go": b"package main\n", "go/go.mod": b"module m\n"}
+    slug = go.slug({**CONTEXT, **module})
+    assert slug.startswith("coredns-v1.14.7-")
+    assert go.slug({**module, "Dockerfile": b"FROM other\n"}) == slug  # the image's files: no
+    assert go.slug({**module, "go/main.go": b"package main // changed\n"}) != slug
+
+
 def test_the_old_builders_keys_are_paired_with_the_recipes_as_they_are() -> None:
     """A changed recipe must not keep an image of the lost builder: its key no longer
     matches the pair. Changing a recipe fails this test; drop the recipe's pair then."""
@@ -85,7 +95,7 @@ def test_every_recipe_has_a_context_whose_copies_it_holds() -> None:
         held = {p.rstrip("*").split("/")[0] for p in context_files(recipe)}
         if recipe.go:
             held.add(recipe.go.name)
-        for source in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.M):
+        for source in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, re.MULTILINE):
             assert source.rstrip("/") in held, f"{recipe.name}: COPY {source}"
 
 

@@ -112,7 +112,7 @@ def ensure_base(base: DebianBase) -> None:
 def ensure_go_binary(recipe: Recipe, go: GoBinary) -> tuple[Path, float]:
     """The Go program, built once per recipe into CACHE/realstack/go/SLUG; its path and the
     seconds spent building it (0 when cached)."""
-    out = GO_OUT / go.slug
+    out = GO_OUT / go.slug(context_files(recipe))
     binary = out / go.name
     if binary.exists():
         return binary, 0.0

@@ -79,10 +79,13 @@ class GoBinary:
                  "-trimpath", "CGO_ENABLED=0")
         return "\n".join(parts)
 
-    @property
-    def slug(self) -> str:
-        digest = hashlib.sha256(self.fingerprint().encode()).hexdigest()[:12]
-        return f"{self.name}-{self.version}-{digest}"
+    def slug(self, context: Mapping[str, bytes]) -> str:
+        """Where the built program is cached: its recipe and, for an own main, the files of
+        the context's go/ module (a changed main.go is a new binary)."""
+        digest = hashlib.sha256(self.fingerprint().encode())
+        for path in sorted(p for p in context if p.startswith("go/")):
+            digest.update(path.encode() + b"\0" + hashlib.sha256(context[path]).digest())
+        return f"{self.name}-{self.version}-{digest.hexdigest()[:12]}"
 
 
 class ProbeKind(enum.Enum):
@@ -175,7 +178,7 @@ LEGACY_KEYS: Mapping[str, tuple[str, str]] = {
     "mc": ("dee65317777e08f2", "26bd9398b6f3f6b2"),
     "rclone": ("4faa8edf9f7fe164", "cc581cde904c37e5"),
     "busybox": ("afbfe1977366cce3", "1da482bced9d5dd8"),
-    "coredns": ("b9d8d22d4a4c36ff", "1f4b8e86b8d7c670"),
+    "coredns": ("c8edc3f4c0a51721", "1f4b8e86b8d7c670"),
     "paless": ("cce5dc51e902362e", "40d099cf7b400548"),
 }
 

@@ -3,6 +3,7 @@
 package main
 
 import (
+	_ "github.com/coredns/caddy/onevent"
 	"github.com/coredns/coredns/coremain"
 
 	_ "github.com/coredns/coredns/plugin/any"
