@@ -121,7 +121,9 @@ class Builder:
         found = lookup(self.opts, recipe)
         state = classify(recipe, key, found.label, found.exists)
         if not needs_build(state, self.opts.rebuilds(recipe)):
-            return self.report(Outcome(recipe, tag, state.value))
+            return Outcome(recipe, tag, state.value)
+        say(f"realstack: building {recipe.name} ({state.value}); log "
+            f"{HOME / 'logs' / ('image-' + recipe.name + '.log')}")
         started = time.monotonic()
         with self.base_locks[recipe.base.suite]:
             ensure_base(recipe.base)
@@ -131,13 +133,8 @@ class Builder:
         if not self.opts.is_test_build:
             self.record(recipe, tag, key, built.go_seconds, built.docker_seconds)
         was = "--rebuild" if state in (Found.CURRENT, Found.LEGACY) else state.value
-        return self.report(Outcome(recipe, tag, f"built in {time.monotonic() - started:.0f}s "
-                                   f"(key {key}; was {was})"))
-
-    def report(self, outcome: Outcome) -> Outcome:
-        with self.lock:
-            print(outcome.line(), flush=True)
-        return outcome
+        return Outcome(recipe, tag, f"built in {time.monotonic() - started:.0f}s (key {key}; "
+                       f"was {was})")
 
     def record(self, recipe: Recipe, tag: str, key: str, go_s: float, docker_s: float) -> None:
         """The build's entry of builds.json (what `images` and docs/real-stack-images.md
@@ -164,17 +161,19 @@ def read_builds() -> dict[str, dict[str, object]]:
 
 
 def build_all(opts: Options) -> list[str]:
-    """Every selected image present or built, `opts.jobs` at a time; the failures."""
+    """Every selected image present or built, `opts.jobs` at a time, a line each in the
+    table's order; the failures."""
     builder = Builder(opts)
     failures = []
     with ThreadPoolExecutor(max_workers=max(1, opts.jobs)) as pool:
         futures = {r.name: pool.submit(builder.ensure_image, r) for r in opts.selected()}
         for name, future in futures.items():
             try:
-                future.result()
+                outcome = future.result()
             except (SandboxError, OSError) as exc:
-                builder.report(Outcome(BY_NAME[name], "", f"FAILED: {exc}"))
+                outcome = Outcome(BY_NAME[name], "", f"FAILED: {exc}")
                 failures.append(name)
+            print(outcome.line(), flush=True)
     return failures
 
 
