@@ -16,7 +16,6 @@ from paless_sandbox.realstack.cli import parser
 from paless_sandbox.realstack.ensure import Options
 from paless_sandbox.realstack.recipes import (
     BY_NAME,
-    LEGACY_KEYS,
     RECIPES,
     SID,
     TRIXIE,
@@ -54,33 +53,18 @@ def test_a_go_binary_is_cached_by_its_recipe_and_its_own_main() -> None:
     assert go.slug({**module, "go/main.go": b"package main // changed\n"}) != slug
 
 
-def test_the_old_builders_keys_are_paired_with_the_recipes_as_they_are() -> None:
-    """A changed recipe must not keep an image of the lost builder: its key no longer
-    matches the pair. Changing a recipe fails this test; drop the recipe's pair then."""
-    for recipe in RECIPES:
-        assert LEGACY_KEYS[recipe.name][0] == recipe_key(recipe, context_files(recipe)), \
-            f"{recipe.name}'s recipe changed: remove its LEGACY_KEYS pair (it will be rebuilt)"
-
-
 @pytest.mark.parametrize(("exists", "label", "found"), [
     (False, None, Found.MISSING),
     (True, None, Found.FOREIGN),
     (True, "k" * 16, Found.CURRENT),
-    (True, "6d166fe471cbd431", Found.STALE),  # postgres' old key, but not busybox's
-    (True, "1da482bced9d5dd8", Found.LEGACY),
+    (True, "0" * 16, Found.STALE),  # built from another version of the recipe
 ])
 def test_what_is_under_the_name_is_classified_by_its_label(exists, label, found) -> None:
-    legacy_pair_key = LEGACY_KEYS["busybox"][0]
-    key = "k" * 16 if label == "k" * 16 else legacy_pair_key
-    assert classify(BUSYBOX, key, label, exists) is found
-
-
-def test_an_old_key_of_another_recipe_version_is_stale() -> None:
-    assert classify(BUSYBOX, "0" * 16, LEGACY_KEYS["busybox"][1], True) is Found.STALE
+    assert classify(BUSYBOX, "k" * 16, label, exists) is found
 
 
 @pytest.mark.parametrize(("found", "rebuild", "builds"), [
-    (Found.CURRENT, False, False), (Found.LEGACY, False, False),
+    (Found.CURRENT, False, False),
     (Found.CURRENT, True, True), (Found.STALE, False, True),
     (Found.FOREIGN, False, True), (Found.MISSING, False, True),
 ])

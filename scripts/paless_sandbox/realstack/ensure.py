@@ -132,7 +132,7 @@ class Builder:
             push(recipe, tag)
         if not self.opts.is_test_build:
             self.record(recipe, tag, key, built.go_seconds, built.docker_seconds)
-        was = "--rebuild" if state in (Found.CURRENT, Found.LEGACY) else state.value
+        was = "--rebuild" if state is Found.CURRENT else state.value
         return Outcome(recipe, tag, f"built in {time.monotonic() - started:.0f}s (key {key}; "
                        f"was {was})")
 

@@ -167,22 +167,6 @@ RECIPES: tuple[Recipe, ...] = (
 )
 BY_NAME: Mapping[str, Recipe] = {r.name: r for r in RECIPES}
 
-# The builder these recipes were recovered from (its source was lost) labelled the images
-# it pushed with keys of its own. An image carrying the old key of exactly this recipe is
-# as good as one carrying the new key: (this recipe's key, the old builder's key). When a
-# recipe changes its key changes, the pair no longer matches and the image is rebuilt.
-LEGACY_KEYS: Mapping[str, tuple[str, str]] = {
-    "postgres": ("6f032031ae35384b", "6d166fe471cbd431"),
-    "redis": ("83589663ad12cfc1", "1298a028f18713f1"),
-    "minio": ("e79d52e3e3b8ad47", "12812b35a5afb661"),
-    "mc": ("dee65317777e08f2", "26bd9398b6f3f6b2"),
-    "rclone": ("4faa8edf9f7fe164", "cc581cde904c37e5"),
-    "busybox": ("afbfe1977366cce3", "1da482bced9d5dd8"),
-    "coredns": ("c8edc3f4c0a51721", "1f4b8e86b8d7c670"),
-    "paless": ("cce5dc51e902362e", "40d099cf7b400548"),
-}
-
-
 def recipe_key(recipe: Recipe, context: Mapping[str, bytes]) -> str:
     """The cache key of an image: its build context (path, executable bit and bytes of each
     file, the Dockerfile and an own Go main among them), its Debian base's recipe and its Go
@@ -203,7 +187,6 @@ class Found(enum.Enum):
     """What the registry (or the local engine) holds under an image's name."""
 
     CURRENT = "present"  # built from this recipe
-    LEGACY = "present (old builder's key)"  # built from this recipe by the lost builder
     STALE = "stale"  # built from another recipe
     FOREIGN = "unlabelled"  # not built by the sandbox at all
     MISSING = "missing"
@@ -217,11 +200,9 @@ def classify(recipe: Recipe, key: str, label: str | None, exists: bool) -> Found
         return Found.FOREIGN
     if label == key:
         return Found.CURRENT
-    if LEGACY_KEYS.get(recipe.name) == (key, label):
-        return Found.LEGACY
     return Found.STALE
 
 
 def needs_build(found: Found, rebuild: bool) -> bool:
     """Whether to build: asked to, or nothing built from this recipe is there."""
-    return rebuild or found not in (Found.CURRENT, Found.LEGACY)
+    return rebuild or found is not Found.CURRENT
