@@ -45,10 +45,9 @@ class DataBench:
         return f"bench-{self.bench_id}-data"
 
     def run(self) -> None:
-        from tests.fixtures.realdata import base_image_ready, cluster_dns_missing
+        from tests.fixtures.realdata import real_stack_missing
 
-        why = (self._real_node_missing() or cluster_dns_missing(self.tools.kubectl())
-               or base_image_ready())
+        why = self._real_node_missing() or real_stack_missing(self.tools.kubectl())
         if why:
             self.why_not = why
             say(f"data: skipped ({why})")

@@ -25,18 +25,23 @@ class Command:
 
     name: str  # up, down, status, env, restart
     nodes: tuple[str, ...] = node_names(DEFAULT_NODES)  # up: the simulated nodes
+    real_stack: bool = False  # up: then `realstack ensure` (images, mirrors, CoreDNS)
     component: str = ""  # restart: one of RESTARTABLE
     down_s: float = 0.0  # restart: how long it stays stopped
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line: up [--nodes N] | down | status | env | restart COMPONENT [--down S]."""
+    """The command line: up [--nodes N] [--real-stack] | down | status | env |
+    restart COMPONENT [--down S]."""
     top = argparse.ArgumentParser(prog="scripts/sandbox")
     commands = top.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start what is not running (idempotent)")
     up.add_argument("--nodes", type=int, default=DEFAULT_NODES,
                     help=f"simulated nodes, at least (default {DEFAULT_NODES}; load tests add "
                     "more)")
+    up.add_argument("--real-stack", action="store_true",
+                    help="then the real stack: its images in the registry (built when "
+                    "missing), the real node's mirrors, CoreDNS at 10.96.0.10")
     for name in ("down", "status", "env"):
         commands.add_parser(name)
     restart = commands.add_parser("restart", help="stop one component, start it again, wait "
@@ -51,7 +56,7 @@ def parse(argv: list[str]) -> Command:
     """The command `argv` asks for; a usage error exits 2 (argparse)."""
     args = parser().parse_args(argv)
     if args.command == "up":
-        return Command("up", nodes=node_names(args.nodes))
+        return Command("up", nodes=node_names(args.nodes), real_stack=args.real_stack)
     if args.command == "restart":
         return Command("restart", component=args.component, down_s=args.down)
     return Command(args.command)
@@ -93,7 +98,7 @@ def run(command: Command) -> int:
 def _run(command: Command) -> int:
     """Run one command, the lock held when it changes anything."""
     if command.name == "up":
-        cmd_up(command.nodes)
+        cmd_up(command.nodes, real_stack=command.real_stack)
     elif command.name == "down":
         cmd_down()
     elif command.name == "status":

@@ -22,13 +22,16 @@ from paless_sandbox.messages import SandboxError, say
 from paless_sandbox.prerequisites import ensure_binaries, ensure_packages
 from paless_sandbox.processes import pid_alive, port_in_use, read_pid, stop_pid, stray_pids
 from paless_sandbox.realnode import start_real_node, stop_real_node
+from paless_sandbox.realstack.ensure import Options, ensure
 
 RESTART_GRACE_S = 2.0
 PORTS_FREE_S = 15.0  # a killed component frees its ports only once it has exited
 
 
-def cmd_up(nodes: tuple[str, ...]) -> None:
-    """Start everything that is not running and healthy, in order; `nodes` simulated nodes."""
+def cmd_up(nodes: tuple[str, ...], real_stack: bool = False) -> None:
+    """Start everything that is not running and healthy, in order; `nodes` simulated nodes;
+    with `real_stack`, then `realstack ensure` (it needs the registry, and the real node for
+    CoreDNS)."""
     started = time.monotonic()
     for d in (LOGS, PIDS, STATE / "volumes"):
         d.mkdir(parents=True, exist_ok=True)
@@ -47,6 +50,8 @@ def cmd_up(nodes: tuple[str, ...]) -> None:
         start(c)
     apply_bootstrap(nodes)
     start_real_node()
+    if real_stack:
+        ensure(Options())
     say(f"up in {time.monotonic() - started:.1f}s; run: eval \"$({SCRIPT} env)\"")
 
 

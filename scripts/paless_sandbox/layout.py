@@ -61,4 +61,8 @@ CONTAINERD_METRICS_PORT = 10264
 # A port-forward to any port of a simulated pod reaches this local port (kwok's
 # ClusterPortForward): a test serves a stand-in there (nothing listens otherwise).
 KWOK_FORWARD_PORT = 10265
+# CoreDNS (realstack) on the real node's host network, bound to the bridge address: the
+# cluster DNS Service every pod's resolv.conf names, then its health, ready and metrics ports.
+CLUSTER_DNS_IP = "10.96.0.10"
+COREDNS_HEALTH_PORT, COREDNS_READY_PORT, COREDNS_METRICS_PORT = 10266, 10267, 10268
 REAL_NODE_TIMEOUT = 120.0  # from kubelet start to node Ready

@@ -29,6 +29,7 @@ from paless_deploy.core.configuration.branch import branch_namespace
 from tests.fixtures.cluster import Sandbox
 from tests.fixtures.realnode import ON_REAL_NODE, STATE
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
+from tests.fixtures.realnode import real_stack as real_stack  # noqa: PLC0414 - the fixture
 from tests.integration.deploy_helpers import Project, delete_instances, make_project, run_cli
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.realnode]
@@ -37,7 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 OVERLAY = "realnode-stack"
 REGISTRY = "127.0.0.1:5000"
 STAND_IN = f"{REGISTRY}/ghcr.io/paperless-ngx/paperless-ngx:2.18.4"
-# the images the stack names, as the sandbox's registry must hold them (real-stack builds them)
+# the images the stack names, as the sandbox's registry must hold them (realstack builds them)
 STACK_IMAGES = ("library/postgres:18.1", "library/redis:7.4.5-alpine",
                 "minio/minio:RELEASE.2025-09-07T16-13-09Z", "minio/mc:RELEASE.2025-08-13T08-35-41Z",
                 "rclone/rclone:1.71.1", "library/busybox:1.37.0",
@@ -113,17 +114,11 @@ def enforced(real_node, sandbox: Sandbox) -> None:
 
 
 @pytest.fixture(scope="module")
-def stacks(enforced, sandbox: Sandbox, tmp_path_factory) -> Iterator[Stacks]:
-    """The stack in two branch namespaces, deployed by paless-deploy, on the real node."""
+def stacks(enforced, real_stack, sandbox: Sandbox, tmp_path_factory) -> Iterator[Stacks]:
+    """The stack in two branch namespaces, deployed by paless-deploy, on the real node (the
+    real stack's images and cluster DNS made sure of by `real_stack`)."""
     missing = [i for i in STACK_IMAGES if not registry_has(i)]
-    if missing:
-        pytest.skip(f"the sandbox registry lacks the real stack's images {missing}: "
-                    "`PYTHONPATH=scripts python3 -m paless_sandbox.realstack push`")
-    dns = sandbox.kubectl("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o",
-                          "jsonpath={.items[*].status.phase}", check=False).stdout
-    if "Running" not in dns:
-        pytest.skip("the sandbox runs no cluster DNS (kube-system/kube-dns), and the stack names "
-                    "its services: `PYTHONPATH=scripts python3 -m paless_sandbox.realstack dns`")
+    assert not missing, f"`realstack ensure` succeeded, yet the sandbox registry lacks {missing}"
     ensure_shared_mount(HOST_PATHS)
     credentials = {"REDIS_PASSWORD": f"redis-{secrets.token_hex(12)}",
                    "MINIO_APP_PASSWORD": f"minio-app-{secrets.token_hex(12)}",

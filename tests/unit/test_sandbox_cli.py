@@ -24,6 +24,11 @@ def test_up_defaults_to_four_simulated_nodes() -> None:
                              "sandbox-node-4")
 
 
+def test_up_real_stack_is_asked_for() -> None:
+    assert cli.parse(["up", "--real-stack"]).real_stack
+    assert not cli.parse(["up"]).real_stack
+
+
 def test_up_nodes_names_that_many_and_never_fewer_than_one() -> None:
     assert cli.parse(["up", "--nodes", "7"]).nodes[-1] == "sandbox-node-7"
     assert len(cli.parse(["up", "--nodes", "7"]).nodes) == 7
