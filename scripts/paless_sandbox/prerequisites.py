@@ -30,6 +30,7 @@ APT_PACKAGES = {"dockerd": "docker.io", "docker-registry": "docker-registry",
                 "busybox": "busybox-static", "openssl": "openssl",
                 "containerd": "containerd", "runc": "runc", "iptables": "iptables",
                 "ipset": "ipset",  # the real node's NetworkPolicy controller (netpol)
+                "debootstrap": "debootstrap",  # the real stack's Debian bases (realstack)
                 str(CNI_BIN / "bridge"): "containernetworking-plugins"}
 
 
