@@ -206,7 +206,6 @@ def test_doctor_passes_on_the_stack_we_ship(sandbox, registry, tmp_path, overlay
 @pytest.mark.cluster
 def test_prod_volumes_deleted_with_their_claims_fail_the_check(sandbox, tmp_path):
     from tests.integration.deploy_helpers import make_project
-
     from tests.integration.test_stack_sandbox import PROD_CREDENTIALS
 
     project = make_project(tmp_path / "project").dir
