@@ -264,26 +264,23 @@ class _Applier:
                  graph: DeployGraph) -> None:
         self.kube, self.options, self.autoscalers, self.run = kube, options, autoscalers, run
         self.listed: LiveObjects | None = None
-        # the data guard's hook runs once per phase label, before its first object is applied
-        # (a seed or a snapshot before the migrate Job): the graph applies that Job only once
-        # the database it addresses is ready
+        # the data guard's hook runs before the objects it asks for (the migrate Job, which
+        # the graph applies only once the database it addresses is ready: a seed, a
+        # snapshot before the migration), one at a time
         self.groups = {phase: [graph.nodes[i].obj for i in members]
                        for phase, members in graph.groups()}
         self.phase_of = {id(node.obj): node.phase for node in graph.nodes}
-        self.hooked: set[str] = set()
         self.hook_lock = threading.Lock()
 
-    def _before_phase(self, obj: dict) -> None:
+    def _before(self, obj: dict) -> None:
         guard, phase = self.run.guard, self.phase_of.get(id(obj))
-        if guard is None or phase is None or phase in self.hooked:
+        if guard is None or phase is None or not guard.wants(obj, phase):
             return
         with self.hook_lock:
-            if phase not in self.hooked:
-                guard.before_phase(phase, self.groups.get(phase, []))
-                self.hooked.add(phase)
+            guard.before_object(obj, phase, self.groups.get(phase, []))
 
     def __call__(self, obj: dict) -> Applied:
-        self._before_phase(obj)
+        self._before(obj)
         applied = apply_object(self.kube, obj, force_conflicts=self.options.force_conflicts,
                                autoscaler=self.autoscalers.get((obj["kind"], name_of(obj))),
                                listed=self.listed)

@@ -3,8 +3,10 @@
 - before anything is applied: the production rule (no volume deleted with its claim) and a
   check of `--seed-from`'s snapshot;
 - once the namespace lock is held: a sleeping preview is woken;
-- before the migrate phase: a new namespace is seeded (`all --seed-from`), or a snapshot
-  is taken when the migration would run with a new image (PALESS_SNAPSHOT_BEFORE_MIGRATE);
+- before the migrate Job is applied (the graph applies it once the database it addresses
+  is ready): a new namespace is seeded (`all --seed-from`), or a snapshot is taken when the
+  migration would run with a new image (PALESS_SNAPSHOT_BEFORE_MIGRATE). A tree without a
+  migrate Job is seeded before its first app workload, once its PostgreSQL is Ready;
 - when the migration or what follows it fails: the report says how to restore that
   snapshot, and `--rollback-data` restores it with the previous images, saying so.
 """
@@ -44,9 +46,11 @@ if TYPE_CHECKING:
     from paless_deploy.core.configuration.config import Config
 
 MIGRATE_PHASE = policy.MIGRATE_PHASE
-# A seed goes in before the first of these phases (the migrate phase, in the Paless tree;
-# a tree without one is seeded before its apps)
+# A seed goes in before the migrate Job (the Paless tree); a tree without one is seeded
+# before the first workload of these phases (its apps)
 SEED_BEFORE = (MIGRATE_PHASE, "scheduler", "worker", "web")
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"})
+DATABASE_WAIT_S = 600.0  # at most, for the new namespace's PostgreSQL to be Ready
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,9 @@ class DataGuard:
     snapshot_path: Path | None = None
     seed_settled: bool = False  # seeded, or found holding data already
     namespace_created: bool = False  # by this run: it holds no data to keep yet
+    has_migrate_job: bool = False  # the rendered tree has one (set by before_apply)
+    migration_checked: set[str] = field(default_factory=set)  # phases asked about a snapshot
+    database_wait_s: float = DATABASE_WAIT_S
 
     @property
     def namespace(self) -> str:
@@ -85,6 +92,7 @@ class DataGuard:
     def before_apply(self, objects: Sequence[dict]) -> None:
         """Exit 2 for a prod deploy onto volumes deleted with their claims (unless
         accepted), and for a `--seed-from` namespace that does not exist."""
+        self.has_migrate_job = any(policy.is_migrate_job(o) for o in objects)
         if self.config.overlay == reclaim.PROD_OVERLAY and not reclaim.allowed(
                 self.options.allow_reclaim_delete,
                 self.config.value(reclaim.ALLOW_VARIABLE)):
@@ -128,20 +136,33 @@ class DataGuard:
             woken = wake(self.kube, self.namespace, self.info)
             self.result.extra["woken"] = [w.to_json() for w in woken]
 
-    # -- before the migrate phase ------------------------------------------------------------
+    # -- before the migrate Job -------------------------------------------------------------
 
-    def before_phase(self, phase: str, objects: Sequence[dict]) -> None:
-        """Before a phase is applied: the seed (before the migrate phase, or the apps of a
-        tree without one), else the snapshot before a migration with a new image."""
-        if self.seed is not None and not self.seed_settled and phase in SEED_BEFORE:
+    def wants(self, obj: dict, phase: str) -> bool:
+        """Whether applying `obj` (of `phase`) waits for this guard first: the migrate Job
+        (a seed, a snapshot), or, for a seed in a tree without one, its first app workload.
+        Everything else (Services, ConfigMaps, policies of those phases) goes on at once."""
+        if policy.is_migrate_job(obj):
+            return ((self.seed is not None and not self.seed_settled)
+                    or phase not in self.migration_checked)
+        return (self.seed is not None and not self.seed_settled and not self.has_migrate_job
+                and phase in SEED_BEFORE and obj.get("kind") in WORKLOAD_KINDS)
+
+    def before_object(self, obj: dict, phase: str, objects: Sequence[dict]) -> None:
+        """Before `obj` is applied (when `wants` said so; `objects`: its phase's): the seed,
+        else the snapshot before a migration with a new image."""
+        if self.seed is not None and not self.seed_settled:
             self.seed_settled = True
+            self._await_database()
             if not self.namespace_created and self._database_holds_data():
                 self.info(f"--seed-from: {self.namespace} holds data already; not seeded again")
             else:
-                self._seed(next((o for o in objects if policy.is_migrate_job(o)), None))
+                self._seed(obj if policy.is_migrate_job(obj) else None)
+                self.migration_checked.add(phase)
                 return
-        if phase != MIGRATE_PHASE:
+        if not policy.is_migrate_job(obj) or phase in self.migration_checked:
             return
+        self.migration_checked.add(phase)
         jobs = [f"Job/{name_of(o)}" for o in objects
                 if policy.is_migrate_job(o) and policy.runs_new_image(o, self._live_job(o))]
         mode = policy.snapshot_mode(self.config.value("PALESS_SNAPSHOT_BEFORE_MIGRATE"),
@@ -160,6 +181,20 @@ class DataGuard:
             exc.hint += (" To deploy without a snapshot, set PALESS_SNAPSHOT_BEFORE_MIGRATE="
                          "never (or fix the cause and deploy again).")
             raise
+
+    def _await_database(self) -> None:
+        """The namespace's PostgreSQL with a Ready pod, watched for (a tree without a
+        migrate Job applies its apps without waiting for the database; a seed reads it)."""
+        found = read_services(self.kube, self.namespace).postgres
+        if found is None or found.pod is not None:
+            return
+        kind, _, name = found.workload.partition("/")
+        self.info(f"--seed-from: waiting for {found.workload} to be Ready")
+        with cluster_errors(self.kube, f"watching {found.workload}", self.namespace):
+            self.kube.watch_until(by_kind(kind), name, self.namespace,
+                                  lambda o: int(((o or {}).get("status") or {})
+                                                .get("readyReplicas") or 0) > 0,
+                                  self.database_wait_s)
 
     def _snapshot_before_migration(self, mode: str, jobs: list[str]) -> None:
         holds = None if self.namespace_created else self._database_holds_data()

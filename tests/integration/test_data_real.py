@@ -173,14 +173,17 @@ def test_a_seeded_branch_holds_the_source_rows_with_its_own_credentials(story, r
     stack = Stack(story.sandbox, branch)
     assert stack.rows() == SOURCE_ROWS
     assert Objects(story.sandbox, branch).listing() == story.objects
-    # its own credentials: the source's owner password is refused over the network, its own
-    # accepted; the branch's Secret is not the source's
-    host = f"postgres.{branch}.svc.cluster.local"
-    refused = restored.psql("SELECT 1", user="paperless", password=DEV_OWNER_PASSWORD,
-                            host=host, check=False)
-    assert refused.returncode != 0 and "password authentication failed" in refused.stderr
-    accepted = restored.psql("SELECT count(*) FROM documents_document", user="paperless",
-                             password=BRANCH_SECRETS["POSTGRES_PASSWORD"], host=host)
+    # its own credentials, over TCP with password authentication: the source's owner
+    # password is refused, its own accepted. psql runs in the branch's PostgreSQL pod and
+    # dials the pod's own address (the socket and 127.0.0.1 trust local users; a pod of
+    # another namespace is refused by the branch's NetworkPolicies before any password)
+    host = stack.pod_ip("postgres-0")
+    refused = stack.psql("SELECT 1", user="paperless", password=DEV_OWNER_PASSWORD,
+                         host=host, check=False)
+    assert refused.returncode != 0 and "password authentication failed" in refused.stderr, \
+        refused.stderr
+    accepted = stack.psql("SELECT count(*) FROM documents_document", user="paperless",
+                          password=BRANCH_SECRETS["POSTGRES_PASSWORD"], host=host)
     assert accepted.stdout.strip() == str(len(SOURCE_ROWS))
     # the next deploy of the branch (CI passes the same flags) does not seed it again
     stack.add_documents("branch-only-4")

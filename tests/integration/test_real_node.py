@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ import pytest
 from tests.fixtures.cluster import SANDBOX
 from tests.fixtures.realnode import ON_REAL_NODE, REAL_KEY, STATE, busybox_rootfs
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
+from tests.fixtures.waiting import eventually
 from tests.integration.deploy_helpers import CliRun, Project, delete_instances, run_cli
 from tests.integration.test_failures_cli import write_overlay
 from tests.integration.test_sandbox_lifecycle import alive, pids, sandbox_cmd
@@ -109,18 +110,6 @@ def events_of(sandbox: Any, namespace: str, name: str) -> list[dict]:
     out = sandbox.kubectl("get", "events", "-n", namespace, "--field-selector",
                           f"involvedObject.name={name}", "-o", "json").stdout
     return json.loads(out)["items"]
-
-
-def eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """The first truthy result of `check`, polled until `timeout` seconds passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(0.5)
 
 
 def failure_run(project: Project, sandbox: Any, overlay: str, objects: list[dict]) -> tuple[
