@@ -5,6 +5,7 @@ kubelet and the CNI plugins added)."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -85,10 +86,11 @@ def ensure_forward_rules() -> None:
 
 def jumps_to(listing: str, chains: tuple[str, ...]) -> list[list[str]]:
     """The rules of an `iptables -S` listing that jump to one of `chains`, as the words
-    `-D` takes (without the leading -A)."""
+    `-D` takes (without the leading -A), quoted words (a comment with spaces, as
+    kube-router writes them) unquoted: split on spaces, `-D` would match nothing."""
     jumps = []
     for rule in listing.splitlines():
-        words = rule.split()
+        words = shlex.split(rule)
         if words[:1] == ["-A"] and words[-2:-1] == ["-j"] and words[-1] in chains:
             jumps.append(words[1:])
     return jumps

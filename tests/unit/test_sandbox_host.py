@@ -79,10 +79,15 @@ def test_capabilities_are_read_from_the_effective_set() -> None:
 def test_only_rules_that_jump_to_the_chains_are_deleted() -> None:
     listing = ("-P FORWARD ACCEPT\n-N KUBE-FIREWALL\n-A INPUT -j KUBE-FIREWALL\n"
                "-A OUTPUT -m comment --comment x -j KUBE-FIREWALL\n"
-               "-A KUBE-FIREWALL -j DROP\n-A FORWARD -j DOCKER-USER\n")
+               "-A KUBE-FIREWALL -j DROP\n-A FORWARD -j DOCKER-USER\n"
+               '-A FORWARD -m comment --comment "kube-router netpol - TEMCG2" '
+               "-j KUBE-FIREWALL\n")
     assert jumps_to(listing, ("KUBE-FIREWALL",)) == [
         ["INPUT", "-j", "KUBE-FIREWALL"],
-        ["OUTPUT", "-m", "comment", "--comment", "x", "-j", "KUBE-FIREWALL"]]
+        ["OUTPUT", "-m", "comment", "--comment", "x", "-j", "KUBE-FIREWALL"],
+        # a comment with spaces is one word, as `-D` needs it (kube-router's jumps)
+        ["FORWARD", "-m", "comment", "--comment", "kube-router netpol - TEMCG2", "-j",
+         "KUBE-FIREWALL"]]
     assert jumps_to(listing, ()) == []
 
 
