@@ -38,7 +38,8 @@ BRANCHES = 10
 NODE_CPU_M = 8000  # a sandbox node (paless_sandbox.kwok NODE_CAPACITY)
 MARGIN_CPU_M = 2 * NODE_CPU_M  # other tests share the sandbox's nodes
 KINDS = ("configmaps,secrets,persistentvolumeclaims,services,statefulsets,deployments,jobs,"
-         "horizontalpodautoscalers,poddisruptionbudgets,ingresses")
+         "horizontalpodautoscalers,poddisruptionbudgets,ingresses,networkpolicies,limitranges,"
+         "resourcequotas")
 
 
 def free_cpu_m(sandbox) -> tuple[int, int]:
