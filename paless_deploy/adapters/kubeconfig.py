@@ -302,6 +302,49 @@ def exec_credentials(access: ClusterAccess, deadline: Deadline = Deadline()) -> 
     return _parse_exec_output(where, command, api_version, out)
 
 
+def auth_provider_header(kubeconfig: str, access: ClusterAccess,
+                         deadline: Deadline = Deadline()) -> str:
+    """The Authorization header of a legacy auth-provider user (gcp, oidc, azure), read by
+    the `kubernetes` package's loader in a process of its own (authprovider.py), within
+    `deadline` as an exec plugin is: a provider that hangs (its cmd-path, its token
+    endpoint) is stopped with what it started, and named."""
+    from pathlib import Path as _Path
+
+    import paless_deploy
+
+    name = str((access.auth_provider or {}).get("name") or "(unnamed)")
+    what = f"The auth-provider {name} of the kubeconfig {kubeconfig}"
+    root = str(_Path(paless_deploy.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    argv = [sys.executable, "-m", "paless_deploy.adapters.kube.authprovider", kubeconfig,
+            access.context]
+    limit, limited_by = deadline.plugin_limit(False, time.monotonic())
+    try:
+        code, out, stderr = _run_plugin(argv, env, False, limit)
+    except subprocess.TimeoutExpired:
+        raise ClusterError(
+            f"{what} did not answer within {span(math.ceil(limit or 0))} and was stopped "
+            f"(the limit: {limited_by}).",
+            "Log in again with the provider's tool (its token may need a refresh it cannot "
+            "get from here), give the command a longer --timeout, or use a kubeconfig with "
+            "an exec plugin (the auth-provider mechanism is deprecated).",
+            code="exec-timeout") from None
+    try:
+        answer = json.loads(out) if code == 0 else {}
+    except ValueError:
+        answer = {}
+    if not isinstance(answer, dict) or ("header" not in answer and "error" not in answer):
+        answer = {"error": stderr.splitlines()[-1][:200] if stderr else f"exit {code}"}
+    if answer.get("error") or not answer.get("header"):
+        detail = f": {answer['error']}" if answer.get("error") else " (no token)"
+        raise ClusterError(f"{what} gave no credentials{detail}.",
+                           "Log in again with the provider's tool, or use a kubeconfig with "
+                           "an exec plugin (the auth-provider mechanism is deprecated).",
+                           code="unauthorised")
+    return str(answer["header"])
+
+
 def _run_plugin(argv: list[str], env: dict[str, str], interactive: bool,
                 limit: float | None) -> tuple[int, bytes, str]:
     """Run a plugin for at most `limit` seconds: (exit code, stdout, stderr). On a timeout

@@ -4,8 +4,9 @@ Every other module talks to the cluster through `Kube` and sees API objects as t
 server's own JSON dicts and failures as `ApiError` / `TransportError`. Requests go over
 urllib3 with TLS and credentials from the kubeconfig (`adapters.kubeconfig` reads it as
 kubectl does). The `kubernetes` package is imported only for kubeconfigs whose user has a
-legacy `auth-provider`: importing it costs about 0.3 s (its loader pulls in requests,
-oauthlib and pydantic, its package every typed API), a third of a no-op redeploy.
+legacy `auth-provider`, in a process of its own bounded by --timeout (adapters/
+authprovider.py): importing it costs about 0.3 s (its loader pulls in requests, oauthlib
+and pydantic, its package every typed API), a third of a no-op redeploy.
 """
 
 from __future__ import annotations
@@ -496,37 +497,13 @@ def connect_run(run_ctx: RunContext) -> Kube:
 def _load(source: KubeconfigSource, context: str | None, deadline: Deadline | None = None
           ) -> tuple[Transport, str]:
     """The transport to the chosen context's API server, and the server's URL."""
-    from paless_deploy.adapters.kubeconfig import load_access
+    from paless_deploy.adapters.kubeconfig import Deadline, auth_provider_header, load_access
 
     access = load_access(source.paths, context)
     if access.auth_provider is not None:
-        return Transport(access, _auth_provider_header(source, access.context)), access.server
+        header = auth_provider_header(source.describe(), access, deadline or Deadline())
+        return Transport(access, header), access.server
     return Transport(access, deadline=deadline), access.server
-
-
-def _auth_provider_header(source: KubeconfigSource, context: str) -> str:
-    """The Authorization header of a legacy auth-provider user (gcp, oidc, azure), from the
-    `kubernetes` package's loader, which knows how to refresh their tokens."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
-
-    cfg = client.Configuration()
-    try:
-        config.load_kube_config(config_file=source.describe(), context=context,
-                                client_configuration=cfg)
-    except (ConfigException, Exception) as exc:  # noqa: BLE001 - the user's file, the provider
-        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise ClusterError(f"The auth-provider of the kubeconfig {source.describe()} gave no "
-                           f"credentials: {detail}.",
-                           "Log in again with the provider's tool, or use a kubeconfig with "
-                           "an exec plugin (the auth-provider mechanism is deprecated).",
-                           code="unauthorised") from None
-    header = cfg.get_api_key_with_prefix("BearerToken") or ""
-    if not header:
-        raise ClusterError(f"The auth-provider of the kubeconfig {source.describe()} gave no "
-                           "token.", "Log in again with the provider's tool.",
-                           code="unauthorised")
-    return header
 
 
 class Transport:
