@@ -9,12 +9,14 @@ spec.replicas, so the next apply of the manifests owns it again without a confli
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
+from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.data import sleep
 from paless_deploy.core.errors import LockHeld
 from paless_deploy.core.manifests import labels
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from paless_deploy.adapters.kube import Kube
 
 NAMESPACE = by_kind("Namespace")
+POD = by_kind("Pod")
 RELEASE_TRIES = 5
 
 
@@ -35,14 +38,17 @@ def _workloads(kube: Kube, namespace: str) -> list[dict]:
                 for w in with_retries(partial(kube.list, by_kind(kind), namespace))[0]]
 
 
-def put_to_sleep(kube: Kube, namespace: str, reason: str, now: dt.datetime) -> list[str]:
-    """Scale the namespace's running workloads to zero; the ones scaled."""
+def put_to_sleep(kube: Kube, namespace: str, reason: str, now: dt.datetime,
+                 select: Callable[[Sequence[ApiObject]], list[ApiObject]] = sleep.to_sleep
+                 ) -> list[str]:
+    """Scale the namespace's running workloads (those `select` picks) to zero and mark the
+    namespace asleep, so that `wake` or the next deploy brings them back; the ones scaled."""
     scaled = []
     with cluster_errors(kube, f"putting {namespace} to sleep", namespace):
         with_retries(partial(kube.patch, NAMESPACE, namespace, None,
                              sleep.namespace_sleep_patch(reason, now),
                              manager=labels.SLEEP_MANAGER))
-        for workload in sleep.to_sleep(_workloads(kube, namespace)):
+        for workload in select(_workloads(kube, namespace)):
             kind = by_kind(str(workload["kind"]))
             with_retries(partial(kube.patch, kind, name_of(workload), namespace,
                                  sleep.sleep_patch(workload, reason, now),
@@ -114,6 +120,29 @@ def _release(kube: Kube, kind: Kind, live: dict, namespace: str) -> None:
         if found is None:
             return
         live = found
+
+
+def wait_stopped(kube: Kube, namespace: str, refs: Sequence[str], timeout_s: float
+                 ) -> list[str]:
+    """Watch the pods of the workloads `refs` (scaled to zero) until they are gone; the
+    pods still there when `timeout_s` ran out."""
+    deadline = time.monotonic() + timeout_s
+    left: list[str] = []
+    with cluster_errors(kube, f"waiting for the pods of {namespace} to stop", namespace):
+        for ref in refs:
+            kind, _, name = ref.partition("/")
+            workload = with_retries(partial(kube.read, by_kind(kind), name, namespace))
+            match = ((workload or {}).get("spec") or {}).get("selector") or {}
+            selector = ",".join(f"{k}={v}" for k, v in (match.get("matchLabels") or {}).items())
+            if not selector:
+                continue
+            pods = with_retries(partial(kube.list, POD, namespace, labelSelector=selector))[0]
+            for pod in pods:
+                gone = kube.watch_until(POD, name_of(pod), namespace, lambda p: p is None,
+                                        max(0.1, deadline - time.monotonic()))
+                if gone is not None:
+                    left.append(f"Pod/{name_of(pod)}")
+    return left
 
 
 def namespace_asleep(kube: Kube, namespace: str) -> bool:

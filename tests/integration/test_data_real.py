@@ -57,6 +57,7 @@ class Story:
     suffix: str
     objects: dict[str, str]  # key -> sha256, as put into the source bucket
     namespaces: list[str]
+    restore: dict | None = None  # the restore's report, and the app pods before it
 
     def ns(self, role: str) -> str:
         name = f"t-data-{role}-{self.suffix}"
@@ -126,8 +127,10 @@ def restored(story: Story, snapshot: Path) -> Stack:
     assert run.returncode == 0, str(run)
     stack = Stack(story.sandbox, namespace)
     assert stack.rows() == [], "a new namespace starts empty"
+    before = stack.app_pods()
     run = story.cli(namespace, "restore", str(snapshot))
     assert run.returncode == 0, str(run)
+    story.restore = {"doc": run.doc, "pods_before": before}
     return stack
 
 
@@ -162,6 +165,23 @@ def test_a_restore_into_a_new_namespace_brings_every_row_and_object_back(story, 
     app = restored.psql("SELECT count(*) FROM documents_document", user="paless_app",
                         password="dev-app-db-password-changeme", host="127.0.0.1")
     assert app.stdout.strip() == str(len(SOURCE_ROWS))
+
+
+def test_a_restore_stops_the_apps_while_it_writes_and_starts_them_again(story, restored):
+    assert story.restore is not None
+    stopped = story.restore["doc"]["restored"]["apps_stopped"]
+    assert {"Deployment/web", "Deployment/worker", "Deployment/scheduler"} <= set(stopped)
+    assert not any(ref.startswith("StatefulSet/") for ref in stopped), stopped
+    # new pods (the old ones were stopped), ready, and the namespace is not left asleep
+    after = restored.app_pods()
+    before = story.restore["pods_before"]
+    assert after.keys() == before.keys() and after, (before, after)
+    assert all(after[c]["uid"] != before[c]["uid"] and after[c]["ready"] for c in after), \
+        (before, after)
+    marks = json.loads(story.sandbox.kubectl(
+        "get", "namespace", restored.namespace, "-o", "json").stdout)["metadata"].get(
+        "labels") or {}
+    assert marks.get("paless.io/sleeping") != "true", marks
 
 
 def test_a_seeded_branch_holds_the_source_rows_with_its_own_credentials(story, restored):

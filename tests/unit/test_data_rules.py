@@ -268,3 +268,22 @@ def test_minio_credentials_are_read_as_its_container_reads_them():
     assert services.env_value(store, services.MINIO_PASSWORD_VARIABLES, secrets, {}) == \
         "s3cret-pw"
     assert services.env_value(store, ("MINIO_ACCESS_KEY",), secrets, {}) is None
+
+
+def test_a_restore_stops_every_running_workload_but_the_data_services() -> None:
+    from paless_deploy.core.data.sleep import to_stop_for_restore
+
+    def workload(kind: str, name: str, component: str, replicas: int = 1) -> dict:
+        return {"kind": kind, "metadata": {"name": name, "labels": {
+            "app.kubernetes.io/component": component}}, "spec": {"replicas": replicas}}
+
+    workloads = [workload("StatefulSet", "postgres", "postgres"),
+                 workload("StatefulSet", "redis", "redis"),
+                 workload("StatefulSet", "minio", "minio"),
+                 workload("Deployment", "web", "web", 2),
+                 workload("Deployment", "worker", "worker"),
+                 workload("Deployment", "scheduler", "scheduler", 0),  # stopped already
+                 {"kind": "Deployment", "metadata": {"name": "reporting"},  # not ours: stopped
+                  "spec": {}}]
+    assert [w["metadata"]["name"] for w in to_stop_for_restore(workloads)] == [
+        "web", "worker", "reporting"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from paless_deploy.core.apitypes import ApiObject, JsonDict
 from paless_deploy.core.configuration.durations import span
 from paless_deploy.core.manifests import labels
+from paless_deploy.core.manifests.components import component_of
 from paless_deploy.core.manifests.namespaces import parse_rfc3339, rfc3339
 from paless_deploy.core.manifests.objects import name_of, whole_number
 
@@ -101,6 +102,17 @@ def namespace_wake_patch() -> JsonDict:
 def to_sleep(workloads: Sequence[ApiObject]) -> list[ApiObject]:
     """The workloads that run pods now (replicas above zero)."""
     return [w for w in workloads if w.get("kind") in SLEEP_KINDS and replicas_of(w) > 0]
+
+
+# what a restore writes into: these keep running while everything else is stopped
+DATA_COMPONENTS = frozenset({"postgres", "minio", "redis"})
+
+
+def to_stop_for_restore(workloads: Sequence[ApiObject]) -> list[ApiObject]:
+    """The running workloads a restore stops: all but the data services it restores into
+    (the apps, and anything else that might write or read half-restored data)."""
+    return [w for w in to_sleep(workloads)
+            if (component_of(w) or ("", ""))[0] not in DATA_COMPONENTS]
 
 
 def without_manager(managed_fields: Sequence[Mapping[str, object]], manager: str
