@@ -14,16 +14,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from paless_deploy.adapters.host import utc_now
-from paless_deploy.adapters.kube import Kube, cluster_errors, connect
+from paless_deploy.adapters.kube import Kube, connect
 from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.data.policy import is_migrate_job
 from paless_deploy.core.data.services import workloads_of
-from paless_deploy.core.data.sleep import to_stop_for_restore
 from paless_deploy.core.data.snapshot import Snapshot, human_size
-from paless_deploy.core.diagnosis.readiness import readiness
-from paless_deploy.core.errors import ConfigError, DeployFailed, PalessError
-from paless_deploy.core.manifests.kinds import by_kind
+from paless_deploy.core.errors import ConfigError, PalessError
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.backup import BackupRequest, take_snapshot
 from paless_deploy.stages.dataguard import snapshot_root
@@ -33,9 +29,9 @@ from paless_deploy.stages.restore import (
     RestoreRequest,
     check_target,
     open_snapshot,
-    restore_into,
+    restore_with_apps_stopped,
 )
-from paless_deploy.stages.sleep import put_to_sleep, wait_stopped, wake
+from paless_deploy.stages.sleep import wait_ready, wake
 from paless_deploy.ui.lines import confirm, say
 from paless_deploy.ui.progress import make_progress
 from paless_deploy.ui.terminal import stdin_is_terminal
@@ -128,7 +124,9 @@ def run_restore(run_ctx: RunContext, snapshot_path: str, yes: bool = False) -> R
              "was not compared with an image.")
     request = RestoreRequest(config.namespace, template, partial(_tell, run_ctx), warn)
     with lock_for(kube, run_ctx, "restore"):
-        done = _restore_stopped(run_ctx, kube, request, snapshot, directory)
+        done = restore_with_apps_stopped(kube, request, snapshot, directory,
+                                         make_progress(run_ctx.console),
+                                         lambda: run_ctx.remaining_s(time.monotonic()))
     result.extra["restored"] = {**done, "path": str(directory)}
     if not run_ctx.json_output:
         say(f"Restored {snapshot.name} into {config.namespace} in {done['duration_s']:.1f}s: "
@@ -137,37 +135,6 @@ def run_restore(run_ctx: RunContext, snapshot_path: str, yes: bool = False) -> R
                f"{done.get('objects_unchanged', 0)} unchanged, "
                f"{done.get('objects_deleted', 0)} deleted" if snapshot.buckets else "") + ".")
     return result
-
-
-def _restore_stopped(run_ctx: RunContext, kube: Kube, request: RestoreRequest,
-                     snapshot: Snapshot, directory: Path) -> JsonDict:
-    """The restore, with every workload but the data services stopped while it writes (no
-    app writes rows the restore then drops, or reads a database without its objects), and
-    started again afterwards, whether the restore went through or not. Stopped is asleep:
-    a restore cut short leaves the namespace asleep, and `wake` or the next deploy brings
-    the apps back."""
-    namespace = request.namespace
-    tell = partial(_tell, run_ctx)
-    stopped = put_to_sleep(kube, namespace, f"restoring {snapshot.name}", utc_now(),
-                           select=to_stop_for_restore)
-    try:
-        if stopped:
-            tell(f"stopped {', '.join(stopped)} while the data is restored")
-            left = wait_stopped(kube, namespace, stopped,
-                                max(1.0, run_ctx.remaining_s(time.monotonic())))
-            if left:
-                raise DeployFailed(
-                    f"{', '.join(left)} in {namespace} did not stop before the deadline; "
-                    "nothing was restored (the apps were started again).",
-                    f"See why they hang on (`kubectl -n {namespace} describe "
-                    f"{left[0].lower()}`), then restore again with a longer --timeout.",
-                    code="restore-failed", resource=left[0])
-        done = restore_into(kube, request, snapshot, directory, make_progress(run_ctx.console))
-    finally:
-        woken = wake(kube, namespace, tell)
-    for entry in woken:
-        wait_ready(kube, namespace, entry.ref, max(1.0, run_ctx.remaining_s(time.monotonic())))
-    return {**done, "apps_stopped": stopped}
 
 
 def run_wake(run_ctx: RunContext) -> Result:
@@ -187,17 +154,3 @@ def run_wake(run_ctx: RunContext) -> Result:
                                 f"{time.monotonic() - started:.1f}s." if woken
                                 else "was not asleep; nothing to wake."))
     return result
-
-
-def wait_ready(kube: Kube, namespace: str, ref: str, timeout_s: float) -> None:
-    """Watch one workload (`Kind/name`) until it is ready; DeployFailed at the deadline."""
-    kind_name, _, name = ref.partition("/")
-    kind = by_kind(kind_name)
-    with cluster_errors(kube, f"waiting for {ref}", namespace):
-        live = kube.watch_until(kind, name, namespace,
-                                lambda obj: obj is None or readiness(obj).ready, timeout_s)
-    if live is not None and not readiness(live).ready:
-        raise DeployFailed(f"{ref} in {namespace} was not ready {timeout_s:.0f}s after it was "
-                           f"woken: {readiness(live).reason}.",
-                           f"See why: `paless-deploy -n {namespace} status`.",
-                           code="wake-timeout", resource=ref)

@@ -267,7 +267,7 @@ def _data_guard(run: DeployRun, kube: Kube, options: DeployOptions, seed: SeedPl
     and --seed-from's source namespace are exit 2 before anything is built."""
     guard = DataGuard(kube, run.config, options.data, run.result, run.view.info, run.warn,
                       partial(make_progress, run.ctx.console), *seed)
-    guard.database_wait_s = max(1.0, run.ctx.remaining_s(time.monotonic()))
+    guard.remaining_s = lambda: run.ctx.remaining_s(time.monotonic())
     guard.before_apply(objects)
     return guard
 

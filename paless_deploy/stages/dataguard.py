@@ -38,7 +38,12 @@ from paless_deploy.core.reporting.progress import ImageProgress
 from paless_deploy.core.reporting.report import Result
 from paless_deploy.stages.backup import BackupRequest, database_info, take_snapshot
 from paless_deploy.stages.datasources import read_services
-from paless_deploy.stages.restore import RestoreRequest, open_snapshot, restore_into
+from paless_deploy.stages.restore import (
+    RestoreRequest,
+    open_snapshot,
+    restore_into,
+    restore_with_apps_stopped,
+)
 from paless_deploy.stages.sleep import namespace_asleep, wake
 
 if TYPE_CHECKING:
@@ -50,7 +55,7 @@ MIGRATE_PHASE = policy.MIGRATE_PHASE
 # before the first workload of these phases (its apps)
 SEED_BEFORE = (MIGRATE_PHASE, "scheduler", "worker", "web")
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"})
-DATABASE_WAIT_S = 600.0  # at most, for the new namespace's PostgreSQL to be Ready
+DATABASE_WAIT_S = 600.0  # without a run's deadline: the longest wait for a database
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ class DataGuard:
     namespace_created: bool = False  # by this run: it holds no data to keep yet
     has_migrate_job: bool = False  # the rendered tree has one (set by before_apply)
     migration_checked: set[str] = field(default_factory=set)  # phases asked about a snapshot
-    database_wait_s: float = DATABASE_WAIT_S
+    # what is left of the run's deadline (waits for the database, for the apps of a restore)
+    remaining_s: Callable[[], float] = lambda: DATABASE_WAIT_S
 
     @property
     def namespace(self) -> str:
@@ -194,7 +200,7 @@ class DataGuard:
             self.kube.watch_until(by_kind(kind), name, self.namespace,
                                   lambda o: int(((o or {}).get("status") or {})
                                                 .get("readyReplicas") or 0) > 0,
-                                  self.database_wait_s)
+                                  max(1.0, self.remaining_s()))
 
     def _snapshot_before_migration(self, mode: str, jobs: list[str]) -> None:
         holds = None if self.namespace_created else self._database_holds_data()
@@ -285,8 +291,9 @@ class DataGuard:
                            f"restore {path}` (--rollback-data does both when a deploy fails).")
             return
         self.info(f"--rollback-data: restoring the data of {path} (taken before the migration)")
-        done = restore_into(self.kube, RestoreRequest(ns, None, self.info, self.warn),
-                            self.snapshot, path, self.progress())
+        done = restore_with_apps_stopped(
+            self.kube, RestoreRequest(ns, None, self.info, self.warn), self.snapshot, path,
+            self.progress(), self.remaining_s)
         self.result.extra["rolled_back_data"] = {**done, "path": str(path),
                                                  "images_rolled_back": rolled}
         error.message += (f" --rollback-data returned the data to snapshot {path} (taken "

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters import snapshots
+from paless_deploy.adapters.host import utc_now
 from paless_deploy.adapters.objectstore import ObjectStore, StoreError
 from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.data import postgres, schema
 from paless_deploy.core.data.services import Service
+from paless_deploy.core.data.sleep import to_stop_for_restore
 from paless_deploy.core.data.snapshot import (
     MANIFEST,
     PARTIAL_SUFFIX,
@@ -38,6 +40,7 @@ from paless_deploy.core.reporting.progress import ImageProgress
 from paless_deploy.stages.backup import store_failed
 from paless_deploy.stages.datasources import exec_in, open_store, read_services, require
 from paless_deploy.stages.schemaprobe import image_migrations
+from paless_deploy.stages.sleep import put_to_sleep, wait_ready, wait_stopped, wake
 from paless_deploy.stages.transfer import Transfer
 
 if TYPE_CHECKING:
@@ -118,6 +121,36 @@ def restore_into(kube: Kube, request: RestoreRequest, snapshot: Snapshot, direct
     return {"snapshot": snapshot.name, "namespace": request.namespace,
             "database": snapshot.database, "schema_version": snapshot.schema.version,
             **objects, "duration_s": round(time.monotonic() - started, 3)}
+
+
+def restore_with_apps_stopped(kube: Kube, request: RestoreRequest, snapshot: Snapshot,
+                              directory: Path, progress: ImageProgress,
+                              remaining_s: Callable[[], float]) -> JsonDict:
+    """`restore_into` with every workload but the data services stopped while it writes (no
+    app writes rows the restore then drops, or reads a database without its objects), and
+    started again afterwards, whether the restore went through or not; `remaining_s`: what
+    is left of the run's deadline. Stopped is asleep: a restore cut short leaves the
+    namespace asleep, and `wake` or the next deploy brings the apps back."""
+    namespace = request.namespace
+    stopped = put_to_sleep(kube, namespace, f"restoring {snapshot.name}", utc_now(),
+                           select=to_stop_for_restore)
+    try:
+        if stopped:
+            request.say(f"stopped {', '.join(stopped)} while the data is restored")
+            left = wait_stopped(kube, namespace, stopped, max(1.0, remaining_s()))
+            if left:
+                raise DeployFailed(
+                    f"{', '.join(left)} in {namespace} did not stop before the deadline; "
+                    "nothing was restored (the apps were started again).",
+                    f"See why they hang on (`kubectl -n {namespace} describe "
+                    f"{left[0].lower()}`), then restore again with a longer --timeout.",
+                    code="restore-failed", resource=left[0])
+        done = restore_into(kube, request, snapshot, directory, progress)
+    finally:
+        woken = wake(kube, namespace, request.say)
+    for entry in woken:
+        wait_ready(kube, namespace, entry.ref, max(1.0, remaining_s()))
+    return {**done, "apps_stopped": stopped}
 
 
 def check_schema(kube: Kube, request: RestoreRequest, snapshot: Snapshot) -> None:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
 from paless_deploy.core.apitypes import ApiObject
 from paless_deploy.core.data import sleep
-from paless_deploy.core.errors import LockHeld
+from paless_deploy.core.diagnosis.readiness import readiness
+from paless_deploy.core.errors import DeployFailed, LockHeld
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.kinds import Kind, by_kind
 from paless_deploy.core.manifests.objects import name_of
@@ -143,6 +144,20 @@ def wait_stopped(kube: Kube, namespace: str, refs: Sequence[str], timeout_s: flo
                 if gone is not None:
                     left.append(f"Pod/{name_of(pod)}")
     return left
+
+
+def wait_ready(kube: Kube, namespace: str, ref: str, timeout_s: float) -> None:
+    """Watch one workload (`Kind/name`) until it is ready; DeployFailed at the deadline."""
+    kind_name, _, name = ref.partition("/")
+    kind = by_kind(kind_name)
+    with cluster_errors(kube, f"waiting for {ref}", namespace):
+        live = kube.watch_until(kind, name, namespace,
+                                lambda obj: obj is None or readiness(obj).ready, timeout_s)
+    if live is not None and not readiness(live).ready:
+        raise DeployFailed(f"{ref} in {namespace} was not ready {timeout_s:.0f}s after it was "
+                           f"woken: {readiness(live).reason}.",
+                           f"See why: `paless-deploy -n {namespace} status`.",
+                           code="wake-timeout", resource=ref)
 
 
 def namespace_asleep(kube: Kube, namespace: str) -> bool:
