@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.host import utc_now
 from paless_deploy.adapters.kube import ApiError, Kube
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.configuration.config import Config
 from paless_deploy.core.diagnosis.findings import Finding, Policy
 from paless_deploy.core.errors import DeployFailed, PalessError
@@ -79,14 +80,14 @@ class ClusterFacts:
     """What the rules need to know about the cluster: StorageClasses (WaitForFirstConsumer)
     and nodes (registry reach, capacity, whether claims can be shared)."""
 
-    storage_classes: dict[str, dict]
+    storage_classes: dict[str, JsonDict]
     nodes: NodeList
 
 
 def cluster_facts(kube: Kube, nodes: NodeList | None = None) -> ClusterFacts:
     """Either list may be unreadable for a namespace-scoped user, which only costs hints;
     the nodes are listed here unless given (stages.nodes)."""
-    classes: dict[str, dict] = {}
+    classes: dict[str, JsonDict] = {}
     try:
         for sc in kube.list(by_kind("StorageClass"))[0]:
             classes[sc["metadata"]["name"]] = {"volumeBindingMode": sc.get("volumeBindingMode"),
@@ -272,14 +273,14 @@ class _Applier:
         self.phase_of = {id(node.obj): node.phase for node in graph.nodes}
         self.hook_lock = threading.Lock()
 
-    def _before(self, obj: dict) -> None:
+    def _before(self, obj: JsonDict) -> None:
         guard, phase = self.run.guard, self.phase_of.get(id(obj))
         if guard is None or phase is None or not guard.wants(obj, phase):
             return
         with self.hook_lock:
             guard.before_object(obj, phase, self.groups.get(phase, []))
 
-    def __call__(self, obj: dict) -> Applied:
+    def __call__(self, obj: JsonDict) -> Applied:
         self._before(obj)
         applied = apply_object(self.kube, obj, force_conflicts=self.options.force_conflicts,
                                autoscaler=self.autoscalers.get((obj["kind"], name_of(obj))),
@@ -390,7 +391,7 @@ def roll_out_only(run: DeployRun, kube: Kube, graph: DeployGraph, members: Seque
     return _roll_out(run, kube, graph, options, facts, None, None, [members])
 
 
-def object_indices(graph: DeployGraph, objects: Sequence[dict]) -> list[int]:
+def object_indices(graph: DeployGraph, objects: Sequence[JsonDict]) -> list[int]:
     """The graph's indices of these rendered objects (by kind, namespace and name)."""
     wanted = {(o.get("kind"), namespace_in(o), name_of(o)) for o in objects}
     return [i for i, n in enumerate(graph.nodes)

@@ -99,7 +99,7 @@ def confirm_restore(run_ctx: RunContext, snapshot: Snapshot, yes: bool) -> None:
         raise PalessError("Not confirmed: nothing was restored.", code="aborted")
 
 
-def schema_template(kube: Kube, namespace: str) -> dict | None:
+def schema_template(kube: Kube, namespace: str) -> JsonDict | None:
     """The pod template of the image about to run in `namespace`: its migrate Job's, else
     web's; None when there is neither."""
     objects = read_services(kube, namespace).objects

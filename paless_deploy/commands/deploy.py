@@ -26,6 +26,7 @@ from paless_deploy.commands.applying import (
     object_indices,
     roll_out_only,
 )
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.configuration.config import Config
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
@@ -262,7 +263,7 @@ def _finish(run_ctx: RunContext, result: Result) -> None:
 
 
 def _data_guard(run: DeployRun, kube: Kube, options: DeployOptions, seed: SeedPlan,
-                objects: list[dict]) -> DataGuard:
+                objects: list[JsonDict]) -> DataGuard:
     """The data side of the deploy, once the manifests are rendered: the prod reclaim rule
     and --seed-from's source namespace are exit 2 before anything is built."""
     guard = DataGuard(kube, run.config, options.data, run.result, run.view.info, run.warn,
@@ -272,7 +273,7 @@ def _data_guard(run: DeployRun, kube: Kube, options: DeployOptions, seed: SeedPl
     return guard
 
 
-def run_rollout(run_ctx: RunContext, kube: Kube, rendered: list[dict], objects: list[dict],
+def run_rollout(run_ctx: RunContext, kube: Kube, rendered: list[JsonDict], objects: list[JsonDict],
                 apps: Sequence[str], images: Sequence[ImageResult] = (),
                 nodes: NodeList | None = None) -> Result:
     """Apply only `objects` (what a rebuild of `apps` changed: their workloads, the Jobs

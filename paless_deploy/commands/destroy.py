@@ -412,7 +412,7 @@ def run_destroy(run_ctx: RunContext, yes: bool = False, delete_data: bool = Fals
     return result
 
 
-def _maybe_asleep(run_ctx: RunContext, kube: Kube, ns: dict, sleep_after: float | None,
+def _maybe_asleep(run_ctx: RunContext, kube: Kube, ns: JsonDict, sleep_after: float | None,
                   now: dt.datetime, dry_run: bool) -> tuple[bool, str]:
     """gc --sleep-after for a namespace gc keeps: (put to sleep, why); (False, "") without
     the option."""

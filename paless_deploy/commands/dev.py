@@ -178,7 +178,7 @@ class DevSession:
             self.request = request if self.request is None else self.request.merged(request)
             self.requests.notify_all()
 
-    def _sync(self, change: Change, contexts: list[AppContext]) -> list[dict]:
+    def _sync(self, change: Change, contexts: list[AppContext]) -> list[JsonDict]:
         """Copy what can be synced into the running containers now; say why the rest waits
         for its rebuilt image."""
         assert self.syncer is not None

@@ -440,7 +440,7 @@ def _rendered_class_checks(run_ctx: RunContext, kube: Kube, configured_storage: 
     return checks
 
 
-def check_reclaim(kube: Kube, config: Config, objects: list[dict]) -> Check:
+def check_reclaim(kube: Kube, config: Config, objects: list[JsonDict]) -> Check:
     """The production rule: no claim of the prod overlay binds through a class (or to a
     volume) whose reclaim policy deletes the data with the claim."""
     name = "prod volumes outlive their claims"

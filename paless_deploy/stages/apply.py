@@ -21,6 +21,7 @@ from paless_deploy.adapters.kube import (
     refused_patch,
     with_retries,
 )
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import DeployFailed, PalessError
 from paless_deploy.core.manifests import labels
 from paless_deploy.core.manifests.kinds import Kind, by_kind
@@ -40,9 +41,9 @@ class Applied:
     action: ObjectAction
     generation: int | None
     uid: str
-    live: dict  # the object as the API server returned it (dry run: as it would be)
-    previous: dict | None = None  # the object before this apply (None when created)
-    body: dict | None = None  # what we applied (the rendered object)
+    live: JsonDict  # the object as the API server returned it (dry run: as it would be)
+    previous: JsonDict | None = None  # the object before this apply (None when created)
+    body: JsonDict | None = None  # what we applied (the rendered object)
 
     @property
     def ref(self) -> str:
@@ -60,7 +61,7 @@ def object_ref(obj: Mapping[str, Any]) -> str:
 
 
 def _ssa(kube: Kube, kind: Kind, body: Mapping[str, Any], namespace: str | None, *,
-         force: bool, manager: str = labels.FIELD_MANAGER, dry_run: bool = False) -> dict:
+         force: bool, manager: str = labels.FIELD_MANAGER, dry_run: bool = False) -> JsonDict:
     return with_retries(lambda: kube.apply(kind, body, namespace, manager=manager, force=force,
                                            dry_run=dry_run))
 
@@ -111,7 +112,7 @@ def _condition_true(obj: Mapping[str, Any], kind: str) -> bool:
                for c in (obj.get("status") or {}).get("conditions") or [])
 
 
-def apply_object(kube: Kube, obj: dict, *, force_conflicts: bool = False,
+def apply_object(kube: Kube, obj: JsonDict, *, force_conflicts: bool = False,
                  dry_run: bool = False, autoscaler: str | None = None,
                  listed: LiveObjects | None = None) -> Applied:
     """Server-side apply one object and say whether it was created, changed or not.
@@ -163,8 +164,8 @@ class LiveObjects:
     """The objects this tool applied to a namespace, as listed just now: one LIST per kind
     instead of one GET per object (a thousand objects, a thousand round trips fewer)."""
 
-    def __init__(self, kube: Kube, objects: list[dict]) -> None:
-        self._objects: dict[tuple[str, str, str, str | None], dict] = {}
+    def __init__(self, kube: Kube, objects: list[JsonDict]) -> None:
+        self._objects: dict[tuple[str, str, str, str | None], JsonDict] = {}
         self._unchanged: dict[int, bool] = {}  # id(obj) -> holds (the objects outlive us)
         lists: dict[tuple[str, str, str | None, str], Kind] = {}
         for obj in objects:
@@ -186,11 +187,11 @@ class LiveObjects:
                 self._objects[(kind.api_version, kind.kind, item["metadata"]["name"],
                                namespace)] = item
 
-    def get(self, kind: Kind, name: str, namespace: str | None) -> dict | None:
+    def get(self, kind: Kind, name: str, namespace: str | None) -> JsonDict | None:
         """The listed object, None when the list did not have it (then read it alone)."""
         return self._objects.get((kind.api_version, kind.kind, name, namespace))
 
-    def unchanged(self, kube: Kube, obj: dict) -> bool:
+    def unchanged(self, kube: Kube, obj: JsonDict) -> bool:
         """The listed object `holds` what an apply of `obj` would set (asked once per
         object: the dry run and its phase both ask)."""
         key = id(obj)
@@ -206,15 +207,15 @@ class LiveObjects:
         return self._unchanged[key]
 
 
-def holds(live: dict | None, obj: Mapping[str, Any]) -> TypeGuard[dict]:
+def holds(live: JsonDict | None, obj: Mapping[str, Any]) -> TypeGuard[JsonDict]:
     """The live object already holds everything an apply of `obj` would set, so the apply
     can be skipped (a Job never: it may have to be replaced)."""
     return (live is not None and obj.get("kind") != "Job"
             and apply_changes_nothing(live, obj, labels.FIELD_MANAGER))
 
 
-def _applied(obj: Mapping[str, Any], action: ObjectAction, live: dict, namespace: str | None,
-             previous: dict | None = None) -> Applied:
+def _applied(obj: Mapping[str, Any], action: ObjectAction, live: JsonDict, namespace: str | None,
+             previous: JsonDict | None = None) -> Applied:
     meta = live.get("metadata") or {}
     gen = meta.get("generation")
     return Applied(kind=obj["kind"], name=obj["metadata"]["name"], namespace=namespace,
@@ -222,7 +223,7 @@ def _applied(obj: Mapping[str, Any], action: ObjectAction, live: dict, namespace
                    uid=meta.get("uid", ""), live=live, previous=previous, body=dict(obj))
 
 
-def rollback_object(kube: Kube, applied: Applied) -> dict:
+def rollback_object(kube: Kube, applied: Applied) -> JsonDict:
     """Put the pod template this run replaced back (a Deployment/StatefulSet rollback).
 
     The whole rendered object is applied again with only its template swapped for the
@@ -261,8 +262,8 @@ def _initial_replicas(obj: Mapping[str, Any]) -> int | None:
                            code="invalid-manifest") from None
 
 
-def _hand_replicas_to_initial_manager(kube: Kube, kind: Kind, obj: dict, replicas: int,
-                                      namespace: str | None) -> dict:
+def _hand_replicas_to_initial_manager(kube: Kube, kind: Kind, obj: JsonDict, replicas: int,
+                                      namespace: str | None) -> JsonDict:
     """Make spec.replicas owned by a second manager only, so our re-applies never reset it.
 
     Our manager applied the full object with replicas at creation; the initial-replicas
@@ -278,7 +279,7 @@ def _hand_replicas_to_initial_manager(kube: Kube, kind: Kind, obj: dict, replica
     return _ssa(kube, kind, obj, namespace, force=False)
 
 
-def _apply_job(kube: Kube, kind: Kind, obj: dict, before: dict, namespace: str | None,
+def _apply_job(kube: Kube, kind: Kind, obj: JsonDict, before: JsonDict, namespace: str | None,
                force: bool, dry_run: bool) -> Applied:
     """Jobs are immutable: leave a completed unchanged one, replace a changed or failed one."""
     changed = False

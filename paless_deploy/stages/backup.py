@@ -233,10 +233,10 @@ def _metadata(kube: Kube, request: BackupRequest, directory: Path) -> list[FileE
     return files
 
 
-def deployed_objects(kube: Kube, namespace: str) -> list[dict]:
+def deployed_objects(kube: Kube, namespace: str) -> list[JsonDict]:
     """What paless-deploy applied to the namespace, as the server holds it, without its
     server-side bookkeeping (managed fields, versions, status)."""
-    found: list[dict] = []
+    found: list[JsonDict] = []
     with cluster_errors(kube, "reading the deployed objects", namespace):
         for kind in PRUNABLE:
             if not kind.namespaced:

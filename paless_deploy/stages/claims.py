@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.errors import ClusterError
 from paless_deploy.core.manifests.kinds import by_kind
 from paless_deploy.core.manifests.labels import INSTANCE, MANAGED_BY, TOOL, instance_selector
@@ -41,7 +42,7 @@ def claim_ref(name: str, namespace: str) -> PruneRef:
     return PruneRef("v1", "PersistentVolumeClaim", name, namespace)
 
 
-def claims_in(kube: Kube, namespace: str) -> list[dict]:
+def claims_in(kube: Kube, namespace: str) -> list[JsonDict]:
     """Every claim of the namespace."""
     with cluster_errors(kube, "listing PersistentVolumeClaims", namespace):
         return with_retries(partial(kube.list, CLAIM, namespace))[0]
@@ -69,7 +70,7 @@ def made_claims(kube: Kube, namespace: str, statefulsets: Iterable[str] | None =
 
 
 def bound_volumes(kube: Kube, namespace: str, claims: set[str],
-                  warn: Callable[[str], None]) -> list[dict]:
+                  warn: Callable[[str], None]) -> list[JsonDict]:
     """The PersistentVolumes bound to these claims of `namespace` (a user who may not list
     volumes is told what stays, and gets none)."""
     if not claims:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from paless_deploy.adapters import snapshots
 from paless_deploy.adapters.host import utc_now
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.data import policy, reclaim
 from paless_deploy.core.data.snapshot import Snapshot, human_size
 from paless_deploy.core.errors import ConfigError, PalessError
@@ -95,7 +96,7 @@ class DataGuard:
 
     # -- before anything is applied ------------------------------------------------------
 
-    def before_apply(self, objects: Sequence[dict]) -> None:
+    def before_apply(self, objects: Sequence[JsonDict]) -> None:
         """Exit 2 for a prod deploy onto volumes deleted with their claims (unless
         accepted), and for a `--seed-from` namespace that does not exist."""
         self.has_migrate_job = any(policy.is_migrate_job(o) for o in objects)
@@ -109,7 +110,7 @@ class DataGuard:
             self._require_namespace(self.seed.namespace)
 
     def _storage_facts(self) -> reclaim.StorageFacts:
-        lists: list[list[dict]] = []
+        lists: list[list[JsonDict]] = []
         for kind, namespace in (("StorageClass", None), ("PersistentVolume", None),
                                 ("PersistentVolumeClaim", self.namespace)):
             try:
@@ -144,7 +145,7 @@ class DataGuard:
 
     # -- before the migrate Job -------------------------------------------------------------
 
-    def wants(self, obj: dict, phase: str) -> bool:
+    def wants(self, obj: JsonDict, phase: str) -> bool:
         """Whether applying `obj` (of `phase`) waits for this guard first: the migrate Job
         (a seed, a snapshot), or, for a seed in a tree without one, its first app workload.
         Everything else (Services, ConfigMaps, policies of those phases) goes on at once."""
@@ -154,7 +155,7 @@ class DataGuard:
         return (self.seed is not None and not self.seed_settled and not self.has_migrate_job
                 and phase in SEED_BEFORE and obj.get("kind") in WORKLOAD_KINDS)
 
-    def before_object(self, obj: dict, phase: str, objects: Sequence[dict]) -> None:
+    def before_object(self, obj: JsonDict, phase: str, objects: Sequence[JsonDict]) -> None:
         """Before `obj` is applied (when `wants` said so; `objects`: its phase's): the seed,
         else the snapshot before a migration with a new image."""
         if self.seed is not None and not self.seed_settled:
@@ -216,7 +217,7 @@ class DataGuard:
         self.info(f"snapshot {self.snapshot_path} ({human_size(self.snapshot.size)}, schema "
                   f"{self.snapshot.schema.version}) taken in {self.snapshot.duration_s:.1f}s")
 
-    def _live_job(self, job: dict) -> dict | None:
+    def _live_job(self, job: JsonDict) -> JsonDict | None:
         with cluster_errors(self.kube, f"reading Job/{name_of(job)}", self.namespace):
             return with_retries(partial(self.kube.read, by_kind("Job"), name_of(job),
                                         self.namespace))
@@ -229,7 +230,7 @@ class DataGuard:
             return None
         return bool(database_info(self.kube, self.namespace, found).schema.applied)
 
-    def _seed(self, migrate_job: dict | None) -> None:
+    def _seed(self, migrate_job: JsonDict | None) -> None:
         started = time.monotonic()
         assert self.seed is not None
         with self._seed_snapshot() as (snapshot, directory):

@@ -22,6 +22,7 @@ from paless_deploy.adapters.kube.kubectl import (
     kubectl_exec,
 )
 from paless_deploy.adapters.objectstore import ObjectStore
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.data import services
 from paless_deploy.core.data.services import MINIO, POSTGRES, Service
 from paless_deploy.core.errors import ClusterError, ConfigError, DeployFailed
@@ -38,7 +39,7 @@ class DataServices:
     """What a namespace runs for its data, as read from the cluster."""
 
     namespace: str
-    objects: tuple[dict, ...]  # its Deployments, StatefulSets and Jobs
+    objects: tuple[JsonDict, ...]  # its Deployments, StatefulSets and Jobs
     postgres: Service | None
     minio: Service | None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.diagnosis.netpolicy import (
     KNOWN_CONTROLLERS,
     Enforcement,
@@ -21,7 +22,7 @@ def read_enforcement(kube: Kube, nodes: NodeList) -> Enforcement:
     """The verdict on NetworkPolicy enforcement. Raises the API's error when the Nodes or
     the pods of every namespace may not be listed (doctor says it could not check)."""
     node_items = nodes.listed()
-    pods: dict[str, list[dict]] = {}
+    pods: dict[str, list[JsonDict]] = {}
     for controller in KNOWN_CONTROLLERS:
         pods[controller.name] = kube.list(by_kind("Pod"), None,
                                           labelSelector=controller.label)[0]

@@ -17,6 +17,7 @@ from paless_deploy.adapters.registry import (
     registry_manifest_digest,
     registry_scheme,
 )
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.errors import BuildError, ClusterError, ConfigError, PalessError
 from paless_deploy.core.images.imageref import (
@@ -50,13 +51,13 @@ def check_writable(kube: Kube, namespace: str) -> None:
                     "you are allowed to write (-n).", code="forbidden")
 
 
-def preflight(kube: Kube, config: Config, objects: list[dict], refs: Mapping[str, str], *,
+def preflight(kube: Kube, config: Config, objects: list[JsonDict], refs: Mapping[str, str], *,
               kept: Collection[str] = (), verified: Collection[str] = (),
               warn: Callable[[str], None] = lambda text: None) -> list[Finding]:
     """References to Secrets/ConfigMaps/claims, and every image the manifests pull from our
     registry: our apps' (`kept`: apps whose running image this run keeps, not builds;
     `verified`: images already found there), and the others (missing and named like ours: a finding; otherwise a warning)."""
-    def existing(kind: str, namespace: str, name: str) -> dict | None:
+    def existing(kind: str, namespace: str, name: str) -> JsonDict | None:
         if kind not in _REFERENCED_KINDS:
             return None
         with cluster_errors(kube, f"reading {kind}/{name}", namespace):
@@ -114,8 +115,8 @@ def _missing_image(config: Config, image: str, app: str | None, kept: Collection
         hint=hint, commands=(f"curl -sI {url}",), evidence=(), fatal=True)
 
 
-def claim_shared_objects(kube: Kube, objects: list[dict], namespace: str
-                         ) -> tuple[list[dict], list[str]]:
+def claim_shared_objects(kube: Kube, objects: list[JsonDict], namespace: str
+                         ) -> tuple[list[JsonDict], list[str]]:
     """Shared objects are never taken over from another deploy.
 
     A shared object is one outside the target namespace: cluster-scoped (a ClusterRole,
@@ -131,7 +132,7 @@ def claim_shared_objects(kube: Kube, objects: list[dict], namespace: str
     """
     refusals: list[str] = []
     warnings: list[str] = []
-    kept: list[dict] = []
+    kept: list[JsonDict] = []
     for obj in objects:
         where = str((obj.get("metadata") or {}).get("namespace") or "")
         if where == namespace or (obj.get("kind") == "Namespace" and
@@ -161,7 +162,7 @@ def claim_shared_objects(kube: Kube, objects: list[dict], namespace: str
     return kept, warnings
 
 
-def _read_shared(kube: Kube, obj: dict, where: str) -> dict | None:
+def _read_shared(kube: Kube, obj: JsonDict, where: str) -> JsonDict | None:
     """The live state of a shared object (None: absent, or of a kind the tree's own CRDs
     will serve once applied)."""
     name = obj["metadata"]["name"]
@@ -176,14 +177,14 @@ def _read_shared(kube: Kube, obj: dict, where: str) -> dict | None:
         raise
 
 
-def shared_refs(objects: list[dict], namespace: str) -> list[str]:
+def shared_refs(objects: list[JsonDict], namespace: str) -> list[str]:
     """`Kind/name` (with its namespace) of every object outside `namespace`."""
     return [ref_of(o) + (f" in {ns}" if (ns := str(o["metadata"].get("namespace") or ""))
                          else "")
             for o in objects if o["metadata"].get("namespace") != namespace]
 
 
-def node_port_clashes(kube: Kube, objects: list[dict], namespace: str) -> list[str]:
+def node_port_clashes(kube: Kube, objects: list[JsonDict], namespace: str) -> list[str]:
     """Fixed NodePorts of the render that another Service of the cluster already holds."""
     wanted = {(port.get("nodePort"), obj["metadata"]["name"])
               for obj in objects if obj.get("kind") == "Service"

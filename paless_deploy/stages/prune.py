@@ -19,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.manifests.kinds import PRUNABLE, Kind, api_group, kind_of
 from paless_deploy.core.manifests.labels import instance_selector
 from paless_deploy.core.reporting.report import ObjectAction, ObjectReport
@@ -77,7 +78,7 @@ def managed_objects(kube: Kube, namespace: str) -> list[PruneRef]:
     return found
 
 
-def _labelled(kube: Kube, kind: Kind, namespace: str, selector: str) -> list[dict]:
+def _labelled(kube: Kube, kind: Kind, namespace: str, selector: str) -> list[JsonDict]:
     """The objects of `kind` carrying `selector`: across namespaces (or cluster-wide) when
     we may list them so, else in `namespace`. None when the cluster does not serve the
     kind, or we may not list a cluster-scoped kind (we could not have written it either)."""
@@ -98,7 +99,7 @@ def _labelled(kube: Kube, kind: Kind, namespace: str, selector: str) -> list[dic
         raise
 
 
-def tree_keys(objects: Iterable[dict]) -> set[tuple[str, str, str, str]]:
+def tree_keys(objects: Iterable[JsonDict]) -> set[tuple[str, str, str, str]]:
     """The keys of the rendered objects (what prune keeps), and of every Namespace one of
     them lives in: a Namespace of the tree is never pruned while it holds any of them."""
     keys = set()

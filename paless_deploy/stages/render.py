@@ -41,7 +41,7 @@ class Rendered:
 def render_tree(project_dir: Path, overlay: str, namespace: str, variables: Mapping[str, str],
                 app_images: AppImages | Mapping[str, str],
                 check_used: Callable[[set[str]], None] = lambda used: None,
-                extra: Sequence[dict] = ()) -> Rendered:
+                extra: Sequence[JsonDict] = ()) -> Rendered:
     """Render `k8s/overlays/<overlay>` into the objects to apply to `namespace`.
 
     Kustomize builds the overlay; `check_used` sees the `${NAME}` placeholders it uses

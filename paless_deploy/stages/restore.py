@@ -88,7 +88,7 @@ class RestoreRequest:
     """Where to restore, and what the image about to run must know."""
 
     namespace: str
-    schema_template: dict | None = None  # a pod template of the image about to run
+    schema_template: JsonDict | None = None  # a pod template of the image about to run
     say: Callable[[str], None] = field(default=lambda text: None)
     warn: Callable[[str], None] = field(default=lambda text: None)
 

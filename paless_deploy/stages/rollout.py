@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from paless_deploy.adapters.kube import cluster_errors
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.diagnosis.readiness import (
     IN_PROGRESS,
     Readiness,
@@ -100,7 +101,7 @@ class Rollout:
     kube: Kube
     graph: DeployGraph
     waiter: PhaseWaiter
-    apply: Callable[[dict], Applied]
+    apply: Callable[[JsonDict], Applied]
     awaited: Callable[[Applied], bool]
     view: RolloutView
     namespace: str

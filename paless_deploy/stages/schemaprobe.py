@@ -33,7 +33,7 @@ KEPT_CONTAINER_FIELDS = ("image", "imagePullPolicy", "env", "envFrom", "workingD
                          "securityContext", "resources")
 
 
-def probe_pod(template_owner: dict, name: str) -> JsonDict | None:
+def probe_pod(template_owner: JsonDict, name: str) -> JsonDict | None:
     """The Pod that lists the migrations of `template_owner`'s first container's image."""
     spec = pod_spec(template_owner) or {}
     containers = spec.get("containers") or []
@@ -52,7 +52,7 @@ def probe_pod(template_owner: dict, name: str) -> JsonDict | None:
                      "containers": [container]}}
 
 
-def image_migrations(kube: Kube, namespace: str, template_owner: dict
+def image_migrations(kube: Kube, namespace: str, template_owner: JsonDict
                      ) -> frozenset[Migration] | None:
     """The migrations the image carries; None when the pod could not tell (it did not run,
     printed no list: not a Django image, or a node that runs nothing for real)."""
@@ -78,5 +78,5 @@ def image_migrations(kube: Kube, namespace: str, template_owner: dict
             pass  # labelled as ours; a leftover probe is harmless and says what it was
 
 
-def _ended(pod: dict | None) -> bool:
+def _ended(pod: JsonDict | None) -> bool:
     return pod is None or nested(pod, "status", "phase") in ("Succeeded", "Failed")

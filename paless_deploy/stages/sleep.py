@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, with_retries
-from paless_deploy.core.apitypes import ApiObject
+from paless_deploy.core.apitypes import ApiObject, JsonDict
 from paless_deploy.core.data import sleep
 from paless_deploy.core.diagnosis.readiness import readiness
 from paless_deploy.core.errors import DeployFailed, LockHeld
@@ -33,7 +33,7 @@ POD = by_kind("Pod")
 RELEASE_TRIES = 5
 
 
-def _workloads(kube: Kube, namespace: str) -> list[dict]:
+def _workloads(kube: Kube, namespace: str) -> list[JsonDict]:
     with cluster_errors(kube, f"listing the workloads of {namespace}", namespace):
         return [w for kind in sleep.SLEEP_KINDS
                 for w in with_retries(partial(kube.list, by_kind(kind), namespace))[0]]
@@ -97,7 +97,7 @@ def wake(kube: Kube, namespace: str, say: Callable[[str], None] = lambda text: N
     return woken
 
 
-def _release(kube: Kube, kind: Kind, live: dict, namespace: str) -> None:
+def _release(kube: Kube, kind: Kind, live: JsonDict, namespace: str) -> None:
     """Drop the sleep manager's managedFields entries, guarded by the resourceVersion read
     (the controllers write the status meanwhile: read again and retry a few times; a
     change that keeps racing only costs a conflict the next apply names)."""
@@ -166,7 +166,7 @@ def namespace_asleep(kube: Kube, namespace: str) -> bool:
     return ns is not None and sleep.is_asleep(ns)
 
 
-def sleep_if_idle(kube: Kube, namespace: dict, sleep_after_s: float, now: dt.datetime,
+def sleep_if_idle(kube: Kube, namespace: JsonDict, sleep_after_s: float, now: dt.datetime,
                   dry_run: bool, say: Callable[[str], None]) -> tuple[bool, str]:
     """gc --sleep-after for one managed namespace: (put to sleep, why), under its lock taken
     without waiting (a deploy holding it keeps its namespace awake this round)."""

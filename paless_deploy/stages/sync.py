@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.buildcontext import sync_archive
 from paless_deploy.adapters.kube.kubectl import kubectl_exec
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.images.buildspec import ignore_file_candidates
 from paless_deploy.core.plan.devloop import AppContext, app_of_pod
 from paless_deploy.core.plan.sync import ReloadRule, SyncLedger, SyncPlan, plan_sync
@@ -102,7 +103,7 @@ class Syncer:
                 self._done[(pod["metadata"].get("uid", ""), container, cid)] = generation
         return [self._bring(app, pod, container, cid) for app, pod, container, cid in targets]
 
-    def _containers(self, app: str, pods: list[dict]) -> list[tuple[dict, str, str]]:
+    def _containers(self, app: str, pods: list[JsonDict]) -> list[tuple[JsonDict, str, str]]:
         """(pod, container name, container ID) of the app's running containers."""
         found = []
         for pod in pods:
@@ -115,7 +116,7 @@ class Syncer:
                     found.append((pod, str(status["name"]), str(status.get("containerID"))))
         return found
 
-    def _bring(self, app: str, pod: dict, container: str, cid: str) -> Synced:
+    def _bring(self, app: str, pod: JsonDict, container: str, cid: str) -> Synced:
         """Bring one container up to date: every change its image lacks, then its reload."""
         started = time.monotonic()
         name, uid = pod["metadata"]["name"], pod["metadata"].get("uid", "")
@@ -141,7 +142,7 @@ class Syncer:
 
     # -- containers that start meanwhile -----------------------------------------------------
 
-    def _catch_up(self, pods: list[dict]) -> None:
+    def _catch_up(self, pods: list[JsonDict]) -> None:
         """Every running container of an app with owed changes that it has not received
         (a new pod, a restarted container) gets them once it can take a signal."""
         with self._lock:
@@ -186,17 +187,17 @@ def plan_burst(config: Config, apps: Sequence[App], contexts: Sequence[AppContex
     return plan_sync(paths, app_images(config, apps), files, deleted, reloadable, ignore)
 
 
-def _image(pod: dict, container: str) -> str:
+def _image(pod: JsonDict, container: str) -> str:
     for c in (pod.get("spec") or {}).get("containers") or []:
         if c.get("name") == container:
             return str(c.get("image") or "")
     return ""
 
 
-def _settled(pod: dict, container: str) -> bool:
+def _settled(pod: JsonDict, container: str) -> bool:
     """A container that started a moment ago may not have its signal handlers yet: it
     counts once Ready, or SETTLE_S after it started when it has no readiness probe."""
-    spec: dict = next((c for c in (pod.get("spec") or {}).get("containers") or []
+    spec: JsonDict = next((c for c in (pod.get("spec") or {}).get("containers") or []
                  if c.get("name") == container), {})
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         if status.get("name") != container:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from paless_deploy.adapters.kube import ApiError, cluster_errors, refused_patch, with_retries
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.diagnosis.refusals import Answer, Refusal, refusal_of
 from paless_deploy.core.errors import ClusterError, ExitCode, PalessError, Refused
 from paless_deploy.core.manifests import labels
@@ -32,9 +33,9 @@ if TYPE_CHECKING:
 PARALLEL = 8
 
 
-def dry_run_all(kube: Kube, objects: list[dict], namespace: str, *,
+def dry_run_all(kube: Kube, objects: list[JsonDict], namespace: str, *,
                 force_conflicts: bool = False,
-                unchanged: Callable[[dict], bool] = lambda obj: False,
+                unchanged: Callable[[JsonDict], bool] = lambda obj: False,
                 tree_crds: Mapping[tuple[str, str], str] | None = None,
                 applied_before: Sequence[str] = ()) -> None:
     """Dry-run every object an apply would change (in parallel; `unchanged` ones would be
@@ -79,7 +80,7 @@ def _one_error(refusals: list[Refusal], nothing: str,
                 resource=first.resource, reason=first.reason)
 
 
-def _defined_by_tree(refusal: Refusal, obj: dict, tree_crds: Mapping[tuple[str, str], str]
+def _defined_by_tree(refusal: Refusal, obj: JsonDict, tree_crds: Mapping[tuple[str, str], str]
                      ) -> Refusal:
     """An unknown kind the tree's own CRD defines is never "install the CRD": the CRD was
     applied before this dry run, so it does not serve the object's version."""
@@ -92,7 +93,7 @@ def _defined_by_tree(refusal: Refusal, obj: dict, tree_crds: Mapping[tuple[str, 
         "that version to the CRD."))
 
 
-def _dry_run(kube: Kube, obj: dict, force: bool, autoscaler: str | None,
+def _dry_run(kube: Kube, obj: JsonDict, force: bool, autoscaler: str | None,
              tree_crds: Mapping[tuple[str, str], str]) -> Refusal | ApplyConflict | None:
     ref = ref_of(obj)
     with cluster_errors(kube, f"validating {ref}", obj["metadata"].get("namespace")):
@@ -122,7 +123,7 @@ def _dry_run(kube: Kube, obj: dict, force: bool, autoscaler: str | None,
     return None
 
 
-def _live(kube: Kube, kind: Kind, obj: dict, namespace: str | None) -> dict | None:
+def _live(kube: Kube, kind: Kind, obj: JsonDict, namespace: str | None) -> JsonDict | None:
     try:
         return kube.read(kind, obj["metadata"]["name"], namespace)
     except ApiError:

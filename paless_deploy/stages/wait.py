@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.apiviews import PodView
 from paless_deploy.core.configuration.durations import short
 from paless_deploy.core.diagnosis.claims import diagnose_pvc
@@ -56,11 +57,11 @@ class WatchedNamespace(Protocol):
 
     kube: Any
 
-    def get(self, kind: str, name: str) -> dict | None: ...
+    def get(self, kind: str, name: str) -> JsonDict | None: ...
 
-    def items(self, kind: str) -> list[dict]: ...
+    def items(self, kind: str) -> list[JsonDict]: ...
 
-    def events_for(self, kind: str, name: str) -> list[dict]: ...
+    def events_for(self, kind: str, name: str) -> list[JsonDict]: ...
 
     def wait_for_change(self, since: int, timeout: float) -> int: ...
 
@@ -125,7 +126,7 @@ class PhaseWaiter:
 
     def __init__(self, watcher: WatchedNamespace, targets: list[Applied], *,
                  deadline: float, progress_deadline_s: float, policy: Policy,
-                 storage_classes: Mapping[str, dict],
+                 storage_classes: Mapping[str, JsonDict],
                  on_update: Callable[[Target], None] | None = None,
                  fetch_logs: Callable[[str, str], str | None] | None = None,
                  nudge_claim: Callable[[str], None] | None = None,
@@ -167,7 +168,7 @@ class PhaseWaiter:
 
     # -- evaluation ----------------------------------------------------------
 
-    def _live(self, t: Target) -> dict | None:
+    def _live(self, t: Target) -> JsonDict | None:
         live = self.watcher.get(t.applied.kind, t.applied.name)
         if live is None:
             return None
@@ -175,7 +176,7 @@ class PhaseWaiter:
             return None  # the replaced Job, not ours yet
         return live
 
-    def _verdict(self, t: Target, live: dict | None) -> Readiness:
+    def _verdict(self, t: Target, live: JsonDict | None) -> Readiness:
         if live is None:
             return Readiness(IN_PROGRESS, "not in the watch cache yet")
         if t.applied.kind == "PersistentVolumeClaim":
@@ -196,7 +197,7 @@ class PhaseWaiter:
                                  verdict.progress)
         return verdict
 
-    def pods_of(self, t: Target, live: dict) -> list[dict]:
+    def pods_of(self, t: Target, live: JsonDict) -> list[JsonDict]:
         """The pods of the target's current revision (old revisions' pods are going away)."""
         kind = t.applied.kind
         uid = live["metadata"].get("uid")
@@ -218,7 +219,7 @@ class PhaseWaiter:
             return [] if rs is None else [p for p in pods if _owned_by(p, rs["metadata"].get("uid"))]
         return []
 
-    def current_replicaset(self, deployment: dict) -> dict | None:
+    def current_replicaset(self, deployment: JsonDict) -> JsonDict | None:
         uid = deployment["metadata"].get("uid")
         revision = ((deployment["metadata"].get("annotations") or {})
                     .get("deployment.kubernetes.io/revision"))
@@ -231,7 +232,7 @@ class PhaseWaiter:
             return None  # the new ReplicaSet is not in the cache yet: never judge the old one
         return max(owned, key=lambda rs: rs["metadata"].get("creationTimestamp", ""), default=None)
 
-    def diagnose(self, t: Target, live: dict | None) -> list[Finding]:
+    def diagnose(self, t: Target, live: JsonDict | None) -> list[Finding]:
         """Findings for the target, its pods, its ReplicaSet and its claim."""
         if live is None:
             return []
@@ -282,7 +283,7 @@ class PhaseWaiter:
                 out.append(name)
         return tuple(out)
 
-    def _crash_logs(self, pod: dict) -> str | None:
+    def _crash_logs(self, pod: JsonDict) -> str | None:
         """Last lines of the previous instance of a restarting container (once per restart)."""
         view = PodView.of(pod)
         for cs in view.main_statuses:
@@ -305,7 +306,7 @@ class PhaseWaiter:
         when every target so far is ready, and what it did counts as progress."""
         outcome = PhaseOutcome(targets=self.targets)
         last_progress = self.clock()
-        signatures: dict[str, tuple] = {}
+        signatures: dict[str, tuple[Any, ...]] = {}
         version = -1
         while True:
             step = between() if between is not None else Step()
@@ -329,7 +330,7 @@ class PhaseWaiter:
         outcome.warnings = self._warnings()
         return outcome
 
-    def _round(self, outcome: PhaseOutcome, signatures: dict[str, tuple], now_m: float
+    def _round(self, outcome: PhaseOutcome, signatures: dict[str, tuple[Any, ...]], now_m: float
                ) -> tuple[bool, bool]:
         """Judge every target once: (all ready, anything moved)."""
         all_ready, progressed = True, False
@@ -362,13 +363,13 @@ class PhaseWaiter:
             outcome.failed = True
         return all_ready, progressed
 
-    def _events(self, kind: str, name: str) -> list[dict]:
+    def _events(self, kind: str, name: str) -> list[JsonDict]:
         """The object's events of this phase: an event last seen before the apply (a quota
         refusal of the previous run, fixed since) is no evidence of a failure now."""
         return [e for e in self.watcher.events_for(kind, name)
                 if (seen := parse_time(last_seen(e))) is None or seen >= self.since]
 
-    def _waiting_for(self, t: Target, live: dict | None, verdict: Readiness) -> str:
+    def _waiting_for(self, t: Target, live: JsonDict | None, verdict: Readiness) -> str:
         """What blocks a target, down to its pods: `1 of 3 replicas available, 1 updated;
         pod web-5d8-x: not scheduled (Unschedulable: 0/4 nodes are available: ...)`."""
         if live is None or t.settling:

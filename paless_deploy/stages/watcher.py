@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
 from paless_deploy.adapters.kube import ApiError, TransportError, is_transient
+from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.manifests.kinds import Kind, by_kind
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class NamespaceWatcher:
         self.kube = kube
         self.namespace = namespace
         self._kinds: dict[str, Kind] = {k: by_kind(k) for k in kinds or DEFAULT_KINDS}
-        self._cache: dict[str, dict[str, dict]] = {k: {} for k in self._kinds}
+        self._cache: dict[str, dict[str, JsonDict]] = {k: {} for k in self._kinds}
         self._synced: dict[str, threading.Event] = {k: threading.Event() for k in self._kinds}
         self._lock = threading.Lock()
         self.changed = threading.Condition(self._lock)
@@ -79,11 +80,11 @@ class NamespaceWatcher:
 
     # -- reading -------------------------------------------------------------
 
-    def get(self, kind: str, name: str) -> dict | None:
+    def get(self, kind: str, name: str) -> JsonDict | None:
         with self._lock:
             return self._cache.get(kind, {}).get(name)
 
-    def items(self, kind: str) -> list[dict]:
+    def items(self, kind: str) -> list[JsonDict]:
         with self._lock:
             return list(self._cache.get(kind, {}).values())
 
@@ -106,7 +107,7 @@ class NamespaceWatcher:
             self._version += 1
             self.changed.notify_all()
 
-    def events_for(self, kind: str, name: str) -> list[dict]:
+    def events_for(self, kind: str, name: str) -> list[JsonDict]:
         """Events whose involvedObject is kind/name, oldest first."""
         evs = [e for e in self.items("Event")
                if (e.get("involvedObject") or {}).get("kind") == kind
@@ -150,7 +151,7 @@ class NamespaceWatcher:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def _apply_event(self, kind: str, event: dict, rv: str) -> str:
+    def _apply_event(self, kind: str, event: JsonDict, rv: str) -> str:
         """Mirror one watch event; the resourceVersion to resume from ("" to relist)."""
         obj = event.get("object") or {}
         etype = event.get("type")
@@ -175,7 +176,7 @@ class PodsLoop:
     """Calls `handle(pods)` with the namespace's pods, from a daemon thread, at start and
     after every change (at least once a second), until stopped; `watcher` stays readable."""
 
-    def __init__(self, kube: Kube, namespace: str, handle: Callable[[list[dict]], None],
+    def __init__(self, kube: Kube, namespace: str, handle: Callable[[list[JsonDict]], None],
                  name: str) -> None:
         self.watcher = NamespaceWatcher(kube, namespace, kinds=["Pod"])
         self.handle = handle

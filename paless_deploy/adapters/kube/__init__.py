@@ -205,7 +205,7 @@ class Kube:
                             content_type="application/apply-patch+yaml")
 
     def patch(self, kind: Kind, name: str, namespace: str | None, body: Any, *,
-              manager: str, json_patch: bool = False) -> dict:
+              manager: str, json_patch: bool = False) -> JsonDict:
         """A merge patch (RFC 7386; a JSON patch, RFC 6902, with `json_patch`) written by
         `manager`: for the few changes that are not the manifests' (scaling a sleeping
         preview), so that no field of our applies changes hands."""
