@@ -35,6 +35,7 @@ from tests.fixtures.realdata import (
     require_real_stack,
 )
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
+from tests.fixtures.waiting import eventually
 from tests.integration.deploy_helpers import CliRun, Project, delete_instances, run_cli
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.realnode]
@@ -182,6 +183,24 @@ def test_a_restore_stops_the_apps_while_it_writes_and_starts_them_again(story, r
         "get", "namespace", restored.namespace, "-o", "json").stdout)["metadata"].get(
         "labels") or {}
     assert marks.get("paless.io/sleeping") != "true", marks
+
+
+def test_the_data_survives_its_postgresql_pod_being_deleted(story, restored):
+    before = json.loads(story.sandbox.kubectl("get", "pod", "-n", restored.namespace,
+                                              "postgres-0", "-o", "json").stdout)
+    story.sandbox.kubectl("delete", "pod", "-n", restored.namespace, "postgres-0",
+                          "--wait=true")
+
+    def back() -> bool:
+        now = json.loads(story.sandbox.kubectl("get", "pod", "-n", restored.namespace,
+                                               "postgres-0", "-o", "json",
+                                               check=False).stdout or "{}")
+        return bool(now) and now["metadata"]["uid"] != before["metadata"]["uid"] and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in now["status"].get("conditions", []))
+
+    eventually(back, 180, "a new postgres-0 Ready")
+    assert restored.rows() == SOURCE_ROWS
 
 
 def test_a_seeded_branch_holds_the_source_rows_with_its_own_credentials(story, restored):

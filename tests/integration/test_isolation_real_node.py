@@ -30,6 +30,7 @@ from tests.fixtures.cluster import Sandbox
 from tests.fixtures.realnode import ON_REAL_NODE, STATE
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
 from tests.fixtures.realnode import real_stack as real_stack  # noqa: PLC0414 - the fixture
+from tests.fixtures.waiting import eventually
 from tests.integration.deploy_helpers import Project, delete_instances, make_project, run_cli
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.realnode]
@@ -377,6 +378,36 @@ def test_the_apps_minio_user_reaches_its_bucket_and_nothing_else(stacks: Stacks,
         f"exec 3<>/dev/tcp/{ip}/9000; printf 'GET /{MEDIA_BUCKET}/ HTTP/1.1\\r\\nHost: minio:9000"
         "\\r\\nConnection: close\\r\\n\\r\\n' >&3; timeout 5 head -n 1 <&3"))
     assert anonymous.stdout.startswith("HTTP/1.1 403"), anonymous
+
+
+def test_a_file_web_writes_under_its_media_path_reaches_the_bucket(stacks: Stacks,
+                                                                   sandbox: Sandbox) -> None:
+    """The rclone sidecar's FUSE mount, end to end: web writes a file where Paperless keeps
+    its originals, and MinIO holds it (read back over S3 from another pod, not through the
+    mount), as a document uploaded to Paperless would go."""
+    def running(component: str) -> str:
+        pods = json.loads(sandbox.kubectl("get", "pods", "-n", stacks.a, "-l",
+                                          f"{WEB}={component},{NOT_PROBE}", "-o",
+                                          "json").stdout)["items"]
+        return next(p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running")
+
+    key = f"documents/originals/mount-{uuid.uuid4().hex[:8]}.txt"
+    content = f"written by web through the rclone mount {uuid.uuid4().hex}"
+    written = sandbox.kubectl(
+        "exec", "-n", stacks.a, running("web"), "-c", "web", "--", "sh", "-c",
+        'mkdir -p "$(dirname "$1")" && printf %s "$2" > "$1"', "sh",
+        f"/usr/src/paperless/media/{key}", content, check=False)
+    assert written.returncode == 0, written.stderr
+    worker = running("worker")
+
+    def in_bucket() -> bool:
+        read = sandbox.kubectl("exec", "-n", stacks.a, worker, "-c", "rclone", "--", "rclone",
+                               "--config", "/config/rclone/rclone.conf", "cat",
+                               f"minio:{MEDIA_BUCKET}/{key}", check=False)
+        return read.returncode == 0 and read.stdout == content
+
+    # rclone's full VFS cache uploads a closed file after its write-back delay (5 s)
+    eventually(in_bucket, 90, f"{key} in the bucket {MEDIA_BUCKET}", interval=2)
 
 
 def container_logs(sandbox: Sandbox, namespace: str) -> dict[str, str]:
