@@ -386,6 +386,19 @@ def _explain_invalid(answer: Answer, match: re.Match[str] | None) -> tuple[str, 
         "shows what was sent.")
 
 
+_PRIVILEGED_MOUNT = "Bidirectional mount propagation is available only to privileged containers"
+
+
+def _explain_privileged_mount(answer: Answer, match: re.Match[str] | None
+                              ) -> tuple[str, str, str]:
+    field, what, _ = _explain_invalid(answer, match)
+    return field, what, (
+        "A container whose mount propagates back to the node (mountPropagation: "
+        "Bidirectional, as the rclone sidecar's FUSE mount of the bucket does) must be "
+        "privileged: set securityContext.privileged: true on it, as k8s/base does; a "
+        "container that only reads such a mount uses HostToContainer.")
+
+
 def _explain_unknown_kind(answer: Answer, match: re.Match[str] | None) -> tuple[str, str, str]:
     kind = answer.resource.split("/", 1)[0] or "this kind"
     return "", f"{_subject(answer)}: {answer.words}", (
@@ -435,6 +448,10 @@ RULES: Sequence[RefusalRule] = (
                 "404 on the kind's path: no CRD serves it",
                 lambda a: a.status == 404 and "could not find the requested resource"
                 in a.message, _explain_unknown_kind),
+    RefusalRule("privileged-mount", "invalid-manifest", ExitCode.USAGE,
+                "422: a Bidirectional mount in a container that is not privileged (the rclone "
+                "sidecar without its privilege)", lambda a: _PRIVILEGED_MOUNT in a.message,
+                _explain_privileged_mount),
     RefusalRule("invalid", "invalid-manifest", ExitCode.USAGE,
                 "400 or 422: an invalid value, an unknown field (strict field validation), a "
                 "type the schema refuses", lambda a: a.status in (400, 422), _explain_invalid),
