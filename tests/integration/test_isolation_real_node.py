@@ -452,3 +452,39 @@ def test_doctor_says_the_policies_are_enforced_and_by_what(stacks: Stacks,
     run = run_cli(stacks.project, sandbox.kubeconfig, stacks.a, "doctor", timeout=600)
     check = next(c for c in run.doc["checks"] if c["name"] == "NetworkPolicy enforced")
     assert check["status"] == "ok" and "kube-router" in check["detail"], check
+
+
+# ---------------------------------------------------------------------------
+# last: a real failure on stack b (it leaves b's web broken)
+
+WRONG_DB_OVERLAY = """\
+# realnode-stack, with web given a database password PostgreSQL does not know
+resources: [../realnode-stack]
+patches:
+  - patch: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: web}
+      spec:
+        template:
+          spec:
+            containers:
+              - name: web
+                env:
+                  - {name: PAPERLESS_DBPASS, value: not-the-apps-password, valueFrom: null}
+"""
+
+
+def test_a_wrong_database_password_is_named_with_postgresqls_words(stacks: Stacks,
+                                                                   sandbox: Sandbox) -> None:
+    overlay = stacks.project.dir / "k8s" / "overlays" / "realnode-wrong-db"
+    overlay.mkdir(exist_ok=True)
+    (overlay / "kustomization.yaml").write_text(WRONG_DB_OVERLAY)
+    run = run_cli(stacks.project, sandbox.kubeconfig, stacks.b, "--overlay",
+                  "realnode-wrong-db", "--progress-deadline", "90s", "all", timeout=900)
+    assert run.returncode == 1, run
+    said = json.dumps(run.doc["errors"])
+    # the evidence is the stand-in's own log line, with PostgreSQL's words in it
+    assert 'password authentication failed for user \\"paless_app\\"' in said, said
+    assert "Deployment/web" in said or "Pod/web-" in said, said
+    assert not [v for v in stacks.credentials.values() if v in run.stdout + run.stderr]

@@ -73,9 +73,9 @@ def claim(size: str, capacity: str | None = None) -> dict:
      "admission", "admission-denied", ExitCode.USAGE),
     (422, 'ConfigMap "Settings" is invalid: metadata.name: Invalid value: "Settings"',
      "invalid", "invalid-manifest", ExitCode.USAGE),
-    (422, 'Deployment.apps "web" is invalid: spec.template.spec.containers[1].volumeMounts.'
-     "mountPropagation: Forbidden: Bidirectional mount propagation is available only to "
-     "privileged containers", "privileged-mount", "invalid-manifest", ExitCode.USAGE),
+    (422, ('Deployment.apps "web" is invalid: spec.template.spec.containers[1].volumeMounts.'
+           "mountPropagation: Forbidden: Bidirectional mount propagation is available only to "
+           "privileged containers"), "privileged-mount", "invalid-manifest", ExitCode.USAGE),
     (409, 'Apply failed with 1 conflict: conflict with "kubectl-edit": .spec.replicas',
      "conflict", "apply-conflict", ExitCode.FAILED),
     (404, "the server could not find the requested resource", "unknown-kind", "unknown-kind",
