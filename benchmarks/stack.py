@@ -150,7 +150,8 @@ class StackBench:
 
         say(f"stack: the worker changed and rolled out, {rounds} round(s)")
         for r in range(rounds):
-            patch_worker_template(project, {CHANGE_ANNOTATION: f"{self.bench_id}-{r}"})
+            # not number-like: kustomize reads YAML 1.2, where an unquoted 17937e-0 is a float
+            patch_worker_template(project, {CHANGE_ANNOTATION: f"rev-{self.bench_id}-{r}"})
             self.round("change", r, waiting, {t.name: t.target(project, main[t.name].namespace)
                                               for t in waiting})
         self.failures(core, project, main)

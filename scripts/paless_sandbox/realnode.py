@@ -228,6 +228,7 @@ def bring_up_real_node() -> Node:
         if c.name == "kubelet" and read_pid(c.pidfile) != pid:
             kubelet_started = began
         if c.name == "containerd":
+            wait_cri_ready()
             ensure_pause_pulled(image)
     node = wait_real_node_ready(comps[1], kubelet_started)
     ensure_real_node_marked(node)
@@ -255,6 +256,16 @@ def stop_real_node() -> None:
     remove_policy_rules()
     remove_pod_network()
     remove_cgroup_root()
+
+
+def wait_cri_ready() -> None:
+    """Until containerd's CRI plugin answers (its socket and metrics come first; a kubelet
+    started before the CRI service is initialized exits at once)."""
+    res = subprocess.run([str(BIN / "realnode-sweep"), "--ready", f"unix://{CONTAINERD_SOCK}"],
+                         capture_output=True, text=True, timeout=90, check=False)
+    if res.returncode != 0:
+        raise SandboxError(f"containerd's CRI service did not become ready: "
+                           f"{res.stderr.strip()[-300:]}; log {LOGS / 'containerd.log'}")
 
 
 def sweep_pods() -> None:

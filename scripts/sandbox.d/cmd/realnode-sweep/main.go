@@ -3,6 +3,12 @@
 // its network namespace and shm before the sandbox stops it.
 //
 // Usage: realnode-sweep unix:///path/to/containerd.sock
+//
+// With --ready it removes nothing: it waits (at most a minute) until the runtime's CRI
+// service answers Status, which containerd's does only once its CRI plugin is initialized
+// (a kubelet started before that exits: "server is not initialized yet").
+//
+// Usage: realnode-sweep --ready unix:///path/to/containerd.sock
 package main
 
 import (
@@ -17,6 +23,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "--ready" {
+		if err := ready(os.Args[2]); err != nil {
+			fmt.Fprintf(os.Stderr, "realnode-sweep: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: realnode-sweep unix:///path/to/containerd.sock")
 		os.Exit(2)
@@ -24,6 +37,28 @@ func main() {
 	if err := sweep(os.Args[1]); err != nil {
 		fmt.Fprintf(os.Stderr, "realnode-sweep: %v\n", err)
 		os.Exit(1)
+	}
+}
+
+func ready(endpoint string) error {
+	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := rt.Status(ctx, &runtimeapi.StatusRequest{})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the CRI service at %s did not answer within a minute: %w", endpoint, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
