@@ -1,5 +1,6 @@
 """`dev`'s sync on the real node, on a tree laid out as Paless's repository (the base built
-by the root Dockerfile, web, worker and scheduler FROM it): a change in `src/` is answered
+by the root Dockerfile FROM the real stack's 1.3 GB Paperless stand-in, web, worker and
+scheduler FROM it): a change in `src/` is answered
 by the running web pod before any new image exists, then the workload runs a rebuilt image
 holding the same change; a pod deleted right after a sync comes back with the change; the
 scheduler (a process without a reload in place) waits for its image; a Dockerfile change
@@ -20,8 +21,10 @@ import pytest
 
 from benchmarks.realloop import DevProcess
 from tests.fixtures.paless_layout import SRC, real_node_workload, write_paless_layout
+from tests.fixtures.realdata import BASE_IMAGE, require_real_stack
 from tests.fixtures.realnode import RealNode
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
+from tests.fixtures.waiting import eventually
 from tests.integration.deploy_helpers import clean_env, delete_instances
 from tests.integration.test_image_graph import _file_in_image
 
@@ -76,19 +79,11 @@ def image_of(sandbox: Any, namespace: str, app: str) -> str:
     return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
-def until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(0.2)
-    return found
-
-
 def test_dev_syncs_into_running_pods_then_rolls_out_the_rebuilt_image(
         tmp_path: Path, sandbox: Any, registry: Any, real_node: RealNode) -> None:
+    require_real_stack(sandbox)  # the 1.3 GB Paperless stand-in the base starts FROM
     project = f"ls{uuid.uuid4().hex[:6]}"
-    root = write_paless_layout(tmp_path / "paless", project)
+    root = write_paless_layout(tmp_path / "paless", project, base=BASE_IMAGE)
     (root / "test.env").write_text(f"PROJECT_NAME={project}\n")
     # web's build waits a little after its base: a pod deleted after a sync comes back
     # from the old image, before the rebuilt one rolls out
@@ -138,9 +133,10 @@ def test_dev_syncs_into_running_pods_then_rolls_out_the_rebuilt_image(
         new_ref = image_of(sandbox, namespace, "web")
         assert new_ref != old_ref
         assert _file_in_image(new_ref, f"{SRC}/app.py") == "VERSION = 2\n"
-        (rolled,) = until(lambda: [p for p in pods(sandbox, namespace, "web")
-                                   if p["spec"]["containers"][0]["image"] == new_ref
-                                   and p["status"].get("phase") == "Running"], 60, "new pod")
+        (rolled,) = eventually(lambda: [p for p in pods(sandbox, namespace, "web")
+                                        if p["spec"]["containers"][0]["image"] == new_ref
+                                        and p["status"].get("phase") == "Running"], 60,
+                               "new pod", interval=0.2)
         assert answer(sandbox, namespace, rolled["metadata"]["name"]) == "VERSION = 2\n"
         scheduler = pods(sandbox, namespace, "scheduler")[0]["metadata"]["name"]
         assert "scheduler: started with VERSION = 2" in sandbox.kubectl(
@@ -152,10 +148,10 @@ def test_dev_syncs_into_running_pods_then_rolls_out_the_rebuilt_image(
         dev.wait_event("synced", 60, after=mark)
         sandbox.kubectl("delete", "pod", "-n", namespace, rolled["metadata"]["name"],
                         "--wait=false")
-        back = until(lambda: [p for p in pods(sandbox, namespace, "web")
-                              if p["metadata"]["uid"] != rolled["metadata"]["uid"]
-                              and p["spec"]["containers"][0]["image"] == new_ref], 60,
-                     "a pod of the image deleted")[0]["metadata"]["name"]
+        back = eventually(lambda: [p for p in pods(sandbox, namespace, "web")
+                                   if p["metadata"]["uid"] != rolled["metadata"]["uid"]
+                                   and p["spec"]["containers"][0]["image"] == new_ref], 60,
+                          "a pod of the image deleted", interval=0.2)[0]["metadata"]["name"]
         caught = dev.wait_event("caught-up", 60, after=mark, where=lambda e: any(
             c["pod"] == back for c in e["containers"]))
         assert next(c for c in caught["containers"] if c["pod"] == back)["files"] == 1
