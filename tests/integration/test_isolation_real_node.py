@@ -407,7 +407,20 @@ def test_a_file_web_writes_under_its_media_path_reaches_the_bucket(stacks: Stack
         return read.returncode == 0 and read.stdout == content
 
     # rclone's full VFS cache uploads a closed file after its write-back delay (5 s)
-    eventually(in_bucket, 90, f"{key} in the bucket {MEDIA_BUCKET}", interval=2)
+    try:
+        eventually(in_bucket, 90, f"{key} in the bucket {MEDIA_BUCKET}", interval=2)
+    except AssertionError as exc:
+        mounts = sandbox.kubectl("exec", "-n", stacks.a, running("web"), "-c", "web", "--",
+                                 "grep", "media", "/proc/mounts", check=False).stdout
+        listed = sandbox.kubectl("exec", "-n", stacks.a, worker, "-c", "rclone", "--",
+                                 "rclone", "--config", "/config/rclone/rclone.conf", "lsf",
+                                 "-R", f"minio:{MEDIA_BUCKET}", check=False)
+        logs = {c: sandbox.kubectl("logs", "-n", stacks.a, running(c), "-c", "rclone",
+                                   check=False).stdout[-1500:]
+                for c in ("web", "worker", "scheduler")}
+        raise AssertionError(f"{exc}; web's media mounts: {mounts!r}; the bucket holds: "
+                             f"{listed.stdout[-800:]!r} {listed.stderr[-400:]!r}; the rclone "
+                             f"sidecars said: {logs}") from None
 
 
 def container_logs(sandbox: Sandbox, namespace: str) -> dict[str, str]:
