@@ -265,38 +265,3 @@ def test_the_door_checks_see_what_they_guard() -> None:
     assert _inside("paless_deploy.adapters.kube.kubectl", "paless_deploy.adapters.kube")
     assert not _inside("paless_deploy.adapters.kubeconfig", "paless_deploy.adapters.kube")
 
-
-BARE_GENERICS = frozenset({"dict", "list", "tuple", "set", "frozenset"})
-
-
-def bare_generic_annotations(source: str, path: str) -> list[Violation]:
-    """Annotations naming dict, list, tuple or set without their items' types (a
-    Kubernetes object is JsonDict or ApiObject, core.apitypes)."""
-    tree = ast.parse(source, filename=path)
-    subscripted = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
-    annotations: list[ast.expr] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            args = node.args
-            annotations += [a.annotation for a in (*args.posonlyargs, *args.args,
-                                                   *args.kwonlyargs) if a.annotation]
-            annotations += [node.returns] if node.returns else []
-        elif isinstance(node, ast.AnnAssign):
-            annotations.append(node.annotation)
-    return [Violation(path, n.lineno, f"bare {n.id}") for a in annotations
-            for n in ast.walk(a) if isinstance(n, ast.Name) and n.id in BARE_GENERICS
-            and id(n) not in subscripted]
-
-
-def test_no_annotation_names_a_bare_container() -> None:
-    violations = [v for _, shown, source in _sources() for v in
-                  bare_generic_annotations(source, shown)]
-    assert not violations, _report("bare dict/list/tuple/set annotations", violations)
-
-
-def test_the_bare_container_check_sees_them() -> None:
-    planted = ("from typing import Any\n"
-               "def f(a: dict, b: list[dict], c: dict[str, Any]) -> tuple:\n"
-               "    x: set = set()\n    return ()\n")
-    assert [v.what for v in bare_generic_annotations(planted, "x.py")] == [
-        "bare dict", "bare dict", "bare tuple", "bare set"]
