@@ -470,8 +470,9 @@ def test_doctor_says_the_policies_are_enforced_and_by_what(stacks: Stacks,
 # ---------------------------------------------------------------------------
 # last: a real failure on stack b (it leaves b's web broken)
 
-WRONG_DB_OVERLAY = """\
-# realnode-stack, with web given a database password PostgreSQL does not know
+WRONG_CREDENTIALS_OVERLAY = """\
+# realnode-stack, with web given a database password PostgreSQL does not know and the
+# worker's rclone sidecar a MinIO secret MinIO does not know
 resources: [../realnode-stack]
 patches:
   - patch: |
@@ -485,19 +486,32 @@ patches:
               - name: web
                 env:
                   - {name: PAPERLESS_DBPASS, value: not-the-apps-password, valueFrom: null}
+  - patch: |
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: worker}
+      spec:
+        template:
+          spec:
+            containers:
+              - name: rclone
+                env:
+                  - {name: AWS_SECRET_ACCESS_KEY, value: not-the-minio-secret, valueFrom: null}
 """
 
 
-def test_a_wrong_database_password_is_named_with_postgresqls_words(stacks: Stacks,
-                                                                   sandbox: Sandbox) -> None:
-    overlay = stacks.project.dir / "k8s" / "overlays" / "realnode-wrong-db"
+def test_wrong_credentials_are_named_with_the_services_own_words(stacks: Stacks,
+                                                                  sandbox: Sandbox) -> None:
+    overlay = stacks.project.dir / "k8s" / "overlays" / "realnode-wrong-credentials"
     overlay.mkdir(exist_ok=True)
-    (overlay / "kustomization.yaml").write_text(WRONG_DB_OVERLAY)
+    (overlay / "kustomization.yaml").write_text(WRONG_CREDENTIALS_OVERLAY)
     run = run_cli(stacks.project, sandbox.kubeconfig, stacks.b, "--overlay",
-                  "realnode-wrong-db", "--progress-deadline", "90s", "all", timeout=900)
+                  "realnode-wrong-credentials", "--progress-deadline", "90s", "all",
+                  timeout=900)
     assert run.returncode == 1, run
     said = json.dumps(run.doc["errors"])
-    # the evidence is the stand-in's own log line, with PostgreSQL's words in it
+    # web: the stand-in's own log line, with PostgreSQL's words in it
     assert 'password authentication failed for user \\"paless_app\\"' in said, said
-    assert "Deployment/web" in said or "Pod/web-" in said, said
+    # the worker's sidecar: its start-up probe's event, with MinIO's answer in it
+    assert "SignatureDoesNotMatch" in said, said
     assert not [v for v in stacks.credentials.values() if v in run.stdout + run.stderr]
