@@ -297,12 +297,17 @@ def _rollout(run: DeployRun, kube: Kube, graph: DeployGraph, watcher: NamespaceW
                         (ref, app) for app, ref in run.app_refs.items())).with_nodes(facts.nodes)
 
     def fetch_logs(pod: str, container: str) -> str | None:
-        try:
-            text = kube.logs(run.namespace, pod, container, previous=True,
-                             tail_lines=LOG_LINES)
-        except Exception:  # noqa: BLE001 - logs are evidence, never a reason to fail
-            return None
-        return scrub(text, run.secrets) if text else text
+        """The crashed instance's last lines, else (its file gone: the kubelet was replacing
+        it) the current instance's, which crashed the same way or is about to."""
+        for previous in (True, False):
+            try:
+                text = kube.logs(run.namespace, pod, container, previous=previous,
+                                 tail_lines=LOG_LINES)
+            except Exception:  # noqa: BLE001, S112 - logs are evidence, never a reason to fail
+                continue
+            if text:
+                return scrub(text, run.secrets)
+        return None
 
     now = time.monotonic()
     waiter = PhaseWaiter(watcher, [], deadline=now + run.ctx.remaining_s(now),

@@ -470,48 +470,49 @@ def test_doctor_says_the_policies_are_enforced_and_by_what(stacks: Stacks,
 # ---------------------------------------------------------------------------
 # last: a real failure on stack b (it leaves b's web broken)
 
-WRONG_CREDENTIALS_OVERLAY = """\
-# realnode-stack, with web given a database password PostgreSQL does not know and the
-# worker's rclone sidecar a MinIO secret MinIO does not know
+def overlay_patching(deployment: str, container: str, variable: str, value: str) -> str:
+    """A kustomization on realnode-stack giving one container a literal `variable`."""
+    return f"""\
 resources: [../realnode-stack]
 patches:
   - patch: |
       apiVersion: apps/v1
       kind: Deployment
-      metadata: {name: web}
+      metadata: {{name: {deployment}}}
       spec:
         template:
           spec:
             containers:
-              - name: web
+              - name: {container}
                 env:
-                  - {name: PAPERLESS_DBPASS, value: not-the-apps-password, valueFrom: null}
-  - patch: |
-      apiVersion: apps/v1
-      kind: Deployment
-      metadata: {name: worker}
-      spec:
-        template:
-          spec:
-            containers:
-              - name: rclone
-                env:
-                  - {name: AWS_SECRET_ACCESS_KEY, value: not-the-minio-secret, valueFrom: null}
+                  - {{name: {variable}, value: {value}, valueFrom: null}}
 """
 
 
-def test_wrong_credentials_are_named_with_the_services_own_words(stacks: Stacks,
-                                                                  sandbox: Sandbox) -> None:
-    overlay = stacks.project.dir / "k8s" / "overlays" / "realnode-wrong-credentials"
+def deploy_broken(stacks: Stacks, sandbox: Sandbox, name: str, kustomization: str) -> str:
+    """`all` of stack b with the overlay `name`: exit 1; its errors as JSON text."""
+    overlay = stacks.project.dir / "k8s" / "overlays" / name
     overlay.mkdir(exist_ok=True)
-    (overlay / "kustomization.yaml").write_text(WRONG_CREDENTIALS_OVERLAY)
-    run = run_cli(stacks.project, sandbox.kubeconfig, stacks.b, "--overlay",
-                  "realnode-wrong-credentials", "--progress-deadline", "90s", "all",
-                  timeout=900)
+    (overlay / "kustomization.yaml").write_text(kustomization)
+    run = run_cli(stacks.project, sandbox.kubeconfig, stacks.b, "--overlay", name,
+                  "--progress-deadline", "60s", "all", timeout=900)
     assert run.returncode == 1, run
-    said = json.dumps(run.doc["errors"])
-    # web: the stand-in's own log line, with PostgreSQL's words in it
-    assert 'password authentication failed for user \\"paless_app\\"' in said, said
-    # the worker's sidecar: its start-up probe's event, with MinIO's answer in it
-    assert "SignatureDoesNotMatch" in said, said
     assert not [v for v in stacks.credentials.values() if v in run.stdout + run.stderr]
+    return json.dumps(run.doc["errors"])
+
+
+def test_a_minio_secret_that_does_not_match_is_named_with_minios_answer(
+        stacks: Stacks, sandbox: Sandbox) -> None:
+    said = deploy_broken(stacks, sandbox, "realnode-wrong-minio-secret", overlay_patching(
+        "worker", "rclone", "AWS_SECRET_ACCESS_KEY", "not-the-minio-secret"))
+    # the worker's sidecar: its start-up probe's event, with MinIO's answer in it
+    assert "SignatureDoesNotMatch" in said and "Pod/worker-" in said, said
+
+
+def test_a_wrong_database_password_is_named_with_postgresqls_words(stacks: Stacks,
+                                                                   sandbox: Sandbox) -> None:
+    # the worker comes back with its own secret; web (after it) gets a wrong password
+    said = deploy_broken(stacks, sandbox, "realnode-wrong-db-password", overlay_patching(
+        "web", "web", "PAPERLESS_DBPASS", "not-the-apps-password"))
+    # the stand-in's own log line, with PostgreSQL's words in it
+    assert 'password authentication failed for user \\"paless_app\\"' in said, said

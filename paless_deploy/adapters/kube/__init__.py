@@ -80,6 +80,9 @@ class TransportError(Exception):
         self.tls = tls
 
 
+# the body the kubelet sends (with 200) when a container's log file is gone
+LOGS_GONE = "unable to retrieve container logs for "
+
 # ---------------------------------------------------------------------------
 # kubeconfig
 
@@ -312,7 +315,9 @@ class Kube:
 
     def logs(self, namespace: str, pod: str, container: str, *, previous: bool = False,
              tail_lines: int | None = None, timeout: Any = (3, 5)) -> str:
-        """A container's log (of its previous instance with `previous`)."""
+        """A container's log (of its previous instance with `previous`); "" when the kubelet
+        has no log file for it (it answers 200 with its own complaint as the body, e.g. for
+        a dead container it is replacing)."""
         query = {"container": container, "previous": "true" if previous else None,
                  "tailLines": tail_lines}
         resp = self._send("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}/log",
@@ -320,7 +325,8 @@ class Kube:
         data = resp.data
         if resp.status >= 400:
             raise _api_error(resp.status, resp.reason, data)
-        return data.decode("utf-8", errors="replace")
+        text = data.decode("utf-8", errors="replace")
+        return "" if text.startswith(LOGS_GONE) else text
 
     def follow_logs(self, namespace: str, pod: str, container: str, *,
                     since_time: str | None = None, idle_timeout_s: float = 300) -> Iterator[str]:
