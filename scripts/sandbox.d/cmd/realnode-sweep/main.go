@@ -40,13 +40,21 @@ func main() {
 	}
 }
 
-func ready(endpoint string) error {
+// runtime is a CRI client of the runtime at endpoint, and what closes it.
+func runtime(endpoint string) (runtimeapi.RuntimeServiceClient, func() error, error) {
 	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	return runtimeapi.NewRuntimeServiceClient(conn), conn.Close, nil
+}
+
+func ready(endpoint string) error {
+	rt, done, err := runtime(endpoint)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	defer done()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -63,12 +71,11 @@ func ready(endpoint string) error {
 }
 
 func sweep(endpoint string) error {
-	conn, err := grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	rt, done, err := runtime(endpoint)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	defer done()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	pods, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
