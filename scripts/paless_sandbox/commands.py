@@ -16,7 +16,7 @@ from paless_sandbox.docker import (
     kill_dockerd,
     registry_component,
 )
-from paless_sandbox.kwok import apply_bootstrap, write_kwok_config
+from paless_sandbox.kwok import apply_bootstrap, wait_kwok_holds_nodes, write_kwok_config
 from paless_sandbox.layout import BIN, KUBECONFIG, LOGS, PIDS, REGISTRY_ADDR, SCRIPT, STATE
 from paless_sandbox.messages import SandboxError, say
 from paless_sandbox.prerequisites import ensure_binaries, ensure_packages
@@ -46,9 +46,15 @@ def cmd_up(nodes: tuple[str, ...], real_stack: bool = False) -> None:
     ensure_buildkit()
     comps = control_plane()
     start_etcd(comps[0])
+    kwok_started = None
     for c in comps[1:]:
+        before, began = read_pid(c.pidfile), time.time()
         start(c)
+        if c.name == "kwok" and read_pid(c.pidfile) != before:
+            kwok_started = began
     apply_bootstrap(nodes)
+    if kwok_started is not None:
+        wait_kwok_holds_nodes(kwok_started)
     start_real_node()
     if real_stack:
         ensure(Options())

@@ -4,6 +4,7 @@ StorageClass and IngressClass, the restricted user's and the real node's RBAC)."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tempfile
@@ -175,3 +176,54 @@ def wait_default_service_account(timeout: float = 60) -> None:
                                "kube-controller-manager is not working; see "
                                f"{LOGS / 'kube-controller-manager.log'}")
         time.sleep(0.5)
+
+
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+TAKEOVER_TIMEOUT_S = 90.0  # a predecessor's node leases (40 s) expire well before this
+
+
+def nodes_not_renewed(nodes: list[dict[str, object]], leases: list[dict[str, object]],
+                      since: float) -> list[str]:
+    """The simulated nodes whose Lease no kwok renewed after `since` (epoch seconds)."""
+    renewed: dict[str, float] = {}
+    for lease in leases:
+        meta = lease.get("metadata") or {}
+        spec = lease.get("spec") or {}
+        assert isinstance(meta, dict) and isinstance(spec, dict)
+        when = str(spec.get("renewTime") or "")
+        if when:
+            stamp = dt.datetime.fromisoformat(when)  # Python 3.11 reads the Z
+            renewed[str(meta.get("name"))] = stamp.timestamp()
+    names = []
+    for node in nodes:
+        meta = node.get("metadata") or {}
+        assert isinstance(meta, dict)
+        annotations = meta.get("annotations") or {}
+        assert isinstance(annotations, dict)
+        if annotations.get(KWOK_NODE_ANNOTATION) == "fake":
+            names.append(str(meta.get("name")))
+    return [n for n in names if renewed.get(n, 0.0) <= since]
+
+
+def wait_kwok_holds_nodes(since: float) -> None:
+    """Until a kwok started at `since` renews every simulated node's Lease. A restarted kwok
+    takes a node only once the lease its predecessor held has expired (40 s), and kwok 0.8
+    never starts the pods created on a node before it took it: `up` returning earlier left
+    the next deploy's pods on some nodes unstarted for good."""
+    deadline = time.monotonic() + TAKEOVER_TIMEOUT_S
+    waiting: list[str] = []
+    said = False
+    while time.monotonic() < deadline:
+        nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)["items"]
+        leases = json.loads(kubectl("get", "leases", "-n", "kube-node-lease", "-o",
+                                    "json").stdout)["items"]
+        waiting = nodes_not_renewed(nodes, leases, since)
+        if not waiting:
+            return
+        if not said:
+            say(f"kwok: waiting until it holds {len(waiting)} simulated node(s) (a previous "
+                "kwok's leases expire first)")
+            said = True
+        time.sleep(1)
+    raise SandboxError(f"kwok did not take over {', '.join(waiting)} within "
+                       f"{TAKEOVER_TIMEOUT_S:.0f}s; see {LOGS / 'kwok.log'}")

@@ -102,3 +102,22 @@ def test_ready_nodes_counts_only_ours_that_are_ready() -> None:
              node("sandbox-node-3", None), node("someone-elses", "True")]
     ready = kwok.ready_nodes(items, kwok.node_names(3))
     assert [n["metadata"]["name"] for n in ready] == ["sandbox-node-1"]
+
+
+def test_a_node_counts_as_held_once_its_lease_was_renewed_after_kwok_started() -> None:
+    from paless_sandbox.kwok import nodes_not_renewed
+
+    def node(name: str, fake: bool = True) -> dict[str, object]:
+        return {"metadata": {"name": name, "annotations": {
+            "kwok.x-k8s.io/node": "fake"} if fake else {}}}
+
+    def lease(name: str, renewed: str) -> dict[str, object]:
+        return {"metadata": {"name": name}, "spec": {"renewTime": renewed}}
+
+    since = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+    nodes = [node("sandbox-node-0"), node("sandbox-node-1"), node("sandbox-node-2"),
+             node("sandbox-real", fake=False)]
+    leases = [lease("sandbox-node-0", "2027-01-15T08:00:05.000000Z"),  # the new kwok's
+              lease("sandbox-node-1", "2027-01-15T07:59:50.000000Z"),  # its predecessor's
+              lease("sandbox-real", "2027-01-15T07:00:00.000000Z")]  # a kubelet's: not ours
+    assert nodes_not_renewed(nodes, leases, since) == ["sandbox-node-1", "sandbox-node-2"]
