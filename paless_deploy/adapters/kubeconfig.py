@@ -308,13 +308,11 @@ def auth_provider_header(kubeconfig: str, access: ClusterAccess,
     the `kubernetes` package's loader in a process of its own (authprovider.py), within
     `deadline` as an exec plugin is: a provider that hangs (its cmd-path, its token
     endpoint) is stopped with what it started, and named."""
-    from pathlib import Path as _Path
-
     import paless_deploy
 
     name = str((access.auth_provider or {}).get("name") or "(unnamed)")
     what = f"The auth-provider {name} of the kubeconfig {kubeconfig}"
-    root = str(_Path(paless_deploy.__file__).resolve().parents[1])
+    root = str(Path(paless_deploy.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     argv = [sys.executable, "-m", "paless_deploy.adapters.kube.authprovider", kubeconfig,
