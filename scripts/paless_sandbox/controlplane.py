@@ -94,7 +94,9 @@ def kwok() -> Component:
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         f"--config={STATE / 'kwok.yaml'}", f"--server-address=127.0.0.1:{KWOK_PORT}",
         "--node-ip=127.0.0.1", f"--node-port={KWOK_PORT}", "--cidr=10.0.0.1/16",
-        "--node-lease-duration-seconds=40",
+        # a restarted kwok takes a node only once its predecessor's lease expired, and `up`
+        # waits for that (kwok.wait_kwok_holds_nodes): 10 s, not kwok's 40, per restart
+        "--node-lease-duration-seconds=10",
     ], f"http://127.0.0.1:{KWOK_PORT}/healthz", ports=(KWOK_PORT,))
 
 

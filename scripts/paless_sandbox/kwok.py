@@ -179,7 +179,7 @@ def wait_default_service_account(timeout: float = 60) -> None:
 
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
-TAKEOVER_TIMEOUT_S = 90.0  # a predecessor's node leases (40 s) expire well before this
+TAKEOVER_TIMEOUT_S = 90.0  # a predecessor's node leases (10 s; 40 s if older) expire before
 
 
 def nodes_not_renewed(nodes: list[dict[str, object]], leases: list[dict[str, object]],
@@ -207,9 +207,9 @@ def nodes_not_renewed(nodes: list[dict[str, object]], leases: list[dict[str, obj
 
 def wait_kwok_holds_nodes(since: float) -> None:
     """Until a kwok started at `since` renews every simulated node's Lease. A restarted kwok
-    takes a node only once the lease its predecessor held has expired (40 s), and kwok 0.8
-    never starts the pods created on a node before it took it: `up` returning earlier left
-    the next deploy's pods on some nodes unstarted for good."""
+    takes a node only once the lease its predecessor held has expired (10 s: controlplane.kwok),
+    and kwok 0.8 never starts the pods created on a node before it took it: `up` returning
+    earlier left the next deploy's pods on some nodes unstarted for good."""
     deadline = time.monotonic() + TAKEOVER_TIMEOUT_S
     waiting: list[str] = []
     said = False
