@@ -4,7 +4,8 @@ Sections: `--help` against kubectl's; the Paless stack (first deploy to ready, n
 redeploy, one app changed, failure detection) against kubectl (apply, and apply + rollout
 status), the old script and, with --peers, Helm 4; with --scale, a generated tree of N
 apps x 10 objects at each N; (not with --quick, unless --data) a snapshot of a 1 GB
-bucket on the real node against tar through kubectl exec. Pods of the benchmark go to its
+bucket on the real node against tar through kubectl exec; with --real-size, the whole stack
+and the inner loop on the real node with 1.3 GB images. Pods of the benchmark go to its
 own tainted kwok nodes (benchmarks/nodes.py); its namespaces are bench-<id>-*, deleted at
 the end with their PVs.
 Performance claims come from here, as ratios against peers measured in the same run.
@@ -37,6 +38,7 @@ from benchmarks.harness import (
 from benchmarks.innerloop import InnerLoop
 from benchmarks.nodes import BenchNodes, nodes_for
 from benchmarks.realloop import RealSizeLoop
+from benchmarks.realstack import RealStackFirst
 from benchmarks.rebuild import measure_rebuilds
 from benchmarks.report import Row, at_most, compare, json_document, markdown
 from benchmarks.stack import StackBench
@@ -84,9 +86,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="skip the Paless stack section (with --scale or --real-size: "
                              "those only)")
     parser.add_argument("--real-size", action="store_true",
-                        help="also the inner loop on a 1.3 GB image on the sandbox's real node "
-                             "(sync, rebuild through the registry and through k3s import, "
-                             "`paless-deploy web`, the old ways): benchmarks/realloop.py")
+                        help="also, on the sandbox's real node with 1.3 GB images, the whole "
+                             "stack's first deploy and no-op (registry and k3s import: "
+                             "benchmarks/realstack.py) and the inner loop (sync, rebuild "
+                             "through the registry and through k3s import, `paless-deploy "
+                             "web`, the old ways: benchmarks/realloop.py)")
     parser.add_argument("--peer-timeout", type=float, default=None, metavar="SECONDS",
                         help=f"--timeout of Helm and kubectl in the failure runs "
                              f"({PEER_TIMEOUT_S}; --quick {QUICK_PEER_TIMEOUT_S}); they wait "
@@ -203,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows: list[Row] = []
         inner: InnerLoop | None = None
         real: RealSizeLoop | None = None
+        whole: RealStackFirst | None = None
         created_real: list[str] = []
         rebuilds: dict[str, list[float]] = {}
         try:
@@ -238,8 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             scale.run()
             rows += scale.rows()
             if args.real_size:
+                whole = RealStackFirst(tools, workdir, bench_id, args.runs)
+                created_real = whole.created  # filled as it goes: deleted at the end
+                whole.measure()
+                rows += whole.rows()
                 real = RealSizeLoop(tools, workdir, bench_id, args.runs)
-                created_real = real.created  # filled as it goes: deleted at the end
+                created_real += real.created  # filled as it goes: deleted at the end
                 real.measure()
                 rows += real.rows()
         except BenchError as exc:
@@ -261,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 nodes.delete()
     notes = [*machine_notes(args, sandbox, helm, load_before), *stack.notes, *data.notes,
              *(inner.final_notes() if inner is not None else []),
+             *(whole.notes() if whole is not None else []),
              *(real.notes() if real is not None else []),
              f"The whole run took {(time.monotonic() - started) / 60:.1f} minutes."]
     if args.json:
@@ -268,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "data": data.samples,
                    "rebuild": rebuilds,
                    "edit_to_ready": inner.samples if inner is not None else {},
-                   "real_size": real.samples if real is not None else {}}
+                   "real_size": real.samples if real is not None else {},
+                   "real_stack": whole.samples if whole is not None else {}}
         print(json_document(rows, samples, notes, {
             "runs": args.runs, "quick": args.quick, "peers": args.peers, "scale": args.scale,
             "data_mb": args.data_mb if args.data else None,

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import subprocess
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,22 +28,24 @@ from tests.fixtures.cluster import Sandbox
 from tests.fixtures.realnode import ON_REAL_NODE, STATE
 from tests.fixtures.realnode import real_node as real_node  # noqa: PLC0414 - the fixture
 from tests.fixtures.realnode import real_stack as real_stack  # noqa: PLC0414 - the fixture
+from tests.fixtures.realnodestack import (
+    HOST_PATHS,
+    ensure_shared_mount,
+    stack_project,
+    unmount_media,
+)
 from tests.fixtures.waiting import eventually
-from tests.integration.deploy_helpers import Project, delete_instances, make_project, run_cli
+from tests.integration.deploy_helpers import Project, delete_instances, run_cli
 
 pytestmark = [pytest.mark.cluster, pytest.mark.docker, pytest.mark.realnode]
 
-REPO = Path(__file__).resolve().parents[2]
-OVERLAY = "realnode-stack"
 REGISTRY = "127.0.0.1:5000"
-STAND_IN = f"{REGISTRY}/ghcr.io/paperless-ngx/paperless-ngx:2.18.4"
 # the images the stack names, as the sandbox's registry must hold them (realstack builds them)
 STACK_IMAGES = ("library/postgres:18.1", "library/redis:7.4.5-alpine",
                 "minio/minio:RELEASE.2025-09-07T16-13-09Z", "minio/mc:RELEASE.2025-08-13T08-35-41Z",
                 "rclone/rclone:1.71.1", "library/busybox:1.37.0",
                 "ghcr.io/paperless-ngx/paperless-ngx:2.18.4")
 PROBE_IMAGE = "postgres:18.1"
-HOST_PATHS = Path("/var/lib/paless")  # the dev overlay's hostPath volumes
 MEDIA_BUCKET = "paperless-media"
 WEB, DATA = "app.kubernetes.io/component", "app.kubernetes.io/part-of"
 TRAEFIK = {"app.kubernetes.io/name": "traefik"}
@@ -79,27 +79,6 @@ def registry_has(image: str) -> bool:
         return False
 
 
-def ensure_shared_mount(path: Path) -> None:
-    """The dev overlay's media volume is mounted Bidirectional by the rclone sidecars, which
-    containerd allows only on a shared mount: make `path` one (a bind mount on itself)."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = any(line.split()[4] == str(path) for line in
-                  Path("/proc/self/mountinfo").read_text().splitlines())
-    if not mounted:
-        subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
-    subprocess.run(["mount", "--make-rshared", str(path)], check=True)
-
-
-def unmount_media(namespaces: list[str]) -> None:
-    """The rclone mounts that Bidirectional propagation left on the host for these
-    namespaces (a FUSE mount outlives its killed sidecar as "transport endpoint is not
-    connected"), detached."""
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4]
-        if any(point.startswith(f"{HOST_PATHS}/{ns}/") for ns in namespaces):
-            subprocess.run(["umount", "-l", point], check=False)
-
-
 @pytest.fixture(scope="module")
 def enforced(real_node, sandbox: Sandbox) -> None:
     """kube-router runs on the real node (skipped, a failure under CI=true, otherwise)."""
@@ -124,11 +103,8 @@ def stacks(enforced, real_stack, sandbox: Sandbox, tmp_path_factory) -> Iterator
     credentials = {"REDIS_PASSWORD": f"redis-{secrets.token_hex(12)}",
                    "MINIO_APP_PASSWORD": f"minio-app-{secrets.token_hex(12)}",
                    "MINIO_ROOT_PASSWORD": f"minio-root-{secrets.token_hex(12)}"}
-    project = make_project(tmp_path_factory.mktemp("isolation"), {
-        "PROJECT_NAME": "isolation", "OVERLAY": OVERLAY, "BASE_IMAGE": STAND_IN,
-        "PALESS_NAMESPACE": "auto", **credentials})
-    shutil.copytree(REPO / "tests" / "fixtures" / "overlays" / OVERLAY,
-                    project.dir / "k8s" / "overlays" / OVERLAY)
+    project = stack_project(tmp_path_factory.mktemp("isolation"), {
+        "PROJECT_NAME": "isolation", "PALESS_NAMESPACE": "auto", **credentials})
     run_id = uuid.uuid4().hex[:6]
     branches = [f"iso-{side}-{run_id}" for side in ("a", "b")]
     namespaces = [branch_namespace("isolation", branch) for branch in branches]
