@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from paless_deploy.adapters import snapshots
 from paless_deploy.adapters.host import utc_now
+from paless_deploy.adapters.kube import ApiError, TransportError
 from paless_deploy.adapters.objectstore import ObjectStore, StoreError
 from paless_deploy.core.apitypes import JsonDict
 from paless_deploy.core.data import postgres, schema
@@ -35,7 +36,7 @@ from paless_deploy.core.data.snapshot import (
     size_problems,
     unusable,
 )
-from paless_deploy.core.errors import ConfigError, DeployFailed
+from paless_deploy.core.errors import ConfigError, DeployFailed, PalessError
 from paless_deploy.core.reporting.progress import ImageProgress
 from paless_deploy.stages.backup import store_failed
 from paless_deploy.stages.datasources import exec_in, open_store, read_services, require
@@ -146,11 +147,24 @@ def restore_with_apps_stopped(kube: Kube, request: RestoreRequest, snapshot: Sna
                     f"{left[0].lower()}`), then restore again with a longer --timeout.",
                     code="restore-failed", resource=left[0])
         done = restore_into(kube, request, snapshot, directory, progress)
-    finally:
-        woken = wake(kube, namespace, request.say)
+    except BaseException:
+        _wake_after_failure(kube, request)  # never raised over the restore's own error
+        raise
+    woken = wake(kube, namespace, request.say)
     for entry in woken:
         wait_ready(kube, namespace, entry.ref, max(1.0, remaining_s()))
     return {**done, "apps_stopped": stopped}
+
+
+def _wake_after_failure(kube: Kube, request: RestoreRequest) -> None:
+    """Start the stopped apps again after a failed restore; when that fails too, say so
+    (the restore's error is the one the run ends with)."""
+    try:
+        wake(kube, request.namespace, request.say)
+    except (PalessError, ApiError, TransportError) as exc:
+        request.warn(f"The apps of {request.namespace} could not be started again after the "
+                     f"failed restore ({exc}); they stay asleep until `paless-deploy -n "
+                     f"{request.namespace} wake` or the next deploy.")
 
 
 def check_schema(kube: Kube, request: RestoreRequest, snapshot: Snapshot) -> None:
