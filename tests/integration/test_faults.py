@@ -230,6 +230,9 @@ def test_sigterm_mid_wait_the_report_names_the_cut_phase_and_keeps_what_was_done
     write_overlay(project.dir, "faults", [*configmaps(2), deployment("tiny", ready_delay="30s")])
     run = LiveCli(project, sandbox.kubeconfig, ns, "--overlay", "faults", "all")
     run.wait_for("waiting    Deployment/tiny", timeout=180)
+    # the phase in progress is the earliest label with an object not yet judged: the
+    # ConfigMaps' verdicts may come a moment after tiny's first line (a loaded machine)
+    run.wait_for("phase config: ready", timeout=60)
     run.proc.send_signal(signal.SIGTERM)
     done = run.finish(timeout=60)
     assert done.returncode == 130, str(done)
