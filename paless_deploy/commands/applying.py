@@ -48,6 +48,7 @@ from paless_deploy.stages.prune import find_prunable, prune, tree_keys
 from paless_deploy.stages.rollout import Rollout, members_of, now_iso, refs
 from paless_deploy.stages.validate import dry_run_all
 from paless_deploy.stages.wait import PhaseOutcome, PhaseWaiter, deadline_error
+from paless_deploy.stages.warmup import clear_warm_up, start_warm_up
 from paless_deploy.stages.watcher import NamespaceWatcher
 from paless_deploy.ui.view import DeployView, make_view
 
@@ -73,6 +74,7 @@ class DeployOptions:
     strict: bool = False  # lint warnings are exit 2, before anything is built
     images_from: Path | None = None  # deploy the images a report names; build nothing
     data: DataOptions = NO_DATA_OPTIONS  # --seed-from, --rollback-data, --allow-reclaim-delete
+    warm_up: bool = False  # pull later objects' images at the start (core.plan.warmup)
 
 
 @dataclass(frozen=True)
@@ -231,12 +233,15 @@ def _roll_out(run: DeployRun, kube: Kube, graph: DeployGraph, options: DeployOpt
     run.view.rollout_started(sum(len(s) for s in stages))
     before = [namespace_phase] if namespace_phase is not None else []
     warnings: list[str] = []
+    warming: list[str] = []
     try:
         done: list[int] = []
         for members in [s for s in stages if s]:
             applier.listed = LiveObjects(kube, [graph.nodes[i].obj for i in members])
             if validate is not None:
                 validate(members, refs(graph, done), applier.listed)
+            if options.warm_up and not warming:
+                warming = _warm_up(run, kube, graph, members, facts)
             outcome = rollout.run(members, scope=[i for s in stages for i in s])
             done += members
             warnings += outcome.warnings
@@ -248,11 +253,23 @@ def _roll_out(run: DeployRun, kube: Kube, graph: DeployGraph, options: DeployOpt
         run.result.phases = [*before, *rollout.phase_reports()]
         run.view.rollout_done()
         watcher.stop()
+        if warming:
+            clear_warm_up(kube, run.namespace)
     for warning in warnings:
         run.warn(warning)
     if options.prune:
         _prune(run, kube, graph)
     return run.result
+
+
+def _warm_up(run: DeployRun, kube: Kube, graph: DeployGraph, members: Sequence[int],
+             facts: ClusterFacts) -> list[str]:
+    """The warm-up pods of this stage (stages.warmup), said in one line when any."""
+    made = start_warm_up(kube, run.namespace, graph, members, facts.nodes.items)
+    if made:
+        run.view.info(f"pulling the images of the objects that wait ahead of them: "
+                      f"{', '.join(f'Pod/{name}' for name in made)}")
+    return made
 
 
 class _Applier:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +32,7 @@ from paless_deploy.core.configuration.config import Config
 from paless_deploy.core.diagnosis.findings import Finding
 from paless_deploy.core.diagnosis.lint import manifest_warnings, refuse_when_strict
 from paless_deploy.core.errors import ConfigError, DeployFailed, Interrupted, PalessError
-from paless_deploy.core.images.delivery import Delivery, with_pull_policy
+from paless_deploy.core.images.delivery import Delivery, DeliveryMethod, with_pull_policy
 from paless_deploy.core.images.discover import App, app_repository
 from paless_deploy.core.images.imageref import in_repository
 from paless_deploy.core.manifests.kinds import by_kind
@@ -156,7 +157,10 @@ def _run_pipeline(run: DeployRun, options: DeployOptions) -> Result:
                          verified=verified)
     if findings:
         return _preflight_failed(run, findings, graph)
-    return apply_under_lock(run, kube, graph, options, facts, namespace_there)
+    # the apps' images pulled while what they wait for starts: `all` through a registry
+    warm = delivery.method == DeliveryMethod.REGISTRY and not options.only_apps
+    return apply_under_lock(run, kube, graph, replace(options, warm_up=warm), facts,
+                            namespace_there)
 
 
 def _render(run: DeployRun, apps: list[App], refs: dict[str, str], delivery: Delivery

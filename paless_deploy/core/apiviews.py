@@ -213,6 +213,16 @@ K3S_INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 
 @dataclass(frozen=True)
+class Taint:
+    """One taint of a Node: pods that do not tolerate it stay off (NoSchedule) or are
+    evicted (NoExecute); PreferNoSchedule only weighs."""
+
+    key: str
+    value: str = ""
+    effect: str = ""
+
+
+@dataclass(frozen=True)
 class Node:
     """What the tool reads of one Node: who it is, what runs its containers, the images it
     reports, its addresses, its architecture and what it can give pods (allocatable)."""
@@ -228,6 +238,8 @@ class Node:
     memory: int = 0  # allocatable memory, bytes
     annotations: Mapping[str, str] = field(default_factory=dict)
     ready: bool = False  # its Ready condition is True
+    taints: tuple[Taint, ...] = ()
+    unschedulable: bool = False  # spec.unschedulable (cordoned)
 
     @property
     def k3s(self) -> bool:
@@ -276,4 +288,8 @@ class Node:
                 "kubernetes.io/arch", ""),
             cpu_m=cpu_millicores(nested(node, "status", "allocatable", "cpu")),
             memory=memory_bytes(nested(node, "status", "allocatable", "memory")),
-            annotations=annotations, ready=ready)
+            annotations=annotations, ready=ready,
+            taints=tuple(Taint(str(t.get("key") or ""), str(t.get("value") or ""),
+                               str(t.get("effect") or ""))
+                         for t in _items(nested(node, "spec", "taints"))),
+            unschedulable=nested(node, "spec", "unschedulable") is True)

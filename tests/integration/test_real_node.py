@@ -379,6 +379,50 @@ def test_an_image_imported_into_containerd_runs_without_the_registry(project, sa
         subprocess.run(["docker", "rmi", "-f", ref], check=False, capture_output=True)
 
 
+def test_the_image_of_what_waits_is_pulled_while_it_waits(project, sandbox, real_node,
+                                                          tmp_path):
+    """Image warm-up: `late` waits for the Job `gate` (5 s); its image, new to the node, is
+    pulled by the warm-up pod meanwhile, so `late`'s pod finds it on the machine; the
+    warm-up pod is gone after the deploy."""
+    root = tmp_path / "warm"
+    shutil.copytree(project.dir, root, symlinks=True)
+    shutil.copytree(root / "web", root / "late", symlinks=True)
+    (root / "late" / "rootfs" / "www" / "stamp.txt").write_text(uuid.uuid4().hex)  # new image
+    gate = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "gate"},
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                **ON_REAL_NODE, "restartPolicy": "Never",
+                "containers": [{"name": "gate", "image": "web",
+                                "command": ["sh", "-c", "sleep 5"]}]}}}}
+    late = workload("late", image="late", probe={"httpGet": {"path": "/stamp.txt",
+                                                              "port": 8080}, "periodSeconds": 1})
+    late["metadata"]["annotations"] = {"paless.io/depends-on": "Job/gate"}
+    write_overlay(root, "warm", [gate, late])
+    namespace = f"t-realnode-warm-{uuid.uuid4().hex[:5]}"
+    try:
+        run = deploy(Project(root, project.env_file), sandbox, namespace, "warm")
+        assert run.returncode == 0 and run.doc["result"] == "success", str(run)
+        said = next((line for line in run.stderr.splitlines()
+                     if "pulling the images of the objects that wait" in line), "")
+        assert "Pod/paless-warm-up-" in said, run.stderr
+        image = next(i["ref"] for i in run.doc["images"] if i["app"] == "late")
+        events = json.loads(sandbox.kubectl("get", "events", "-n", namespace, "-o",
+                                            "json").stdout)["items"]
+        warm_pulled = [e for e in events if e["reason"] == "Pulled" and e["involvedObject"][
+            "name"].startswith("paless-warm-up-") and image in e["message"]]
+        assert warm_pulled and "Successfully pulled" in warm_pulled[0]["message"], events
+        pod = only_pod(sandbox, namespace, "late")
+        assert seconds_between(warm_pulled[0]["firstTimestamp"],
+                               pod["metadata"]["creationTimestamp"]) >= 0
+        pulled = [e["message"] for e in events_of(sandbox, namespace, pod["metadata"]["name"])
+                  if e["reason"] == "Pulled"]
+        assert any("already present on machine" in m for m in pulled), pulled
+        eventually(lambda: not json.loads(sandbox.kubectl(
+            "get", "pods", "-n", namespace, "-l", "paless.io/warm-up", "-o", "json").stdout
+        )["items"], 30, "the warm-up pod gone")
+    finally:
+        delete_instances(sandbox, [namespace])
+
+
 # ---------------------------------------------------------------------------
 # scripts/sandbox and the real node
 
