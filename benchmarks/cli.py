@@ -208,7 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         inner: InnerLoop | None = None
         real: RealSizeLoop | None = None
         whole: RealStackFirst | None = None
-        created_real: list[str] = []
         rebuilds: dict[str, list[float]] = {}
         try:
             rows.append(measure_help(tools, args.runs))
@@ -244,11 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += scale.rows()
             if args.real_size:
                 whole = RealStackFirst(tools, workdir, bench_id, args.runs)
-                created_real = whole.created  # filled as it goes: deleted at the end
                 whole.measure()
                 rows += whole.rows()
                 real = RealSizeLoop(tools, workdir, bench_id, args.runs)
-                created_real += real.created  # filled as it goes: deleted at the end
                 real.measure()
                 rows += real.rows()
         except BenchError as exc:
@@ -260,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if inner is not None:
                 inner.stop()
+            # the real-size sections fill their lists as they go (a failure keeps them)
+            created_real = [*(whole.created if whole else []), *(real.created if real else [])]
             created = sorted(set(stack.created + scale.created + created_real + data.created))
             if args.keep:
                 say(f"keeping namespaces {', '.join(created)} and nodes {', '.join(nodes.names)}")
