@@ -471,7 +471,7 @@ def deploy_broken(stacks: Stacks, sandbox: Sandbox, name: str, kustomization: st
     overlay.mkdir(exist_ok=True)
     (overlay / "kustomization.yaml").write_text(kustomization)
     run = run_cli(stacks.project, sandbox.kubeconfig, stacks.b, "--overlay", name,
-                  "--progress-deadline", "60s", "all", timeout=900)
+                  "--progress-deadline", "40s", "all", timeout=900)
     assert run.returncode == 1, run
     assert not [v for v in stacks.credentials.values() if v in run.stdout + run.stderr]
     return json.dumps(run.doc["errors"])
