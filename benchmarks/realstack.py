@@ -199,7 +199,8 @@ class RealStackFirst:
         self.held.append(held)
         if held:
             say(f"real size, whole stack: the node still holds {held} of the stand-in's "
-                "layers (a container of another namespace uses them)")
+                "layers (shared with a kept image, or used by a container of another "
+                "namespace)")
 
     def rows(self) -> list[Row]:
         s = self.samples
