@@ -25,15 +25,8 @@ SELECTOR = f"{WARM_UP_LABEL}=true"
 
 def waiting_objects(graph: DeployGraph, members: Sequence[int]) -> list[tuple[JsonDict, bool]]:
     """(object, waits for another to be ready, directly or through what it needs)."""
-    memo: dict[int, bool] = {}
-
-    def waits(i: int) -> bool:
-        if i not in memo:
-            memo[i] = False  # the graph has no cycles; this only stops a revisit
-            memo[i] = any(n.ready or waits(n.on) for n in graph.nodes[i].needs)
-        return memo[i]
-
-    return [(graph.nodes[i].obj, waits(i)) for i in members]
+    waiting = graph.waiting()
+    return [(graph.nodes[i].obj, i in waiting) for i in members]
 
 
 def start_warm_up(kube: Kube, namespace: str, graph: DeployGraph, members: Sequence[int],

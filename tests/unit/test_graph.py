@@ -297,3 +297,21 @@ def test_an_annotated_phase_orders_annotated_objects_and_workloads_not_config() 
     graph = build_graph(objects)
     assert needs(graph, "ConfigMap/report") == {"Job/seed": ("depends-on", True)}
     assert needs(graph, "Job/seed") == {"Secret/early": ("phase", True)}
+
+
+def test_what_waits_follows_needs_through_chains_of_any_length() -> None:
+    from paless_deploy.core.plan.graph import Node
+    from paless_deploy.core.plan.rules import Need
+
+    def node(*needs: Need) -> Node:
+        return Node(obj=obj("ConfigMap", "x"), phase="config", reason="test", needs=needs)
+
+    # 0 applied only; 1 needs 0 applied (waits for nothing running); 2 needs 1 ready;
+    # 3 needs 2 applied (waits, through 2); 4 needs nothing
+    graph = DeployGraph((node(), node(Need(0, "a", ready=False)), node(Need(1, "b")),
+                         node(Need(2, "c", ready=False)), node()))
+    assert graph.waiting() == {2, 3}
+    # a chain far past Python's recursion limit
+    length = 5000
+    chain = DeployGraph((node(),) + tuple(node(Need(i, "next")) for i in range(length - 1)))
+    assert chain.waiting() == set(range(1, length))

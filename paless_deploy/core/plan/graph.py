@@ -72,6 +72,15 @@ class DeployGraph:
             out[w].append(i)
         return out
 
+    def waiting(self) -> set[int]:
+        """The objects that wait for another to be ready, directly or through what they
+        need (an object needing only applied ones waits for nothing running)."""
+        out: set[int] = set()
+        for members in self.waves():  # needs are always of an earlier wave
+            out.update(i for i in members
+                       if any(n.ready or n.on in out for n in self.nodes[i].needs))
+        return out
+
     def wave_of(self) -> dict[int, int]:
         return {i: w for w, members in enumerate(self.waves()) for i in members}
 
