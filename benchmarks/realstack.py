@@ -176,23 +176,18 @@ class RealStackFirst:
     def _forget(self) -> None:
         """The node without the Paless images: every image but the data services' and its
         own removed (the tests' and the other benchmarks' images are built FROM the
-        stand-in too), once no container uses them (the kubelet removes a deleted pod's;
-        stopped ones left are removed here), their content collected (`--sync`); then how
-        many of the stand-in's layers it still holds is noted."""
+        stand-in too) with the stopped containers that use them, their content collected
+        (`--sync`); then how many of the stand-in's layers it still holds is noted."""
         rows = [line.split() for line in _ctr("images", "ls").splitlines()[1:] if line.strip()]
         kept = {row[2] for row in rows if any(k in row[0] for k in KEEP)}
         refs = [row[0] for row in rows if row[2] not in kept]
         forgotten = {ref.split("@", 1)[0].rsplit(":", 1)[0] for ref in refs
                      if not ref.startswith("sha256:")}
-        deadline = time.monotonic() + 120
-        while True:
-            containers = [line.split()[0] for line in _ctr("containers", "ls").splitlines()[1:]
-                          if line.strip() and line.split()[1].rsplit(":", 1)[0] in forgotten]
-            if not containers or time.monotonic() > deadline:
-                break
-            time.sleep(2)
-        for container in containers:  # stopped ones the kubelet has not collected yet
-            _ctr("containers", "rm", container, check=False)
+        # the namespaces were awaited gone (`_delete`), so their pods' containers are
+        # stopped; the kubelet collects them later: removed here instead
+        for line in _ctr("containers", "ls").splitlines()[1:]:
+            if line.strip() and line.split()[1].rsplit(":", 1)[0] in forgotten:
+                _ctr("containers", "rm", line.split()[0], check=False)
         if refs:
             _ctr("images", "rm", "--sync", *refs)
         held = _stand_in_layers_held()
