@@ -44,6 +44,9 @@ SERVICE_CIDR = "10.96.0.0/16"
 REAL_NODE = "sandbox-real"
 REAL_KEY = "sandbox.paless.io/real"  # label and NoSchedule taint, value "true"
 REALNODE = STATE / "realnode"
+# the dev overlay's hostPath volumes (k8s/overlays/dev/volumes.yaml), where the rclone
+# sidecars' Bidirectional FUSE mounts reach the host
+DEV_HOST_PATHS = Path("/var/lib/paless")
 CONTAINERD_CONFIG = REALNODE / "containerd" / "config.toml"
 CONTAINERD_SOCK = REALNODE / "containerd" / "containerd.sock"
 HOSTS_DIR = REALNODE / "containerd" / "certs.d"  # registry hosts: plain HTTP to ours

@@ -54,6 +54,22 @@ def mounts_under(root: Path) -> list[str]:
     return points_under(read_mounts(), root)
 
 
+def fuse_points_under(mounts: list[Mount], root: Path) -> list[str]:
+    """FUSE mount points below `root`, deepest first (an rclone sidecar's media mount that
+    Bidirectional propagation left on the host: once its pod is gone, a dead endpoint)."""
+    fuse = {m.point for m in mounts if m.fstype == "fuse" or m.fstype.startswith("fuse.")}
+    return [p for p in points_under(mounts, root) if p in fuse]
+
+
+def unmount_stale_fuse(root: Path) -> None:
+    """Detach the FUSE mounts below `root` (only when no pod runs: `sandbox down`)."""
+    points = fuse_points_under(read_mounts(), root)
+    for point in points:
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    if points:
+        say(f"real node: detached {len(points)} FUSE mount(s) its pods left under {root}")
+
+
 def unmount_under(root: Path) -> None:
     """Pod volumes, container root filesystems, shm and network namespaces of the real node."""
     for _ in range(5):  # a mount may hide another at the same point

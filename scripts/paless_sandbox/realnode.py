@@ -26,6 +26,7 @@ from paless_sandbox.layout import (
     CNI_BIN,
     CNI_PLUGINS,
     CONTAINERD_SOCK,
+    DEV_HOST_PATHS,
     HOSTS_DIR,
     LOGS,
     POD_CIDR,
@@ -37,7 +38,7 @@ from paless_sandbox.layout import (
     UNAVAILABLE,
 )
 from paless_sandbox.messages import SandboxError, say, tail
-from paless_sandbox.mounts import unmount_under
+from paless_sandbox.mounts import unmount_stale_fuse, unmount_under
 from paless_sandbox.netpol import (
     remove_policy_rules,
     start_policy_controller,
@@ -253,6 +254,7 @@ def stop_real_node() -> None:
         say(f"real node: stopping stray process {pid}")
         stop_pid(pid, str(pid), grace=5)
     unmount_under(REALNODE)
+    unmount_stale_fuse(DEV_HOST_PATHS)
     remove_policy_rules()
     remove_pod_network()
     remove_cgroup_root()

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from paless_sandbox import kernel
 from paless_sandbox.cgroups import CgroupMount
-from paless_sandbox.mounts import Mount, parse_mountinfo, points_under, unescape_mount_path
+from paless_sandbox.mounts import (
+    Mount,
+    fuse_points_under,
+    parse_mountinfo,
+    points_under,
+    unescape_mount_path,
+)
 from paless_sandbox.podnetwork import FORWARD_RULES, jumps_to
 from paless_sandbox.processes import is_stray
 
@@ -33,6 +39,17 @@ def test_points_under_a_root_are_deepest_first_and_exclude_the_root_and_its_name
     points = points_under(parse_mountinfo(MOUNTINFO), Path("/state/realnode"))
     assert points == ["/state/realnode/kubelet/pods/a/volumes/my data",
                       "/state/realnode/containerd/state/netns/cni-1"]
+
+
+def test_only_fuse_mounts_under_the_dev_volumes_are_stale_candidates() -> None:
+    table = MOUNTINFO + (
+        "50 22 0:50 / /var/lib/paless rw shared:7 - ext4 /dev/vda rw\n"
+        "51 50 0:51 / /var/lib/paless/ns-a/media rw shared:8 - fuse.rclone minio: rw\n"
+        "52 50 0:52 / /var/lib/paless/ns-a/data rw - ext4 /dev/vda rw\n"
+        "53 22 0:53 / /var/lib/paless-other/media rw - fuse.rclone minio: rw\n"
+        "54 50 0:54 / /var/lib/paless/ns-b/media/x rw - fuse fuse rw\n")
+    assert fuse_points_under(parse_mountinfo(table), Path("/var/lib/paless")) == [
+        "/var/lib/paless/ns-b/media/x", "/var/lib/paless/ns-a/media"]
 
 
 V1_ALL: list[CgroupMount] = [
