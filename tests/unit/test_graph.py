@@ -256,8 +256,12 @@ def test_independent_objects_share_a_wave_and_jobs_follow_what_they_address() ->
     assert wave["Job/bucket"] > wave["StatefulSet/minio"]
     assert wave["Job/role"] > wave["StatefulSet/postgres"]
     assert wave["Job/bucket"] == wave["Job/role"]  # neither waits for the other
-    assert wave["Deployment/scheduler"] < wave["Deployment/worker"] < wave["Deployment/web"]
+    # the scheduler and the workers together, the web app after both
+    assert wave["Deployment/scheduler"] == wave["Deployment/worker"] < wave["Deployment/web"]
     assert wave["Deployment/scheduler"] > wave["Job/role"]
+    web = graph.nodes[[n.ref for n in graph.nodes].index("Deployment/web")]
+    assert {graph.nodes[n.on].ref for n in web.needs if n.rule == "paless-order"} >= {
+        "Deployment/scheduler", "Deployment/worker"}
 
 
 @pytest.mark.parametrize(("name", "component"), [

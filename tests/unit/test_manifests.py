@@ -380,14 +380,14 @@ def test_the_stack_graph_keeps_the_paless_order_and_parallel_data_services(overl
     assert wave["Job/postgres-init"] > wave["StatefulSet/postgres"]
     assert wave["Job/migrate"] > wave["Job/postgres-init"]
     # the Paless startup order, stated in k8s/ with paless.io/depends-on
-    assert wave["Job/migrate"] < wave["Deployment/scheduler"] < wave["Deployment/worker"] \
+    assert wave["Job/migrate"] < wave["Deployment/scheduler"] == wave["Deployment/worker"] \
         < wave["Deployment/web"] < wave["Ingress/web"]
     stated = {n.ref: {graph.nodes[x.on].ref for x in n.needs if x.rule == "depends-on"}
               for n in graph.nodes}
     assert stated["Deployment/scheduler"] == {"StatefulSet/minio", "StatefulSet/redis",
                                               "Job/migrate"}
-    assert stated["Deployment/worker"] == {"Deployment/scheduler"}
-    assert stated["Deployment/web"] == {"Deployment/worker"}
+    assert stated["Deployment/worker"] == stated["Deployment/scheduler"]
+    assert stated["Deployment/web"] == {"Deployment/scheduler", "Deployment/worker"}
 
 
 def test_migration_runs_as_owner_and_apps_as_app_role() -> None:

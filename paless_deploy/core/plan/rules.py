@@ -30,7 +30,10 @@ POD_KINDS = frozenset({*WORKLOAD_KINDS, "Job", "CronJob"})  # kinds that make po
 # tree's own objects, so only the groups of the tree's custom kinds are followed.
 BUILTIN_GROUPS = frozenset({api_group(k.api_version) for k in BY_KIND.values()} | {""})
 DATA_TIER = ("object-storage", "data")  # labels of the Paless data services
-APP_TIER = ("scheduler", "worker", "web")  # the Paless apps, in their startup order
+APP_TIER = ("scheduler", "worker", "web")  # the Paless apps
+# the Paless startup order among the apps: the scheduler and the workers together (neither
+# needs the other: Redis holds the tasks), the web app, which faces users, after both
+APPS_BEFORE = {"scheduler": (), "worker": (), "web": ("scheduler", "worker")}
 
 
 @dataclass(frozen=True)
@@ -344,14 +347,10 @@ def _phase_annotation(i: int, obj: JsonDict, tree: Tree) -> Iterator[Need]:
 
 def _paless_order(i: int, obj: JsonDict, tree: Tree) -> Iterator[Need]:
     """In a tree that looks like ours: the apps after the data services and the Jobs,
-    and the scheduler before the workers before the web app (the Paless startup order)."""
+    and the web app after the scheduler and the workers (the Paless startup order)."""
     phase = tree.phase(i)
     if not tree.ours or obj.get("kind") not in WORKLOAD_KINDS or phase not in APP_TIER:
         return
-    rank = APP_TIER.index(phase)
-    present = [t for t in APP_TIER[:rank]
-               if any(tree.phase(k) == t for k, _ in tree.of_kind(*WORKLOAD_KINDS))]
-    previous = present[-1] if present else None
     for j, other in tree.of_kind(*WORKLOAD_KINDS, "Job"):
         if namespace_in(other) != namespace_in(obj):
             continue
@@ -359,8 +358,8 @@ def _paless_order(i: int, obj: JsonDict, tree: Tree) -> Iterator[Need]:
             yield Need(j, "the Paless order: apps after the Jobs")
         elif tree.phase(j) in DATA_TIER:
             yield Need(j, "the Paless order: apps after the data services")
-        elif tree.phase(j) == previous:
-            yield Need(j, f"the Paless order: {previous} before {phase}")
+        elif tree.phase(j) in APPS_BEFORE[phase]:
+            yield Need(j, f"the Paless order: {tree.phase(j)} before {phase}")
 
 
 # ---------------------------------------------------------------------------
@@ -406,6 +405,6 @@ RULES: tuple[DependencyRule, ...] = (
     DependencyRule("phase", f"annotation {labels.PHASE}: after every workload and Job of "
                    "an earlier phase, and every object annotated with one", _phase_annotation),
     DependencyRule("paless-order", "a tree that looks like Paless: data services and Jobs "
-                   "before the apps, scheduler, then worker, then web", _paless_order,
-                   inferred=True),
+                   "before the apps, the web app after the scheduler and the workers",
+                   _paless_order, inferred=True),
 )
