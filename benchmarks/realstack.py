@@ -90,6 +90,8 @@ class RealStackFirst:
     size: str = ""
     why_not: str = ""
     held: list[int] = dataclasses.field(default_factory=list)  # stand-in layers left, per run
+    # container restarts in the namespace when each first deploy ended, per way
+    restarts: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         credentials = {"REDIS_PASSWORD": f"redis-{secrets.token_hex(12)}",
@@ -158,13 +160,32 @@ class RealStackFirst:
         target = tool.target(project, namespace)
         done = tool.deploy_ok(target, DEPLOY_TIMEOUT_S, f"first deploy ({sample})")
         self.samples[sample].append(done.seconds if done.returncode == 0 else None)
-        said = f"real size, whole stack: {tool.name} first deploy {done.seconds:.1f}s"
+        restarts = self._restarts(namespace)
+        self.restarts.setdefault(tool.name, []).append(restarts)
+        said = (f"real size, whole stack: {tool.name} first deploy {done.seconds:.1f}s "
+                f"({restarts} container restart(s))")
         if noop:
             again = tool.deploy_ok(target, DEPLOY_TIMEOUT_S, "no-op")
             self.samples[noop].append(again.seconds if again.returncode == 0 else None)
             said += f", no-op {again.seconds:.2f}s"
         say(said)
         self._delete(namespace)
+
+    def _restarts(self, namespace: str) -> int:
+        """The restarts of every container of the namespace's pods (the apps of a tool that
+        starts everything at once restart until the database answers)."""
+        import json
+
+        done = run(self.tools.kubectl("get", "pods", "-n", namespace, "-o", "json"),
+                   self.tools.env, timeout=60)
+        try:
+            pods = json.loads(done.output)["items"] if done.returncode == 0 else None
+        except ValueError:
+            pods = None
+        if pods is None:
+            return -1  # not known (said as such in the notes)
+        return sum(int(c.get("restartCount") or 0) for pod in pods
+                   for c in (pod.get("status") or {}).get("containerStatuses") or [])
 
     def _delete(self, namespace: str) -> None:
         from tests.fixtures.realnodestack import HOST_PATHS, unmount_media
@@ -223,7 +244,8 @@ class RealStackFirst:
             f"still held before each first deploy: {self.held or 'not measured'} (0: a cold "
             "node). Timed from the command to "
             "every workload rolled out and every Job complete; the namespace is deleted "
-            "after each way.")]
+            "after each way. Container restarts when each first deploy ended: "
+            + "; ".join(f"{name}: {counts}" for name, counts in self.restarts.items()) + ".")]
 
 
 def _ctr(*args: str, check: bool = True) -> str:
