@@ -356,6 +356,33 @@ def test_the_apps_minio_user_reaches_its_bucket_and_nothing_else(stacks: Stacks,
     assert anonymous.stdout.startswith("HTTP/1.1 403"), anonymous
 
 
+def test_a_rollout_of_web_leaves_the_new_pod_its_mount(stacks: Stacks, sandbox: Sandbox) -> None:
+    """Each app pod's rclone sidecar mounts onto a volume of its own: a rollout of web (as
+    `dev` makes) leaves the new pod's mount alive when the old pod's sidecar unmounts. On
+    the dev overlay's shared hostPath the sidecars' mounts stacked in one node directory,
+    the old sidecar took the new one's with it, and the new pod never started again
+    (failed to stat the media path: transport endpoint is not connected). The next test
+    then writes through the new pod."""
+    selector = f"{WEB}=web,{NOT_PROBE}"
+
+    def pods() -> list[dict]:
+        return json.loads(sandbox.kubectl("get", "pods", "-n", stacks.a, "-l", selector,
+                                          "-o", "json").stdout)["items"]
+
+    before = {p["metadata"]["name"] for p in pods()}
+    sandbox.kubectl("rollout", "restart", "deployment/web", "-n", stacks.a)
+    sandbox.kubectl("rollout", "status", "deployment/web", "-n", stacks.a, "--timeout=180s")
+    eventually(lambda: not before & {p["metadata"]["name"] for p in pods()}, 90,
+               "the replaced web pod gone")
+    time.sleep(8)  # the old sidecar's unmount, then the new sidecar's probes (every 5 s)
+    (pod,) = pods()
+    statuses = {c["name"]: c for c in pod["status"]["containerStatuses"]}
+    assert all(c["ready"] and c["restartCount"] == 0 for c in statuses.values()), statuses
+    looked = sandbox.kubectl("exec", "-n", stacks.a, pod["metadata"]["name"], "-c", "web", "--",
+                             "ls", "/usr/src/paperless/media", check=False)
+    assert looked.returncode == 0, looked.stderr
+
+
 def test_a_file_web_writes_under_its_media_path_reaches_the_bucket(stacks: Stacks,
                                                                    sandbox: Sandbox) -> None:
     """The rclone sidecar's FUSE mount, end to end: web writes a file where Paperless keeps

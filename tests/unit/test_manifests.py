@@ -339,6 +339,20 @@ def test_staging_and_dev_volumes_are_smaller_than_prod() -> None:
     assert all(dev[n] < staging[n] < prod[n] for n in prod)
 
 
+def test_each_app_pod_mounts_the_bucket_on_a_volume_of_its_own_in_dev() -> None:
+    # on dev's hostPath claim the sidecars' FUSE mounts stacked in one node directory and a
+    # rollout broke the new pod (k8s/overlays/dev/media-per-pod.yaml); elsewhere each pod
+    # mounts the claim at a path of its own already
+    for overlay in ("dev", "prod"):
+        for app in APPS:
+            volumes = spec_of(by_name(rendered(overlay), "Deployment", app))["volumes"]
+            media = next(v for v in volumes if v["name"] == "media")
+            if overlay == "dev":
+                assert media == {"name": "media", "emptyDir": {}}, (app, media)
+            else:
+                assert media["persistentVolumeClaim"]["claimName"] == "paperless-media-pvc"
+
+
 def test_rclone_mount_propagation_and_probe(overlay: str) -> None:
     for app in APPS:
         spec = spec_of(by_name(rendered(overlay), "Deployment", app))
