@@ -24,6 +24,7 @@ to the whole stack Ready (every workload rolled out, every Job complete):
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import secrets
 import shutil
@@ -174,8 +175,6 @@ class RealStackFirst:
     def _restarts(self, namespace: str) -> int:
         """The restarts of every container of the namespace's pods (the apps of a tool that
         starts everything at once restart until the database answers)."""
-        import json
-
         done = run(self.tools.kubectl("get", "pods", "-n", namespace, "-o", "json"),
                    self.tools.env, timeout=60)
         try:
@@ -258,7 +257,6 @@ def _ctr(*args: str, check: bool = True) -> str:
 
 def _stand_in_layers_held() -> int:
     """How many of the stand-in's layers the node's content store still holds."""
-    import json
     import urllib.request
 
     accept = ("application/vnd.docker.distribution.manifest.v2+json, "

@@ -30,8 +30,7 @@ POD_KINDS = frozenset({*WORKLOAD_KINDS, "Job", "CronJob"})  # kinds that make po
 # tree's own objects, so only the groups of the tree's custom kinds are followed.
 BUILTIN_GROUPS = frozenset({api_group(k.api_version) for k in BY_KIND.values()} | {""})
 DATA_TIER = ("object-storage", "data")  # labels of the Paless data services
-APP_TIER = ("scheduler", "worker", "web")  # the Paless apps
-# the Paless startup order among the apps: the scheduler and the workers together (neither
+# the Paless apps and their startup order: the scheduler and the workers together (neither
 # needs the other: Redis holds the tasks), the web app, which faces users, after both
 APPS_BEFORE = {"scheduler": (), "worker": (), "web": ("scheduler", "worker")}
 
@@ -349,7 +348,7 @@ def _paless_order(i: int, obj: JsonDict, tree: Tree) -> Iterator[Need]:
     """In a tree that looks like ours: the apps after the data services and the Jobs,
     and the web app after the scheduler and the workers (the Paless startup order)."""
     phase = tree.phase(i)
-    if not tree.ours or obj.get("kind") not in WORKLOAD_KINDS or phase not in APP_TIER:
+    if not tree.ours or obj.get("kind") not in WORKLOAD_KINDS or phase not in APPS_BEFORE:
         return
     for j, other in tree.of_kind(*WORKLOAD_KINDS, "Job"):
         if namespace_in(other) != namespace_in(obj):
